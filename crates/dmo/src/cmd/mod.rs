@@ -1,0 +1,73 @@
+//! Subcommand definitions and their dispatch.
+
+mod intent;
+mod pending;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Intent-driven orchestration of federated learning over an emulated 5G network.
+#[derive(Debug, Parser)]
+#[command(name = "dmo", version, about, long_about = None)]
+pub struct Cli {
+    /// More log output (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands of `dmo`.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a whole experiment: testbed, orchestrators, intents, report.
+    Run(pending::RunArgs),
+    /// Validate, send and follow ML intents.
+    #[command(subcommand)]
+    Intent(intent::IntentCmd),
+    /// Flower-compatible federated-learning server and client.
+    #[command(subcommand)]
+    Fl(pending::FlCmd),
+    /// Run a node agent (REST API that starts FL servers and clients).
+    Node(pending::NodeArgs),
+    /// Run an ML function orchestrator (edge or cloud role).
+    Mlfo(pending::MlfoArgs),
+    /// Generate, bring up and tear down network testbeds.
+    #[command(subcommand)]
+    Testbed(pending::TestbedCmd),
+    /// List the datasets and how to get the missing ones.
+    #[command(subcommand)]
+    Datasets(pending::DatasetsCmd),
+    /// Re-render an experiment's report from its summary.json.
+    Report(pending::ReportArgs),
+}
+
+/// Sets up `tracing` on stderr at the level the `-v` flags ask for.
+pub fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Runs the chosen subcommand and returns the process exit status.
+pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Intent(cmd) => intent::run(cmd),
+        Command::Run(_) => pending::not_yet("run", 6),
+        Command::Fl(_) => pending::not_yet("fl", 3),
+        Command::Node(_) => pending::not_yet("node", 5),
+        Command::Mlfo(_) => pending::not_yet("mlfo", 5),
+        Command::Testbed(_) => pending::not_yet("testbed", 6),
+        Command::Datasets(_) => pending::not_yet("datasets", 4),
+        Command::Report(_) => pending::not_yet("report", 6),
+    }
+}

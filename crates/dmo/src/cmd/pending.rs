@@ -1,0 +1,72 @@
+//! Argument shapes of the subcommands whose implementation has not landed
+//! yet. Each of them says so and exits non-zero instead of pretending.
+
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Arguments of `dmo run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Scenario file (YAML); the built-in default scenario when omitted.
+    pub scenario: Option<PathBuf>,
+    /// Directory for summary.json, rounds.csv, report.html and logs/.
+    #[arg(long, default_value = "results")]
+    pub out: PathBuf,
+}
+
+/// `dmo fl ...` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum FlCmd {
+    /// Run a Flower-compatible FL server.
+    Server,
+    /// Run an FL client that joins a Flower-compatible server.
+    Client,
+}
+
+/// Arguments of `dmo node`.
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// Address of the node agent's REST API.
+    #[arg(long, default_value = "127.0.0.1:5000")]
+    pub listen: String,
+}
+
+/// Arguments of `dmo mlfo`.
+#[derive(Debug, Args)]
+pub struct MlfoArgs {
+    /// MLFO configuration file (role, listen addresses, inventory, catalog).
+    #[arg(long)]
+    pub config: PathBuf,
+}
+
+/// `dmo testbed ...` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TestbedCmd {
+    /// Write the prototype-shaped topology for N cohorts.
+    Gen,
+    /// Bring a topology up.
+    Up,
+    /// Tear a topology down.
+    Down,
+}
+
+/// `dmo datasets ...` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DatasetsCmd {
+    /// Show each dataset, whether it is present, and how to get it.
+    List,
+}
+
+/// Arguments of `dmo report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Results directory holding summary.json.
+    pub dir: PathBuf,
+}
+
+/// Reports that `what` is not implemented yet, naming the issue that tracks it.
+pub fn not_yet(what: &str, issue: u32) -> anyhow::Result<ExitCode> {
+    eprintln!("dmo {what}: not implemented yet (tracked in issue #{issue})");
+    Ok(ExitCode::from(2))
+}

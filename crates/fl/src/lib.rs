@@ -1,0 +1,1 @@
+//! Federated-learning runtime speaking Flower's gRPC wire protocol.

@@ -1,0 +1,1 @@
+//! ML intents: the model, validation, and the pipeline catalog.
