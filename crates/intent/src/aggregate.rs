@@ -1,0 +1,45 @@
+//! The federated-aggregation intent the edge MLFO sends to the cloud MLFO over Mo-Mo.
+
+use crate::model::{AGGREGATE_OPERAND, AGGREGATE_OPERATION, Constraints, Intent, Target};
+use crate::resolve::ResolvedTarget;
+
+impl ResolvedTarget {
+    /// The prototype's federated-aggregation intent for this target
+    /// (`operation: aggregate.global`, `operand: model.federated`), with id
+    /// `intent_id`; `None` when the plan is not federated.
+    ///
+    /// Its constraints carry the prototype's sourcekind, modelkind, avgalgo,
+    /// fracfit, minfit, minav, numround and sameserv, plus every extension the
+    /// plan holds, all explicit, so that resolving it yields the same plan.
+    pub fn to_aggregate_intent(&self, intent_id: &str) -> Option<Intent> {
+        let plan = self.plan.federated()?;
+        let constraints = Constraints {
+            privacy_level: None,
+            source_kind: Some(self.pipeline.src.kind),
+            model_kind: Some(self.pipeline.model.kind),
+            avg_algo: Some(plan.strategy.kind()),
+            fraction_fit: Some(plan.fraction_fit),
+            min_fit: Some(plan.min_fit),
+            min_available: Some(plan.min_available),
+            num_rounds: Some(plan.rounds),
+            same_server: Some(plan.same_server),
+            strategy_params: plan.strategy.params(),
+            cohort: plan.cohort.clone(),
+            local_epochs: Some(plan.local_epochs),
+            batch_size: Some(plan.batch_size),
+            learning_rate: Some(plan.learning_rate),
+            target_accuracy: plan.target_accuracy,
+            deadline_s: plan.deadline_s,
+            max_bandwidth_mbps: plan.max_bandwidth_mbps,
+        };
+        Some(Intent {
+            intent_id: intent_id.to_owned(),
+            targets: vec![Target {
+                id: self.id.clone(),
+                operation: AGGREGATE_OPERATION.to_owned(),
+                operand: AGGREGATE_OPERAND.to_owned(),
+                constraints,
+            }],
+        })
+    }
+}
