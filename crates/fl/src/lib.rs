@@ -5,8 +5,13 @@
 //! which the `ml` crate implements.
 
 pub mod config;
+pub mod history;
+pub mod npy;
+pub mod proto;
+pub mod strategy;
 pub mod tensor;
 pub mod trainer;
+pub mod wire;
 
 pub use config::{Config, Scalar};
 pub use tensor::Tensor;

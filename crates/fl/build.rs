@@ -1,0 +1,12 @@
+//! Compiles Flower's transport protocol with protox (pure Rust, no protoc).
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let proto_dir = "../../proto";
+    let file = "flwr/transport.proto";
+    println!("cargo:rerun-if-changed={proto_dir}/{file}");
+    let fds = protox::compile([file], [proto_dir])?;
+    tonic_prost_build::configure()
+        .bytes(".flwr.proto.Parameters.tensors")
+        .compile_fds(fds)?;
+    Ok(())
+}

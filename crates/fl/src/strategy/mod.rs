@@ -1,0 +1,249 @@
+//! Aggregation strategies behind one [`Strategy`] trait, one module each,
+//! sharing the arithmetic in [`aggregate`].
+
+pub mod aggregate;
+mod fedavg;
+mod fedavgm;
+mod fedmedian;
+mod fedopt;
+mod fedprox;
+mod krum;
+mod trimmed;
+
+pub use fedavg::FedAvg;
+pub use fedavgm::FedAvgM;
+pub use fedmedian::FedMedian;
+pub use fedopt::{FedOpt, FedOptKind};
+pub use fedprox::FedProx;
+pub use krum::Krum;
+pub use trimmed::FedTrimmedAvg;
+
+use crate::config::Config;
+use crate::tensor::Tensor;
+use serde::{Deserialize, Serialize};
+
+/// One client's successful `FitRes`, decoded.
+#[derive(Debug, Clone)]
+pub struct FitResult {
+    /// Server-assigned client id.
+    pub client: String,
+    /// Updated parameters.
+    pub parameters: Vec<Tensor>,
+    /// Training examples the client used.
+    pub num_examples: u64,
+    /// Client metrics.
+    pub metrics: Config,
+}
+
+/// Why a strategy could not aggregate a round.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AggregateError {
+    /// No results to aggregate.
+    #[error("no fit results to aggregate")]
+    NoResults,
+    /// The strategy needs more results than arrived.
+    #[error("{strategy} needs at least {needed} results, got {got}")]
+    TooFewResults {
+        /// Strategy name.
+        strategy: &'static str,
+        /// Results it needs.
+        needed: usize,
+        /// Results that arrived.
+        got: usize,
+    },
+}
+
+/// A federated aggregation strategy: what to send with each round and how to
+/// combine the clients' updates into the next global model.
+pub trait Strategy: Send {
+    /// The strategy's name as users write it (e.g. `fedavg`).
+    fn name(&self) -> &'static str;
+    /// Extra configuration sent with every `FitIns` (e.g. FedProx's `proximal_mu`).
+    fn fit_config(&self) -> Config {
+        Config::new()
+    }
+    /// Combines `results` (shapes already checked against `current`) into the
+    /// next global parameters.
+    fn aggregate_fit(
+        &mut self,
+        current: &[Tensor],
+        results: &[FitResult],
+    ) -> Result<Vec<Tensor>, AggregateError>;
+}
+
+/// A strategy and its parameters as users choose them (CLI, intents, JSON).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "name", rename_all = "kebab-case")]
+pub enum StrategyConfig {
+    /// Example-weighted averaging.
+    #[serde(alias = "FedAvg")]
+    Fedavg,
+    /// FedAvg with server momentum.
+    Fedavgm {
+        /// Server learning rate.
+        #[serde(default = "one")]
+        server_lr: f32,
+        /// Server momentum.
+        #[serde(default = "default_momentum")]
+        momentum: f32,
+    },
+    /// FedAvg aggregation with a proximal term on the clients.
+    Fedprox {
+        /// Proximal term weight sent to clients.
+        #[serde(default = "default_mu")]
+        proximal_mu: f64,
+    },
+    /// Adaptive server optimiser: Adam.
+    Fedadam(FedOptParams),
+    /// Adaptive server optimiser: Yogi.
+    Fedyogi(FedOptParams),
+    /// Adaptive server optimiser: Adagrad.
+    Fedadagrad(FedOptParams),
+    /// Coordinate-wise median.
+    Fedmedian,
+    /// Coordinate-wise trimmed mean.
+    Fedtrimmedavg {
+        /// Fraction cut from each end.
+        #[serde(default = "default_beta")]
+        beta: f32,
+    },
+    /// Krum (keep 1) or Multi-Krum (keep m > 1).
+    Krum {
+        /// Number of malicious clients tolerated.
+        #[serde(default)]
+        num_malicious: usize,
+        /// Models averaged after selection (1 = Krum).
+        #[serde(default = "one_usize")]
+        num_to_keep: usize,
+    },
+}
+
+/// Parameters of the adaptive server optimisers (Reddi et al., 2021).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FedOptParams {
+    /// Server learning rate.
+    #[serde(default = "default_eta")]
+    pub eta: f32,
+    /// First-moment decay.
+    #[serde(default = "default_beta1")]
+    pub beta_1: f32,
+    /// Second-moment decay.
+    #[serde(default = "default_beta2")]
+    pub beta_2: f32,
+    /// Adaptivity (added to the root of the second moment).
+    #[serde(default = "default_tau")]
+    pub tau: f32,
+}
+
+impl Default for FedOptParams {
+    fn default() -> Self {
+        Self {
+            eta: default_eta(),
+            beta_1: default_beta1(),
+            beta_2: default_beta2(),
+            tau: default_tau(),
+        }
+    }
+}
+
+fn one() -> f32 {
+    1.0
+}
+fn one_usize() -> usize {
+    1
+}
+fn default_momentum() -> f32 {
+    0.9
+}
+fn default_mu() -> f64 {
+    0.01
+}
+fn default_beta() -> f32 {
+    0.2
+}
+fn default_eta() -> f32 {
+    0.1
+}
+fn default_beta1() -> f32 {
+    0.9
+}
+fn default_beta2() -> f32 {
+    0.99
+}
+fn default_tau() -> f32 {
+    1e-9
+}
+
+/// Names accepted by [`StrategyConfig::from_name`].
+pub const STRATEGY_NAMES: &[&str] = &[
+    "fedavg",
+    "fedavgm",
+    "fedprox",
+    "fedadam",
+    "fedyogi",
+    "fedadagrad",
+    "fedmedian",
+    "fedtrimmedavg",
+    "krum",
+];
+
+impl StrategyConfig {
+    /// The strategy called `name` (case-insensitive) with default parameters.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name.to_ascii_lowercase().as_str() {
+            "fedavg" => Self::Fedavg,
+            "fedavgm" => Self::Fedavgm {
+                server_lr: one(),
+                momentum: default_momentum(),
+            },
+            "fedprox" => Self::Fedprox {
+                proximal_mu: default_mu(),
+            },
+            "fedadam" => Self::Fedadam(FedOptParams::default()),
+            "fedyogi" => Self::Fedyogi(FedOptParams {
+                eta: 0.01,
+                tau: 1e-3,
+                ..FedOptParams::default()
+            }),
+            "fedadagrad" => Self::Fedadagrad(FedOptParams::default()),
+            "fedmedian" => Self::Fedmedian,
+            "fedtrimmedavg" => Self::Fedtrimmedavg {
+                beta: default_beta(),
+            },
+            "krum" | "multikrum" | "multi-krum" => Self::Krum {
+                num_malicious: 0,
+                num_to_keep: 1,
+            },
+            _ => return None,
+        })
+    }
+
+    /// Builds the strategy.
+    pub fn build(&self) -> Box<dyn Strategy> {
+        match self {
+            Self::Fedavg => Box::new(FedAvg),
+            Self::Fedavgm {
+                server_lr,
+                momentum,
+            } => Box::new(FedAvgM::new(*server_lr, *momentum)),
+            Self::Fedprox { proximal_mu } => Box::new(FedProx::new(*proximal_mu)),
+            Self::Fedadam(p) => Box::new(FedOpt::new(FedOptKind::Adam, p.clone())),
+            Self::Fedyogi(p) => Box::new(FedOpt::new(FedOptKind::Yogi, p.clone())),
+            Self::Fedadagrad(p) => Box::new(FedOpt::new(FedOptKind::Adagrad, p.clone())),
+            Self::Fedmedian => Box::new(FedMedian),
+            Self::Fedtrimmedavg { beta } => Box::new(FedTrimmedAvg::new(*beta)),
+            Self::Krum {
+                num_malicious,
+                num_to_keep,
+            } => Box::new(Krum::new(*num_malicious, *num_to_keep)),
+        }
+    }
+}
+
+/// The parameter lists and example counts of `results`, as the kernels take them.
+fn split(results: &[FitResult]) -> (Vec<&[Tensor]>, Vec<u64>) {
+    results
+        .iter()
+        .map(|r| (r.parameters.as_slice(), r.num_examples))
+        .unzip()
+}
