@@ -1,0 +1,68 @@
+//! Times one local epoch per model at batch 10 and 50 and prints a table.
+//!
+//! `cargo run -p ml --example train_epoch -- [THREADS] [EXAMPLES]`
+//! (defaults: 2 threads, 8,000 examples). 28x28 models train on
+//! Fashion-MNIST when installed, else on `synthetic-images`; `cnn-cifar`
+//! trains on `synthetic-cifar`.
+
+use std::time::Instant;
+
+use ml::datasets::{Dataset, DatasetName, registry};
+use ml::partition::ClientData;
+use ml::{FitConfig, LocalTrainer, ModelName};
+
+fn first(data: &Dataset, n: usize) -> Dataset {
+    data.subset(&(0..n.min(data.len())).collect::<Vec<_>>())
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let threads: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(2);
+    let examples: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(8_000);
+    let grey = registry::load(DatasetName::FashionMnist, None)
+        .map(|s| (DatasetName::FashionMnist, s))
+        .or_else(|_| {
+            registry::load(DatasetName::SyntheticImages, None)
+                .map(|s| (DatasetName::SyntheticImages, s))
+        })?;
+    let rgb = registry::load(DatasetName::SyntheticCifar, None)?;
+    println!("one local epoch, {threads} thread(s), burn flex (dev profile: deps at opt-level 3)");
+    println!(
+        "{:<10} {:<16} {:>8} {:>10} {:>10}",
+        "model", "dataset", "examples", "batch 10", "batch 50"
+    );
+    for model in ModelName::ALL {
+        let (name, splits) = match model {
+            ModelName::CnnCifar => (DatasetName::SyntheticCifar, &rgb),
+            _ => (grey.0, &grey.1),
+        };
+        let train = first(&splits.train, examples);
+        let mut row = format!(
+            "{:<10} {:<16} {:>8}",
+            model.as_str(),
+            name.as_str(),
+            train.len()
+        );
+        for batch_size in [10, 50] {
+            let data = ClientData {
+                train: train.clone(),
+                test: first(&splits.test, 10),
+            };
+            let mut trainer = LocalTrainer::new(model, data, threads, 1)?;
+            let cfg = FitConfig {
+                batch_size,
+                learning_rate: 0.01,
+                ..FitConfig::default()
+            };
+            let start = Instant::now();
+            let stats = trainer.train_locally(&cfg);
+            let secs = start.elapsed().as_secs_f64();
+            row += &format!(" {:>9.3}s", secs);
+            if !stats.loss.is_finite() {
+                row += " (loss diverged)";
+            }
+        }
+        println!("{row}");
+    }
+    Ok(())
+}

@@ -1,0 +1,64 @@
+//! Server-side evaluation (Flower's `evaluate_fn`): global parameters scored
+//! on a dataset's official test split.
+
+use std::path::Path;
+
+use burn::module::Module;
+
+use crate::MlError;
+use crate::datasets::{Dataset, DatasetName, registry};
+use crate::engine::{self, Evaluation};
+use crate::models::{ModelName, Net};
+use crate::runtime::Runtime;
+
+/// Scores parameter lists on a fixed test set.
+#[derive(Debug)]
+pub struct CentralEvaluator {
+    model: Net,
+    test: Dataset,
+    runtime: Runtime,
+}
+
+impl CentralEvaluator {
+    /// An evaluator for `model` on `dataset`'s official test split.
+    pub fn new(
+        dataset: DatasetName,
+        model: ModelName,
+        data_dir: Option<&Path>,
+        threads: usize,
+    ) -> Result<Self, MlError> {
+        let test = registry::load(dataset, data_dir)?.test;
+        Self::on(test, model, threads)
+    }
+
+    /// An evaluator for `model` on the given examples.
+    pub fn on(test: Dataset, model: ModelName, threads: usize) -> Result<Self, MlError> {
+        let runtime = Runtime::new(threads)?;
+        let (shape, classes) = (test.shape(), test.num_classes());
+        let model =
+            runtime.install(|| Net::new(model, shape, classes, &Runtime::eval_device(), 0))?;
+        Ok(Self {
+            model,
+            test,
+            runtime,
+        })
+    }
+
+    /// Number of test examples.
+    pub fn num_examples(&self) -> usize {
+        self.test.len()
+    }
+
+    /// Mean loss and accuracy of `parameters` (PyTorch order and layout) on the test set.
+    pub fn evaluate(&mut self, parameters: &[fl::Tensor]) -> Result<Evaluation, MlError> {
+        let model = self.model.clone();
+        let Self { test, runtime, .. } = &*self;
+        let (model, eval) = runtime.install(|| {
+            let model = model.load_tensors(parameters)?;
+            let eval = engine::evaluate(&model.valid(), test, &Runtime::eval_device());
+            Ok::<_, MlError>((model, eval))
+        })?;
+        self.model = model;
+        Ok(eval)
+    }
+}

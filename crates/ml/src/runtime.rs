@@ -1,0 +1,58 @@
+//! Where the arithmetic runs: burn's flex CPU backend, confined to a
+//! dedicated rayon pool per trainer.
+//!
+//! What burn-flex 0.22.1 does with threads (read from its source): every
+//! parallel kernel goes through rayon (`par_iter`, `rayon::join`, and gemm's
+//! `Parallelism::Rayon(0)`, which means `rayon::current_num_threads()`), and
+//! nothing spawns threads of its own. rayon runs such work on the pool of the
+//! calling thread: the global pool (one thread per core) by default, or the
+//! pool whose [`rayon::ThreadPool::install`] the call is inside. So running a
+//! client's fit and evaluate inside `install` on a pool of `threads` threads
+//! caps that client at `threads` cores, and many clients can share two cores
+//! without oversubscribing them. Small kernels (gemm below 192^3
+//! multiply-adds) run on the calling thread anyway.
+
+use burn::tensor::Device;
+
+use crate::MlError;
+
+/// A dedicated thread pool plus the devices trainers use.
+#[derive(Debug)]
+pub struct Runtime {
+    pool: rayon::ThreadPool,
+}
+
+impl Runtime {
+    /// A runtime of `threads` worker threads (0: one per core).
+    pub fn new(threads: usize) -> Result<Self, MlError> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("ml-worker-{i}"))
+            .build()
+            .map_err(|e| MlError::Threads {
+                threads,
+                message: e.to_string(),
+            })?;
+        Ok(Self { pool })
+    }
+
+    /// Number of worker threads.
+    pub fn threads(&self) -> usize {
+        self.pool.current_num_threads()
+    }
+
+    /// Runs `work` with every burn kernel it calls confined to this pool.
+    pub fn install<R: Send>(&self, work: impl FnOnce() -> R + Send) -> R {
+        self.pool.install(work)
+    }
+
+    /// The device training runs on: flex with autodiff.
+    pub fn train_device() -> Device {
+        Device::flex().autodiff()
+    }
+
+    /// The device evaluation runs on: flex without autodiff.
+    pub fn eval_device() -> Device {
+        Device::flex()
+    }
+}
