@@ -169,7 +169,7 @@ impl Catalog {
         }
         let parsed: CatalogFile = yaml_serde::from_str(text).map_err(|e| {
             let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
-            CatalogError::Syntax {
+            CatalogError::Parse {
                 file: file.to_owned(),
                 line: (line > 0).then_some(line),
                 column: (line > 0).then_some(column),

@@ -161,9 +161,10 @@ pub enum CatalogError {
         /// Why.
         message: String,
     },
-    /// The file is not a well-formed catalog (YAML syntax or shape).
-    #[error("{file}{}syntax error: {message}", file_separator(*.line, *.column))]
-    Syntax {
+    /// The file is not a well-formed catalog (YAML syntax, shape or names);
+    /// the message names the field where the parser knows it.
+    #[error("{file}{}{message}", file_separator(*.line, *.column))]
+    Parse {
         /// The catalog file.
         file: String,
         /// 1-based line, when known.

@@ -92,29 +92,45 @@ fn syntax_tree(file: &str, bytes: &[u8]) -> Result<Value, Problem> {
         })
     } else {
         yaml_serde::from_str::<Value>(text).map_err(|e| {
-            let location = e.location();
-            let (line, column) = match &location {
-                Some(l) => (Some(l.line()), Some(l.column())),
-                None => (None, None),
+            let mut message = e.to_string();
+            let (line, column) = match (e.location(), byte_offset(&message)) {
+                // Errors of libyaml's reader carry only a byte offset, in the message.
+                (_, Some((offset, suffix))) => {
+                    message.truncate(message.len() - suffix);
+                    let (line, column) = line_column(&bytes[..offset.min(bytes.len())]);
+                    (Some(line), Some(column))
+                }
+                (Some(l), None) => (Some(l.line()), Some(l.column())),
+                (None, None) => (None, None),
             };
             Problem::Syntax {
                 line,
                 column,
-                message: strip_location(
-                    &e.to_string(),
-                    line.unwrap_or(0),
-                    column.unwrap_or(0),
-                ),
+                message: strip_location(&message, line.unwrap_or(0), column.unwrap_or(0)),
             }
         })
     }
 }
 
-/// 1-based line and column just after `prefix`.
+/// The byte offset at the end of a message ending ` at position N`, and
+/// the length of that suffix.
+fn byte_offset(message: &str) -> Option<(usize, usize)> {
+    const MARK: &str = " at position ";
+    let start = message.rfind(MARK)?;
+    let offset = message[start + MARK.len()..].parse().ok()?;
+    Some((offset, message.len() - start))
+}
+
+/// 1-based line and column (in characters) just after `prefix`.
 fn line_column(prefix: &[u8]) -> (usize, usize) {
     let line = 1 + prefix.iter().filter(|&&b| b == b'\n').count();
     let line_start = prefix.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    (line, prefix.len() - line_start + 1)
+    // Count characters, not bytes: skip UTF-8 continuation bytes.
+    let chars = prefix[line_start..]
+        .iter()
+        .filter(|&&b| b & 0xC0 != 0x80)
+        .count();
+    (line, chars + 1)
 }
 
 /// Walks the tree into the model, collecting every field error on the way.
