@@ -4,10 +4,12 @@
 //! No ML framework lives here: clients train through the [`Trainer`] trait,
 //! which the `ml` crate implements.
 
+pub mod client;
 pub mod config;
 pub mod history;
 pub mod npy;
 pub mod proto;
+pub mod server;
 pub mod strategy;
 pub mod tensor;
 pub mod trainer;

@@ -1,0 +1,201 @@
+//! The FL server: accepts Flower clients over gRPC and runs the rounds
+//! (sample, fit, aggregate, evaluate), recording a [`History`].
+
+mod client_manager;
+mod metrics;
+mod proxy;
+mod rounds;
+mod service;
+
+pub use client_manager::ClientManager;
+pub use metrics::{FlServerMetrics, Labels, ServerRecorder};
+pub use proxy::{ClientProxy, Exchange, RequestError};
+pub use service::FlowerSvc;
+
+use crate::config::Config;
+use crate::history::{CentralRecord, History};
+use crate::proto::flower_service_server::FlowerServiceServer;
+use crate::strategy::Strategy;
+use crate::tensor::Tensor;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// Default gRPC message size limit: large enough for a 100 MB model (Flower allows 2 GiB).
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 512 * 1024 * 1024;
+/// Default HTTP/2 keepalive interval, as Flower's server (210 s).
+pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(210);
+
+/// How the server runs its rounds.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Rounds to run.
+    pub rounds: u64,
+    /// Clients that must be connected before a round starts.
+    pub min_available_clients: usize,
+    /// Fraction of connected clients sampled for fit.
+    pub fraction_fit: f64,
+    /// Lower bound on the clients sampled for fit.
+    pub min_fit_clients: usize,
+    /// Fraction of connected clients sampled for evaluate (0 skips the phase).
+    pub fraction_evaluate: f64,
+    /// Lower bound on the clients sampled for evaluate.
+    pub min_evaluate_clients: usize,
+    /// Go on when some clients fail, as long as at least one result arrived.
+    pub accept_failures: bool,
+    /// Limit on each client's answer within a round; none waits forever.
+    pub round_timeout: Option<Duration>,
+    /// How long to wait for `min_available_clients` before giving up.
+    pub wait_timeout: Duration,
+    /// Seed of the client-sampling RNG.
+    pub seed: u64,
+    /// Configuration sent with every `FitIns` (strategy keys are added).
+    pub fit_config: Config,
+    /// Configuration sent with every `EvaluateIns`.
+    pub evaluate_config: Config,
+    /// gRPC message size limit in bytes, both directions.
+    pub max_message_bytes: usize,
+    /// HTTP/2 keepalive interval.
+    pub keepalive: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            rounds: 3,
+            min_available_clients: 2,
+            fraction_fit: 1.0,
+            min_fit_clients: 2,
+            fraction_evaluate: 1.0,
+            min_evaluate_clients: 2,
+            accept_failures: true,
+            round_timeout: None,
+            wait_timeout: Duration::from_secs(300),
+            seed: 0,
+            fit_config: Config::new(),
+            evaluate_config: Config::new(),
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            keepalive: DEFAULT_KEEPALIVE,
+        }
+    }
+}
+
+/// Server-side evaluation of the global model (Flower's `evaluate_fn`):
+/// given the round (0 for the initial model) and parameters, a loss and metrics.
+pub type EvaluateFn = Box<dyn FnMut(u64, &[Tensor]) -> Option<CentralRecord> + Send>;
+
+/// Why a run stopped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ServerError {
+    /// Not enough clients connected in time.
+    #[error("only {connected} of the {needed} required clients connected within {waited:?}")]
+    NotEnoughClients {
+        /// Clients required.
+        needed: usize,
+        /// Clients connected at the deadline.
+        connected: usize,
+        /// How long the server waited.
+        waited: Duration,
+    },
+    /// No initial parameters: none given and the asked client failed.
+    #[error("could not get initial parameters: {0}")]
+    InitialParameters(String),
+    /// A round could not complete.
+    #[error("round {round}: {reason}")]
+    Round {
+        /// Round number.
+        round: u64,
+        /// Why.
+        reason: String,
+    },
+    /// The gRPC transport failed.
+    #[error("gRPC transport: {0}")]
+    Transport(String),
+}
+
+/// An FL server ready to run: its clients, its live history and metrics.
+pub struct FlServer {
+    config: ServerConfig,
+    manager: Arc<ClientManager>,
+    history: Arc<RwLock<History>>,
+    recorder: ServerRecorder,
+}
+
+impl FlServer {
+    /// A server with `config`, recording metrics with `recorder`.
+    pub fn new(config: ServerConfig, recorder: ServerRecorder) -> Self {
+        Self {
+            config,
+            manager: Arc::new(ClientManager::default()),
+            history: Arc::new(RwLock::new(History::default())),
+            recorder,
+        }
+    }
+
+    /// A handle on the history, readable while the server runs.
+    pub fn history(&self) -> Arc<RwLock<History>> {
+        self.history.clone()
+    }
+
+    /// The connected clients.
+    pub fn clients(&self) -> Arc<ClientManager> {
+        self.manager.clone()
+    }
+
+    /// Serves clients on `listener` and runs all rounds with `strategy`,
+    /// starting from `initial` (or from one client's parameters when `None`).
+    /// Ends by sending `ReconnectIns` to every client; returns the history,
+    /// which records the error too when the run stopped early.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        strategy: Box<dyn Strategy>,
+        initial: Option<Vec<Tensor>>,
+        evaluate_fn: Option<EvaluateFn>,
+    ) -> Result<History, ServerError> {
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let svc = FlowerServiceServer::new(FlowerSvc::new(self.manager.clone()))
+            .max_decoding_message_size(self.config.max_message_bytes)
+            .max_encoding_message_size(self.config.max_message_bytes);
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        let transport = tokio::spawn(
+            tonic::transport::Server::builder()
+                .http2_keepalive_interval(Some(self.config.keepalive))
+                .tcp_nodelay(true)
+                .add_service(svc)
+                .serve_with_incoming_shutdown(incoming, async {
+                    let _ = stop_rx.await;
+                }),
+        );
+        let mut runner = rounds::RoundRunner::new(
+            self.config.clone(),
+            self.manager.clone(),
+            self.history.clone(),
+            self.recorder.clone(),
+            strategy,
+            evaluate_fn,
+        );
+        let outcome = runner.run(initial).await;
+        let bye = crate::proto::ServerMessage {
+            msg: Some(crate::proto::server_message::Msg::ReconnectIns(
+                crate::proto::server_message::ReconnectIns { seconds: 0 },
+            )),
+        };
+        for client in self.manager.clear() {
+            client.send(bye.clone()).await;
+        }
+        // Give clients a moment to read ReconnectIns before the streams close.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let _ = stop_tx.send(());
+        match tokio::time::timeout(Duration::from_secs(5), transport).await {
+            Ok(Ok(Err(e))) => return Err(ServerError::Transport(e.to_string())),
+            Ok(_) | Err(_) => {}
+        }
+        let history = self
+            .history
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        outcome.map(|()| history)
+    }
+}

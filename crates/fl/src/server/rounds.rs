@@ -1,0 +1,420 @@
+//! The round loop: sampling, concurrent fit and evaluate, failure
+//! accounting, aggregation and the per-round record.
+
+use super::client_manager::ClientManager;
+use super::metrics::ServerRecorder;
+use super::proxy::{ClientProxy, Exchange};
+use super::{EvaluateFn, ServerConfig, ServerError};
+use crate::config::Config;
+use crate::history::{Failure, History, PhaseRecord, RoundRecord, weighted_metrics};
+use crate::proto::client_message::Msg as ClientMsg;
+use crate::proto::server_message::{EvaluateIns, FitIns, GetParametersIns, Msg as ServerMsg};
+use crate::proto::{Code, ServerMessage};
+use crate::strategy::{FitResult, Strategy};
+use crate::tensor::Tensor;
+use crate::wire;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+use tokio::task::JoinSet;
+
+/// Runs the rounds of one server.
+pub(super) struct RoundRunner {
+    config: ServerConfig,
+    manager: Arc<ClientManager>,
+    history: Arc<RwLock<History>>,
+    recorder: ServerRecorder,
+    strategy: Box<dyn Strategy>,
+    evaluate_fn: Option<EvaluateFn>,
+    rng: ChaCha8Rng,
+    started: Instant,
+}
+
+/// One evaluation answer.
+struct EvalResult {
+    loss: f32,
+    num_examples: u64,
+    metrics: Config,
+}
+
+/// Outcome of one client's part in a phase.
+struct Reply<T> {
+    client: String,
+    result: Result<T, String>,
+    bytes_sent: u64,
+    bytes_received: u64,
+}
+
+impl RoundRunner {
+    pub(super) fn new(
+        config: ServerConfig,
+        manager: Arc<ClientManager>,
+        history: Arc<RwLock<History>>,
+        recorder: ServerRecorder,
+        strategy: Box<dyn Strategy>,
+        evaluate_fn: Option<EvaluateFn>,
+    ) -> Self {
+        let rng = ChaCha8Rng::seed_from_u64(config.seed);
+        Self {
+            config,
+            manager,
+            history,
+            recorder,
+            strategy,
+            evaluate_fn,
+            rng,
+            started: Instant::now(),
+        }
+    }
+
+    fn update_history(&self, f: impl FnOnce(&mut History)) {
+        let mut h = self
+            .history
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut h);
+    }
+
+    pub(super) async fn run(&mut self, initial: Option<Vec<Tensor>>) -> Result<(), ServerError> {
+        self.started = Instant::now();
+        let (name, rounds) = (self.strategy.name().to_owned(), self.config.rounds);
+        self.update_history(|h| {
+            h.strategy = name;
+            h.rounds_planned = rounds;
+        });
+        let result = self.run_rounds(initial).await;
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let error = result.as_ref().err().map(ToString::to_string);
+        self.update_history(|h| {
+            h.duration_s = Some(elapsed);
+            h.error = error;
+        });
+        result
+    }
+
+    async fn wait_for_clients(&self) -> Result<(), ServerError> {
+        let needed = self.config.min_available_clients.max(1);
+        if !self
+            .manager
+            .wait_for(needed, self.config.wait_timeout)
+            .await
+        {
+            return Err(ServerError::NotEnoughClients {
+                needed,
+                connected: self.manager.len(),
+                waited: self.config.wait_timeout,
+            });
+        }
+        self.recorder.connected(self.manager.len());
+        Ok(())
+    }
+
+    async fn run_rounds(&mut self, initial: Option<Vec<Tensor>>) -> Result<(), ServerError> {
+        self.wait_for_clients().await?;
+        let mut parameters = match initial {
+            Some(p) => p,
+            None => self.initial_from_client().await?,
+        };
+        if let Some(eval) = self.evaluate_fn.as_mut() {
+            let record = eval(0, &parameters);
+            self.update_history(|h| h.initial_central = record);
+        }
+        for round in 1..=self.config.rounds {
+            self.wait_for_clients().await?;
+            let record = self.round(round, &mut parameters).await?;
+            tracing::info!(
+                round,
+                participants = record.fit.completed,
+                failures = record.fit.failures.len(),
+                loss = ?record.loss(),
+                accuracy = ?record.accuracy(),
+                "round done"
+            );
+            self.recorder.round(
+                record.duration_s,
+                record.fit.completed,
+                record.bytes_sent,
+                record.bytes_received,
+            );
+            self.recorder.quality(record.loss(), record.accuracy());
+            self.update_history(|h| h.rounds.push(record));
+        }
+        Ok(())
+    }
+
+    async fn initial_from_client(&self) -> Result<Vec<Tensor>, ServerError> {
+        let client = self
+            .manager
+            .all()
+            .into_iter()
+            .next()
+            .ok_or_else(|| ServerError::InitialParameters("no client connected".into()))?;
+        let ask = ServerMessage {
+            msg: Some(ServerMsg::GetParametersIns(GetParametersIns {
+                config: Default::default(),
+            })),
+        };
+        let exchange = client
+            .request(ask, self.config.round_timeout)
+            .await
+            .map_err(|e| ServerError::InitialParameters(e.to_string()))?;
+        match exchange.reply.msg {
+            Some(ClientMsg::GetParametersRes(res)) => {
+                check_status(res.status.as_ref()).map_err(ServerError::InitialParameters)?;
+                wire::parameters_from_proto(res.parameters.as_ref())
+                    .map_err(|e| ServerError::InitialParameters(e.to_string()))
+            }
+            _ => Err(ServerError::InitialParameters(
+                "client answered GetParametersIns with another message".into(),
+            )),
+        }
+    }
+
+    fn sample_size(&self, fraction: f64, minimum: usize) -> usize {
+        let available = self.manager.len();
+        let wanted = ((available as f64) * fraction).floor() as usize;
+        wanted.max(minimum).min(available)
+    }
+
+    async fn round(
+        &mut self,
+        round: u64,
+        parameters: &mut Vec<Tensor>,
+    ) -> Result<RoundRecord, ServerError> {
+        let round_start = Instant::now();
+        let mut record = RoundRecord {
+            round,
+            started_s: self.started.elapsed().as_secs_f64(),
+            ..RoundRecord::default()
+        };
+
+        // Fit.
+        let fit_start = Instant::now();
+        let n = self.sample_size(self.config.fraction_fit, self.config.min_fit_clients);
+        let clients = self.manager.sample(n, &mut self.rng);
+        let mut fit_config = self.config.fit_config.clone();
+        fit_config.extend(self.strategy.fit_config());
+        fit_config.insert("server_round".into(), (round as i64).into());
+        let fit_msg = ServerMessage {
+            msg: Some(ServerMsg::FitIns(FitIns {
+                parameters: Some(wire::parameters_to_proto(parameters)),
+                config: wire::config_to_proto(&fit_config),
+            })),
+        };
+        let shapes: Arc<Vec<Vec<usize>>> =
+            Arc::new(parameters.iter().map(|t| t.shape.clone()).collect());
+        let replies = self
+            .broadcast(&clients, fit_msg, move |msg| parse_fit(msg, &shapes))
+            .await;
+        let mut fit = PhaseRecord {
+            sampled: clients.len(),
+            ..PhaseRecord::default()
+        };
+        let mut results = Vec::new();
+        for reply in replies {
+            record.bytes_sent += reply.bytes_sent;
+            record.bytes_received += reply.bytes_received;
+            match reply.result {
+                Ok((params, n, metrics)) => results.push(FitResult {
+                    client: reply.client,
+                    parameters: params,
+                    num_examples: n,
+                    metrics,
+                }),
+                Err(reason) => fit.failures.push(Failure {
+                    client: reply.client,
+                    reason,
+                }),
+            }
+        }
+        fit.completed = results.len();
+        fit.num_examples = results.iter().map(|r| r.num_examples).sum();
+        fit.metrics = weighted_metrics(results.iter().map(|r| (r.num_examples, &r.metrics)));
+        fit.loss = fit.metrics.get("train_loss").copied();
+        self.recorder.failures("fit", fit.failures.len());
+        if results.is_empty() || (!fit.failures.is_empty() && !self.config.accept_failures) {
+            let reasons: Vec<String> = fit.failures.iter().map(|f| f.reason.clone()).collect();
+            return Err(ServerError::Round {
+                round,
+                reason: format!(
+                    "fit: {} of {} clients failed ({})",
+                    fit.failures.len(),
+                    fit.sampled,
+                    reasons.join("; ")
+                ),
+            });
+        }
+        *parameters = self
+            .strategy
+            .aggregate_fit(parameters, &results)
+            .map_err(|e| ServerError::Round {
+                round,
+                reason: e.to_string(),
+            })?;
+        fit.duration_s = fit_start.elapsed().as_secs_f64();
+        record.fit = fit;
+
+        // Server-side evaluation.
+        if let Some(eval) = self.evaluate_fn.as_mut() {
+            record.central = eval(round, parameters);
+        }
+
+        // Client-side evaluation.
+        if self.config.fraction_evaluate > 0.0 {
+            let eval_start = Instant::now();
+            let n = self.sample_size(
+                self.config.fraction_evaluate,
+                self.config.min_evaluate_clients,
+            );
+            let clients = self.manager.sample(n, &mut self.rng);
+            let mut eval_config = self.config.evaluate_config.clone();
+            eval_config.insert("server_round".into(), (round as i64).into());
+            let msg = ServerMessage {
+                msg: Some(ServerMsg::EvaluateIns(EvaluateIns {
+                    parameters: Some(wire::parameters_to_proto(parameters)),
+                    config: wire::config_to_proto(&eval_config),
+                })),
+            };
+            let replies = self.broadcast(&clients, msg, parse_evaluate).await;
+            let mut phase = PhaseRecord {
+                sampled: clients.len(),
+                ..PhaseRecord::default()
+            };
+            let mut ok = Vec::new();
+            for reply in replies {
+                record.bytes_sent += reply.bytes_sent;
+                record.bytes_received += reply.bytes_received;
+                match reply.result {
+                    Ok(r) => ok.push(r),
+                    Err(reason) => phase.failures.push(Failure {
+                        client: reply.client,
+                        reason,
+                    }),
+                }
+            }
+            phase.completed = ok.len();
+            phase.num_examples = ok.iter().map(|r| r.num_examples).sum();
+            if phase.num_examples > 0 {
+                let weighted: f64 = ok
+                    .iter()
+                    .map(|r| f64::from(r.loss) * r.num_examples as f64)
+                    .sum();
+                phase.loss = Some(weighted / phase.num_examples as f64);
+            }
+            phase.metrics = weighted_metrics(ok.iter().map(|r| (r.num_examples, &r.metrics)));
+            phase.duration_s = eval_start.elapsed().as_secs_f64();
+            self.recorder.failures("evaluate", phase.failures.len());
+            record.evaluate = Some(phase);
+        }
+        record.duration_s = round_start.elapsed().as_secs_f64();
+        Ok(record)
+    }
+
+    /// Sends `msg` to every client concurrently and parses each answer with
+    /// `parse`, turning transport problems into failure reasons.
+    async fn broadcast<T: Send + 'static>(
+        &self,
+        clients: &[Arc<ClientProxy>],
+        msg: ServerMessage,
+        parse: impl Fn(ClientMsg) -> Result<T, String> + Send + Sync + Clone + 'static,
+    ) -> Vec<Reply<T>> {
+        let timeout = self.config.round_timeout;
+        let mut set = JoinSet::new();
+        for client in clients {
+            let (client, msg, parse) = (client.clone(), msg.clone(), parse.clone());
+            set.spawn(async move {
+                let id = client.id().to_owned();
+                match client.request(msg, timeout).await {
+                    Ok(Exchange {
+                        reply,
+                        bytes_sent,
+                        bytes_received,
+                    }) => Reply {
+                        client: id,
+                        result: reply
+                            .msg
+                            .ok_or_else(|| "empty client message".to_owned())
+                            .and_then(parse),
+                        bytes_sent,
+                        bytes_received,
+                    },
+                    Err(e) => Reply {
+                        client: id,
+                        result: Err(e.to_string()),
+                        bytes_sent: 0,
+                        bytes_received: 0,
+                    },
+                }
+            });
+        }
+        let mut replies = Vec::with_capacity(clients.len());
+        while let Some(joined) = set.join_next().await {
+            match joined {
+                Ok(reply) => replies.push(reply),
+                Err(e) => tracing::error!(error = %e, "client task failed"),
+            }
+        }
+        replies.sort_by(|a, b| a.client.cmp(&b.client));
+        replies
+    }
+}
+
+fn check_status(status: Option<&crate::proto::Status>) -> Result<(), String> {
+    match status {
+        Some(s) if s.code != Code::Ok as i32 => {
+            let code = Code::try_from(s.code)
+                .map_or_else(|_| s.code.to_string(), |c| c.as_str_name().to_owned());
+            Err(format!("client status {code}: {}", s.message))
+        }
+        _ => Ok(()),
+    }
+}
+
+type FitParts = (Vec<Tensor>, u64, Config);
+
+fn parse_fit(msg: ClientMsg, shapes: &[Vec<usize>]) -> Result<FitParts, String> {
+    let ClientMsg::FitRes(res) = msg else {
+        return Err("client answered FitIns with another message".into());
+    };
+    check_status(res.status.as_ref())?;
+    let params = wire::parameters_from_proto(res.parameters.as_ref()).map_err(|e| e.to_string())?;
+    if params.len() != shapes.len() {
+        return Err(format!(
+            "client returned {} tensors, the model has {}",
+            params.len(),
+            shapes.len()
+        ));
+    }
+    if let Some((i, (t, s))) = params
+        .iter()
+        .zip(shapes)
+        .enumerate()
+        .find(|(_, (t, s))| &t.shape != *s)
+    {
+        return Err(format!(
+            "tensor {i} has shape {:?}, the model has {s:?}",
+            t.shape
+        ));
+    }
+    let n = u64::try_from(res.num_examples)
+        .map_err(|_| format!("negative num_examples {}", res.num_examples))?;
+    Ok((params, n, wire::config_from_proto(&res.metrics)))
+}
+
+fn parse_evaluate(msg: ClientMsg) -> Result<EvalResult, String> {
+    let ClientMsg::EvaluateRes(res) = msg else {
+        return Err("client answered EvaluateIns with another message".into());
+    };
+    check_status(res.status.as_ref())?;
+    let n = u64::try_from(res.num_examples)
+        .map_err(|_| format!("negative num_examples {}", res.num_examples))?;
+    if !res.loss.is_finite() {
+        return Err(format!("client reported a non-finite loss {}", res.loss));
+    }
+    Ok(EvalResult {
+        loss: res.loss,
+        num_examples: n,
+        metrics: wire::config_from_proto(&res.metrics),
+    })
+}

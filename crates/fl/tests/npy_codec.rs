@@ -1,0 +1,179 @@
+//! The .npy codec against bytes numpy 2.4 wrote, and against malformed input.
+
+use fl::Tensor;
+use fl::npy::{self, NpyError};
+use proptest::prelude::*;
+
+/// `numpy.save(buf, np.arange(6, dtype=np.float32).reshape(2, 3))`, header part.
+const NUMPY_2X3_HEADER: &str = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }";
+
+fn numpy_bytes(header: &str, descr_len_pad: usize, data: &[u8]) -> Vec<u8> {
+    let mut v = b"\x93NUMPY\x01\x00".to_vec();
+    v.extend_from_slice(&118u16.to_le_bytes());
+    v.extend_from_slice(header.as_bytes());
+    v.resize(v.len() + descr_len_pad, b' ');
+    v.push(b'\n');
+    v.extend_from_slice(data);
+    v
+}
+
+#[test]
+fn encodes_exactly_what_numpy_save_writes() {
+    let t = Tensor::new(vec![2, 3], (0..6).map(|i| i as f32).collect()).unwrap();
+    let data: Vec<u8> = t.data.iter().flat_map(|v| v.to_le_bytes()).collect();
+    // numpy pads the 60-byte dict to a 128-byte preamble (118-byte header).
+    let expected = numpy_bytes(NUMPY_2X3_HEADER, 118 - 1 - NUMPY_2X3_HEADER.len(), &data);
+    assert_eq!(npy::encode(&t), expected);
+    assert_eq!(expected.len(), 152, "numpy wrote 152 bytes for this array");
+}
+
+#[test]
+fn header_shapes_match_numpy_repr() {
+    for (shape, repr, total) in [
+        (vec![5], "(5,)", 148),
+        (vec![], "()", 132),
+        (vec![0], "(0,)", 128),
+        (vec![3, 1, 2, 2], "(3, 1, 2, 2)", 176),
+    ] {
+        let t = Tensor::zeros(shape.clone());
+        let bytes = npy::encode(&t);
+        assert_eq!(bytes.len(), total, "shape {shape:?}");
+        let header = std::str::from_utf8(&bytes[10..128]).unwrap();
+        assert!(header.contains(&format!("'shape': {repr}, }}")), "{header}");
+        assert_eq!(bytes[127], b'\n');
+        assert_eq!(npy::decode(&bytes).unwrap(), t);
+    }
+}
+
+fn with_header(header: &str, data: &[u8]) -> Vec<u8> {
+    let mut v = b"\x93NUMPY\x01\x00".to_vec();
+    let hlen = header.len() + 1;
+    let pad = (64 - (10 + hlen) % 64) % 64;
+    v.extend_from_slice(&((hlen + pad) as u16).to_le_bytes());
+    v.extend_from_slice(header.as_bytes());
+    v.resize(v.len() + pad, b' ');
+    v.push(b'\n');
+    v.extend_from_slice(data);
+    v
+}
+
+#[test]
+fn decodes_float64_as_f32() {
+    let data: Vec<u8> = [1.5f64, -2.25, 3.0]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    let bytes = with_header(
+        "{'descr': '<f8', 'fortran_order': False, 'shape': (3,), }",
+        &data,
+    );
+    let t = npy::decode(&bytes).unwrap();
+    assert_eq!(t.shape, vec![3]);
+    assert_eq!(t.data, vec![1.5, -2.25, 3.0]);
+}
+
+#[test]
+fn decodes_fortran_order_into_c_order() {
+    // The 2x3 matrix [[0,1,2],[3,4,5]] stored column by column.
+    let data: Vec<u8> = [0f32, 3., 1., 4., 2., 5.]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    let bytes = with_header(
+        "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3), }",
+        &data,
+    );
+    let t = npy::decode(&bytes).unwrap();
+    assert_eq!(t.data, vec![0., 1., 2., 3., 4., 5.]);
+}
+
+#[test]
+fn decodes_version_2_headers() {
+    let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }\n";
+    let mut v = b"\x93NUMPY\x02\x00".to_vec();
+    v.extend_from_slice(&(header.len() as u32).to_le_bytes());
+    v.extend_from_slice(header.as_bytes());
+    v.extend_from_slice(&7.0f32.to_le_bytes());
+    assert_eq!(npy::decode(&v).unwrap().data, vec![7.0]);
+}
+
+#[test]
+fn rejects_malformed_tensors_with_clear_errors() {
+    let good = npy::encode(&Tensor::zeros(vec![2, 2]));
+    assert_eq!(
+        npy::decode(b"PK\x03\x04 zip file").unwrap_err(),
+        NpyError::BadMagic
+    );
+    assert!(matches!(
+        npy::decode(b"\x93NUM").unwrap_err(),
+        NpyError::Truncated(_)
+    ));
+    let mut v = good.clone();
+    v[6] = 9;
+    assert_eq!(npy::decode(&v).unwrap_err(), NpyError::Version(9, 0));
+    assert_eq!(
+        npy::decode(&good[..good.len() - 1])
+            .unwrap_err()
+            .to_string(),
+        ".npy data has 15 bytes, shape [2, 2] with 4-byte items needs 16"
+    );
+    assert!(matches!(
+        npy::decode(&good[..50]).unwrap_err(),
+        NpyError::Truncated(_)
+    ));
+    let int = with_header(
+        "{'descr': '<i8', 'fortran_order': False, 'shape': (1,), }",
+        &[0; 8],
+    );
+    assert_eq!(
+        npy::decode(&int).unwrap_err().to_string(),
+        "unsupported .npy dtype \"<i8\": only float32 ('<f4') and float64 ('<f8') are accepted"
+    );
+    let huge = with_header(
+        "{'descr': '<f4', 'fortran_order': False, 'shape': (18446744073709551615, 18446744073709551615), }",
+        &[],
+    );
+    assert!(matches!(
+        npy::decode(&huge).unwrap_err(),
+        NpyError::ShapeOverflow(_)
+    ));
+    let missing = with_header("{'descr': '<f4', 'shape': (1,), }", &[0; 4]);
+    assert_eq!(
+        npy::decode(&missing).unwrap_err().to_string(),
+        "bad .npy header: missing key 'fortran_order'"
+    );
+    let pickled = with_header(
+        "{'descr': '|O', 'fortran_order': False, 'shape': (1,), }",
+        &[0; 8],
+    );
+    assert!(matches!(
+        npy::decode(&pickled).unwrap_err(),
+        NpyError::Dtype(_)
+    ));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn round_trips_any_shape(shape in prop::collection::vec(0usize..5, 0..4), seed in any::<u32>()) {
+        let n: usize = shape.iter().product();
+        let data: Vec<f32> = (0..n).map(|i| (i as f32) * 0.5 - seed as f32).collect();
+        let t = Tensor::new(shape, data).unwrap();
+        prop_assert_eq!(npy::decode(&npy::encode(&t)).unwrap(), t);
+    }
+
+    #[test]
+    fn random_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
+        let _ = npy::decode(&bytes);
+    }
+
+    #[test]
+    fn mutated_tensors_never_panic(pos in 0usize..200, byte in any::<u8>(), cut in 0usize..200) {
+        let mut v = npy::encode(&Tensor::zeros(vec![3, 4]));
+        let p = pos % v.len();
+        v[p] = byte;
+        v.truncate(v.len().saturating_sub(cut % 8 * (cut % 3)));
+        let _ = npy::decode(&v);
+    }
+}

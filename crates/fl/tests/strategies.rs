@@ -1,0 +1,169 @@
+//! Each strategy on a small example computed by hand.
+
+use fl::Tensor;
+use fl::strategy::{FedOptParams, FitResult, StrategyConfig};
+
+fn model(values: &[f32]) -> Vec<Tensor> {
+    vec![Tensor::new(vec![values.len()], values.to_vec()).unwrap()]
+}
+
+fn result(values: &[f32], n: u64) -> FitResult {
+    FitResult {
+        client: format!("c{n}"),
+        parameters: model(values),
+        num_examples: n,
+        metrics: Default::default(),
+    }
+}
+
+fn aggregate(cfg: StrategyConfig, current: &[f32], results: &[FitResult]) -> Vec<f32> {
+    let mut s = cfg.build();
+    s.aggregate_fit(&model(current), results).unwrap()[0]
+        .data
+        .clone()
+}
+
+fn close(a: &[f32], b: &[f32]) {
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(b) {
+        assert!((x - y).abs() < 1e-5, "{a:?} != {b:?}");
+    }
+}
+
+#[test]
+fn fedavg_weights_by_examples() {
+    // (1*1 + 3*3) / 4 = 2.5 ; (2*1 + 6*3) / 4 = 5
+    let r = [result(&[1.0, 2.0], 1), result(&[3.0, 6.0], 3)];
+    close(
+        &aggregate(StrategyConfig::Fedavg, &[0.0, 0.0], &r),
+        &[2.5, 5.0],
+    );
+}
+
+#[test]
+fn fedprox_sends_mu_and_averages() {
+    let cfg = StrategyConfig::Fedprox { proximal_mu: 0.1 };
+    let s = cfg.build();
+    assert_eq!(s.fit_config()["proximal_mu"], fl::Scalar::Double(0.1));
+    let r = [result(&[2.0], 1), result(&[4.0], 1)];
+    close(&aggregate(cfg, &[0.0], &r), &[3.0]);
+}
+
+#[test]
+fn fedavgm_applies_server_momentum() {
+    let mut s = StrategyConfig::Fedavgm {
+        server_lr: 1.0,
+        momentum: 0.5,
+    }
+    .build();
+    // Round 1: current 0, average 2 -> gradient -2, v = -2, w = 2.
+    let w1 = s
+        .aggregate_fit(&model(&[0.0]), &[result(&[2.0], 1)])
+        .unwrap();
+    close(&w1[0].data, &[2.0]);
+    // Round 2: current 2, average 3 -> gradient -1, v = 0.5*-2 + -1 = -2, w = 4.
+    let w2 = s.aggregate_fit(&w1, &[result(&[3.0], 1)]).unwrap();
+    close(&w2[0].data, &[4.0]);
+}
+
+#[test]
+fn fedadam_yogi_adagrad_first_step() {
+    let p = FedOptParams {
+        eta: 0.1,
+        beta_1: 0.9,
+        beta_2: 0.99,
+        tau: 0.0,
+    };
+    // delta = 1: m = 0.1, v = 0.01 (Adam), w = eta_t * 0.1 / 0.1.
+    // Adam bias correction: eta_t = 0.1 * sqrt(1 - 0.99) / (1 - 0.9) = 0.1.
+    close(
+        &aggregate(
+            StrategyConfig::Fedadam(p.clone()),
+            &[0.0],
+            &[result(&[1.0], 1)],
+        ),
+        &[0.1],
+    );
+    // Yogi: v = 0 - 0.01 * 1 * sign(0 - 1) = 0.01, w = 0.1 * 0.1 / 0.1 = 0.1.
+    close(
+        &aggregate(
+            StrategyConfig::Fedyogi(p.clone()),
+            &[0.0],
+            &[result(&[1.0], 1)],
+        ),
+        &[0.1],
+    );
+    // Adagrad: v = 1, w = 0.1 * 0.1 / 1 = 0.01.
+    close(
+        &aggregate(StrategyConfig::Fedadagrad(p), &[0.0], &[result(&[1.0], 1)]),
+        &[0.01],
+    );
+}
+
+#[test]
+fn fedmedian_is_coordinate_wise() {
+    let r = [
+        result(&[1.0, 10.0], 1),
+        result(&[2.0, -5.0], 100),
+        result(&[100.0, 0.0], 1),
+    ];
+    close(
+        &aggregate(StrategyConfig::Fedmedian, &[0.0, 0.0], &r),
+        &[2.0, 0.0],
+    );
+    let even = [result(&[1.0], 1), result(&[3.0], 1)];
+    close(&aggregate(StrategyConfig::Fedmedian, &[0.0], &even), &[2.0]);
+}
+
+#[test]
+fn trimmed_mean_cuts_both_ends() {
+    // 5 clients, beta 0.2 -> cut 1 each end: mean of 2, 3, 4 = 3.
+    let r: Vec<_> = [100.0, 2.0, 3.0, 4.0, -50.0]
+        .iter()
+        .map(|v| result(&[*v], 1))
+        .collect();
+    close(
+        &aggregate(StrategyConfig::Fedtrimmedavg { beta: 0.2 }, &[0.0], &r),
+        &[3.0],
+    );
+}
+
+#[test]
+fn krum_rejects_the_outlier() {
+    let r = [
+        result(&[1.0], 1),
+        result(&[1.2], 1),
+        result(&[0.9], 1),
+        result(&[50.0], 1),
+    ];
+    // Scores with f=1 (neighbours n-f-2 = 1): the closest pair scores lowest:
+    // 1.0 -> 0.01 (to 0.9), 1.2 -> 0.04, 0.9 -> 0.01, 50 -> 2381.44.
+    let k = StrategyConfig::Krum {
+        num_malicious: 1,
+        num_to_keep: 1,
+    };
+    close(&aggregate(k, &[0.0], &r), &[1.0]);
+    let multi = StrategyConfig::Krum {
+        num_malicious: 1,
+        num_to_keep: 3,
+    };
+    close(&aggregate(multi, &[0.0], &r), &[(1.0 + 1.2 + 0.9) / 3.0]);
+}
+
+#[test]
+fn names_resolve_and_json_parses() {
+    for name in fl::strategy::STRATEGY_NAMES {
+        let cfg = StrategyConfig::from_name(name).unwrap();
+        assert_eq!(cfg.build().name(), *name);
+    }
+    assert!(StrategyConfig::from_name("fedsgd").is_none());
+    let cfg: StrategyConfig =
+        serde_json::from_str(r#"{"name": "fedtrimmedavg", "beta": 0.1}"#).unwrap();
+    assert_eq!(cfg, StrategyConfig::Fedtrimmedavg { beta: 0.1 });
+}
+
+#[test]
+fn empty_results_are_an_error() {
+    let mut s = StrategyConfig::Fedavg.build();
+    assert!(s.aggregate_fit(&model(&[0.0]), &[]).is_err());
+}
