@@ -152,8 +152,7 @@ impl Catalog {
     /// prototype's three mappings plus entries on synthetic data.
     pub fn builtin() -> Catalog {
         // The embedded file is part of the crate and a test parses it.
-        Catalog::from_yaml("built-in catalog", BUILTIN_YAML)
-            .expect("the built-in catalog is valid")
+        Catalog::from_yaml("built-in catalog", BUILTIN_YAML).expect("the built-in catalog is valid")
     }
 
     /// Parses a catalog from YAML text; `file` names it in errors.

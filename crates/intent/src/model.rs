@@ -116,7 +116,8 @@ pub enum PrivacyLevel {
 
 impl PrivacyLevel {
     /// Every level.
-    pub const ALL: [PrivacyLevel; 3] = [PrivacyLevel::Low, PrivacyLevel::Medium, PrivacyLevel::High];
+    pub const ALL: [PrivacyLevel; 3] =
+        [PrivacyLevel::Low, PrivacyLevel::Medium, PrivacyLevel::High];
 
     /// The level as written in intents.
     pub fn as_str(self) -> &'static str {

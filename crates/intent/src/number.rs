@@ -16,8 +16,16 @@ pub(crate) struct Interval {
 impl Interval {
     /// Whether `x` lies in the interval.
     pub fn contains(&self, x: f64) -> bool {
-        let above = if self.lo_open { x > self.lo } else { x >= self.lo };
-        let below = if self.hi_open { x < self.hi } else { x <= self.hi };
+        let above = if self.lo_open {
+            x > self.lo
+        } else {
+            x >= self.lo
+        };
+        let below = if self.hi_open {
+            x < self.hi
+        } else {
+            x <= self.hi
+        };
         above && below
     }
 }
@@ -161,7 +169,10 @@ mod tests {
     #[test]
     fn refusals_show_the_value_as_written() {
         let err = float_in(&Value::String("1.5".into()), UNIT).unwrap_err();
-        assert_eq!((err.rule.as_str(), err.got.as_str()), ("must be in (0, 1]", "1.5"));
+        assert_eq!(
+            (err.rule.as_str(), err.got.as_str()),
+            ("must be in (0, 1]", "1.5")
+        );
         let err = float_in(&Value::String("NaN".into()), UNIT).unwrap_err();
         assert_eq!(err.got, "\"NaN\"");
         let err = count_in(&Value::from(2.5), Count { min: 1, max: 10 }).unwrap_err();

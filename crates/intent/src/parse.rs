@@ -124,7 +124,10 @@ fn byte_offset(message: &str) -> Option<(usize, usize)> {
 /// 1-based line and column (in characters) just after `prefix`.
 fn line_column(prefix: &[u8]) -> (usize, usize) {
     let line = 1 + prefix.iter().filter(|&&b| b == b'\n').count();
-    let line_start = prefix.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let line_start = prefix
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
     // Count characters, not bytes: skip UTF-8 continuation bytes.
     let chars = prefix[line_start..]
         .iter()

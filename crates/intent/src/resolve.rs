@@ -2,16 +2,18 @@
 
 use crate::catalog::{Catalog, FlDefaults, Pipeline};
 use crate::error::FieldError;
-use crate::model::{AGGREGATE_OPERAND, AGGREGATE_OPERATION, Cohort, Constraints, Intent, PrivacyLevel, Target};
+use crate::model::{
+    AGGREGATE_OPERAND, AGGREGATE_OPERATION, Cohort, Constraints, Intent, PrivacyLevel, Target,
+};
 use crate::strategy::Strategy;
 use serde::Serialize;
 
 /// An intent with every target resolved.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Resolved {
-    /// The intent's id.
-    pub intent_id: String,
-    /// The targets, in the intent's order.
+    /// The intent, normalised (canonical names, typed numbers).
+    pub intent: Intent,
+    /// The targets resolved, in the intent's order.
     pub targets: Vec<ResolvedTarget>,
 }
 
@@ -111,7 +113,7 @@ impl Catalog {
             .collect();
         if errors.is_empty() {
             Ok(Resolved {
-                intent_id: intent.intent_id.clone(),
+                intent: intent.clone(),
                 targets,
             })
         } else {
@@ -236,7 +238,11 @@ fn fl_plan(c: &Constraints, d: &FlDefaults, path: &str) -> Result<FlPlan, Vec<Fi
     let mut errors = Vec::new();
     let kind = c.avg_algo.unwrap_or(d.strategy);
     let strategy = Strategy::build(kind, &c.strategy_params).map_err(|param| {
-        let from = if c.avg_algo.is_some() { "" } else { " (the catalog's default)" };
+        let from = if c.avg_algo.is_some() {
+            ""
+        } else {
+            " (the catalog's default)"
+        };
         errors.push(FieldError::missing(
             format!("{path}.{param}"),
             format!("does not apply to avgalgo {kind}{from}"),

@@ -247,7 +247,10 @@ mod tests {
 
     #[test]
     fn names_ignore_case() {
-        assert_eq!(StrategyKind::from_name("fedavg"), Some(StrategyKind::FedAvg));
+        assert_eq!(
+            StrategyKind::from_name("fedavg"),
+            Some(StrategyKind::FedAvg)
+        );
         assert_eq!(StrategyKind::from_name("KRUM"), Some(StrategyKind::Krum));
         assert_eq!(StrategyKind::from_name("fedsgd"), None);
     }

@@ -16,7 +16,10 @@ fn aggregate_intent_carries_the_plan_and_resolves_to_it() {
     let target = &edge.targets[0];
     let aggregate = target.to_aggregate_intent("edgeintent01").unwrap();
     let t = &aggregate.targets[0];
-    assert_eq!((t.operation.as_str(), t.operand.as_str()), (AGGREGATE_OPERATION, AGGREGATE_OPERAND));
+    assert_eq!(
+        (t.operation.as_str(), t.operand.as_str()),
+        (AGGREGATE_OPERATION, AGGREGATE_OPERAND)
+    );
     assert_eq!(t.constraints.source_kind, Some(Dataset::Mnist));
     assert_eq!(t.constraints.model_kind, Some(ModelName::Mlp));
     assert_eq!(t.constraints.num_rounds, Some(7));
@@ -43,6 +46,9 @@ fn prototype_aggregate_intent_with_string_numbers_and_aliases_is_valid() {
     let Plan::Federated(fl) = &target.plan else {
         panic!("aggregate.global is always federated");
     };
-    assert_eq!((fl.rounds, fl.fraction_fit, fl.min_fit, fl.min_available), (20, 0.5, 1, 1));
+    assert_eq!(
+        (fl.rounds, fl.fraction_fit, fl.min_fit, fl.min_available),
+        (20, 0.5, 1, 1)
+    );
     assert!(!fl.same_server);
 }

@@ -34,13 +34,22 @@ fn user_entries_replace_and_add() {
     let welding = merged.find("maximise", "robots.welding.accuracy").unwrap();
     assert_eq!(welding.pipeline.src.kind, Dataset::SyntheticImages);
     assert_eq!(welding.pipeline.model.kind, ModelName::KerasMlp);
-    assert_eq!((welding.fl.strategy, welding.fl.rounds), (StrategyKind::FedProx, 3));
+    assert_eq!(
+        (welding.fl.strategy, welding.fl.rounds),
+        (StrategyKind::FedProx, 3)
+    );
     // Unset FL fields take the crate's defaults.
     assert_eq!((welding.fl.fracfit, welding.fl.local_epochs), (0.5, 5));
     assert!(merged.find("minimise", "robots.welding.energy").is_some());
-    assert_eq!(merged.operations(), ["aggregate.global", "maximise", "minimise"]);
+    assert_eq!(
+        merged.operations(),
+        ["aggregate.global", "maximise", "minimise"]
+    );
     // Untouched entries stay.
-    assert_eq!(merged.find("maximise", "robots.cutting.accuracy"), builtin.find("maximise", "robots.cutting.accuracy"));
+    assert_eq!(
+        merged.find("maximise", "robots.cutting.accuracy"),
+        builtin.find("maximise", "robots.cutting.accuracy")
+    );
 }
 
 #[test]
@@ -50,13 +59,17 @@ fn a_bad_catalog_says_where() {
         err.to_string(),
         "user.yaml: pipelines[0].fl.rounds: must be a whole number in 1..=10000, got 0"
     );
-    let err = Catalog::from_yaml("user.yaml", &USER.replace("kind: logreg", "kind: resnet")).unwrap_err();
+    let err =
+        Catalog::from_yaml("user.yaml", &USER.replace("kind: logreg", "kind: resnet")).unwrap_err();
     assert_eq!(
         err.to_string(),
         "user.yaml:18:14: pipelines[1].pipeline.model: unknown model \"resnet\", \
          expected one of logreg | mlp | keras-mlp | cnn | cnn-cifar (aliases: simple, complex, mobilenet)"
     );
-    let twice = format!("{USER}{}", &USER[USER.find("  - operation: minimise").unwrap()..]);
+    let twice = format!(
+        "{USER}{}",
+        &USER[USER.find("  - operation: minimise").unwrap()..]
+    );
     let err = Catalog::from_yaml("user.yaml", &twice).unwrap_err();
     assert_eq!(
         err.to_string(),

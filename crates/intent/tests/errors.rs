@@ -252,7 +252,10 @@ fn syntax_errors_give_file_line_and_column() {
     let mut bytes = b"intentID: x\n  ta".to_vec();
     bytes.push(0xff);
     let err = intent::parse("intent.yaml", &bytes).unwrap_err();
-    assert_eq!(err.to_string(), "intent.yaml:2:5: syntax error: not UTF-8 text");
+    assert_eq!(
+        err.to_string(),
+        "intent.yaml:2:5: syntax error: not UTF-8 text"
+    );
 }
 
 #[test]

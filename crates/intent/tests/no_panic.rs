@@ -7,8 +7,22 @@ const SEED: &str = include_str!("data/intent.yaml");
 
 /// Snippets that push the parser into interesting corners.
 const SNIPPETS: [&str; 16] = [
-    "\n", ": ", "- ", "[", "]", "{", "}", "\"", "'", "&a ", "*a", "!!str ", "\t", "1e999",
-    "\n        fracfit: \"2\"\n", "\n        cohort: {hosts: [a, a]}\n",
+    "\n",
+    ": ",
+    "- ",
+    "[",
+    "]",
+    "{",
+    "}",
+    "\"",
+    "'",
+    "&a ",
+    "*a",
+    "!!str ",
+    "\t",
+    "1e999",
+    "\n        fracfit: \"2\"\n",
+    "\n        cohort: {hosts: [a, a]}\n",
 ];
 
 fn parse_and_resolve(file: &str, bytes: &[u8]) {

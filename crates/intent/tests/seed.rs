@@ -12,16 +12,34 @@ const SEEDS: [(&str, &str); 3] = [
 fn seed_intents_resolve_to_the_prototype_mapping() {
     let catalog = Catalog::builtin();
     let expected = [
-        ("edgeintent01", "robots.welding.accuracy", Dataset::Mnist, ModelName::Mlp),
-        ("edgeintent02", "robots.drilling.accuracy", Dataset::FashionMnist, ModelName::Mlp),
-        ("edgeintent03", "robots.cutting.accuracy", Dataset::Cifar10, ModelName::CnnCifar),
+        (
+            "edgeintent01",
+            "robots.welding.accuracy",
+            Dataset::Mnist,
+            ModelName::Mlp,
+        ),
+        (
+            "edgeintent02",
+            "robots.drilling.accuracy",
+            Dataset::FashionMnist,
+            ModelName::Mlp,
+        ),
+        (
+            "edgeintent03",
+            "robots.cutting.accuracy",
+            Dataset::Cifar10,
+            ModelName::CnnCifar,
+        ),
     ];
     for ((file, text), (id, operand, dataset, model)) in SEEDS.into_iter().zip(expected) {
         let intent = intent::parse(file, text.as_bytes()).unwrap();
         assert_eq!(intent.intent_id, id);
         let resolved = catalog.resolve(&intent).unwrap();
         let target = &resolved.targets[0];
-        assert_eq!((target.id.as_str(), target.operation.as_str()), ("factory.all", "maximise"));
+        assert_eq!(
+            (target.id.as_str(), target.operation.as_str()),
+            ("factory.all", "maximise")
+        );
         assert_eq!(target.operand, operand);
         let p = &target.pipeline;
         assert_eq!(p.src.kind, dataset, "{file}");
@@ -33,7 +51,10 @@ fn seed_intents_resolve_to_the_prototype_mapping() {
             panic!("{file}: privacylevel high must plan federated learning");
         };
         assert_eq!(fl.strategy.kind(), StrategyKind::FedAvg);
-        assert_eq!((fl.rounds, fl.fraction_fit, fl.min_fit, fl.min_available), (20, 0.5, 1, 1));
+        assert_eq!(
+            (fl.rounds, fl.fraction_fit, fl.min_fit, fl.min_available),
+            (20, 0.5, 1, 1)
+        );
         assert_eq!((fl.local_epochs, fl.batch_size), (5, 32));
     }
 }
@@ -46,7 +67,10 @@ fn prototype_aliases_name_the_same_pipeline_nodes() {
     let intent = intent::parse("alias.yaml", text.as_bytes()).unwrap();
     let resolved = Catalog::builtin().resolve(&intent).unwrap();
     let p = &resolved.targets[0].pipeline;
-    assert_eq!((p.src.kind, p.model.kind), (Dataset::Cifar10, ModelName::CnnCifar));
+    assert_eq!(
+        (p.src.kind, p.model.kind),
+        (Dataset::Cifar10, ModelName::CnnCifar)
+    );
     assert_eq!(intent::resolve_source_alias("handmnist"), "mnist");
     assert_eq!(intent::resolve_model_alias("simple"), "keras-mlp");
 }
@@ -73,7 +97,9 @@ fn json_intents_and_string_numbers_are_accepted() {
 
 #[test]
 fn low_privacy_plans_centralised_training_which_is_unsupported() {
-    let text = SEEDS[0].1.replace("privacylevel: high", "privacylevel: low");
+    let text = SEEDS[0]
+        .1
+        .replace("privacylevel: high", "privacylevel: low");
     let intent = intent::parse("low.yaml", text.as_bytes()).unwrap();
     let resolved = Catalog::builtin().resolve(&intent).unwrap();
     let target = &resolved.targets[0];
