@@ -93,7 +93,7 @@ impl RoundRunner {
         result
     }
 
-    async fn wait_for_clients(&self) -> Result<(), ServerError> {
+    async fn wait_for_clients(&mut self) -> Result<(), ServerError> {
         let needed = self.config.min_available_clients.max(1);
         if !self
             .manager
@@ -143,7 +143,7 @@ impl RoundRunner {
         Ok(())
     }
 
-    async fn initial_from_client(&self) -> Result<Vec<Tensor>, ServerError> {
+    async fn initial_from_client(&mut self) -> Result<Vec<Tensor>, ServerError> {
         let client = self
             .manager
             .all()
@@ -204,9 +204,10 @@ impl RoundRunner {
         };
         let shapes: Arc<Vec<Vec<usize>>> =
             Arc::new(parameters.iter().map(|t| t.shape.clone()).collect());
-        let replies = self
-            .broadcast(&clients, fit_msg, move |msg| parse_fit(msg, &shapes))
-            .await;
+        let replies = broadcast(self.config.round_timeout, &clients, fit_msg, move |msg| {
+            parse_fit(msg, &shapes)
+        })
+        .await;
         let mut fit = PhaseRecord {
             sampled: clients.len(),
             ..PhaseRecord::default()
@@ -276,7 +277,7 @@ impl RoundRunner {
                     config: wire::config_to_proto(&eval_config),
                 })),
             };
-            let replies = self.broadcast(&clients, msg, parse_evaluate).await;
+            let replies = broadcast(self.config.round_timeout, &clients, msg, parse_evaluate).await;
             let mut phase = PhaseRecord {
                 sampled: clients.len(),
                 ..PhaseRecord::default()
@@ -310,54 +311,53 @@ impl RoundRunner {
         record.duration_s = round_start.elapsed().as_secs_f64();
         Ok(record)
     }
+}
 
-    /// Sends `msg` to every client concurrently and parses each answer with
-    /// `parse`, turning transport problems into failure reasons.
-    async fn broadcast<T: Send + 'static>(
-        &self,
-        clients: &[Arc<ClientProxy>],
-        msg: ServerMessage,
-        parse: impl Fn(ClientMsg) -> Result<T, String> + Send + Sync + Clone + 'static,
-    ) -> Vec<Reply<T>> {
-        let timeout = self.config.round_timeout;
-        let mut set = JoinSet::new();
-        for client in clients {
-            let (client, msg, parse) = (client.clone(), msg.clone(), parse.clone());
-            set.spawn(async move {
-                let id = client.id().to_owned();
-                match client.request(msg, timeout).await {
-                    Ok(Exchange {
-                        reply,
-                        bytes_sent,
-                        bytes_received,
-                    }) => Reply {
-                        client: id,
-                        result: reply
-                            .msg
-                            .ok_or_else(|| "empty client message".to_owned())
-                            .and_then(parse),
-                        bytes_sent,
-                        bytes_received,
-                    },
-                    Err(e) => Reply {
-                        client: id,
-                        result: Err(e.to_string()),
-                        bytes_sent: 0,
-                        bytes_received: 0,
-                    },
-                }
-            });
-        }
-        let mut replies = Vec::with_capacity(clients.len());
-        while let Some(joined) = set.join_next().await {
-            match joined {
-                Ok(reply) => replies.push(reply),
-                Err(e) => tracing::error!(error = %e, "client task failed"),
+/// Sends `msg` to every client concurrently and parses each answer with
+/// `parse`, turning transport problems into failure reasons.
+async fn broadcast<T: Send + 'static>(
+    timeout: Option<std::time::Duration>,
+    clients: &[Arc<ClientProxy>],
+    msg: ServerMessage,
+    parse: impl Fn(ClientMsg) -> Result<T, String> + Send + Sync + Clone + 'static,
+) -> Vec<Reply<T>> {
+    let mut set = JoinSet::new();
+    for client in clients {
+        let (client, msg, parse) = (client.clone(), msg.clone(), parse.clone());
+        set.spawn(async move {
+            let id = client.id().to_owned();
+            match client.request(msg, timeout).await {
+                Ok(Exchange {
+                    reply,
+                    bytes_sent,
+                    bytes_received,
+                }) => Reply {
+                    client: id,
+                    result: reply
+                        .msg
+                        .ok_or_else(|| "empty client message".to_owned())
+                        .and_then(parse),
+                    bytes_sent,
+                    bytes_received,
+                },
+                Err(e) => Reply {
+                    client: id,
+                    result: Err(e.to_string()),
+                    bytes_sent: 0,
+                    bytes_received: 0,
+                },
             }
-        }
-        replies.sort_by(|a, b| a.client.cmp(&b.client));
-        replies
+        });
     }
+    let mut replies = Vec::with_capacity(clients.len());
+    while let Some(joined) = set.join_next().await {
+        match joined {
+            Ok(reply) => replies.push(reply),
+            Err(e) => tracing::error!(error = %e, "client task failed"),
+        }
+    }
+    replies.sort_by(|a, b| a.client.cmp(&b.client));
+    replies
 }
 
 fn check_status(status: Option<&crate::proto::Status>) -> Result<(), String> {
