@@ -9,6 +9,8 @@
 //! assert_eq!(resolved.targets[0].pipeline.src.kind, intent::Dataset::Mnist);
 //! ```
 
+#![warn(missing_docs)]
+
 mod aggregate;
 mod catalog;
 mod error;

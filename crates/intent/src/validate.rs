@@ -41,14 +41,14 @@ fn target(t: &Target, path: &str, errors: &mut Vec<FieldError>) {
             "required, must be one of low | medium | high",
         ));
     }
-    if let (Some(fit), Some(av)) = (c.min_fit, c.min_available) {
-        if fit > av {
-            errors.push(FieldError::new(
-                format!("{path}.minfit"),
-                format!("must be <= minav ({av})"),
-                fit.to_string(),
-            ));
-        }
+    if let (Some(fit), Some(av)) = (c.min_fit, c.min_available)
+        && fit > av
+    {
+        errors.push(FieldError::new(
+            format!("{path}.minfit"),
+            format!("must be <= minav ({av})"),
+            fit.to_string(),
+        ));
     }
     if let Some(cohort) = &c.cohort {
         cohort_rules(cohort, &format!("{path}.cohort"), errors);

@@ -85,3 +85,17 @@ proptest! {
         parse_and_resolve("mutated", &bytes);
     }
 }
+
+#[test]
+fn deep_nesting_and_alias_bombs_are_errors() {
+    let deep = "[".repeat(100_000);
+    assert!(intent::parse("deep.yaml", deep.as_bytes()).is_err());
+    assert!(intent::parse("deep.json", deep.as_bytes()).is_err());
+    let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..12 {
+        let prev = (b'a' + i - 1) as char;
+        let name = (b'a' + i) as char;
+        bomb.push_str(&format!("{name}: &{name} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"));
+    }
+    assert!(intent::parse("bomb.yaml", bomb.as_bytes()).is_err());
+}
