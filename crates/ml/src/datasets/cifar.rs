@@ -32,7 +32,7 @@ fn read_batch(path: &Path) -> Result<(Vec<u8>, Vec<u8>), DataError> {
     if bytes.is_empty() {
         return Err(DataError::invalid(path, "empty file: no CIFAR-10 record"));
     }
-    if bytes.len() % RECORD_BYTES != 0 {
+    if !bytes.len().is_multiple_of(RECORD_BYTES) {
         let whole = bytes.len() / RECORD_BYTES;
         return Err(DataError::Truncated {
             path: path.into(),

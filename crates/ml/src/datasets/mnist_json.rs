@@ -73,7 +73,7 @@ fn read_digit(path: &Path) -> Result<Vec<u8>, DataError> {
             format!("not a {{\"data\": [numbers]}} JSON file: {e}"),
         )
     })?;
-    if file.data.is_empty() || file.data.len() % PIXELS != 0 {
+    if file.data.is_empty() || !file.data.len().is_multiple_of(PIXELS) {
         return Err(DataError::invalid(
             path,
             format!(
@@ -105,7 +105,7 @@ pub fn convert_mnist_json(package_dir: &Path, out_dir: &Path) -> Result<Converte
     let per_digit = (0..10)
         .map(|d| read_digit(&digits.join(format!("{d}.json"))))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut next = vec![0usize; 10];
+    let mut next = [0usize; 10];
     let (mut train_x, mut train_y, mut test_x, mut test_y) = (vec![], vec![], vec![], vec![]);
     let mut count = 0usize;
     loop {
