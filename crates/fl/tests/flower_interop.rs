@@ -1,0 +1,193 @@
+//! Interoperability with Flower 1.42 (Python): its NumPyClients join our
+//! server, our clients join its server, and float64 tensors are accepted.
+//!
+//! Needs a Python with `flwr==1.42.0` and numpy: `$DMO_PYTHON`, else the
+//! workspace's `.venv` (which `.ci/run` creates).
+
+use fl::client::{ClientOptions, run_client};
+use fl::server::{FlServer, ServerConfig, ServerRecorder};
+use fl::strategy::StrategyConfig;
+use fl::{Config, EvaluateOutcome, FitOutcome, Tensor, Trainer, TrainerError};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use tokio::net::TcpListener;
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn python() -> PathBuf {
+    let p = std::env::var_os("DMO_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".venv/bin/python"));
+    assert!(
+        p.exists(),
+        "no Python with flwr at {}: run `bash .ci/run` once, or set DMO_PYTHON to a python with flwr==1.42.0",
+        p.display()
+    );
+    p
+}
+
+/// A Python peer that is killed if the test fails before it exits.
+struct Peer(Child);
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_py(script: &str, args: &[&str]) -> Peer {
+    let child = Command::new(python())
+        .arg(repo_root().join("tests/flower").join(script))
+        .args(args)
+        .env("FLWR_TELEMETRY_ENABLED", "0")
+        .env("GRPC_VERBOSITY", "ERROR")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start python peer");
+    Peer(child)
+}
+
+fn finish(peer: Peer) -> String {
+    let mut peer = peer;
+    let child = std::mem::replace(&mut peer.0, Command::new("true").spawn().unwrap());
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "python peer failed: {}\n{text}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+async fn run_our_server(clients: &[&[&str]]) -> fl::history::History {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let config = ServerConfig {
+        rounds: 3,
+        min_available_clients: clients.len(),
+        min_fit_clients: clients.len(),
+        min_evaluate_clients: clients.len(),
+        ..ServerConfig::default()
+    };
+    let server = FlServer::new(config, ServerRecorder::detached());
+    let run = tokio::spawn(server.run(listener, StrategyConfig::Fedavg.build(), None, None));
+    let peers: Vec<Peer> = clients
+        .iter()
+        .map(|extra| {
+            let mut args = vec!["--server", addr.as_str()];
+            args.extend_from_slice(extra);
+            spawn_py("numpy_client.py", &args)
+        })
+        .collect();
+    let history = run.await.unwrap().expect("our server completes");
+    for p in peers {
+        assert!(finish(p).contains("client done"));
+    }
+    history
+}
+
+fn eval_losses(h: &fl::history::History) -> Vec<f64> {
+    h.rounds.iter().map(|r| r.evaluate.as_ref().unwrap().loss.unwrap()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flower_numpy_clients_train_on_our_server() {
+    let history = run_our_server(&[&["--offset", "0"], &["--offset", "1"]]).await;
+    assert_eq!(history.rounds.len(), 3);
+    for r in &history.rounds {
+        assert_eq!(r.fit.completed, 2, "{r:?}");
+        assert!(r.fit.failures.is_empty());
+        assert_eq!(r.fit.num_examples, 40);
+        assert!(r.evaluate.as_ref().unwrap().metrics.contains_key("accuracy"));
+    }
+    let losses = eval_losses(&history);
+    assert!(losses.windows(2).all(|w| w[1] < w[0]), "loss must fall: {losses:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flower_client_sending_float64_works() {
+    let history = run_our_server(&[&["--float64"], &["--offset", "0.5"]]).await;
+    assert_eq!(history.rounds.len(), 3);
+    assert!(history.rounds.iter().all(|r| r.fit.completed == 2 && r.fit.failures.is_empty()));
+    let losses = eval_losses(&history);
+    assert!(losses[2] < losses[0], "{losses:?}");
+}
+
+/// Our Rust trainer on the same problem.
+struct LineFit(f32);
+
+impl LineFit {
+    fn step(&self, w: &mut f32, b: &mut f32) {
+        let xs: Vec<f32> = (0..20).map(|i| self.0 + i as f32 / 10.0).collect();
+        for _ in 0..10 {
+            let (gw, gb) = xs.iter().fold((0.0, 0.0), |(gw, gb), x| {
+                let e = *w * x + *b - (3.0 * x - 1.0);
+                (gw + 2.0 * e * x / 20.0, gb + 2.0 * e / 20.0)
+            });
+            *w -= 0.1 * gw;
+            *b -= 0.1 * gb;
+        }
+    }
+}
+
+impl Trainer for LineFit {
+    fn get_parameters(&mut self, _: &Config) -> Result<Vec<Tensor>, TrainerError> {
+        Ok(vec![Tensor::zeros(vec![1, 1]), Tensor::zeros(vec![1])])
+    }
+    fn fit(&mut self, p: Vec<Tensor>, _: &Config) -> Result<FitOutcome, TrainerError> {
+        let (mut w, mut b) = (p[0].data[0], p[1].data[0]);
+        self.step(&mut w, &mut b);
+        Ok(FitOutcome {
+            parameters: vec![Tensor::new(vec![1, 1], vec![w]).unwrap(), Tensor::new(vec![1], vec![b]).unwrap()],
+            num_examples: 20,
+            metrics: Config::new(),
+        })
+    }
+    fn evaluate(&mut self, p: Vec<Tensor>, _: &Config) -> Result<EvaluateOutcome, TrainerError> {
+        let (w, b) = (p[0].data[0], p[1].data[0]);
+        let loss = (0..20)
+            .map(|i| self.0 + i as f32 / 10.0)
+            .map(|x| (w * x + b - (3.0 * x - 1.0)).powi(2))
+            .sum::<f32>()
+            / 20.0;
+        Ok(EvaluateOutcome {
+            loss,
+            num_examples: 20,
+            metrics: Config::new(),
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_clients_train_on_flowers_server() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr = format!("127.0.0.1:{port}");
+    let server = spawn_py("flower_server.py", &["--address", &addr, "--rounds", "3"]);
+    let clients: Vec<_> = (0..2)
+        .map(|i| {
+            let addr = addr.clone();
+            tokio::spawn(async move { run_client(&addr, Box::new(LineFit(i as f32)), &ClientOptions::default()).await })
+        })
+        .collect();
+    for c in clients {
+        let s = c.await.unwrap().expect("our client finishes cleanly");
+        assert_eq!((s.fits, s.evaluates, s.errors), (3, 3, 0));
+    }
+    let out = finish(server);
+    let line = out.lines().find_map(|l| l.strip_prefix("HISTORY ")).expect("history line");
+    let h: serde_json::Value = serde_json::from_str(line).unwrap();
+    let losses: Vec<f64> = h["losses_distributed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p[1].as_f64().unwrap())
+        .collect();
+    assert_eq!(losses.len(), 3, "Flower recorded 3 rounds: {out}");
+    assert!(losses.windows(2).all(|w| w[1] < w[0]), "{losses:?}");
+}
