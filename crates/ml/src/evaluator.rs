@@ -28,11 +28,11 @@ impl CentralEvaluator {
         threads: usize,
     ) -> Result<Self, MlError> {
         let test = registry::load(dataset, data_dir)?.test;
-        Self::on(test, model, threads)
+        Self::with_test_set(test, model, threads)
     }
 
     /// An evaluator for `model` on the given examples.
-    pub fn on(test: Dataset, model: ModelName, threads: usize) -> Result<Self, MlError> {
+    pub fn with_test_set(test: Dataset, model: ModelName, threads: usize) -> Result<Self, MlError> {
         let runtime = Runtime::new(threads)?;
         let (shape, classes) = (test.shape(), test.num_classes());
         let model =

@@ -7,6 +7,8 @@
 //! An FL client calls [`build_trainer`] with a [`ClientSpec`]; a server
 //! scores global parameters with [`CentralEvaluator`].
 
+#![warn(missing_docs)]
+
 pub mod client;
 pub mod datasets;
 mod engine;
