@@ -1,5 +1,6 @@
 //! Subcommand definitions and their dispatch.
 
+mod fl;
 mod intent;
 mod pending;
 
@@ -27,7 +28,7 @@ pub enum Command {
     Intent(intent::IntentCmd),
     /// Flower-compatible federated-learning server and client.
     #[command(subcommand)]
-    Fl(pending::FlCmd),
+    Fl(fl::FlCmd),
     /// Run a node agent (REST API that starts FL servers and clients).
     Node(pending::NodeArgs),
     /// Run an ML function orchestrator (edge or cloud role).
@@ -63,7 +64,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Intent(cmd) => intent::run(cmd),
         Command::Run(_) => pending::not_yet("run", 6),
-        Command::Fl(_) => pending::not_yet("fl", 3),
+        Command::Fl(cmd) => fl::run(cmd),
         Command::Node(_) => pending::not_yet("node", 5),
         Command::Mlfo(_) => pending::not_yet("mlfo", 5),
         Command::Testbed(_) => pending::not_yet("testbed", 6),

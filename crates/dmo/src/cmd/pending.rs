@@ -15,15 +15,6 @@ pub struct RunArgs {
     pub out: PathBuf,
 }
 
-/// `dmo fl ...` subcommands.
-#[derive(Debug, Subcommand)]
-pub enum FlCmd {
-    /// Run a Flower-compatible FL server.
-    Server,
-    /// Run an FL client that joins a Flower-compatible server.
-    Client,
-}
-
 /// Arguments of `dmo node`.
 #[derive(Debug, Args)]
 pub struct NodeArgs {

@@ -118,6 +118,7 @@ pub struct FlServer {
     config: ServerConfig,
     manager: Arc<ClientManager>,
     history: Arc<RwLock<History>>,
+    progress: tokio::sync::watch::Sender<u64>,
     recorder: ServerRecorder,
 }
 
@@ -128,6 +129,7 @@ impl FlServer {
             config,
             manager: Arc::new(ClientManager::default()),
             history: Arc::new(RwLock::new(History::default())),
+            progress: tokio::sync::watch::channel(0).0,
             recorder,
         }
     }
@@ -135,6 +137,11 @@ impl FlServer {
     /// A handle on the history, readable while the server runs.
     pub fn history(&self) -> Arc<RwLock<History>> {
         self.history.clone()
+    }
+
+    /// Rounds completed so far; changes after each round is recorded.
+    pub fn progress(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.progress.subscribe()
     }
 
     /// The connected clients.
@@ -171,6 +178,7 @@ impl FlServer {
             self.config.clone(),
             self.manager.clone(),
             self.history.clone(),
+            self.progress.clone(),
             self.recorder.clone(),
             strategy,
             evaluate_fn,

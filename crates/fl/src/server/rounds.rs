@@ -24,6 +24,7 @@ pub(super) struct RoundRunner {
     config: ServerConfig,
     manager: Arc<ClientManager>,
     history: Arc<RwLock<History>>,
+    progress: tokio::sync::watch::Sender<u64>,
     recorder: ServerRecorder,
     strategy: Box<dyn Strategy>,
     evaluate_fn: Option<EvaluateFn>,
@@ -51,6 +52,7 @@ impl RoundRunner {
         config: ServerConfig,
         manager: Arc<ClientManager>,
         history: Arc<RwLock<History>>,
+        progress: tokio::sync::watch::Sender<u64>,
         recorder: ServerRecorder,
         strategy: Box<dyn Strategy>,
         evaluate_fn: Option<EvaluateFn>,
@@ -60,6 +62,7 @@ impl RoundRunner {
             config,
             manager,
             history,
+            progress,
             recorder,
             strategy,
             evaluate_fn,
@@ -139,6 +142,7 @@ impl RoundRunner {
             );
             self.recorder.quality(record.loss(), record.accuracy());
             self.update_history(|h| h.rounds.push(record));
+            self.progress.send_replace(round);
         }
         Ok(())
     }

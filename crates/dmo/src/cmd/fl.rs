@@ -1,0 +1,278 @@
+//! `dmo fl server` and `dmo fl client`: the FL runtime from the command line.
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use fl::client::{ClientOptions, run_client};
+use fl::history::{CentralRecord, History, RoundRecord};
+use fl::server::{EvaluateFn, FlServer, ServerConfig, ServerRecorder};
+use fl::strategy::{STRATEGY_NAMES, StrategyConfig};
+use fl::{Config, Scalar};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// `dmo fl ...` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum FlCmd {
+    /// Run a Flower-compatible FL server (Flower clients may join it).
+    Server(ServerArgs),
+    /// Run an FL client training a model on its part of a dataset.
+    Client(ClientArgs),
+}
+
+/// Arguments of `dmo fl server`.
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Address to listen on for Flower gRPC clients.
+    #[arg(long, default_value = "127.0.0.1:6000")]
+    pub listen: String,
+    /// Rounds to run.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: u64,
+    /// Clients that must be connected before a round starts.
+    #[arg(long, default_value_t = 2)]
+    pub min_available: usize,
+    /// Minimum clients sampled for fit.
+    #[arg(long, default_value_t = 2)]
+    pub min_fit: usize,
+    /// Fraction of connected clients sampled for fit.
+    #[arg(long, default_value_t = 1.0)]
+    pub fraction_fit: f64,
+    /// Fraction of connected clients sampled for evaluate (0 skips client evaluation).
+    #[arg(long, default_value_t = 1.0)]
+    pub fraction_evaluate: f64,
+    /// Minimum clients sampled for evaluate.
+    #[arg(long, default_value_t = 2)]
+    pub min_evaluate: usize,
+    /// Aggregation strategy (fedavg, fedavgm, fedprox, fedadam, fedyogi, fedadagrad, fedmedian, fedtrimmedavg, krum).
+    #[arg(long, default_value = "fedavg")]
+    pub strategy: String,
+    /// Strategy parameters as JSON, e.g. '{"proximal_mu": 0.1}'.
+    #[arg(long)]
+    pub strategy_params: Option<String>,
+    /// Stop the run when any client fails (default: go on with the others).
+    #[arg(long)]
+    pub no_accept_failures: bool,
+    /// Seconds each client may take to answer in a round.
+    #[arg(long)]
+    pub round_timeout: Option<f64>,
+    /// Seconds to wait for the minimum number of clients.
+    #[arg(long, default_value_t = 300.0)]
+    pub wait_timeout: f64,
+    /// Seed of client sampling.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Local epochs sent to clients (`local_epochs`).
+    #[arg(long)]
+    pub local_epochs: Option<i64>,
+    /// Batch size sent to clients (`batch_size`).
+    #[arg(long)]
+    pub batch_size: Option<i64>,
+    /// Learning rate sent to clients (`learning_rate`).
+    #[arg(long)]
+    pub learning_rate: Option<f64>,
+    /// Evaluate the global model on this dataset's official test split after every round.
+    #[arg(long, requires = "model")]
+    pub evaluate_dataset: Option<String>,
+    /// The model the clients train (for server-side evaluation).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Dataset directory (else $DMO_DATA_DIR, then the system locations).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Write the run's history as JSON to this file.
+    #[arg(long)]
+    pub history: Option<PathBuf>,
+}
+
+/// Arguments of `dmo fl client`.
+#[derive(Debug, Args)]
+pub struct ClientArgs {
+    /// FL server address, HOST:PORT.
+    #[arg(long)]
+    pub server: String,
+    /// Dataset (mnist, fashion-mnist, cifar10, synthetic, synthetic-images, ...).
+    #[arg(long, default_value = "synthetic")]
+    pub dataset: String,
+    /// Model (logreg, mlp, keras-mlp, cnn, cnn-cifar).
+    #[arg(long, default_value = "logreg")]
+    pub model: String,
+    /// Clients in the cohort (the prototype's `cohsize`).
+    #[arg(long, default_value_t = 1)]
+    pub num_clients: usize,
+    /// This client's index in the cohort (the prototype's `part`).
+    #[arg(long, default_value_t = 0)]
+    pub index: usize,
+    /// Partition scheme: iid, shards, shards:N, dirichlet:ALPHA.
+    #[arg(long, default_value = "iid")]
+    pub partition: String,
+    /// Fraction of this client's examples held out for evaluation.
+    #[arg(long, default_value_t = 0.1)]
+    pub test_fraction: f64,
+    /// Seed shared by the cohort (partition, initial weights).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Worker threads for training (0: one per core).
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Dataset directory (else $DMO_DATA_DIR, then the system locations).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Connection attempts before giving up.
+    #[arg(long, default_value_t = 30)]
+    pub connect_attempts: u32,
+}
+
+/// Runs one `dmo fl` subcommand.
+pub fn run(cmd: FlCmd) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cmd {
+        FlCmd::Server(args) => rt.block_on(server(args)),
+        FlCmd::Client(args) => rt.block_on(client(args)),
+    }
+}
+
+/// The strategy named `name` with optional JSON parameters.
+pub fn strategy_from_args(name: &str, params: Option<&str>) -> anyhow::Result<StrategyConfig> {
+    let Some(base) = StrategyConfig::from_name(name) else {
+        bail!("--strategy: unknown strategy {name:?}; known: {}", STRATEGY_NAMES.join(", "));
+    };
+    let Some(json) = params else { return Ok(base) };
+    let mut value = serde_json::to_value(&base)?;
+    let extra: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(json).context("--strategy-params: expected a JSON object")?;
+    if let Some(obj) = value.as_object_mut() {
+        obj.extend(extra);
+    }
+    serde_json::from_value(value).context("--strategy-params: parameters do not fit the strategy")
+}
+
+fn central_evaluator(args: &ServerArgs) -> anyhow::Result<Option<EvaluateFn>> {
+    let (Some(dataset), Some(model)) = (&args.evaluate_dataset, &args.model) else {
+        return Ok(None);
+    };
+    let dataset: ml::datasets::DatasetName = dataset.parse().context("--evaluate-dataset")?;
+    let model: ml::ModelName = model.parse().context("--model")?;
+    let mut evaluator = ml::CentralEvaluator::new(dataset, model, args.data_dir.as_deref(), 0)?;
+    Ok(Some(Box::new(move |_round, params| {
+        let e = evaluator.evaluate(params).ok()?;
+        Some(CentralRecord {
+            loss: e.loss,
+            metrics: [("accuracy".to_owned(), e.accuracy)].into(),
+        })
+    })))
+}
+
+fn fit_config(args: &ServerArgs) -> Config {
+    let mut c = Config::new();
+    if let Some(v) = args.local_epochs {
+        c.insert("local_epochs".into(), Scalar::Sint64(v));
+    }
+    if let Some(v) = args.batch_size {
+        c.insert("batch_size".into(), Scalar::Sint64(v));
+    }
+    if let Some(v) = args.learning_rate {
+        c.insert("learning_rate".into(), Scalar::Double(v));
+    }
+    c
+}
+
+/// One line describing a finished round.
+pub fn round_line(r: &RoundRecord, planned: u64) -> String {
+    let fmt = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |x| format!("{x:.4}"));
+    format!(
+        "round {}/{planned}  fit {}/{} ok  loss {}  accuracy {}  {:.2} s  {:.1} MB",
+        r.round,
+        r.fit.completed,
+        r.fit.sampled,
+        fmt(r.loss()),
+        fmt(r.accuracy()),
+        r.duration_s,
+        (r.bytes_sent + r.bytes_received) as f64 / 1e6
+    )
+}
+
+async fn server(args: ServerArgs) -> anyhow::Result<ExitCode> {
+    if !(args.fraction_fit > 0.0 && args.fraction_fit <= 1.0) {
+        bail!("--fraction-fit: must be in (0, 1], got {}", args.fraction_fit);
+    }
+    if !(0.0..=1.0).contains(&args.fraction_evaluate) {
+        bail!("--fraction-evaluate: must be in [0, 1], got {}", args.fraction_evaluate);
+    }
+    let strategy = strategy_from_args(&args.strategy, args.strategy_params.as_deref())?;
+    let evaluate_fn = central_evaluator(&args)?;
+    let config = ServerConfig {
+        rounds: args.rounds,
+        min_available_clients: args.min_available,
+        min_fit_clients: args.min_fit,
+        fraction_fit: args.fraction_fit,
+        fraction_evaluate: args.fraction_evaluate,
+        min_evaluate_clients: args.min_evaluate,
+        accept_failures: !args.no_accept_failures,
+        round_timeout: args.round_timeout.map(Duration::from_secs_f64),
+        wait_timeout: Duration::from_secs_f64(args.wait_timeout),
+        seed: args.seed,
+        fit_config: fit_config(&args),
+        ..ServerConfig::default()
+    };
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("--listen: cannot listen on {}", args.listen))?;
+    eprintln!("FL server listening on {} ({})", listener.local_addr()?, strategy_name(&strategy));
+    let server = FlServer::new(config, ServerRecorder::detached());
+    let mut progress = server.progress();
+    let live = server.history();
+    let printer = tokio::spawn(async move {
+        let mut printed = 0;
+        while progress.changed().await.is_ok() {
+            let h: History = live.read().map(|h| h.clone()).unwrap_or_default();
+            for r in h.rounds.iter().skip(printed) {
+                println!("{}", round_line(r, h.rounds_planned));
+            }
+            printed = h.rounds.len();
+        }
+    });
+    let result = server.run(listener, strategy.build(), None, evaluate_fn).await;
+    printer.abort();
+    let history = match result {
+        Ok(h) => h,
+        Err(e) => bail!("FL run failed: {e}"),
+    };
+    if let Some(path) = &args.history {
+        std::fs::write(path, serde_json::to_vec_pretty(&history)?)
+            .with_context(|| format!("--history: cannot write {}", path.display()))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn strategy_name(s: &StrategyConfig) -> &'static str {
+    s.build().name()
+}
+
+async fn client(args: ClientArgs) -> anyhow::Result<ExitCode> {
+    let spec = ml::ClientSpec {
+        dataset: args.dataset.parse().context("--dataset")?,
+        model: args.model.parse().context("--model")?,
+        data_dir: args.data_dir.clone(),
+        partition: ml::Partition {
+            scheme: args.partition.parse().context("--partition")?,
+            num_clients: args.num_clients,
+            index: args.index,
+            seed: args.seed,
+            test_fraction: args.test_fraction,
+        },
+        threads: args.threads,
+        seed: args.seed.wrapping_add(args.index as u64),
+    };
+    let trainer = tokio::task::spawn_blocking(move || ml::build_trainer(&spec)).await??;
+    let options = ClientOptions {
+        connect_attempts: args.connect_attempts,
+        ..ClientOptions::default()
+    };
+    let summary = run_client(&args.server, Box::new(trainer), &options).await?;
+    eprintln!(
+        "client {} done: {} fits, {} evaluates, {} errors, {:.2} s training",
+        args.index, summary.fits, summary.evaluates, summary.errors, summary.train_seconds
+    );
+    Ok(if summary.errors == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
