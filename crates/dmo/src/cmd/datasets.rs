@@ -65,7 +65,11 @@ fn list(data_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
             count(info.train_examples),
             count(info.test_examples),
             info.bytes.map_or("-".to_owned(), |b| b.to_string()),
-            if info.present || info.problem.is_some() { location } else { "-".to_owned() },
+            if info.present || info.problem.is_some() {
+                location
+            } else {
+                "-".to_owned()
+            },
         );
         if let Some(problem) = &info.problem {
             println!("    problem: {problem}");

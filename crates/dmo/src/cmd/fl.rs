@@ -18,6 +18,8 @@ pub enum FlCmd {
     Server(ServerArgs),
     /// Run an FL client training a model on its part of a dataset.
     Client(ClientArgs),
+    /// Run a server and a cohort of clients in this process over loopback gRPC.
+    Simulate(super::simulate::SimulateArgs),
 }
 
 /// Arguments of `dmo fl server`.
@@ -125,17 +127,23 @@ pub struct ClientArgs {
 
 /// Runs one `dmo fl` subcommand.
 pub fn run(cmd: FlCmd) -> anyhow::Result<ExitCode> {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     match cmd {
         FlCmd::Server(args) => rt.block_on(server(args)),
         FlCmd::Client(args) => rt.block_on(client(args)),
+        FlCmd::Simulate(args) => rt.block_on(super::simulate::simulate(args)),
     }
 }
 
 /// The strategy named `name` with optional JSON parameters.
 pub fn strategy_from_args(name: &str, params: Option<&str>) -> anyhow::Result<StrategyConfig> {
     let Some(base) = StrategyConfig::from_name(name) else {
-        bail!("--strategy: unknown strategy {name:?}; known: {}", STRATEGY_NAMES.join(", "));
+        bail!(
+            "--strategy: unknown strategy {name:?}; known: {}",
+            STRATEGY_NAMES.join(", ")
+        );
     };
     let Some(json) = params else { return Ok(base) };
     let mut value = serde_json::to_value(&base)?;
@@ -194,10 +202,16 @@ pub fn round_line(r: &RoundRecord, planned: u64) -> String {
 
 async fn server(args: ServerArgs) -> anyhow::Result<ExitCode> {
     if !(args.fraction_fit > 0.0 && args.fraction_fit <= 1.0) {
-        bail!("--fraction-fit: must be in (0, 1], got {}", args.fraction_fit);
+        bail!(
+            "--fraction-fit: must be in (0, 1], got {}",
+            args.fraction_fit
+        );
     }
     if !(0.0..=1.0).contains(&args.fraction_evaluate) {
-        bail!("--fraction-evaluate: must be in [0, 1], got {}", args.fraction_evaluate);
+        bail!(
+            "--fraction-evaluate: must be in [0, 1], got {}",
+            args.fraction_evaluate
+        );
     }
     let strategy = strategy_from_args(&args.strategy, args.strategy_params.as_deref())?;
     let evaluate_fn = central_evaluator(&args)?;
@@ -218,7 +232,11 @@ async fn server(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("--listen: cannot listen on {}", args.listen))?;
-    eprintln!("FL server listening on {} ({})", listener.local_addr()?, strategy_name(&strategy));
+    eprintln!(
+        "FL server listening on {} ({})",
+        listener.local_addr()?,
+        strategy_name(&strategy)
+    );
     let server = FlServer::new(config, ServerRecorder::detached());
     let mut progress = server.progress();
     let live = server.history();
@@ -232,7 +250,9 @@ async fn server(args: ServerArgs) -> anyhow::Result<ExitCode> {
             printed = h.rounds.len();
         }
     });
-    let result = server.run(listener, strategy.build(), None, evaluate_fn).await;
+    let result = server
+        .run(listener, strategy.build(), None, evaluate_fn)
+        .await;
     printer.abort();
     let history = match result {
         Ok(h) => h,
@@ -274,5 +294,9 @@ async fn client(args: ClientArgs) -> anyhow::Result<ExitCode> {
         "client {} done: {} fits, {} evaluates, {} errors, {:.2} s training",
         args.index, summary.fits, summary.evaluates, summary.errors, summary.train_seconds
     );
-    Ok(if summary.errors == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if summary.errors == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -1,8 +1,10 @@
 //! Subcommand definitions and their dispatch.
 
+mod datasets;
 mod fl;
 mod intent;
 mod pending;
+mod simulate;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -28,7 +30,7 @@ pub enum Command {
     Intent(intent::IntentCmd),
     /// Flower-compatible federated-learning server and client.
     #[command(subcommand)]
-    Fl(fl::FlCmd),
+    Fl(Box<fl::FlCmd>),
     /// Run a node agent (REST API that starts FL servers and clients).
     Node(pending::NodeArgs),
     /// Run an ML function orchestrator (edge or cloud role).
@@ -38,7 +40,7 @@ pub enum Command {
     Testbed(pending::TestbedCmd),
     /// List the datasets and how to get the missing ones.
     #[command(subcommand)]
-    Datasets(pending::DatasetsCmd),
+    Datasets(datasets::DatasetsCmd),
     /// Re-render an experiment's report from its summary.json.
     Report(pending::ReportArgs),
 }
@@ -64,11 +66,11 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Intent(cmd) => intent::run(cmd),
         Command::Run(_) => pending::not_yet("run", 6),
-        Command::Fl(cmd) => fl::run(cmd),
+        Command::Fl(cmd) => fl::run(*cmd),
         Command::Node(_) => pending::not_yet("node", 5),
         Command::Mlfo(_) => pending::not_yet("mlfo", 5),
         Command::Testbed(_) => pending::not_yet("testbed", 6),
-        Command::Datasets(_) => pending::not_yet("datasets", 4),
+        Command::Datasets(cmd) => datasets::run(cmd),
         Command::Report(_) => pending::not_yet("report", 6),
     }
 }

@@ -42,13 +42,6 @@ pub enum TestbedCmd {
     Down,
 }
 
-/// `dmo datasets ...` subcommands.
-#[derive(Debug, Subcommand)]
-pub enum DatasetsCmd {
-    /// Show each dataset, whether it is present, and how to get it.
-    List,
-}
-
 /// Arguments of `dmo report`.
 #[derive(Debug, Args)]
 pub struct ReportArgs {

@@ -195,9 +195,8 @@ impl FlServer {
         // Give clients a moment to read ReconnectIns before the streams close.
         tokio::time::sleep(Duration::from_millis(50)).await;
         let _ = stop_tx.send(());
-        match tokio::time::timeout(Duration::from_secs(5), transport).await {
-            Ok(Ok(Err(e))) => return Err(ServerError::Transport(e.to_string())),
-            Ok(_) | Err(_) => {}
+        if let Ok(Ok(Err(e))) = tokio::time::timeout(Duration::from_secs(5), transport).await {
+            return Err(ServerError::Transport(e.to_string()));
         }
         let history = self
             .history
