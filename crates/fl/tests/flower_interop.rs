@@ -93,7 +93,10 @@ async fn run_our_server(clients: &[&[&str]]) -> fl::history::History {
 }
 
 fn eval_losses(h: &fl::history::History) -> Vec<f64> {
-    h.rounds.iter().map(|r| r.evaluate.as_ref().unwrap().loss.unwrap()).collect()
+    h.rounds
+        .iter()
+        .map(|r| r.evaluate.as_ref().unwrap().loss.unwrap())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -104,17 +107,31 @@ async fn flower_numpy_clients_train_on_our_server() {
         assert_eq!(r.fit.completed, 2, "{r:?}");
         assert!(r.fit.failures.is_empty());
         assert_eq!(r.fit.num_examples, 40);
-        assert!(r.evaluate.as_ref().unwrap().metrics.contains_key("accuracy"));
+        assert!(
+            r.evaluate
+                .as_ref()
+                .unwrap()
+                .metrics
+                .contains_key("accuracy")
+        );
     }
     let losses = eval_losses(&history);
-    assert!(losses.windows(2).all(|w| w[1] < w[0]), "loss must fall: {losses:?}");
+    assert!(
+        losses.windows(2).all(|w| w[1] < w[0]),
+        "loss must fall: {losses:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flower_client_sending_float64_works() {
     let history = run_our_server(&[&["--float64"], &["--offset", "0.5"]]).await;
     assert_eq!(history.rounds.len(), 3);
-    assert!(history.rounds.iter().all(|r| r.fit.completed == 2 && r.fit.failures.is_empty()));
+    assert!(
+        history
+            .rounds
+            .iter()
+            .all(|r| r.fit.completed == 2 && r.fit.failures.is_empty())
+    );
     let losses = eval_losses(&history);
     assert!(losses[2] < losses[0], "{losses:?}");
 }
@@ -144,7 +161,10 @@ impl Trainer for LineFit {
         let (mut w, mut b) = (p[0].data[0], p[1].data[0]);
         self.step(&mut w, &mut b);
         Ok(FitOutcome {
-            parameters: vec![Tensor::new(vec![1, 1], vec![w]).unwrap(), Tensor::new(vec![1], vec![b]).unwrap()],
+            parameters: vec![
+                Tensor::new(vec![1, 1], vec![w]).unwrap(),
+                Tensor::new(vec![1], vec![b]).unwrap(),
+            ],
             num_examples: 20,
             metrics: Config::new(),
         })
@@ -166,13 +186,24 @@ impl Trainer for LineFit {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_clients_train_on_flowers_server() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let addr = format!("127.0.0.1:{port}");
     let server = spawn_py("flower_server.py", &["--address", &addr, "--rounds", "3"]);
     let clients: Vec<_> = (0..2)
         .map(|i| {
             let addr = addr.clone();
-            tokio::spawn(async move { run_client(&addr, Box::new(LineFit(i as f32)), &ClientOptions::default()).await })
+            tokio::spawn(async move {
+                run_client(
+                    &addr,
+                    Box::new(LineFit(i as f32)),
+                    &ClientOptions::default(),
+                )
+                .await
+            })
         })
         .collect();
     for c in clients {
@@ -180,7 +211,10 @@ async fn our_clients_train_on_flowers_server() {
         assert_eq!((s.fits, s.evaluates, s.errors), (3, 3, 0));
     }
     let out = finish(server);
-    let line = out.lines().find_map(|l| l.strip_prefix("HISTORY ")).expect("history line");
+    let line = out
+        .lines()
+        .find_map(|l| l.strip_prefix("HISTORY "))
+        .expect("history line");
     let h: serde_json::Value = serde_json::from_str(line).unwrap();
     let losses: Vec<f64> = h["losses_distributed"]
         .as_array()
