@@ -4,11 +4,18 @@
 use std::process::{Command, Output};
 
 fn dmo(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dmo")).args(args).output().expect("run dmo")
+    Command::new(env!("CARGO_BIN_EXE_dmo"))
+        .args(args)
+        .output()
+        .expect("run dmo")
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 #[test]
@@ -16,8 +23,13 @@ fn help_lists_every_subcommand_and_version_prints() {
     let out = dmo(&["--help"]);
     assert!(out.status.success());
     let help = text(&out);
-    for sub in ["run", "intent", "fl", "node", "mlfo", "testbed", "datasets", "report"] {
-        assert!(help.contains(&format!("  {sub} ")), "missing {sub} in {help}");
+    for sub in [
+        "run", "intent", "fl", "node", "mlfo", "testbed", "datasets", "report",
+    ] {
+        assert!(
+            help.contains(&format!("  {sub} ")),
+            "missing {sub} in {help}"
+        );
         assert!(dmo(&[sub, "--help"]).status.success(), "{sub} --help");
     }
     let version = text(&dmo(&["--version"]));
@@ -28,7 +40,10 @@ fn help_lists_every_subcommand_and_version_prints() {
 fn unfinished_subcommands_say_so_and_fail() {
     let out = dmo(&["mlfo", "--config", "x"]);
     assert_eq!(out.status.code(), Some(2));
-    assert_eq!(text(&out).trim(), "dmo mlfo: not implemented yet (tracked in issue #5)");
+    assert_eq!(
+        text(&out).trim(),
+        "dmo mlfo: not implemented yet (tracked in issue #5)"
+    );
     let out = dmo(&["report", "results"]);
     assert_eq!(out.status.code(), Some(2));
 }
@@ -45,7 +60,10 @@ fn intent_validate_accepts_the_seeds_and_rejects_bad_files() {
     let out = dmo(&["intent", "validate", good.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("\"mnist\"") && stdout.contains("\"mlp\""), "{stdout}");
+    assert!(
+        stdout.contains("\"mnist\"") && stdout.contains("\"mlp\""),
+        "{stdout}"
+    );
 
     let bad = dir.path().join("bad.yaml");
     std::fs::write(
@@ -53,39 +71,91 @@ fn intent_validate_accepts_the_seeds_and_rejects_bad_files() {
         "intentID: x\ntargets:\n  - id: a\n    operation: maximise\n    operand: robots.welding.accuracy\n    constraints:\n      privacylevel: high\n      fracfit: 1.5\n",
     )
     .unwrap();
-    let out = dmo(&["intent", "validate", good.to_str().unwrap(), bad.to_str().unwrap()]);
+    let out = dmo(&[
+        "intent",
+        "validate",
+        good.to_str().unwrap(),
+        bad.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("targets[0].constraints.fracfit: must be in (0, 1], got 1.5"), "{err}");
+    assert!(
+        err.contains("targets[0].constraints.fracfit: must be in (0, 1], got 1.5"),
+        "{err}"
+    );
 }
 
 #[test]
 fn fl_arguments_are_checked_with_the_flag_named() {
     let out = dmo(&["fl", "server", "--strategy", "fedsgd"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out).contains("--strategy: unknown strategy \"fedsgd\"; known: fedavg,"), "{}", text(&out));
+    assert!(
+        text(&out).contains("--strategy: unknown strategy \"fedsgd\"; known: fedavg,"),
+        "{}",
+        text(&out)
+    );
     let out = dmo(&["fl", "simulate", "--fraction-fit", "0"]);
-    assert!(text(&out).contains("--fraction-fit: must be in (0, 1], got 0"), "{}", text(&out));
-    let out = dmo(&["fl", "client", "--server", "127.0.0.1:1", "--dataset", "imagenet"]);
+    assert!(
+        text(&out).contains("--fraction-fit: must be in (0, 1], got 0"),
+        "{}",
+        text(&out)
+    );
+    let out = dmo(&[
+        "fl",
+        "client",
+        "--server",
+        "127.0.0.1:1",
+        "--dataset",
+        "imagenet",
+    ]);
     assert!(text(&out).contains("--dataset"), "{}", text(&out));
 }
 
 #[test]
 fn fl_server_and_clients_run_as_processes() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let addr = format!("127.0.0.1:{port}");
     let dir = tempfile::tempdir().unwrap();
     let history = dir.path().join("history.json");
     let server = Command::new(env!("CARGO_BIN_EXE_dmo"))
-        .args(["fl", "server", "--listen", &addr, "--rounds", "3", "--min-available", "2", "--min-fit", "2"])
-        .args(["--history", history.to_str().unwrap(), "--strategy", "fedprox"])
+        .args([
+            "fl",
+            "server",
+            "--listen",
+            &addr,
+            "--rounds",
+            "3",
+            "--min-available",
+            "2",
+            "--min-fit",
+            "2",
+        ])
+        .args([
+            "--history",
+            history.to_str().unwrap(),
+            "--strategy",
+            "fedprox",
+        ])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let clients: Vec<_> = (0..2)
         .map(|i| {
             Command::new(env!("CARGO_BIN_EXE_dmo"))
-                .args(["fl", "client", "--server", &addr, "--dataset", "synthetic", "--model", "logreg"])
+                .args([
+                    "fl",
+                    "client",
+                    "--server",
+                    &addr,
+                    "--dataset",
+                    "synthetic",
+                    "--model",
+                    "logreg",
+                ])
                 .args(["--num-clients", "2", "--index", &i.to_string()])
                 .output()
                 .unwrap()
@@ -95,9 +165,16 @@ fn fl_server_and_clients_run_as_processes() {
     assert!(out.status.success());
     for c in &clients {
         assert!(c.status.success(), "{}", text(c));
-        assert!(text(c).contains("3 fits, 3 evaluates, 0 errors"), "{}", text(c));
+        assert!(
+            text(c).contains("3 fits, 3 evaluates, 0 errors"),
+            "{}",
+            text(c)
+        );
     }
-    let lines: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect();
+    let lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
     assert_eq!(lines.len(), 3, "{lines:?}");
     assert!(lines[2].starts_with("round 3/3  fit 2/2 ok"), "{lines:?}");
     let h: serde_json::Value = serde_json::from_slice(&std::fs::read(&history).unwrap()).unwrap();

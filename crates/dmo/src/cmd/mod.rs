@@ -3,6 +3,7 @@
 mod datasets;
 mod fl;
 mod intent;
+mod node;
 mod pending;
 mod simulate;
 
@@ -32,7 +33,7 @@ pub enum Command {
     #[command(subcommand)]
     Fl(Box<fl::FlCmd>),
     /// Run a node agent (REST API that starts FL servers and clients).
-    Node(pending::NodeArgs),
+    Node(node::NodeArgs),
     /// Run an ML function orchestrator (edge or cloud role).
     Mlfo(pending::MlfoArgs),
     /// Generate, bring up and tear down network testbeds.
@@ -67,7 +68,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Intent(cmd) => intent::run(cmd),
         Command::Run(_) => pending::not_yet("run", 6),
         Command::Fl(cmd) => fl::run(*cmd),
-        Command::Node(_) => pending::not_yet("node", 5),
+        Command::Node(args) => node::run(args),
         Command::Mlfo(_) => pending::not_yet("mlfo", 5),
         Command::Testbed(_) => pending::not_yet("testbed", 6),
         Command::Datasets(cmd) => datasets::run(cmd),

@@ -15,14 +15,6 @@ pub struct RunArgs {
     pub out: PathBuf,
 }
 
-/// Arguments of `dmo node`.
-#[derive(Debug, Args)]
-pub struct NodeArgs {
-    /// Address of the node agent's REST API.
-    #[arg(long, default_value = "127.0.0.1:5000")]
-    pub listen: String,
-}
-
 /// Arguments of `dmo mlfo`.
 #[derive(Debug, Args)]
 pub struct MlfoArgs {

@@ -1,0 +1,59 @@
+//! `dmo node`: the node agent, a REST service that starts and stops FL
+//! servers and clients on this host.
+
+use anyhow::Context;
+use clap::Args;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Arguments of `dmo node`.
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// Address of the node agent's REST API; FL servers listen on its IP.
+    #[arg(long, default_value = "127.0.0.1:5000")]
+    pub listen: SocketAddr,
+    /// Host named in the FL server addresses the agent replies with (default: the listen IP).
+    #[arg(long)]
+    pub advertise: Option<String>,
+    /// First FL server port; later servers take the next free ones.
+    #[arg(long, default_value_t = node::DEFAULT_FL_PORT_BASE)]
+    pub fl_port_base: u16,
+    /// Dataset directory (else $DMO_DATA_DIR, then the system locations).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Training threads per FL client when a request does not say (0: one per core).
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+}
+
+/// Runs the node agent until Ctrl-C.
+pub fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("--listen: cannot listen on {}", args.listen))?;
+        let config = node::AgentConfig {
+            ip: args.listen.ip(),
+            advertise: args
+                .advertise
+                .unwrap_or_else(|| args.listen.ip().to_string()),
+            fl_port_base: args.fl_port_base,
+            data_dir: args.data_dir,
+            threads: args.threads,
+        };
+        eprintln!(
+            "node agent listening on http://{} (FL servers from port {})",
+            listener.local_addr()?,
+            config.fl_port_base
+        );
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        node::serve(listener, node::Agent::new(config), shutdown).await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}

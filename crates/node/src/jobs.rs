@@ -1,0 +1,561 @@
+//! The agent's jobs: FL servers and clients running as tokio tasks, kept in
+//! a small registry with their state, config and results.
+
+use crate::metrics::NodeMetrics;
+use crate::spec::{ClientJobSpec, ServerSpec};
+use fl::client::{ClientOptions, ClientSummary, run_client};
+use fl::history::{CentralRecord, History};
+use fl::server::{ClientManager, EvaluateFn, FlServer, Labels};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::task::JoinHandle;
+
+/// How many ports above the base the agent tries for FL servers.
+const PORT_RANGE: u16 = 1000;
+/// How long `stop` waits for a stopped server's port to be free again.
+const PORT_RELEASE_WAIT: Duration = Duration::from_secs(5);
+
+/// Where the agent runs and what its jobs get by default.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// The agent's own IP; FL servers listen on it.
+    pub ip: IpAddr,
+    /// Host put in the FL server addresses the agent replies with.
+    pub advertise: String,
+    /// First FL server port; the next servers take the next free ones.
+    pub fl_port_base: u16,
+    /// Dataset directory (else `$DMO_DATA_DIR`, then the system locations).
+    pub data_dir: Option<PathBuf>,
+    /// Training threads per client when a request does not say.
+    pub threads: usize,
+}
+
+/// Why a job operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// No job has this id.
+    #[error("no job {0:?}")]
+    NotFound(String),
+    /// Every port in the FL range is taken.
+    #[error("no free FL port on {ip} in {from}..{to}")]
+    NoFreePort {
+        /// The agent's IP.
+        ip: IpAddr,
+        /// First port tried.
+        from: u16,
+        /// Last port tried, exclusive.
+        to: u16,
+    },
+    /// Server-side evaluation could not be set up (e.g. dataset missing).
+    #[error("evaluate: {0}")]
+    Evaluate(String),
+}
+
+/// What a job runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobKind {
+    /// An FL server.
+    Server,
+    /// An FL client.
+    Client,
+}
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    /// Preparing (a client loading its data).
+    Starting,
+    /// Serving or training.
+    Running,
+    /// Finished normally.
+    Completed,
+    /// Finished with an error (see `reason`).
+    Failed,
+    /// Stopped on request.
+    Stopped,
+}
+
+impl JobState {
+    /// Every state, for metrics.
+    pub const ALL: [JobState; 5] = [
+        JobState::Starting,
+        JobState::Running,
+        JobState::Completed,
+        JobState::Failed,
+        JobState::Stopped,
+    ];
+
+    /// The state's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Starting => "starting",
+            JobState::Running => "running",
+            JobState::Completed => "completed",
+            JobState::Failed => "failed",
+            JobState::Stopped => "stopped",
+        }
+    }
+
+    fn active(self) -> bool {
+        matches!(self, JobState::Starting | JobState::Running)
+    }
+}
+
+impl JobKind {
+    /// The kind's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Server => "server",
+            JobKind::Client => "client",
+        }
+    }
+}
+
+/// What a client did, as reported in its job.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClientReport {
+    /// Fit instructions answered.
+    pub fits: u64,
+    /// Evaluate instructions answered.
+    pub evaluates: u64,
+    /// Instructions that failed locally.
+    pub errors: u64,
+    /// Seconds of local training.
+    pub train_seconds: f64,
+    /// Examples trained on, summed over fits.
+    pub train_examples: u64,
+}
+
+impl From<&ClientSummary> for ClientReport {
+    fn from(s: &ClientSummary) -> Self {
+        Self {
+            fits: s.fits,
+            evaluates: s.evaluates,
+            errors: s.errors,
+            train_seconds: s.train_seconds,
+            train_examples: s.train_examples,
+        }
+    }
+}
+
+/// A job as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobView {
+    /// Job id.
+    pub id: String,
+    /// Server or client.
+    pub kind: JobKind,
+    /// Current state.
+    pub state: JobState,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// A server's address, HOST:PORT.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// The request that started it.
+    pub config: serde_json::Value,
+    /// Extra labels.
+    pub labels: BTreeMap<String, String>,
+    /// Start time, seconds since the Unix epoch.
+    pub started_unix_s: f64,
+    /// End time, seconds since the Unix epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_unix_s: Option<f64>,
+    /// A server's live history: rounds with participants, loss, accuracy, durations, bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<History>,
+    /// A client's summary, once it finished its session.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<ClientReport>,
+}
+
+/// A started job: its id and, for servers, the address clients join.
+#[derive(Debug, Clone, Serialize)]
+pub struct Started {
+    /// Job id.
+    pub id: String,
+    /// A server's address, HOST:PORT.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+}
+
+struct Job {
+    kind: JobKind,
+    state: JobState,
+    reason: Option<String>,
+    address: Option<String>,
+    port: Option<u16>,
+    config: serde_json::Value,
+    labels: BTreeMap<String, String>,
+    started: f64,
+    finished: Option<f64>,
+    history: Option<Arc<RwLock<History>>>,
+    clients: Option<Arc<ClientManager>>,
+    summary: Option<ClientReport>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Job {
+    fn view(&self, id: u64) -> JobView {
+        JobView {
+            id: job_id(id),
+            kind: self.kind,
+            state: self.state,
+            reason: self.reason.clone(),
+            address: self.address.clone(),
+            config: self.config.clone(),
+            labels: self.labels.clone(),
+            started_unix_s: self.started,
+            finished_unix_s: self.finished,
+            history: self
+                .history
+                .as_ref()
+                .map(|h| h.read().unwrap_or_else(PoisonError::into_inner).clone()),
+            summary: self.summary.clone(),
+        }
+    }
+}
+
+/// The jobs of one agent, by number.
+#[derive(Default)]
+pub struct JobRegistry {
+    next: u64,
+    jobs: BTreeMap<u64, Job>,
+}
+
+impl JobRegistry {
+    fn insert(&mut self, job: Job) -> u64 {
+        self.next += 1;
+        self.jobs.insert(self.next, job);
+        self.next
+    }
+
+    fn ports_in_use(&self) -> Vec<u16> {
+        self.jobs
+            .values()
+            .filter(|j| j.state.active())
+            .filter_map(|j| j.port)
+            .collect()
+    }
+
+    /// Jobs per kind and state.
+    pub fn counts(&self) -> Vec<(JobKind, JobState, usize)> {
+        let mut out = Vec::new();
+        for kind in [JobKind::Server, JobKind::Client] {
+            for state in JobState::ALL {
+                let n = self
+                    .jobs
+                    .values()
+                    .filter(|j| j.kind == kind && j.state == state)
+                    .count();
+                out.push((kind, state, n));
+            }
+        }
+        out
+    }
+}
+
+fn job_id(n: u64) -> String {
+    format!("j{n}")
+}
+
+fn parse_id(id: &str) -> Result<u64, JobError> {
+    id.strip_prefix('j')
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| JobError::NotFound(id.to_owned()))
+}
+
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// The node agent: starts, lists and stops jobs.
+#[derive(Clone)]
+pub struct Agent {
+    config: Arc<AgentConfig>,
+    jobs: Arc<Mutex<JobRegistry>>,
+    metrics: Arc<NodeMetrics>,
+}
+
+impl Agent {
+    /// An agent with no jobs yet.
+    pub fn new(config: AgentConfig) -> Self {
+        Self {
+            config: Arc::new(config),
+            jobs: Arc::default(),
+            metrics: Arc::new(NodeMetrics::new()),
+        }
+    }
+
+    fn registry(&self) -> std::sync::MutexGuard<'_, JobRegistry> {
+        self.jobs.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn metric_labels(id: u64, labels: &BTreeMap<String, String>) -> Labels {
+        let mut l = vec![("job".to_owned(), job_id(id))];
+        l.extend(labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+        l
+    }
+
+    /// Binds the next free FL port and starts an FL server job on it.
+    pub async fn start_server(&self, spec: ServerSpec) -> Result<Started, JobError> {
+        let evaluate_fn = match spec.evaluate {
+            Some((dataset, model)) => {
+                let dir = self.config.data_dir.clone();
+                let built = tokio::task::spawn_blocking(move || {
+                    ml::CentralEvaluator::new(dataset, model, dir.as_deref(), 0)
+                })
+                .await
+                .map_err(|e| JobError::Evaluate(e.to_string()))?
+                .map_err(|e| JobError::Evaluate(e.to_string()))?;
+                Some(central(built))
+            }
+            None => None,
+        };
+        let mut registry = self.registry();
+        let (listener, port) = self.bind_fl_port(&registry.ports_in_use())?;
+        let address = format!("{}:{port}", self.config.advertise);
+        let id = registry.next + 1;
+        let server = FlServer::new(
+            spec.config,
+            self.metrics
+                .fl
+                .for_server(Self::metric_labels(id, &spec.labels)),
+        );
+        registry.insert(Job {
+            kind: JobKind::Server,
+            state: JobState::Running,
+            reason: None,
+            address: Some(address.clone()),
+            port: Some(port),
+            config: spec.shown,
+            labels: spec.labels,
+            started: now(),
+            finished: None,
+            history: Some(server.history()),
+            clients: Some(server.clients()),
+            summary: None,
+            task: None,
+        });
+        let agent = self.clone();
+        let strategy = spec.strategy.build();
+        let task = tokio::spawn(async move {
+            let outcome = server.run(listener, strategy, None, evaluate_fn).await;
+            let result = match outcome {
+                Ok(h) => h.error.map_or(Ok(()), Err),
+                Err(e) => Err(e.to_string()),
+            };
+            agent.finish(id, result, None);
+        });
+        if let Some(job) = registry.jobs.get_mut(&id) {
+            job.task = Some(task);
+        }
+        tracing::info!(job = %job_id(id), %address, "FL server started");
+        Ok(Started {
+            id: job_id(id),
+            address: Some(address),
+        })
+    }
+
+    fn bind_fl_port(&self, taken: &[u16]) -> Result<(tokio::net::TcpListener, u16), JobError> {
+        let from = self.config.fl_port_base;
+        let to = from.saturating_add(PORT_RANGE);
+        for port in (from..to).filter(|p| !taken.contains(p)) {
+            let Ok(std_listener) =
+                std::net::TcpListener::bind(SocketAddr::new(self.config.ip, port))
+            else {
+                continue;
+            };
+            if std_listener.set_nonblocking(true).is_err() {
+                continue;
+            }
+            if let Ok(listener) = tokio::net::TcpListener::from_std(std_listener) {
+                return Ok((listener, port));
+            }
+        }
+        Err(JobError::NoFreePort {
+            ip: self.config.ip,
+            from,
+            to,
+        })
+    }
+
+    /// Starts an FL client job: it loads its data, then joins the server.
+    pub fn start_client(&self, spec: ClientJobSpec) -> Started {
+        let ml_spec = ml::ClientSpec {
+            dataset: spec.dataset,
+            model: spec.model,
+            data_dir: self.config.data_dir.clone(),
+            seed: spec
+                .partition
+                .seed
+                .wrapping_add(spec.partition.index as u64),
+            partition: spec.partition,
+            threads: spec.threads.unwrap_or(self.config.threads),
+        };
+        let options = ClientOptions {
+            connect_attempts: spec.connect_attempts,
+            ..ClientOptions::default()
+        };
+        let mut registry = self.registry();
+        let id = registry.next + 1;
+        let labels = Self::metric_labels(id, &spec.labels);
+        registry.insert(Job {
+            kind: JobKind::Client,
+            state: JobState::Starting,
+            reason: None,
+            address: None,
+            port: None,
+            config: spec.shown,
+            labels: spec.labels,
+            started: now(),
+            finished: None,
+            history: None,
+            clients: None,
+            summary: None,
+            task: None,
+        });
+        let agent = self.clone();
+        let server = spec.server;
+        let task = tokio::spawn(async move {
+            let built = tokio::task::spawn_blocking(move || ml::build_trainer(&ml_spec)).await;
+            let trainer = match built {
+                Ok(Ok(t)) => t,
+                Ok(Err(e)) => {
+                    return agent.finish(id, Err(format!("preparing the trainer: {e}")), None);
+                }
+                Err(e) => {
+                    return agent.finish(id, Err(format!("preparing the trainer: {e}")), None);
+                }
+            };
+            agent.set_running(id);
+            match run_client(&server, Box::new(trainer), &options).await {
+                Ok(summary) => {
+                    agent.metrics.client_trained(&labels, &summary);
+                    agent.finish(id, Ok(()), Some(ClientReport::from(&summary)));
+                }
+                Err(e) => agent.finish(id, Err(e.to_string()), None),
+            }
+        });
+        if let Some(job) = registry.jobs.get_mut(&id) {
+            job.task = Some(task);
+        }
+        Started {
+            id: job_id(id),
+            address: None,
+        }
+    }
+
+    fn set_running(&self, id: u64) {
+        if let Some(job) = self.registry().jobs.get_mut(&id)
+            && job.state == JobState::Starting
+        {
+            job.state = JobState::Running;
+        }
+    }
+
+    fn finish(&self, id: u64, result: Result<(), String>, summary: Option<ClientReport>) {
+        let mut registry = self.registry();
+        let Some(job) = registry.jobs.get_mut(&id) else {
+            return;
+        };
+        job.task = None;
+        job.summary = summary;
+        if !job.state.active() {
+            return;
+        }
+        job.finished = Some(now());
+        match result {
+            Ok(()) => job.state = JobState::Completed,
+            Err(reason) => {
+                tracing::warn!(job = %job_id(id), %reason, "job failed");
+                job.state = JobState::Failed;
+                job.reason = Some(reason);
+            }
+        }
+    }
+
+    /// All jobs, oldest first.
+    pub fn jobs(&self) -> Vec<JobView> {
+        self.registry()
+            .jobs
+            .iter()
+            .map(|(id, j)| j.view(*id))
+            .collect()
+    }
+
+    /// One job.
+    pub fn job(&self, id: &str) -> Result<JobView, JobError> {
+        let n = parse_id(id)?;
+        self.registry()
+            .jobs
+            .get(&n)
+            .map(|j| j.view(n))
+            .ok_or_else(|| JobError::NotFound(id.to_owned()))
+    }
+
+    /// Stops a job (a no-op on a finished one) and, for a server, waits
+    /// until its port is free; returns its final state.
+    pub async fn stop(&self, id: &str) -> Result<JobView, JobError> {
+        let n = parse_id(id)?;
+        let (task, clients, port) = {
+            let mut registry = self.registry();
+            let job = registry
+                .jobs
+                .get_mut(&n)
+                .ok_or_else(|| JobError::NotFound(id.to_owned()))?;
+            if job.state.active() {
+                job.state = JobState::Stopped;
+                job.finished = Some(now());
+            }
+            (job.task.take(), job.clients.clone(), job.port)
+        };
+        if let Some(task) = task {
+            task.abort();
+            let _ = task.await;
+        }
+        if let Some(clients) = clients {
+            drop(clients.clear());
+        }
+        if let Some(port) = port {
+            self.wait_port_free(port).await;
+        }
+        self.job(id)
+    }
+
+    async fn wait_port_free(&self, port: u16) {
+        let deadline = tokio::time::Instant::now() + PORT_RELEASE_WAIT;
+        while tokio::time::Instant::now() < deadline {
+            if std::net::TcpListener::bind(SocketAddr::new(self.config.ip, port)).is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tracing::warn!(port, "FL port still busy after stopping its server");
+    }
+
+    /// The agent's metrics in OpenMetrics text.
+    pub fn metrics_text(&self) -> Result<String, std::fmt::Error> {
+        let counts = self.registry().counts();
+        self.metrics.encode(&counts)
+    }
+}
+
+fn central(mut evaluator: ml::CentralEvaluator) -> EvaluateFn {
+    Box::new(move |_round, params| {
+        let e = evaluator.evaluate(params).ok()?;
+        Some(CentralRecord {
+            loss: e.loss,
+            metrics: [("accuracy".to_owned(), e.accuracy)].into(),
+        })
+    })
+}

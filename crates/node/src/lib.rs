@@ -1,0 +1,35 @@
+//! Node agent: a REST service that starts and stops FL servers and clients
+//! on its host. It serves the prototype's form endpoints (`POST /serv`,
+//! `POST /cli`) beside a JSON API (`/v1/servers`, `/v1/clients`,
+//! `/v1/jobs`), plus `/healthz` and OpenMetrics at `/metrics`.
+//!
+//! Jobs run as tokio tasks in the agent's process; [`Agent`] is the domain
+//! (it knows nothing of HTTP), [`router`] maps requests onto it.
+
+pub mod api_form;
+pub mod api_json;
+pub mod error;
+pub mod jobs;
+pub mod metrics;
+pub mod router;
+pub mod spec;
+
+pub use jobs::{Agent, AgentConfig, JobError, JobKind, JobState, JobView, Started};
+pub use router::router;
+pub use spec::{ClientRequest, FieldError, ServerRequest};
+
+/// The prototype's node agent REST port.
+pub const DEFAULT_PORT: u16 = 5000;
+/// The first FL server port; later servers take the next free ones.
+pub const DEFAULT_FL_PORT_BASE: u16 = 6000;
+
+/// Serves the agent's API on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    agent: Agent,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(agent))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,336 @@
+//! The node agent as the MLFO uses it: start an agent, post the prototype's
+//! forms and the JSON API over real HTTP, follow the jobs, scrape metrics.
+
+use node::{Agent, AgentConfig};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A free port on loopback (bound, then released).
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// Starts an agent on 127.0.0.1:0 whose FL servers start at `fl_port_base`.
+async fn agent(fl_port_base: u16) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let agent = Agent::new(AgentConfig {
+        ip: "127.0.0.1".parse().expect("ip"),
+        advertise: "127.0.0.1".into(),
+        fl_port_base,
+        data_dir: None,
+        threads: 1,
+    });
+    tokio::spawn(node::serve(listener, agent, std::future::pending()));
+    addr
+}
+
+struct Reply {
+    status: u16,
+    content_type: String,
+    body: String,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+}
+
+/// One HTTP/1.1 request over a fresh connection.
+async fn http(addr: SocketAddr, method: &str, path: &str, body: Option<(&str, String)>) -> Reply {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    let payload = match body {
+        Some((ct, b)) => {
+            req += &format!("Content-Type: {ct}\r\nContent-Length: {}\r\n", b.len());
+            b
+        }
+        None => String::new(),
+    };
+    req += "\r\n";
+    req += &payload;
+    stream.write_all(req.as_bytes()).await.expect("write");
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).await.expect("read");
+    let (head, body) = raw.split_once("\r\n\r\n").expect("response head");
+    let status = head[9..12].parse().expect("status");
+    let content_type = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-type: ")
+                .map(str::to_owned)
+        })
+        .unwrap_or_default();
+    Reply {
+        status,
+        content_type,
+        body: body.to_owned(),
+    }
+}
+
+async fn form(addr: SocketAddr, path: &str, fields: &[(&str, &str)]) -> Reply {
+    let body = fields
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&");
+    http(
+        addr,
+        "POST",
+        path,
+        Some(("application/x-www-form-urlencoded", body)),
+    )
+    .await
+}
+
+async fn post_json(addr: SocketAddr, path: &str, body: Value) -> Reply {
+    http(
+        addr,
+        "POST",
+        path,
+        Some(("application/json", body.to_string())),
+    )
+    .await
+}
+
+/// Polls a job until it leaves starting/running, or panics after `limit`.
+async fn wait_done(addr: SocketAddr, id: &str, limit: Duration) -> Value {
+    let t0 = Instant::now();
+    loop {
+        let job = http(addr, "GET", &format!("/v1/jobs/{id}"), None)
+            .await
+            .json();
+        let state = job["state"].as_str().unwrap_or_default().to_owned();
+        if state != "starting" && state != "running" {
+            return job;
+        }
+        assert!(t0.elapsed() < limit, "job {id} still {state}: {job}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn prototype_forms_run_a_federation_to_completion() {
+    let base = free_port();
+    let agent = agent(base).await;
+    assert_eq!(http(agent, "GET", "/healthz", None).await.body, "ok");
+
+    let serv = form(
+        agent,
+        "/serv",
+        &[
+            ("algo", "fedavg"),
+            ("fracfit", "1"),
+            ("minfit", "2"),
+            ("minav", "2"),
+            ("numround", "2"),
+        ],
+    )
+    .await;
+    assert_eq!(serv.status, 200, "{}", serv.body);
+    assert_eq!(serv.body, format!("127.0.0.1:{base}"));
+
+    let mut clients = Vec::new();
+    for part in ["0", "1"] {
+        let cli = form(
+            agent,
+            "/cli",
+            &[
+                ("source", "synthetic"),
+                ("model", "logreg"),
+                ("server", &serv.body),
+                ("cohsize", "2"),
+                ("part", part),
+            ],
+        )
+        .await;
+        assert_eq!(cli.status, 200, "{}", cli.body);
+        clients.push(cli.body);
+    }
+
+    let jobs = http(agent, "GET", "/v1/jobs", None).await.json();
+    let server = jobs
+        .as_array()
+        .and_then(|js| js.iter().find(|j| j["kind"] == "server"))
+        .expect("a server job");
+    let server_id = server["id"].as_str().expect("id").to_owned();
+    assert_eq!(server["address"], serv.body.as_str());
+
+    let done = wait_done(agent, &server_id, Duration::from_secs(60)).await;
+    assert_eq!(done["state"], "completed", "{done}");
+    let rounds = done["history"]["rounds"].as_array().expect("rounds");
+    assert_eq!(rounds.len(), 2, "{done}");
+    let last = &rounds[1];
+    assert_eq!(last["fit"]["completed"], 2, "{last}");
+    assert!(
+        last.to_string().contains("\"accuracy\""),
+        "no accuracy in {last}"
+    );
+
+    for id in &clients {
+        let job = wait_done(agent, id, Duration::from_secs(20)).await;
+        assert_eq!(job["state"], "completed", "{job}");
+        assert_eq!(job["kind"], "client");
+        assert_eq!(job["summary"]["fits"], 2, "{job}");
+    }
+
+    let metrics = http(agent, "GET", "/metrics", None).await;
+    assert_eq!(metrics.status, 200);
+    assert_eq!(
+        metrics.content_type,
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    let rounds_line = format!("fl_server_rounds_total{{job=\"{server_id}\"}} 2");
+    assert!(
+        metrics.body.contains(&rounds_line),
+        "no {rounds_line:?} in\n{}",
+        metrics.body
+    );
+    assert!(
+        metrics
+            .body
+            .contains("node_jobs{kind=\"client\",state=\"completed\"} 2"),
+        "{}",
+        metrics.body
+    );
+    assert!(metrics.body.contains(&format!(
+        "fl_client_train_examples_total{{job=\"{}\"}}",
+        clients[0]
+    )));
+}
+
+#[tokio::test]
+async fn bad_form_values_get_a_400_that_names_the_field() {
+    let agent = agent(free_port()).await;
+    let serv = form(
+        agent,
+        "/serv",
+        &[
+            ("algo", "fedavg"),
+            ("fracfit", "abc"),
+            ("minfit", "1"),
+            ("minav", "1"),
+            ("numround", "2"),
+        ],
+    )
+    .await;
+    assert_eq!(serv.status, 400);
+    assert_eq!(
+        serv.body,
+        r#"fracfit: must be a number in (0, 1], got "abc""#
+    );
+
+    let serv = form(agent, "/serv", &[("algo", "fedavg"), ("fracfit", "0.5")]).await;
+    assert_eq!(serv.status, 400);
+    assert_eq!(serv.body, "minfit: missing; must be a whole number >= 1");
+
+    let cli = form(
+        agent,
+        "/cli",
+        &[
+            ("source", "imagenet"),
+            ("model", "simple"),
+            ("server", "10.0.0.3:6000"),
+            ("cohsize", "2"),
+            ("part", "0"),
+        ],
+    )
+    .await;
+    assert_eq!(cli.status, 400);
+    assert!(
+        cli.body.starts_with(r#"source: must be a dataset: mnist"#),
+        "{}",
+        cli.body
+    );
+    assert!(cli.body.ends_with(r#"got "imagenet""#), "{}", cli.body);
+
+    let cli = form(
+        agent,
+        "/cli",
+        &[
+            ("source", "handmnist"),
+            ("model", "simple"),
+            ("server", "10.0.0.3:6000"),
+            ("cohsize", "2"),
+            ("part", "2"),
+        ],
+    )
+    .await;
+    assert_eq!(cli.status, 400);
+    assert_eq!(
+        cli.body,
+        r#"part: must be a whole number below cohsize (2), got "2""#
+    );
+
+    let big = "x".repeat(node::router::BODY_LIMIT_BYTES + 1);
+    let too_big = form(agent, "/serv", &[("algo", &big)]).await;
+    assert_eq!(too_big.status, 413);
+    assert_eq!(http(agent, "GET", "/v1/jobs/j99", None).await.status, 404);
+    assert_eq!(http(agent, "GET", "/v1/jobs", None).await.body, "[]");
+}
+
+#[tokio::test]
+async fn deleting_a_running_server_stops_it_and_frees_its_port() {
+    let agent = agent(free_port()).await;
+    let created = post_json(
+        agent,
+        "/v1/servers",
+        json!({"strategy": "fedprox", "strategy_params": {"proximal_mu": 0.5}, "rounds": 1,
+               "min_available": 5, "labels": {"intent": "edgeintent01"}}),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let created = created.json();
+    let id = created["id"].as_str().expect("id");
+    let address = created["address"].as_str().expect("address");
+
+    let job = http(agent, "GET", &format!("/v1/jobs/{id}"), None)
+        .await
+        .json();
+    assert_eq!(job["state"], "running", "{job}");
+    assert_eq!(job["config"]["strategy_params"]["proximal_mu"], 0.5);
+
+    let stopped = http(agent, "DELETE", &format!("/v1/jobs/{id}"), None).await;
+    assert_eq!(stopped.status, 200, "{}", stopped.body);
+    let stopped = stopped.json();
+    assert_eq!(stopped["state"], "stopped");
+    assert!(stopped["finished_unix_s"].as_f64().is_some());
+    std::net::TcpListener::bind(address).expect("the stopped server's port is free");
+}
+
+#[tokio::test]
+async fn a_client_of_an_unreachable_server_fails_naming_it() {
+    let agent = agent(free_port()).await;
+    let server = format!("127.0.0.1:{}", free_port());
+    let created = post_json(
+        agent,
+        "/v1/clients",
+        json!({"server": server, "dataset": "synthetic", "model": "logreg", "connect_attempts": 2}),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = created.json()["id"].as_str().expect("id").to_owned();
+    let job = wait_done(agent, &id, Duration::from_secs(20)).await;
+    assert_eq!(job["state"], "failed", "{job}");
+    let reason = job["reason"].as_str().expect("reason");
+    assert!(reason.contains(&server), "{reason}");
+
+    let bad = post_json(
+        agent,
+        "/v1/clients",
+        json!({"server": "nowhere", "dataset": "mnist", "model": "mlp"}),
+    )
+    .await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(
+        bad.body,
+        r#"server: must be HOST:PORT with a port in 1..=65535, got "nowhere""#
+    );
+}
