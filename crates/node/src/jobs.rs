@@ -16,6 +16,9 @@ use tokio::task::JoinHandle;
 
 /// How many ports above the base the agent tries for FL servers.
 const PORT_RANGE: u16 = 1000;
+/// Longest wait between a client's connection attempts: with the default
+/// attempts, an unreachable server fails the client within about a minute.
+const CONNECT_MAX_BACKOFF: Duration = Duration::from_secs(3);
 /// How long `stop` waits for a stopped server's port to be free again.
 const PORT_RELEASE_WAIT: Duration = Duration::from_secs(5);
 
@@ -404,6 +407,7 @@ impl Agent {
         };
         let options = ClientOptions {
             connect_attempts: spec.connect_attempts,
+            max_backoff: CONNECT_MAX_BACKOFF,
             ..ClientOptions::default()
         };
         let mut registry = self.registry();
