@@ -157,9 +157,15 @@ fn fl_server_and_clients_run_as_processes() {
                     "logreg",
                 ])
                 .args(["--num-clients", "2", "--index", &i.to_string()])
-                .output()
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
                 .unwrap()
         })
+        .collect();
+    let clients: Vec<Output> = clients
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
         .collect();
     let out = server.wait_with_output().unwrap();
     assert!(out.status.success());
