@@ -117,7 +117,8 @@ pub(crate) fn count_in(v: &Value, range: Count) -> Result<u32, Refusal> {
     Ok(x as u32)
 }
 
-/// A flag, from `true`/`false` or those words as strings.
+/// A flag, from `true`/`false`, or those words or `yes`/`no` as strings (the
+/// prototype's form fields said `yes`).
 pub(crate) fn flag(v: &Value) -> Result<bool, Refusal> {
     let word = match v {
         Value::Bool(b) => return Ok(*b),
@@ -125,9 +126,9 @@ pub(crate) fn flag(v: &Value) -> Result<bool, Refusal> {
         _ => String::new(),
     };
     match word.as_str() {
-        "true" => Ok(true),
-        "false" => Ok(false),
-        _ => Err(refuse("must be true or false".to_owned(), v)),
+        "true" | "yes" => Ok(true),
+        "false" | "no" => Ok(false),
+        _ => Err(refuse("must be true or false (or yes or no)".to_owned(), v)),
     }
 }
 

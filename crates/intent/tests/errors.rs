@@ -100,7 +100,7 @@ fn wrong_types() {
     );
     assert_eq!(
         constraint_error("sameserv: [1]"),
-        "intent.yaml: targets[0].constraints.sameserv: must be true or false, got a list"
+        "intent.yaml: targets[0].constraints.sameserv: must be true or false (or yes or no), got a list"
     );
     assert_eq!(
         errors("intent.yaml", "intentID: x\ntargets: factory.all\n"),

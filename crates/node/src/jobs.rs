@@ -6,7 +6,7 @@ use crate::spec::{ClientJobSpec, ServerSpec};
 use fl::client::{ClientOptions, ClientSummary, run_client};
 use fl::history::{CentralRecord, History};
 use fl::server::{ClientManager, EvaluateFn, FlServer, Labels};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -59,7 +59,7 @@ pub enum JobError {
 }
 
 /// What a job runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum JobKind {
     /// An FL server.
@@ -69,7 +69,7 @@ pub enum JobKind {
 }
 
 /// Where a job is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum JobState {
     /// Preparing (a client loading its data).
@@ -121,7 +121,7 @@ impl JobKind {
 }
 
 /// What a client did, as reported in its job.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClientReport {
     /// Fit instructions answered.
     pub fits: u64,
@@ -148,7 +148,7 @@ impl From<&ClientSummary> for ClientReport {
 }
 
 /// A job as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JobView {
     /// Job id.
     pub id: String,
@@ -180,7 +180,7 @@ pub struct JobView {
 }
 
 /// A started job: its id and, for servers, the address clients join.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Started {
     /// Job id.
     pub id: String,

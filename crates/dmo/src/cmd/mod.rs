@@ -3,6 +3,8 @@
 mod datasets;
 mod fl;
 mod intent;
+mod intent_remote;
+mod mlfo;
 mod node;
 mod pending;
 mod simulate;
@@ -35,7 +37,7 @@ pub enum Command {
     /// Run a node agent (REST API that starts FL servers and clients).
     Node(node::NodeArgs),
     /// Run an ML function orchestrator (edge or cloud role).
-    Mlfo(pending::MlfoArgs),
+    Mlfo(mlfo::MlfoArgs),
     /// Generate, bring up and tear down network testbeds.
     #[command(subcommand)]
     Testbed(pending::TestbedCmd),
@@ -62,6 +64,21 @@ pub fn init_logging(verbose: u8) {
         .init();
 }
 
+/// Resolves on Ctrl-C or SIGTERM, so that supervisors can stop services cleanly.
+pub async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
 /// Runs the chosen subcommand and returns the process exit status.
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
@@ -69,7 +86,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(_) => pending::not_yet("run", 6),
         Command::Fl(cmd) => fl::run(*cmd),
         Command::Node(args) => node::run(args),
-        Command::Mlfo(_) => pending::not_yet("mlfo", 5),
+        Command::Mlfo(args) => mlfo::run(args),
         Command::Testbed(_) => pending::not_yet("testbed", 6),
         Command::Datasets(cmd) => datasets::run(cmd),
         Command::Report(_) => pending::not_yet("report", 6),

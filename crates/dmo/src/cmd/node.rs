@@ -50,10 +50,7 @@ pub fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
             listener.local_addr()?,
             config.fl_port_base
         );
-        let shutdown = async {
-            let _ = tokio::signal::ctrl_c().await;
-        };
-        node::serve(listener, node::Agent::new(config), shutdown).await?;
+        node::serve(listener, node::Agent::new(config), super::shutdown_signal()).await?;
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -15,14 +15,6 @@ pub struct RunArgs {
     pub out: PathBuf,
 }
 
-/// Arguments of `dmo mlfo`.
-#[derive(Debug, Args)]
-pub struct MlfoArgs {
-    /// MLFO configuration file (role, listen addresses, inventory, catalog).
-    #[arg(long)]
-    pub config: PathBuf,
-}
-
 /// `dmo testbed ...` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum TestbedCmd {

@@ -1,0 +1,256 @@
+//! `dmo intent send | batch | status`: talk to an edge MLFO's JSON API and
+//! follow intents with a progress bar per job.
+
+use anyhow::{Context, bail};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use mlfo::IntentRecord;
+use mlfo::planner::CohortRequest;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// First client host octet of a batch, as the prototype's sendintent.py.
+pub const BATCH_IPSTART: u32 = 10;
+
+/// One cohort of a batch file: its size, intent and the prototype's form fields.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchCohort {
+    /// Clients in the cohort.
+    pub size: u32,
+    /// Intent file, relative to the batch file.
+    pub intent: PathBuf,
+    /// Reuse a running FL server of the same kind.
+    #[serde(default)]
+    pub sameserver: Option<Value>,
+    /// Aggregation strategy.
+    #[serde(default)]
+    pub avgalgo: Option<Value>,
+    /// Fraction of clients per round.
+    #[serde(default)]
+    pub fracfit: Option<Value>,
+    /// Fewest clients per round.
+    #[serde(default)]
+    pub minfit: Option<Value>,
+    /// Fewest connected clients before a round.
+    #[serde(default)]
+    pub minav: Option<Value>,
+    /// Rounds.
+    #[serde(default)]
+    pub numround: Option<Value>,
+}
+
+/// A batch file: cohorts in address order, from `ipstart` (default 10).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Batch {
+    /// First client host octet.
+    #[serde(default = "default_ipstart")]
+    pub ipstart: u32,
+    /// The cohorts.
+    pub cohorts: Vec<BatchCohort>,
+}
+
+fn default_ipstart() -> u32 {
+    BATCH_IPSTART
+}
+
+impl BatchCohort {
+    /// The constraint overrides this cohort sets.
+    fn constraints(&self) -> Map<String, Value> {
+        [
+            ("sameserv", &self.sameserver),
+            ("avgalgo", &self.avgalgo),
+            ("fracfit", &self.fracfit),
+            ("minfit", &self.minfit),
+            ("minav", &self.minav),
+            ("numround", &self.numround),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.clone().map(|v| (k.to_owned(), v)))
+        .collect()
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn base(url: &str) -> String {
+    url.trim_end_matches('/').to_owned()
+}
+
+async fn post_intent(
+    http: &reqwest::Client,
+    mlfo: &str,
+    file: &Path,
+    cohort: &CohortRequest,
+    constraints: Map<String, Value>,
+) -> anyhow::Result<IntentRecord> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read intent {}", file.display()))?;
+    let body = json!({ "intent": text, "cohort": cohort, "constraints": constraints });
+    let reply = http
+        .post(format!("{}/v1/intents", base(mlfo)))
+        .json(&body)
+        .send()
+        .await
+        .with_context(|| format!("--mlfo {mlfo}: cannot reach the MLFO"))?;
+    let status = reply.status();
+    if !status.is_success() {
+        let text = reply.text().await.unwrap_or_default();
+        bail!("{}: the MLFO refused it ({status}): {}", file.display(), text.trim());
+    }
+    Ok(reply.json().await?)
+}
+
+async fn get_intent(http: &reqwest::Client, mlfo: &str, id: &str) -> anyhow::Result<IntentRecord> {
+    let reply = http
+        .get(format!("{}/v1/intents/{id}", base(mlfo)))
+        .send()
+        .await
+        .with_context(|| format!("--mlfo {mlfo}: cannot reach the MLFO"))?;
+    let status = reply.status();
+    if !status.is_success() {
+        let text = reply.text().await.unwrap_or_default();
+        bail!("intent {id}: {status}: {}", text.trim());
+    }
+    Ok(reply.json().await?)
+}
+
+/// `dmo intent send`.
+pub fn send(
+    file: &Path,
+    mlfo: &str,
+    cohort: CohortRequest,
+    constraints: Map<String, Value>,
+    wait: bool,
+) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        let http = reqwest::Client::new();
+        let record = post_intent(&http, mlfo, file, &cohort, constraints).await?;
+        println!("{}", record.id);
+        if wait {
+            follow(&http, mlfo, &[record.id]).await
+        } else {
+            Ok(ExitCode::SUCCESS)
+        }
+    })
+}
+
+/// `dmo intent batch`: one intent per cohort, host ranges from `ipstart`.
+pub fn batch(file: &Path, mlfo: &str, wait: bool) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read batch {}", file.display()))?;
+    let batch: Batch = yaml_serde::from_str(&text).with_context(|| {
+        format!(
+            "{}: expected `cohorts:` with size and intent per cohort (see docs/mlfo.md)",
+            file.display()
+        )
+    })?;
+    if batch.cohorts.is_empty() {
+        bail!("{}: cohorts: list at least one cohort", file.display());
+    }
+    let dir = file.parent().unwrap_or(Path::new("."));
+    runtime()?.block_on(async {
+        let http = reqwest::Client::new();
+        let mut ipstart = batch.ipstart;
+        let mut ids = Vec::new();
+        for (i, c) in batch.cohorts.iter().enumerate() {
+            if c.size == 0 {
+                bail!("{}: cohorts[{i}].size: must be >= 1", file.display());
+            }
+            let cohort = CohortRequest {
+                ipstart: Some(ipstart),
+                size: Some(c.size),
+                ..Default::default()
+            };
+            let record = post_intent(&http, mlfo, &dir.join(&c.intent), &cohort, c.constraints()).await?;
+            println!("{} (clients .{}-.{})", record.id, ipstart, ipstart + c.size - 1);
+            ids.push(record.id);
+            ipstart += c.size;
+        }
+        if wait {
+            follow(&http, mlfo, &ids).await
+        } else {
+            Ok(ExitCode::SUCCESS)
+        }
+    })
+}
+
+/// `dmo intent status`.
+pub fn status(id: &str, mlfo: &str, wait: bool) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        let http = reqwest::Client::new();
+        if wait {
+            return follow(&http, mlfo, &[id.to_owned()]).await;
+        }
+        let record = get_intent(&http, mlfo, id).await?;
+        println!("{}", serde_json::to_string_pretty(&record)?);
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn progress_line(record: &IntentRecord) -> (u64, u64, String) {
+    let done: u64 = record.jobs.iter().map(|j| j.rounds.len() as u64).sum();
+    let total: u64 = record.jobs.iter().map(|j| j.rounds_planned).sum();
+    let accuracy = record
+        .jobs
+        .iter()
+        .filter_map(|j| j.latest_accuracy())
+        .map(|a| format!("{a:.3}"))
+        .collect::<Vec<_>>();
+    let msg = format!(
+        "{} {}{}",
+        record.state.as_str(),
+        if accuracy.is_empty() { String::new() } else { format!("accuracy {}", accuracy.join(", ")) },
+        record.reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default()
+    );
+    (done, total.max(1), msg)
+}
+
+/// Shows a progress bar per intent until every one is final; success when
+/// all completed.
+async fn follow(http: &reqwest::Client, mlfo: &str, ids: &[String]) -> anyhow::Result<ExitCode> {
+    let bars = MultiProgress::new();
+    let style = ProgressStyle::with_template("{prefix:>16} [{bar:30}] round {pos}/{len} {msg}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+    let mut pending: Vec<(String, ProgressBar)> = ids
+        .iter()
+        .map(|id| {
+            let bar = bars.add(ProgressBar::new(1).with_style(style.clone()));
+            bar.set_prefix(id.clone());
+            (id.clone(), bar)
+        })
+        .collect();
+    let mut all_completed = true;
+    while !pending.is_empty() {
+        let mut still = Vec::new();
+        for (id, bar) in pending {
+            let record = get_intent(http, mlfo, &id).await?;
+            let (pos, len, msg) = progress_line(&record);
+            bar.set_length(len);
+            bar.set_position(pos);
+            bar.set_message(msg.clone());
+            if record.state.is_final() {
+                bar.finish();
+                if record.state != mlfo::IntentState::Completed {
+                    all_completed = false;
+                }
+                eprintln!("{id}: {msg}");
+            } else {
+                still.push((id, bar));
+            }
+        }
+        pending = still;
+        if !pending.is_empty() {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    Ok(if all_completed { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}

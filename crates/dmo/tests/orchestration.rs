@@ -1,0 +1,457 @@
+//! End-to-end orchestration with real processes on loopback addresses: a
+//! cloud MLFO, an edge MLFO, aggregator and client node agents, each a
+//! `dmo` process bound to its own 127.R.T.H address (R differs per test so
+//! the tests run side by side). Intents go in as the prototype's scripts
+//! sent them (multipart `POST /receive`, by a Python script) and through
+//! `dmo intent batch`; FL jobs train for real on generated data.
+
+use reqwest::blocking::{Client, multipart};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+
+fn dmo() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_dmo"))
+}
+
+/// The processes of one test's testbed; all are killed when it drops.
+struct Testbed {
+    dir: tempfile::TempDir,
+    r: u8,
+    procs: Vec<(String, Child)>,
+    http: Client,
+}
+
+impl Testbed {
+    /// Aggregators fed.1.. at 127.R.0.(11..), clients fc.10.. at
+    /// 127.R.1.(10..); `missing` clients are listed in the inventory but
+    /// not started.
+    fn start(r: u8, aggregators: u8, clients: u8, missing: &[u8]) -> Testbed {
+        let mut tb = Testbed {
+            dir: tempfile::tempdir().unwrap(),
+            r,
+            procs: Vec::new(),
+            http: Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+        };
+        let catalog = Path::new(REPO).join("tests/mlfo/catalog.yaml");
+        let mut cloud_inv = String::new();
+        for k in 1..=aggregators {
+            let ip = format!("127.{r}.0.{}", 10 + k);
+            tb.spawn_node(&format!("fed.{k}"), &ip);
+            cloud_inv += &format!(
+                "  - {{ name: fed.{k}, url: 'http://{ip}:5000', role: aggregator }}\n"
+            );
+        }
+        let mut edge_inv = String::new();
+        for octet in 10..10 + clients {
+            let ip = format!("127.{r}.1.{octet}");
+            if !missing.contains(&octet) {
+                tb.spawn_node(&format!("fc.{octet}"), &ip);
+            }
+            edge_inv += &format!(
+                "  - {{ name: fc.{octet}, url: 'http://{ip}:5000', role: client }}\n"
+            );
+        }
+        let common = format!(
+            "catalog: {}\ntimeouts: {{ poll_s: 0.2, sbi_s: 5, sbi_attempts: 2, job_s: 300 }}\n",
+            catalog.display()
+        );
+        tb.write(
+            "cloud.yaml",
+            &format!(
+                "name: mlfo.cloud\nrole: cloud\nlisten: 127.{r}.0.1:8000\nmomo_listen: 127.{r}.0.1:9000\n\
+                 state: cloud.sqlite\nserver: {{ central_evaluation: true }}\n{common}inventory:\n{cloud_inv}"
+            ),
+        );
+        tb.write(
+            "edge.yaml",
+            &format!(
+                "name: mo.1\nrole: edge\nlisten: 127.{r}.1.1:8000\nparent: http://127.{r}.0.1:9000\n\
+                 state: edge.sqlite\n{common}inventory:\n{edge_inv}"
+            ),
+        );
+        tb.spawn_mlfo("cloud");
+        tb.spawn_mlfo("edge");
+        for (name, _) in &tb.procs {
+            tb.wait_healthy(name);
+        }
+        tb
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn log(&self, name: &str) -> std::fs::File {
+        std::fs::File::create(self.dir.path().join(format!("{name}.log"))).unwrap()
+    }
+
+    fn spawn_node(&mut self, name: &str, ip: &str) {
+        let child = dmo()
+            .args(["-v", "node", "--listen", &format!("{ip}:5000"), "--threads", "1"])
+            .stdout(Stdio::null())
+            .stderr(self.log(name))
+            .spawn()
+            .unwrap();
+        self.procs.push((name.to_owned(), child));
+    }
+
+    fn spawn_mlfo(&mut self, role: &str) {
+        let config = self.dir.path().join(format!("{role}.yaml"));
+        let child = dmo()
+            .args(["-v", "mlfo", "--config", config.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(self.log(&format!("mlfo-{role}-{}", self.procs.len())))
+            .spawn()
+            .unwrap();
+        self.procs.push((format!("mlfo-{role}"), child));
+    }
+
+    fn url_of(&self, name: &str) -> String {
+        let r = self.r;
+        match name {
+            "mlfo-cloud" => format!("http://127.{r}.0.1:8000"),
+            "mlfo-edge" => format!("http://127.{r}.1.1:8000"),
+            n if n.starts_with("fed.") => {
+                format!("http://127.{r}.0.{}:5000", 10 + n[4..].parse::<u8>().unwrap())
+            }
+            n => format!("http://127.{r}.1.{}:5000", &n[3..]),
+        }
+    }
+
+    fn edge(&self) -> String {
+        self.url_of("mlfo-edge")
+    }
+
+    fn wait_healthy(&self, name: &str) {
+        let url = format!("{}/healthz", self.url_of(name));
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(60) {
+            if self.http.get(&url).send().is_ok_and(|r| r.status().is_success()) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("{name} did not become healthy at {url}\n{}", self.logs());
+    }
+
+    fn get(&self, url: &str) -> Value {
+        self.http.get(url).send().unwrap().json().unwrap()
+    }
+
+    fn intent(&self, id: &str) -> Value {
+        self.get(&format!("{}/v1/intents/{id}", self.edge()))
+    }
+
+    /// Polls an intent until it is final.
+    fn wait_final(&self, id: &str) -> Value {
+        let start = Instant::now();
+        loop {
+            let v = self.intent(id);
+            let state = v["state"].as_str().unwrap_or_default().to_owned();
+            if ["completed", "failed", "lost", "cancelled"].contains(&state.as_str()) {
+                return v;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(240),
+                "intent {id} still {state} after 240 s: {v:#}\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Jobs still starting or running on any live agent.
+    fn active_jobs(&self) -> Vec<String> {
+        let mut active = Vec::new();
+        for (name, _) in self.procs.iter().filter(|(n, _)| !n.starts_with("mlfo")) {
+            let jobs = self.get(&format!("{}/v1/jobs", self.url_of(name)));
+            for j in jobs.as_array().unwrap() {
+                let state = j["state"].as_str().unwrap();
+                if state == "starting" || state == "running" {
+                    active.push(format!("{name}: {} {state}", j["id"]));
+                }
+            }
+        }
+        active
+    }
+
+    /// Waits for every agent to be idle (clients end shortly after their server).
+    fn assert_nothing_running(&self) {
+        let start = Instant::now();
+        loop {
+            let active = self.active_jobs();
+            if active.is_empty() {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "jobs still running: {active:?}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn kill(&mut self, name: &str) {
+        let (_, mut child) = self
+            .procs
+            .iter()
+            .position(|(n, _)| n == name)
+            .map(|i| self.procs.remove(i))
+            .unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    fn logs(&self) -> String {
+        let mut out = String::new();
+        for entry in std::fs::read_dir(self.dir.path()).unwrap().flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "log") {
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(15).collect();
+                out += &format!("--- {}\n", path.display());
+                for line in tail.into_iter().rev() {
+                    out += line;
+                    out.push('\n');
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Testbed {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.procs {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn intent_file(name: &str) -> String {
+    format!("{REPO}/tests/mlfo/intents/{name}.yaml")
+}
+
+fn python() -> String {
+    std::env::var("DMO_PYTHON").unwrap_or_else(|_| format!("{REPO}/.venv/bin/python"))
+}
+
+/// Asserts an intent completed and its accuracy rose from the initial model's.
+fn assert_learned(v: &Value) {
+    assert_eq!(v["state"], "completed", "{v:#}");
+    let job = &v["jobs"][0];
+    let rounds = job["rounds"].as_array().unwrap();
+    assert_eq!(rounds.len() as u64, job["rounds_planned"].as_u64().unwrap(), "{v:#}");
+    let initial = job["initial_accuracy"].as_f64().unwrap();
+    let last = rounds.last().unwrap()["accuracy"].as_f64().unwrap();
+    assert!(last > initial + 0.2, "accuracy {initial} -> {last}: {v:#}");
+    let t = &v["timings"];
+    let (rtt, started, done) = (
+        t["momo_round_trip_s"].as_f64().unwrap(),
+        t["clients_started_s"].as_f64().unwrap(),
+        t["done_s"].as_f64().unwrap(),
+    );
+    assert!(rtt > 0.0 && rtt <= started && started <= done, "{t}");
+}
+
+#[test]
+fn seed_intents_complete_from_the_prototype_script_and_from_dmo_intent_batch() {
+    let tb = Testbed::start(61, 3, 10, &[]);
+    let cohorts = serde_json::json!([
+        { "size": 6, "file": intent_file("welding") },
+        { "size": 2, "file": intent_file("drilling") },
+        { "size": 2, "file": intent_file("cutting") },
+    ]);
+    let out = Command::new(python())
+        .args([
+            &format!("{REPO}/tests/mlfo/sendintent.py"),
+            &tb.edge(),
+            &cohorts.to_string(),
+        ])
+        .output()
+        .expect("python with requests (the .venv that .ci/run makes)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let ids: Vec<&str> = stdout
+        .lines()
+        .map(|l| l.strip_prefix("200 OK ").unwrap_or_else(|| panic!("reply {l:?}")))
+        .collect();
+    assert_eq!(ids, ["edgeintent01", "edgeintent02", "edgeintent03"]);
+    let expect_hosts = [
+        vec!["fc.10", "fc.11", "fc.12", "fc.13", "fc.14", "fc.15"],
+        vec!["fc.16", "fc.17"],
+        vec!["fc.18", "fc.19"],
+    ];
+    let mut servers = Vec::new();
+    for (id, hosts) in ids.iter().zip(&expect_hosts) {
+        let v = tb.wait_final(id);
+        assert_learned(&v);
+        assert_eq!(v["cohort"]["hosts"], serde_json::json!(hosts));
+        servers.push(v["jobs"][0]["server"]["agent_host"].as_str().unwrap().to_owned());
+    }
+    servers.sort();
+    assert_eq!(servers, ["fed.1", "fed.2", "fed.3"], "one server per aggregator");
+
+    // The same cohorts through `dmo intent batch`.
+    let batch = tb.write(
+        "batch.yaml",
+        &format!(
+            "cohorts:\n  - {{ size: 6, intent: {}, numround: 2 }}\n  - {{ size: 2, intent: {}, numround: 2 }}\n  - {{ size: 2, intent: {}, numround: 2 }}\n",
+            intent_file("welding"),
+            intent_file("drilling"),
+            intent_file("cutting")
+        ),
+    );
+    let out = dmo()
+        .args(["intent", "batch", batch.to_str().unwrap(), "--mlfo", &tb.edge(), "--wait"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        tb.logs()
+    );
+    let batch_ids: Vec<&str> = stdout.lines().map(|l| l.split(' ').next().unwrap()).collect();
+    assert_eq!(batch_ids, ["edgeintent01-2", "edgeintent02-2", "edgeintent03-2"]);
+    for id in batch_ids {
+        assert_learned(&tb.intent(id));
+    }
+
+    let all = tb.get(&format!("{}/v1/intents", tb.edge()));
+    assert_eq!(all.as_array().unwrap().len(), 6);
+    let placed = tb.get(&format!("{}/v1/servers", tb.url_of("mlfo-cloud")));
+    let placed = placed.as_array().unwrap();
+    assert_eq!(placed.len(), 6);
+    assert!(placed.iter().all(|s| s["active"] == false), "{placed:?}");
+    tb.assert_nothing_running();
+
+    let metrics = tb
+        .http
+        .get(format!("{}/metrics", tb.edge()))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(metrics.contains("mlfo_intents{mlfo=\"mo.1\",state=\"completed\"} 6"), "{metrics}");
+    assert!(
+        metrics.contains("mlfo_orchestration_latency_seconds_count{mlfo=\"mo.1\",phase=\"clients_started\"} 6"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn sameserver_makes_two_cohorts_share_one_fl_server() {
+    let tb = Testbed::start(62, 2, 4, &[]);
+    let mut ids = Vec::new();
+    for ipstart in ["10", "12"] {
+        let form = multipart::Form::new()
+            .file("file", intent_file("drilling"))
+            .unwrap()
+            .text("ipstart", ipstart)
+            .text("cohortsize", "2")
+            .text("sameserver", "yes")
+            .text("numround", "4")
+            .text("minav", "1");
+        let reply = tb
+            .http
+            .post(format!("{}/receive", tb.edge()))
+            .multipart(form)
+            .send()
+            .unwrap();
+        assert_eq!(reply.status(), 200);
+        ids.push(reply.text().unwrap().trim().trim_start_matches("OK ").to_owned());
+    }
+    let a = tb.wait_final(&ids[0]);
+    let b = tb.wait_final(&ids[1]);
+    assert_eq!(a["state"], "completed", "{a:#}");
+    assert_eq!(b["state"], "completed", "{b:#}");
+    let (sa, sb) = (&a["jobs"][0]["server"], &b["jobs"][0]["server"]);
+    assert_eq!(sa["address"], sb["address"]);
+    assert_eq!((sa["reused"].as_bool(), sb["reused"].as_bool()), (Some(false), Some(true)));
+    let placed = tb.get(&format!("{}/v1/servers", tb.url_of("mlfo-cloud")));
+    assert_eq!(placed.as_array().unwrap().len(), 1, "{placed:#}");
+    assert_eq!(placed[0]["intents"].as_array().unwrap().len(), 0, "both released");
+    tb.assert_nothing_running();
+}
+
+#[test]
+fn bad_intents_get_400_and_an_unreachable_client_fails_the_job_leaving_nothing_running() {
+    // fc.13 is in the inventory but its agent never starts.
+    let tb = Testbed::start(63, 1, 4, &[13]);
+    let post = |file: &str, fields: &[(&str, &str)]| {
+        let mut form = multipart::Form::new().file("file", file).unwrap();
+        for (k, v) in fields {
+            form = form.text(k.to_string(), v.to_string());
+        }
+        tb.http
+            .post(format!("{}/receive", tb.edge()))
+            .multipart(form)
+            .send()
+            .unwrap()
+    };
+    let reply = post(&intent_file("welding"), &[("fracfit", "1.5")]);
+    assert_eq!(reply.status(), 400);
+    let text = reply.text().unwrap();
+    assert!(text.contains("targets[0].constraints.fracfit:"), "{text}");
+
+    let broken = tb.write("broken.yaml", "intentID: x\ntargets: [\n");
+    let reply = post(broken.to_str().unwrap(), &[]);
+    assert_eq!(reply.status(), 400);
+    assert!(reply.text().unwrap().starts_with("broken.yaml:"));
+
+    let reply = post(&intent_file("welding"), &[("ipstart", "10"), ("cohortsize", "9")]);
+    assert_eq!(reply.status(), 400);
+    assert!(reply.text().unwrap().starts_with("ipstart: [10, 19) selects 4 client agent(s)"));
+
+    let reply = post(&intent_file("welding"), &[("ipstart", "12"), ("cohortsize", "2")]);
+    assert_eq!(reply.status(), 200);
+    let id = reply.text().unwrap().trim().trim_start_matches("OK ").to_owned();
+    let v = tb.wait_final(&id);
+    assert_eq!(v["state"], "failed", "{v:#}");
+    let reason = v["reason"].as_str().unwrap();
+    assert!(reason.starts_with("client fc.13: agent fc.13 (http://127.63.1.13:5000)"), "{reason}");
+    tb.assert_nothing_running();
+    let placed = tb.get(&format!("{}/v1/servers", tb.url_of("mlfo-cloud")));
+    assert_eq!(placed[0]["active"], false, "the server was rolled back: {placed:#}");
+}
+
+#[test]
+fn an_edge_mlfo_killed_mid_job_takes_the_intent_up_again_after_restart() {
+    let mut tb = Testbed::start(64, 1, 2, &[]);
+    let out = dmo()
+        .args(["intent", "send", &intent_file("welding"), "--mlfo", &tb.edge()])
+        .args(["--set", "numround=6", "--size", "2"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let start = Instant::now();
+    while tb.intent(&id)["jobs"][0]["rounds"].as_array().is_none_or(|r| r.is_empty()) {
+        assert!(start.elapsed() < Duration::from_secs(120), "no round: {}", tb.logs());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    tb.kill("mlfo-edge");
+    tb.spawn_mlfo("edge");
+    tb.wait_healthy("mlfo-edge");
+    let v = tb.wait_final(&id);
+    let state = v["state"].as_str().unwrap();
+    assert!(
+        state == "completed" || (state == "lost" && v["reason"].is_string()),
+        "{v:#}"
+    );
+    assert_eq!(state, "completed", "the agents kept running, so the job is re-attached: {v:#}");
+    assert_eq!(v["jobs"][0]["rounds"].as_array().unwrap().len(), 6);
+    tb.assert_nothing_running();
+}

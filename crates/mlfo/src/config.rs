@@ -1,0 +1,349 @@
+//! The MLFO's configuration file: role, listen addresses, parent, inventory
+//! of node agents, catalog and state database.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Largest configuration file read.
+pub const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Which side of Mo-Mo an MLFO is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Takes intents from users, starts clients, asks its parent for servers.
+    Edge,
+    /// Places FL servers on aggregators for the edge MLFOs.
+    Cloud,
+}
+
+/// What a node agent in the inventory is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AgentRole {
+    /// Runs FL servers (cloud side).
+    Aggregator,
+    /// Runs FL clients (edge side).
+    Client,
+}
+
+/// One node agent the MLFO may use.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentEntry {
+    /// Host name, e.g. `fc.10` or `fed.1`.
+    pub name: String,
+    /// The agent's REST base URL, e.g. `http://10.0.1.10:5000`.
+    pub url: String,
+    /// Aggregator or client.
+    pub role: AgentRole,
+    /// Cohort the host belongs to, e.g. `cohort1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cohort: Option<String>,
+    /// Campus (edge switch) of a client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campus: Option<String>,
+    /// FL servers an aggregator runs at once (default 1).
+    #[serde(default = "one")]
+    pub capacity: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+impl AgentEntry {
+    /// The last octet of the agent's IPv4 address: what the prototype's
+    /// `ipstart` arithmetic compares.
+    pub fn last_octet(&self) -> Option<u8> {
+        match self.ip()? {
+            IpAddr::V4(ip) => Some(ip.octets()[3]),
+            IpAddr::V6(_) => None,
+        }
+    }
+
+    /// The IP address in the agent's URL, when it is a literal address.
+    pub fn ip(&self) -> Option<IpAddr> {
+        let rest = self.url.split_once("://").map_or(&*self.url, |(_, r)| r);
+        let authority = rest.split('/').next().unwrap_or(rest);
+        authority
+            .parse::<SocketAddr>()
+            .map(|s| s.ip())
+            .or_else(|_| authority.parse::<IpAddr>())
+            .ok()
+    }
+}
+
+/// Time limits and retries of the MLFO's calls.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Timeouts {
+    /// Seconds one SBI (node agent) call may take.
+    pub sbi_s: f64,
+    /// Attempts of an SBI call that fails to connect or times out.
+    pub sbi_attempts: u32,
+    /// Seconds the Mo-Mo Deploy call may take.
+    pub momo_s: f64,
+    /// Seconds a job may train before the MLFO gives up (unless the intent sets `deadline_s`).
+    pub job_s: f64,
+    /// Seconds between polls of a running job.
+    pub poll_s: f64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            sbi_s: 10.0,
+            sbi_attempts: 3,
+            momo_s: 30.0,
+            job_s: 3600.0,
+            poll_s: 0.5,
+        }
+    }
+}
+
+impl Timeouts {
+    /// The SBI call limit.
+    pub fn sbi(&self) -> Duration {
+        Duration::from_secs_f64(self.sbi_s)
+    }
+    /// The Mo-Mo call limit.
+    pub fn momo(&self) -> Duration {
+        Duration::from_secs_f64(self.momo_s)
+    }
+    /// The poll interval.
+    pub fn poll(&self) -> Duration {
+        Duration::from_secs_f64(self.poll_s)
+    }
+}
+
+/// What the cloud MLFO asks FL servers to do beyond the intent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerOptions {
+    /// Evaluate the global model on the dataset's test split after every round
+    /// (the aggregator needs the dataset).
+    pub central_evaluation: bool,
+    /// Seconds each client may take per round.
+    pub round_timeout_s: Option<f64>,
+    /// Seed of client sampling.
+    pub seed: u64,
+}
+
+/// What the edge MLFO asks FL clients to do beyond the intent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientOptions {
+    /// Partition scheme of the cohort's data (iid, shards, dirichlet:A, contiguous).
+    pub partition: String,
+    /// Seed shared by a cohort's clients.
+    pub seed: u64,
+    /// Training threads per client.
+    pub threads: Option<usize>,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            partition: "iid".to_owned(),
+            seed: 0,
+            threads: None,
+        }
+    }
+}
+
+/// The whole configuration of one MLFO.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MlfoConfig {
+    /// Name shown in logs and metrics, e.g. `mo.1`.
+    #[serde(default = "default_name")]
+    pub name: String,
+    /// Edge or cloud.
+    pub role: Role,
+    /// REST listen address (prototype port 8000).
+    pub listen: SocketAddr,
+    /// Mo-Mo gRPC listen address (cloud; prototype port 9000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub momo_listen: Option<SocketAddr>,
+    /// The cloud MLFO's Mo-Mo URL, e.g. `http://10.0.0.1:9000` (edge).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// SQLite database holding intents, jobs, placements and rounds.
+    pub state: PathBuf,
+    /// A catalog file merged over the built-in one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog: Option<PathBuf>,
+    /// The node agents this MLFO drives.
+    #[serde(default)]
+    pub inventory: Vec<AgentEntry>,
+    /// Time limits and retries.
+    #[serde(default)]
+    pub timeouts: Timeouts,
+    /// FL server options (cloud).
+    #[serde(default)]
+    pub server: ServerOptions,
+    /// FL client options (edge).
+    #[serde(default)]
+    pub client: ClientOptions,
+}
+
+fn default_name() -> String {
+    "mlfo".to_owned()
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {problem}")]
+pub struct ConfigError {
+    /// The file, as given.
+    pub file: String,
+    /// What is wrong and how to fix it.
+    pub problem: String,
+}
+
+impl MlfoConfig {
+    /// Reads and checks the configuration in `path` (YAML or JSON).
+    pub fn load(path: &Path) -> Result<MlfoConfig, ConfigError> {
+        let file = path.display().to_string();
+        let fail = |problem: String| ConfigError {
+            file: file.clone(),
+            problem,
+        };
+        let size = std::fs::metadata(path).map_err(|e| fail(e.to_string()))?.len();
+        if size > MAX_CONFIG_BYTES {
+            return Err(fail(format!(
+                "{size} bytes, more than the {MAX_CONFIG_BYTES}-byte limit"
+            )));
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+        let mut config = Self::from_yaml(&file, &text)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.state = base.join(&config.state);
+        config.catalog = config.catalog.map(|c| base.join(c));
+        Ok(config)
+    }
+
+    /// Parses and checks a configuration; `file` names it in errors.
+    pub fn from_yaml(file: &str, text: &str) -> Result<MlfoConfig, ConfigError> {
+        let config: MlfoConfig = yaml_serde::from_str(text).map_err(|e| ConfigError {
+            file: file.to_owned(),
+            problem: e.to_string(),
+        })?;
+        config.check().map_err(|problem| ConfigError {
+            file: file.to_owned(),
+            problem,
+        })?;
+        Ok(config)
+    }
+
+    /// Checks what serde cannot: role-specific fields, unique names, URLs, limits.
+    fn check(&self) -> Result<(), String> {
+        match self.role {
+            Role::Edge if self.parent.is_none() => {
+                return Err(
+                    "parent: an edge MLFO needs its cloud MLFO's Mo-Mo URL, e.g. http://10.0.0.1:9000"
+                        .to_owned(),
+                );
+            }
+            Role::Cloud if self.momo_listen.is_none() => {
+                return Err(
+                    "momo_listen: a cloud MLFO needs a Mo-Mo listen address, e.g. 10.0.0.1:9000"
+                        .to_owned(),
+                );
+            }
+            _ => {}
+        }
+        if let Some(parent) = &self.parent
+            && !(parent.starts_with("http://") || parent.starts_with("https://"))
+        {
+            return Err(format!(
+                "parent: must be an http:// URL such as http://10.0.0.1:9000, got {parent:?}"
+            ));
+        }
+        let mut names = BTreeSet::new();
+        for (i, agent) in self.inventory.iter().enumerate() {
+            if !names.insert(agent.name.as_str()) {
+                return Err(format!(
+                    "inventory[{i}].name: {:?} is listed twice; host names must be unique",
+                    agent.name
+                ));
+            }
+            if !agent.url.starts_with("http://") {
+                return Err(format!(
+                    "inventory[{i}].url: must be an http:// URL such as http://10.0.1.10:5000, got {:?}",
+                    agent.url
+                ));
+            }
+            if agent.capacity == 0 {
+                return Err(format!("inventory[{i}].capacity: must be >= 1, got 0"));
+            }
+        }
+        let t = &self.timeouts;
+        for (field, v) in [
+            ("sbi_s", t.sbi_s),
+            ("momo_s", t.momo_s),
+            ("job_s", t.job_s),
+            ("poll_s", t.poll_s),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(format!("timeouts.{field}: must be seconds > 0, got {v}"));
+            }
+        }
+        if t.sbi_attempts == 0 {
+            return Err("timeouts.sbi_attempts: must be >= 1, got 0".to_owned());
+        }
+        Ok(())
+    }
+
+    /// Agents of `role`, in inventory order.
+    pub fn agents(&self, role: AgentRole) -> impl Iterator<Item = &AgentEntry> {
+        self.inventory.iter().filter(move |a| a.role == role)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EDGE: &str = "
+role: edge
+listen: 127.0.0.1:8000
+parent: http://127.0.0.1:9000
+state: edge.sqlite
+inventory:
+  - { name: fc.10, url: 'http://127.0.1.10:5000', role: client, cohort: c1 }
+  - { name: fc.11, url: 'http://127.0.1.11:5000', role: client }
+";
+
+    #[test]
+    fn reads_an_edge_config_with_defaults() {
+        let c = MlfoConfig::from_yaml("edge.yaml", EDGE).unwrap();
+        assert_eq!(c.role, Role::Edge);
+        assert_eq!(c.inventory[0].last_octet(), Some(10));
+        assert_eq!(c.inventory[1].capacity, 1);
+        assert_eq!(c.timeouts.sbi_attempts, 3);
+        assert_eq!(c.agents(AgentRole::Client).count(), 2);
+    }
+
+    #[test]
+    fn names_the_field_to_fix() {
+        let no_parent = EDGE.replace("parent: http://127.0.0.1:9000\n", "");
+        let e = MlfoConfig::from_yaml("edge.yaml", &no_parent).unwrap_err();
+        assert!(e.to_string().starts_with("edge.yaml: parent: an edge MLFO needs"), "{e}");
+
+        let twice = EDGE.replace("fc.11", "fc.10");
+        let e = MlfoConfig::from_yaml("edge.yaml", &twice).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "edge.yaml: inventory[1].name: \"fc.10\" is listed twice; host names must be unique"
+        );
+
+        let unknown = format!("{EDGE}colour: blue\n");
+        let e = MlfoConfig::from_yaml("edge.yaml", &unknown).unwrap_err();
+        assert!(e.to_string().contains("unknown field `colour`"), "{e}");
+    }
+}

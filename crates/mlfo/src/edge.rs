@@ -1,0 +1,456 @@
+//! The edge MLFO's work on one intent: ask the cloud for a server over
+//! Mo-Mo, start the cohort's clients, follow the rounds to the end, and
+//! stop everything that was started when something fails.
+
+use crate::config::{AgentEntry, AgentRole};
+use crate::momo::{proto, to_message};
+use crate::record::{
+    ClientPlacement, IntentRecord, IntentState, JobRecord, RoundSummary, ServerPlacement,
+    now_unix_s,
+};
+use crate::service::Mlfo;
+use intent::{FlPlan, ResolvedTarget};
+use node::{ClientRequest, JobState};
+use std::collections::BTreeMap;
+use tokio::task::JoinSet;
+
+/// Consecutive failed polls of a server before its job counts as lost.
+const MAX_MISSED_POLLS: u32 = 20;
+/// Polls of the server between two checks of the clients.
+const CLIENT_CHECK_EVERY: u32 = 10;
+
+/// Deploys and follows a new intent to a final state.
+pub(crate) async fn run(
+    mlfo: Mlfo,
+    mut record: IntentRecord,
+    targets: Vec<(ResolvedTarget, FlPlan)>,
+    clients: Vec<AgentEntry>,
+) {
+    match deploy(&mlfo, &mut record, &targets, &clients).await {
+        Ok(()) => follow(&mlfo, record).await,
+        Err(reason) => fail(&mlfo, &mut record, IntentState::Failed, reason).await,
+    }
+}
+
+/// Takes up an intent found unfinished at start-up.
+pub(crate) async fn resume(mlfo: Mlfo, mut record: IntentRecord) {
+    let deployed = record.state == IntentState::Training
+        && record.jobs.iter().all(|j| j.server.is_some());
+    if deployed {
+        follow(&mlfo, record).await;
+    } else {
+        let reason = format!(
+            "the MLFO restarted while the intent was {}; what had been started was stopped",
+            record.state.as_str()
+        );
+        fail(&mlfo, &mut record, IntentState::Lost, reason).await;
+    }
+}
+
+fn save(mlfo: &Mlfo, record: &mut IntentRecord) {
+    record.updated_unix_s = now_unix_s();
+    if let Err(e) = mlfo.inner.store.save_intent(record) {
+        tracing::error!(intent = %record.id, "cannot save intent: {e}");
+    }
+}
+
+fn set_state(mlfo: &Mlfo, record: &mut IntentRecord, state: IntentState) {
+    record.state = state;
+    save(mlfo, record);
+}
+
+/// Records a final state and its timing.
+pub(crate) fn finish(mlfo: &Mlfo, record: &mut IntentRecord, state: IntentState) {
+    let elapsed = record.elapsed_s();
+    record.timings.done_s = Some(elapsed);
+    mlfo.inner.metrics.latency("done", elapsed);
+    tracing::info!(intent = %record.id, state = state.as_str(), reason = ?record.reason, "intent finished after {elapsed:.3} s");
+    set_state(mlfo, record, state);
+}
+
+async fn fail(mlfo: &Mlfo, record: &mut IntentRecord, state: IntentState, reason: String) {
+    let problems = tear_down(mlfo, record).await;
+    record.reason = Some(if problems.is_empty() {
+        reason
+    } else {
+        format!("{reason}; while stopping: {}", problems.join("; "))
+    });
+    finish(mlfo, record, state);
+}
+
+fn milestone(mlfo: &Mlfo, record: &IntentRecord, phase: &str) -> f64 {
+    let elapsed = record.elapsed_s();
+    mlfo.inner.metrics.latency(phase, elapsed);
+    elapsed
+}
+
+/// Places the servers and starts the clients of every job.
+async fn deploy(
+    mlfo: &Mlfo,
+    record: &mut IntentRecord,
+    targets: &[(ResolvedTarget, FlPlan)],
+    clients: &[AgentEntry],
+) -> Result<(), String> {
+    set_state(mlfo, record, IntentState::Planning);
+    for (k, (target, _)) in targets.iter().enumerate() {
+        let placement = request_server(mlfo, record, target).await?;
+        record.timings.server_ready_s = Some(milestone(mlfo, record, "server_ready"));
+        record.jobs[k].server = Some(placement);
+        record.jobs[k].clients = clients
+            .iter()
+            .enumerate()
+            .map(|(index, a)| ClientPlacement {
+                host: a.name.clone(),
+                agent_url: a.url.clone(),
+                index,
+                job_id: None,
+            })
+            .collect();
+        set_state(mlfo, record, IntentState::Deploying);
+        start_clients(mlfo, record, k, target, clients).await?;
+    }
+    let took = milestone(mlfo, record, "clients_started");
+    record.timings.clients_started_s = Some(took);
+    tracing::info!(intent = %record.id, "HTTP Intent took {:.3} ms", took * 1000.0);
+    set_state(mlfo, record, IntentState::Training);
+    Ok(())
+}
+
+/// Asks the cloud MLFO over Mo-Mo for an FL server for `target`.
+async fn request_server(
+    mlfo: &Mlfo,
+    record: &mut IntentRecord,
+    target: &ResolvedTarget,
+) -> Result<ServerPlacement, String> {
+    let Some(mut client) = mlfo.inner.parent.clone() else {
+        return Err("this edge MLFO has no parent cloud MLFO to place the FL server".to_owned());
+    };
+    let aggregate = target
+        .to_aggregate_intent(&record.id)
+        .ok_or_else(|| format!("target {}: not federated", target.id))?;
+    let started = std::time::Instant::now();
+    let reply = client.deploy(to_message(&aggregate)).await;
+    let rtt = started.elapsed().as_secs_f64();
+    mlfo.inner.metrics.momo_call("client", "deploy", reply.is_ok());
+    mlfo.inner.metrics.latency("momo_round_trip", rtt);
+    record.timings.momo_round_trip_s = Some(rtt);
+    let status = reply
+        .map_err(|s| format!("cloud MLFO refused the FL server (Mo-Mo Deploy): {}", s.message()))?
+        .into_inner();
+    if status.job_id.is_empty() || status.agent_url.is_empty() {
+        return Err(format!(
+            "cloud MLFO answered {:?} without the server's agent and job (is it a dist-ml-orch MLFO?)",
+            status.status
+        ));
+    }
+    Ok(ServerPlacement {
+        address: status.status,
+        job_id: status.job_id,
+        agent_host: status.agent_host,
+        agent_url: status.agent_url,
+        reused: status.reused,
+    })
+}
+
+/// Starts job `k`'s clients in parallel; fails naming the first host that could not start.
+async fn start_clients(
+    mlfo: &Mlfo,
+    record: &mut IntentRecord,
+    k: usize,
+    target: &ResolvedTarget,
+    clients: &[AgentEntry],
+) -> Result<(), String> {
+    let server = record.jobs[k]
+        .server
+        .as_ref()
+        .map(|s| s.address.clone())
+        .unwrap_or_default();
+    let options = &mlfo.inner.config.client;
+    let cohort = record.cohort.name.clone().unwrap_or_else(|| record.id.clone());
+    let mut calls = JoinSet::new();
+    for (index, agent) in clients.iter().enumerate() {
+        let request = ClientRequest {
+            server: server.clone(),
+            dataset: target.pipeline.src.kind.to_string(),
+            model: target.pipeline.model.kind.to_string(),
+            num_clients: Some(clients.len()),
+            index: Some(index),
+            partition: Some(options.partition.clone()),
+            test_fraction: None,
+            seed: Some(options.seed),
+            threads: options.threads,
+            connect_attempts: None,
+            labels: BTreeMap::from([
+                ("intent".to_owned(), record.id.clone()),
+                ("cohort".to_owned(), cohort.clone()),
+                ("host".to_owned(), agent.name.clone()),
+            ]),
+        };
+        let sbi = mlfo.inner.sbi.clone();
+        let agent = agent.clone();
+        calls.spawn(async move { (index, sbi.start_client(&agent, &request).await) });
+    }
+    let mut first_error: Option<(usize, String)> = None;
+    while let Some(joined) = calls.join_next().await {
+        match joined {
+            Ok((index, Ok(started))) => record.jobs[k].clients[index].job_id = Some(started.id),
+            Ok((index, Err(e))) => {
+                if first_error.as_ref().is_none_or(|(i, _)| index < *i) {
+                    first_error = Some((index, format!("client {}: {e}", clients[index].name)));
+                }
+            }
+            Err(e) => first_error = first_error.or(Some((usize::MAX, format!("client start: {e}")))),
+        }
+    }
+    save(mlfo, record);
+    match first_error {
+        Some((_, reason)) => Err(reason),
+        None => Ok(()),
+    }
+}
+
+/// Stops every client of the intent and releases its servers at the cloud.
+/// Returns the problems met (the caller records them).
+pub(crate) async fn tear_down(mlfo: &Mlfo, record: &IntentRecord) -> Vec<String> {
+    let mut calls = JoinSet::new();
+    for client in record.jobs.iter().flat_map(|j| &j.clients) {
+        if let Some(job) = &client.job_id {
+            let agent = AgentEntry {
+                name: client.host.clone(),
+                url: client.agent_url.clone(),
+                role: AgentRole::Client,
+                cohort: None,
+                campus: None,
+                capacity: 1,
+            };
+            let sbi = mlfo.inner.sbi.clone();
+            let job = job.clone();
+            calls.spawn(async move { sbi.stop(&agent, &job).await });
+        }
+    }
+    let mut problems = Vec::new();
+    while let Some(joined) = calls.join_next().await {
+        match joined {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => problems.push(e.to_string()),
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+    if record.jobs.iter().any(|j| j.server.is_some())
+        && let Some(mut client) = mlfo.inner.parent.clone()
+    {
+        let reply = client
+            .release(proto::ReleaseRequest {
+                intent_id: record.id.clone(),
+            })
+            .await;
+        mlfo.inner.metrics.momo_call("client", "release", reply.is_ok());
+        if let Err(s) = reply {
+            problems.push(format!("cloud MLFO (Mo-Mo Release): {}", s.message()));
+        }
+    }
+    problems
+}
+
+fn server_agent(server: &ServerPlacement) -> AgentEntry {
+    AgentEntry {
+        name: server.agent_host.clone(),
+        url: server.agent_url.clone(),
+        role: AgentRole::Aggregator,
+        cohort: None,
+        campus: None,
+        capacity: 1,
+    }
+}
+
+/// How one poll of a job ended.
+enum Poll {
+    /// Still running.
+    Running,
+    /// The server finished its rounds.
+    Done,
+    /// The job cannot go on.
+    Ended(IntentState, String),
+}
+
+/// Follows the jobs until they end, the deadline passes or the target accuracy is reached.
+async fn follow(mlfo: &Mlfo, mut record: IntentRecord) {
+    let poll = mlfo.inner.config.timeouts.poll();
+    let deadline = plan_deadline(mlfo, &record);
+    let mut done = vec![false; record.jobs.len()];
+    let mut missed = vec![0u32; record.jobs.len()];
+    let mut polls = 0u32;
+    loop {
+        tokio::time::sleep(poll).await;
+        polls += 1;
+        let mut changed = false;
+        for k in 0..record.jobs.len() {
+            if done[k] {
+                continue;
+            }
+            match poll_server(mlfo, &mut record.jobs[k], &mut missed[k], &mut changed).await {
+                Poll::Running => {}
+                Poll::Done => done[k] = true,
+                Poll::Ended(state, reason) => return fail(mlfo, &mut record, state, reason).await,
+            }
+            if polls.is_multiple_of(CLIENT_CHECK_EVERY)
+                && let Some(reason) = all_clients_failed(mlfo, &record.jobs[k]).await
+            {
+                return fail(mlfo, &mut record, IntentState::Failed, reason).await;
+            }
+        }
+        if changed {
+            if record.timings.first_round_s.is_none()
+                && record.jobs.iter().any(|j| !j.rounds.is_empty())
+            {
+                record.timings.first_round_s = Some(milestone(mlfo, &record, "first_round"));
+            }
+            save(mlfo, &mut record);
+        }
+        if done.iter().all(|d| *d) {
+            let problems = tear_down(mlfo, &record).await;
+            if !problems.is_empty() {
+                tracing::warn!(intent = %record.id, "after completion: {}", problems.join("; "));
+            }
+            return finish(mlfo, &mut record, IntentState::Completed);
+        }
+        if let Some(reason) = target_reached(&record) {
+            let problems = tear_down(mlfo, &record).await;
+            record.reason = Some(if problems.is_empty() {
+                reason
+            } else {
+                format!("{reason}; while stopping: {}", problems.join("; "))
+            });
+            return finish(mlfo, &mut record, IntentState::Completed);
+        }
+        if record.elapsed_s() > deadline {
+            let progress: Vec<String> = record
+                .jobs
+                .iter()
+                .map(|j| format!("round {} of {}", j.rounds.len(), j.rounds_planned))
+                .collect();
+            let reason = format!(
+                "deadline of {deadline} s passed at {}",
+                progress.join(", ")
+            );
+            return fail(mlfo, &mut record, IntentState::Failed, reason).await;
+        }
+    }
+}
+
+/// Polls job `job`'s server and folds new rounds into it.
+async fn poll_server(mlfo: &Mlfo, job: &mut JobRecord, missed: &mut u32, changed: &mut bool) -> Poll {
+    let Some(server) = &job.server else {
+        return Poll::Ended(IntentState::Lost, format!("target {}: no FL server recorded", job.target));
+    };
+    let agent = server_agent(server);
+    match mlfo.inner.sbi.job(&agent, &server.job_id).await {
+        Ok(view) => {
+            *missed = 0;
+            if let Some(history) = &view.history {
+                let initial = history
+                    .initial_central
+                    .as_ref()
+                    .and_then(|c| c.metrics.get("accuracy").copied());
+                if initial != job.initial_accuracy {
+                    job.initial_accuracy = initial;
+                    *changed = true;
+                }
+                let rounds: Vec<RoundSummary> =
+                    history.rounds.iter().map(RoundSummary::from_round).collect();
+                if rounds != job.rounds {
+                    job.rounds = rounds;
+                    *changed = true;
+                }
+            }
+            match view.state {
+                JobState::Starting | JobState::Running => Poll::Running,
+                JobState::Completed => Poll::Done,
+                JobState::Failed => Poll::Ended(
+                    IntentState::Failed,
+                    format!(
+                        "FL server on {} failed: {}",
+                        agent.name,
+                        view.reason.unwrap_or_else(|| "no reason given".to_owned())
+                    ),
+                ),
+                JobState::Stopped => Poll::Ended(
+                    IntentState::Failed,
+                    format!("FL server on {} was stopped on its agent", agent.name),
+                ),
+            }
+        }
+        Err(e) if e.not_found => Poll::Ended(
+            IntentState::Lost,
+            format!(
+                "agent {} no longer knows FL server job {} (did the agent restart?)",
+                agent.name, server.job_id
+            ),
+        ),
+        Err(e) => {
+            *missed += 1;
+            if *missed >= MAX_MISSED_POLLS {
+                Poll::Ended(IntentState::Lost, format!("lost contact with the FL server: {e}"))
+            } else {
+                Poll::Running
+            }
+        }
+    }
+}
+
+/// When every client of `job` failed, the reason, naming the first one.
+async fn all_clients_failed(mlfo: &Mlfo, job: &JobRecord) -> Option<String> {
+    let mut first = None;
+    for client in &job.clients {
+        let id = client.job_id.as_ref()?;
+        let agent = AgentEntry {
+            name: client.host.clone(),
+            url: client.agent_url.clone(),
+            role: AgentRole::Client,
+            cohort: None,
+            campus: None,
+            capacity: 1,
+        };
+        let view = mlfo.inner.sbi.job(&agent, id).await.ok()?;
+        if view.state != JobState::Failed {
+            return None;
+        }
+        first = first.or_else(|| {
+            Some(format!(
+                "every client failed; {}: {}",
+                client.host,
+                view.reason.unwrap_or_default()
+            ))
+        });
+    }
+    first
+}
+
+/// Seconds the intent may take: its `deadline_s`, else the configured job limit.
+fn plan_deadline(mlfo: &Mlfo, record: &IntentRecord) -> f64 {
+    let from_intent = record.document["targets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["constraints"]["deadline_s"].as_f64())
+        .fold(None, |acc: Option<f64>, d| Some(acc.map_or(d, |a| a.min(d))));
+    from_intent.unwrap_or(mlfo.inner.config.timeouts.job_s)
+}
+
+/// When every job reached its intent's `target_accuracy`, why the intent stops early.
+fn target_reached(record: &IntentRecord) -> Option<String> {
+    let targets: Vec<f64> = record.document["targets"]
+        .as_array()?
+        .iter()
+        .map(|t| t["constraints"]["target_accuracy"].as_f64())
+        .collect::<Option<_>>()?;
+    let reached = record
+        .jobs
+        .iter()
+        .zip(&targets)
+        .all(|(job, target)| job.latest_accuracy().is_some_and(|a| a >= *target));
+    reached.then(|| {
+        let rounds: Vec<String> = record.jobs.iter().map(|j| j.rounds.len().to_string()).collect();
+        format!("target accuracy reached at round {}", rounds.join(", "))
+    })
+}

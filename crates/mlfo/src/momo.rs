@@ -1,0 +1,158 @@
+//! Mo-Mo, the MLFO-to-MLFO gRPC interface (`package momo`), and the
+//! conversion between its all-string messages and the intent model.
+
+use serde_json::{Map, Value};
+
+/// Code generated from `proto/momo/momo.proto`.
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod proto {
+    tonic::include_proto!("momo");
+}
+
+/// The prototype's constraint fields, carried as strings in `momo.Constraints`.
+const PROTOTYPE_FIELDS: [&str; 9] = [
+    "privacylevel",
+    "sourcekind",
+    "modelkind",
+    "fracfit",
+    "minfit",
+    "minav",
+    "numround",
+    "sameserv",
+    "avgalgo",
+];
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The Mo-Mo message of an intent: the prototype's fields as strings, every
+/// other constraint in `extensions_json`.
+pub fn to_message(intent: &intent::Intent) -> proto::Intent {
+    let targets = intent
+        .targets
+        .iter()
+        .map(|t| {
+            let mut fields = match serde_json::to_value(&t.constraints) {
+                Ok(Value::Object(map)) => map,
+                _ => Map::new(),
+            };
+            let mut take = |key: &str| fields.remove(key).map(|v| text(&v)).unwrap_or_default();
+            let mut c = proto::Constraints {
+                privacylevel: take("privacylevel"),
+                sourcekind: take("sourcekind"),
+                modelkind: take("modelkind"),
+                fracfit: take("fracfit"),
+                minfit: take("minfit"),
+                minav: take("minav"),
+                numround: take("numround"),
+                sameserv: take("sameserv"),
+                avgalgo: take("avgalgo"),
+                extensions_json: String::new(),
+            };
+            if !fields.is_empty() {
+                c.extensions_json = Value::Object(fields).to_string();
+            }
+            proto::Target {
+                id: t.id.clone(),
+                operation: t.operation.clone(),
+                operand: t.operand.clone(),
+                constraints: Some(c),
+            }
+        })
+        .collect();
+    proto::Intent {
+        intent_id: intent.intent_id.clone(),
+        targets,
+    }
+}
+
+/// The intent document (JSON, intent format) a Mo-Mo message carries, for
+/// [`intent::parse`] to read and check; empty prototype fields are absent.
+pub fn to_document(message: &proto::Intent) -> Result<Vec<u8>, String> {
+    let mut targets = Vec::new();
+    for (i, t) in message.targets.iter().enumerate() {
+        let mut constraints = Map::new();
+        if let Some(c) = &t.constraints {
+            if !c.extensions_json.is_empty() {
+                match serde_json::from_str::<Value>(&c.extensions_json) {
+                    Ok(Value::Object(map)) => constraints.extend(map),
+                    _ => {
+                        return Err(format!(
+                            "Targets[{i}].Constraints.extensions_json: must be a JSON object"
+                        ));
+                    }
+                }
+            }
+            let values = [
+                &c.privacylevel,
+                &c.sourcekind,
+                &c.modelkind,
+                &c.fracfit,
+                &c.minfit,
+                &c.minav,
+                &c.numround,
+                &c.sameserv,
+                &c.avgalgo,
+            ];
+            for (key, value) in PROTOTYPE_FIELDS.iter().zip(values) {
+                if !value.is_empty() {
+                    constraints.insert((*key).to_owned(), Value::String(value.clone()));
+                }
+            }
+        }
+        let mut target = Map::new();
+        target.insert("id".into(), Value::String(t.id.clone()));
+        target.insert("operation".into(), Value::String(t.operation.clone()));
+        target.insert("operand".into(), Value::String(t.operand.clone()));
+        target.insert("constraints".into(), Value::Object(constraints));
+        targets.push(Value::Object(target));
+    }
+    let doc = serde_json::json!({ "intentID": message.intent_id, "targets": targets });
+    serde_json::to_vec(&doc).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message;
+
+    #[test]
+    fn an_aggregate_intent_survives_the_trip() {
+        let yaml = "intentID: e1\ntargets:\n  - id: factory.all\n    operation: aggregate.global\n    operand: model.federated\n    constraints: {sourcekind: mnist, modelkind: mlp, avgalgo: FedProx, proximal_mu: 0.1, fracfit: 0.5, minfit: 1, minav: 1, numround: 3, sameserv: true, local_epochs: 2, cohort: {size: 2}}\n";
+        let intent = intent::parse("a.yaml", yaml.as_bytes()).unwrap();
+        let message = to_message(&intent);
+        let c = message.targets[0].constraints.as_ref().unwrap();
+        assert_eq!(
+            (c.fracfit.as_str(), c.numround.as_str(), c.sameserv.as_str()),
+            ("0.5", "3", "true")
+        );
+        assert!(c.extensions_json.contains("proximal_mu"), "{}", c.extensions_json);
+        let wire = message.encode_to_vec();
+        let back = proto::Intent::decode(&wire[..]).unwrap();
+        let doc = to_document(&back).unwrap();
+        let again = intent::parse("momo.json", &doc).unwrap();
+        assert_eq!(again, intent);
+    }
+
+    #[test]
+    fn bad_extensions_are_named() {
+        let message = proto::Intent {
+            intent_id: "x".into(),
+            targets: vec![proto::Target {
+                constraints: Some(proto::Constraints {
+                    extensions_json: "[1]".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
+        };
+        assert_eq!(
+            to_document(&message).unwrap_err(),
+            "Targets[0].Constraints.extensions_json: must be a JSON object"
+        );
+    }
+}

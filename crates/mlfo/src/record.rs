@@ -1,0 +1,260 @@
+//! What the MLFO knows about each intent and FL server: the records it
+//! stores, serves on its API and re-reads after a restart.
+
+use serde::{Deserialize, Serialize};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Where an intent is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IntentState {
+    /// Validated and stored; work has not begun.
+    Accepted,
+    /// Choosing clients and asking the cloud for a server.
+    Planning,
+    /// Starting the FL server and the clients.
+    Deploying,
+    /// The job runs its rounds.
+    Training,
+    /// Every job finished its rounds.
+    Completed,
+    /// Something failed; `reason` says what. Whatever was started was stopped.
+    Failed,
+    /// The MLFO lost track of the job (e.g. it restarted and the agent no longer knows it).
+    Lost,
+    /// Stopped on request (`DELETE`).
+    Cancelled,
+}
+
+impl IntentState {
+    /// Every state, for metrics.
+    pub const ALL: [IntentState; 8] = [
+        IntentState::Accepted,
+        IntentState::Planning,
+        IntentState::Deploying,
+        IntentState::Training,
+        IntentState::Completed,
+        IntentState::Failed,
+        IntentState::Lost,
+        IntentState::Cancelled,
+    ];
+
+    /// The state's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IntentState::Accepted => "accepted",
+            IntentState::Planning => "planning",
+            IntentState::Deploying => "deploying",
+            IntentState::Training => "training",
+            IntentState::Completed => "completed",
+            IntentState::Failed => "failed",
+            IntentState::Lost => "lost",
+            IntentState::Cancelled => "cancelled",
+        }
+    }
+
+    /// Whether nothing more will happen to the intent.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            IntentState::Completed | IntentState::Failed | IntentState::Lost | IntentState::Cancelled
+        )
+    }
+}
+
+/// Seconds from the intent's arrival to each orchestration milestone.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    /// Duration of the Mo-Mo Deploy call (edge to cloud and back).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub momo_round_trip_s: Option<f64>,
+    /// Until the FL server's address was known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_ready_s: Option<f64>,
+    /// Until every client was started: the prototype's "HTTP Intent took".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clients_started_s: Option<f64>,
+    /// Until the first round's results were seen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_round_s: Option<f64>,
+    /// Until the intent reached a final state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub done_s: Option<f64>,
+}
+
+/// Where a job's FL server runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerPlacement {
+    /// Address the clients join, HOST:PORT.
+    pub address: String,
+    /// The server's job id on its agent.
+    pub job_id: String,
+    /// The aggregator's host name.
+    pub agent_host: String,
+    /// The aggregator agent's REST URL.
+    pub agent_url: String,
+    /// Whether an earlier intent's server was reused (`sameserver`).
+    pub reused: bool,
+}
+
+/// One FL client of a job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClientPlacement {
+    /// Host name.
+    pub host: String,
+    /// Its agent's REST URL.
+    pub agent_url: String,
+    /// Partition index within the cohort.
+    pub index: usize,
+    /// The client's job id, once started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+}
+
+/// One round of a job as the MLFO reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoundSummary {
+    /// Round number, from 1.
+    pub round: u64,
+    /// Clients whose fit results were aggregated.
+    pub participants: usize,
+    /// Clients that failed in the round (fit and evaluate).
+    pub failures: usize,
+    /// Loss: the server's evaluation when it has one, else the clients' weighted loss.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loss: Option<f64>,
+    /// Accuracy, chosen like `loss`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accuracy: Option<f64>,
+    /// Seconds the round took.
+    pub duration_s: f64,
+    /// Bytes the server sent in the round.
+    pub bytes_sent: u64,
+    /// Bytes the server received in the round.
+    pub bytes_received: u64,
+}
+
+impl RoundSummary {
+    /// Summarises one round of an FL server's history.
+    pub fn from_round(r: &fl::history::RoundRecord) -> Self {
+        let evaluate = r.evaluate.as_ref();
+        let (loss, accuracy) = match &r.central {
+            Some(c) => (Some(c.loss), c.metrics.get("accuracy").copied()),
+            None => (
+                evaluate.and_then(|e| e.loss),
+                evaluate.and_then(|e| e.metrics.get("accuracy").copied()),
+            ),
+        };
+        Self {
+            round: r.round,
+            participants: r.fit.completed,
+            failures: r.fit.failures.len() + evaluate.map_or(0, |e| e.failures.len()),
+            loss,
+            accuracy,
+            duration_s: r.duration_s,
+            bytes_sent: r.bytes_sent,
+            bytes_received: r.bytes_received,
+        }
+    }
+}
+
+/// One FL job of an intent: a federated target with its server and clients.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobRecord {
+    /// The intent target it serves.
+    pub target: String,
+    /// Dataset.
+    pub source: String,
+    /// Model.
+    pub model: String,
+    /// Aggregation strategy.
+    pub strategy: String,
+    /// Rounds planned.
+    pub rounds_planned: u64,
+    /// The FL server, once placed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<ServerPlacement>,
+    /// The clients.
+    pub clients: Vec<ClientPlacement>,
+    /// Accuracy of the initial global model (server-side evaluation), when measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_accuracy: Option<f64>,
+    /// Rounds done so far.
+    pub rounds: Vec<RoundSummary>,
+}
+
+impl JobRecord {
+    /// The latest round with an accuracy.
+    pub fn latest_accuracy(&self) -> Option<f64> {
+        self.rounds.iter().rev().find_map(|r| r.accuracy)
+    }
+}
+
+/// How the clients of an intent were chosen.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CohortChoice {
+    /// Cohort name, when chosen by name (or given by the user).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The client hosts, in partition order.
+    pub hosts: Vec<String>,
+}
+
+/// Everything about one intent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IntentRecord {
+    /// The MLFO's id of the intent (its `intentID`, made unique).
+    pub id: String,
+    /// The document's `intentID`.
+    pub intent_id: String,
+    /// Current state.
+    pub state: IntentState,
+    /// Why it failed or was lost.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Arrival time, seconds since the Unix epoch.
+    pub received_unix_s: f64,
+    /// Last change, seconds since the Unix epoch.
+    pub updated_unix_s: f64,
+    /// The intent as validated, with the request's overrides applied.
+    pub document: serde_json::Value,
+    /// The clients chosen.
+    pub cohort: CohortChoice,
+    /// Orchestration milestones.
+    pub timings: Timings,
+    /// The FL jobs, one per federated target.
+    pub jobs: Vec<JobRecord>,
+}
+
+impl IntentRecord {
+    /// Seconds since the intent arrived.
+    pub fn elapsed_s(&self) -> f64 {
+        (now_unix_s() - self.received_unix_s).max(0.0)
+    }
+}
+
+/// An FL server the cloud MLFO placed, and the intents that use it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerRecord {
+    /// The placement.
+    pub placement: ServerPlacement,
+    /// Dataset.
+    pub source: String,
+    /// Model.
+    pub model: String,
+    /// Strategy.
+    pub strategy: String,
+    /// Intents that use the server and have not released it.
+    pub intents: Vec<String>,
+    /// Whether the server is still wanted (some intent uses it).
+    pub active: bool,
+    /// Placement time, seconds since the Unix epoch.
+    pub placed_unix_s: f64,
+}
+
+/// Now, in seconds since the Unix epoch.
+pub fn now_unix_s() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}

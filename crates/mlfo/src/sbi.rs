@@ -1,0 +1,147 @@
+//! The southbound interface: calls to node agents' JSON API with time
+//! limits and retries.
+
+use crate::config::{AgentEntry, Timeouts};
+use crate::metrics::Metrics;
+use node::{ClientRequest, JobView, ServerRequest, Started};
+use reqwest::StatusCode;
+use std::time::Duration;
+
+/// A node agent call that failed, naming the host.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("agent {host} ({url}): {problem}")]
+pub struct SbiError {
+    /// Host name from the inventory.
+    pub host: String,
+    /// The agent's URL.
+    pub url: String,
+    /// What went wrong.
+    pub problem: String,
+    /// Whether the agent said the job does not exist (HTTP 404).
+    pub not_found: bool,
+}
+
+/// A client for the node agents' API.
+#[derive(Clone)]
+pub struct Sbi {
+    http: reqwest::Client,
+    attempts: u32,
+    metrics: Metrics,
+}
+
+/// Pause between attempts of a call that could not connect.
+const RETRY_PAUSE: Duration = Duration::from_millis(200);
+
+impl Sbi {
+    /// A client with the limits of `timeouts`.
+    pub fn new(timeouts: &Timeouts, metrics: Metrics) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(timeouts.sbi())
+            .connect_timeout(timeouts.sbi())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+            .unwrap_or_default();
+        Self {
+            http,
+            attempts: timeouts.sbi_attempts,
+            metrics,
+        }
+    }
+
+    /// Starts an FL server on `agent`.
+    pub async fn start_server(
+        &self,
+        agent: &AgentEntry,
+        request: &ServerRequest,
+    ) -> Result<Started, SbiError> {
+        let url = format!("{}/v1/servers", agent.url);
+        self.call("start_server", agent, || self.http.post(&url).json(request))
+            .await
+    }
+
+    /// Starts an FL client on `agent`.
+    pub async fn start_client(
+        &self,
+        agent: &AgentEntry,
+        request: &ClientRequest,
+    ) -> Result<Started, SbiError> {
+        let url = format!("{}/v1/clients", agent.url);
+        self.call("start_client", agent, || self.http.post(&url).json(request))
+            .await
+    }
+
+    /// A job's state and history.
+    pub async fn job(&self, agent: &AgentEntry, id: &str) -> Result<JobView, SbiError> {
+        let url = format!("{}/v1/jobs/{id}", agent.url);
+        self.call("get_job", agent, || self.http.get(&url)).await
+    }
+
+    /// Stops a job; a job the agent no longer knows counts as stopped.
+    pub async fn stop(&self, agent: &AgentEntry, id: &str) -> Result<(), SbiError> {
+        let url = format!("{}/v1/jobs/{id}", agent.url);
+        match self
+            .call::<JobView>("stop_job", agent, || self.http.delete(&url))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.not_found => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sends a request, retrying when the agent cannot be reached, and decodes
+    /// a 2xx JSON reply; other replies become an error with the agent's text.
+    async fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        operation: &str,
+        agent: &AgentEntry,
+        request: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<T, SbiError> {
+        let fail = |problem: String, not_found: bool| SbiError {
+            host: agent.name.clone(),
+            url: agent.url.clone(),
+            problem,
+            not_found,
+        };
+        let mut attempt = 0;
+        let result = loop {
+            attempt += 1;
+            match request().send().await {
+                Ok(reply) => break Ok(reply),
+                // Nothing reached the agent: safe to try again, even a start.
+                Err(e) if e.is_connect() && attempt < self.attempts => {
+                    tokio::time::sleep(RETRY_PAUSE * attempt).await;
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        let outcome = match result {
+            Err(e) => {
+                let what = if e.is_timeout() {
+                    "timed out".to_owned()
+                } else if e.is_connect() {
+                    "cannot connect (is its node agent running?)".to_owned()
+                } else {
+                    e.to_string()
+                };
+                Err(fail(format!("{operation}: {what} after {attempt} attempt(s)"), false))
+            }
+            Ok(reply) => {
+                let status = reply.status();
+                if status.is_success() {
+                    reply.json::<T>().await.map_err(|e| {
+                        fail(format!("{operation}: reply is not the expected JSON: {e}"), false)
+                    })
+                } else {
+                    let text = reply.text().await.unwrap_or_default();
+                    Err(fail(
+                        format!("{operation}: HTTP {}: {}", status.as_u16(), text.trim()),
+                        status == StatusCode::NOT_FOUND,
+                    ))
+                }
+            }
+        };
+        self.metrics.sbi_call(operation, outcome.is_ok());
+        outcome
+    }
+}

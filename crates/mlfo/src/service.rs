@@ -1,0 +1,302 @@
+//! The MLFO's domain object: configuration, catalog, store, clients and the
+//! running intents. HTTP and gRPC handlers call into it.
+
+use crate::config::{AgentEntry, MlfoConfig, Role};
+use crate::metrics::Metrics;
+use crate::momo::proto::orchestrate_client::OrchestrateClient;
+use crate::planner::select_cohort;
+use crate::record::{
+    CohortChoice, IntentRecord, IntentState, JobRecord, ServerRecord, Timings, now_unix_s,
+};
+use crate::sbi::Sbi;
+use crate::store::{Store, StoreError};
+use crate::submission::{Submission, prepare};
+use intent::{Catalog, FlPlan, ResolvedTarget};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+
+/// Why a submission or an operation on an intent failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MlfoError {
+    /// The intent or the request is invalid: the text names the field and the fix (400).
+    #[error("{0}")]
+    Invalid(String),
+    /// No intent has this id (404).
+    #[error("no intent {0:?}")]
+    NotFound(String),
+    /// The operation does not apply in the intent's state (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// This MLFO's role does not serve the request (400).
+    #[error("{0}")]
+    WrongRole(String),
+    /// The state database failed (500).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Largest number of intents the MLFO keeps running at once.
+pub const MAX_ACTIVE_INTENTS: usize = 1000;
+
+/// Most intents stored under one `intentID` (as `ID`, `ID-2`, ...).
+pub const MAX_SAME_ID: u32 = 100_000;
+
+pub(crate) struct Inner {
+    pub(crate) config: MlfoConfig,
+    pub(crate) catalog: Catalog,
+    pub(crate) store: Store,
+    pub(crate) metrics: Metrics,
+    pub(crate) sbi: Sbi,
+    pub(crate) parent: Option<OrchestrateClient<Channel>>,
+    /// Running intent tasks (edge).
+    pub(crate) tasks: Mutex<HashMap<String, JoinHandle<()>>>,
+    /// Serialises the cloud's placement decisions.
+    pub(crate) placing: tokio::sync::Mutex<()>,
+}
+
+/// An MLFO: cheap to clone, shared by its handlers and tasks.
+#[derive(Clone)]
+pub struct Mlfo {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl Mlfo {
+    /// Builds the MLFO from its configuration: loads the catalog (built-in,
+    /// merged with the configured file) and opens the state database.
+    pub fn new(config: MlfoConfig) -> Result<Mlfo, MlfoError> {
+        let catalog = match &config.catalog {
+            Some(path) => Catalog::builtin().merge(
+                Catalog::load(path).map_err(|e| MlfoError::Invalid(e.to_string()))?,
+            ),
+            None => Catalog::builtin(),
+        };
+        let store = Store::open(&config.state)?;
+        let metrics = Metrics::new(&config.name);
+        let sbi = Sbi::new(&config.timeouts, metrics.clone());
+        let parent = match &config.parent {
+            Some(url) => {
+                let endpoint = tonic::transport::Endpoint::from_shared(url.clone())
+                    .map_err(|e| MlfoError::Invalid(format!("parent: {url:?}: {e}")))?
+                    .connect_timeout(config.timeouts.momo())
+                    .timeout(config.timeouts.momo());
+                Some(OrchestrateClient::new(endpoint.connect_lazy()))
+            }
+            None => None,
+        };
+        Ok(Mlfo {
+            inner: Arc::new(Inner {
+                config,
+                catalog,
+                store,
+                metrics,
+                sbi,
+                parent,
+                tasks: Mutex::new(HashMap::new()),
+                placing: tokio::sync::Mutex::new(()),
+            }),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &MlfoConfig {
+        &self.inner.config
+    }
+
+    /// Takes an intent (edge role): checks and resolves it, chooses its
+    /// cohort, stores it as `accepted` and starts deploying it in the
+    /// background. Returns the stored record.
+    pub fn submit(&self, submission: &Submission) -> Result<IntentRecord, MlfoError> {
+        if self.inner.config.role != Role::Edge {
+            return Err(MlfoError::WrongRole(
+                "this is a cloud MLFO: send intents to an edge MLFO (role: edge)".to_owned(),
+            ));
+        }
+        let prepared = prepare(&self.inner.catalog, submission).map_err(MlfoError::Invalid)?;
+        let mut cohort = submission.cohort.clone();
+        let from_intent = prepared.targets.iter().find_map(|(_, p)| p.cohort.clone());
+        if cohort == Default::default()
+            && let Some(c) = from_intent
+        {
+            cohort.hosts = c.hosts;
+            cohort.size = if cohort.hosts.is_empty() { c.size } else { None };
+        }
+        let busy = self.busy_hosts();
+        let hosts: Vec<AgentEntry> = select_cohort(&self.inner.config.inventory, &cohort, &busy)
+            .map_err(|e| MlfoError::Invalid(e.to_string()))?
+            .into_iter()
+            .cloned()
+            .collect();
+        for (target, plan) in &prepared.targets {
+            if plan.min_available as usize > hosts.len() {
+                return Err(MlfoError::Invalid(format!(
+                    "{}: target {}: minav ({}) is more than the cohort's {} client(s); \
+                     lower minav or choose a larger cohort",
+                    submission.file,
+                    target.id,
+                    plan.min_available,
+                    hosts.len()
+                )));
+            }
+        }
+        let active = self.active_count();
+        if active >= MAX_ACTIVE_INTENTS {
+            return Err(MlfoError::Conflict(format!(
+                "{active} intents are running, the limit is {MAX_ACTIVE_INTENTS}; wait for some to finish"
+            )));
+        }
+        let id = self.unique_id(&prepared.intent.intent_id)?;
+        let now = now_unix_s();
+        let record = IntentRecord {
+            id,
+            intent_id: prepared.intent.intent_id.clone(),
+            state: IntentState::Accepted,
+            reason: None,
+            received_unix_s: now,
+            updated_unix_s: now,
+            document: serde_json::to_value(&prepared.intent).unwrap_or_default(),
+            cohort: CohortChoice {
+                name: cohort.name.clone(),
+                hosts: hosts.iter().map(|a| a.name.clone()).collect(),
+            },
+            timings: Timings::default(),
+            jobs: prepared
+                .targets
+                .iter()
+                .map(|(t, p)| job_record(t, p))
+                .collect(),
+        };
+        self.inner.store.save_intent(&record)?;
+        tracing::info!(intent = %record.id, clients = hosts.len(), "intent accepted");
+        self.spawn(record.id.clone(), crate::edge::run(self.clone(), record.clone(), prepared.targets, hosts));
+        Ok(record)
+    }
+
+    /// Runs `task` for intent `id`, remembered so that it can be cancelled.
+    pub(crate) fn spawn(&self, id: String, task: impl Future<Output = ()> + Send + 'static) {
+        let handle = tokio::spawn(task);
+        let mut tasks = self.inner.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        tasks.retain(|_, h| !h.is_finished());
+        tasks.insert(id, handle);
+    }
+
+    fn active_count(&self) -> usize {
+        let tasks = self.inner.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        tasks.values().filter(|h| !h.is_finished()).count()
+    }
+
+    /// Client hosts of intents that are not final.
+    fn busy_hosts(&self) -> Vec<String> {
+        self.inner
+            .store
+            .intents()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| !r.state.is_final())
+            .flat_map(|r| r.cohort.hosts)
+            .collect()
+    }
+
+    /// `intent_id`, or `intent_id-N` with the first N that is free.
+    fn unique_id(&self, intent_id: &str) -> Result<String, MlfoError> {
+        let clean: String = intent_id
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+            .collect();
+        if !self.inner.store.has_intent(&clean)? {
+            return Ok(clean);
+        }
+        for n in 2..=MAX_SAME_ID {
+            let id = format!("{clean}-{n}");
+            if !self.inner.store.has_intent(&id)? {
+                return Ok(id);
+            }
+        }
+        Err(MlfoError::Conflict(format!(
+            "{MAX_SAME_ID} intents already have intentID {intent_id:?}; give this one another intentID"
+        )))
+    }
+
+    /// Every intent, oldest first.
+    pub fn intents(&self) -> Result<Vec<IntentRecord>, MlfoError> {
+        Ok(self.inner.store.intents()?)
+    }
+
+    /// One intent.
+    pub fn intent(&self, id: &str) -> Result<IntentRecord, MlfoError> {
+        self.inner
+            .store
+            .intent(id)?
+            .ok_or_else(|| MlfoError::NotFound(id.to_owned()))
+    }
+
+    /// The FL servers the cloud placed (active ones and past ones).
+    pub fn servers(&self) -> Result<Vec<ServerRecord>, MlfoError> {
+        Ok(self.inner.store.servers(false)?)
+    }
+
+    /// Stops an intent everywhere: its task, its clients, its server (unless
+    /// another intent shares it); the intent ends `cancelled`.
+    pub async fn cancel(&self, id: &str) -> Result<IntentRecord, MlfoError> {
+        let handle = {
+            let mut tasks = self.inner.tasks.lock().unwrap_or_else(|p| p.into_inner());
+            tasks.remove(id)
+        };
+        if let Some(handle) = handle {
+            handle.abort();
+            let _ = handle.await;
+        }
+        let mut record = self.intent(id)?;
+        if record.state.is_final() {
+            return Err(MlfoError::Conflict(format!(
+                "intent {id} is already {}",
+                record.state.as_str()
+            )));
+        }
+        let problems = crate::edge::tear_down(self, &record).await;
+        record.reason = (!problems.is_empty())
+            .then(|| format!("cancelled; while stopping: {}", problems.join("; ")));
+        crate::edge::finish(self, &mut record, IntentState::Cancelled);
+        Ok(record)
+    }
+
+    /// Takes up the intents a previous run left unfinished: jobs still
+    /// training are followed again; intents caught mid-deployment are
+    /// rolled back and marked `lost` with the reason.
+    pub fn recover(&self) -> Result<usize, MlfoError> {
+        let mut resumed = 0;
+        for record in self.inner.store.intents()? {
+            if record.state.is_final() {
+                continue;
+            }
+            resumed += 1;
+            tracing::info!(intent = %record.id, state = record.state.as_str(), "recovering intent");
+            self.spawn(record.id.clone(), crate::edge::resume(self.clone(), record));
+        }
+        Ok(resumed)
+    }
+
+    /// OpenMetrics text of the MLFO's metrics.
+    pub fn metrics_text(&self) -> Result<String, MlfoError> {
+        let counts = self.inner.store.intent_counts()?;
+        self.inner
+            .metrics
+            .encode(&counts)
+            .map_err(|e| MlfoError::Invalid(format!("encoding metrics: {e}")))
+    }
+}
+
+fn job_record(target: &ResolvedTarget, plan: &FlPlan) -> JobRecord {
+    JobRecord {
+        target: target.id.clone(),
+        source: target.pipeline.src.kind.to_string(),
+        model: target.pipeline.model.kind.to_string(),
+        strategy: plan.strategy.kind().to_string(),
+        rounds_planned: u64::from(plan.rounds),
+        server: None,
+        clients: Vec::new(),
+        initial_accuracy: None,
+        rounds: Vec::new(),
+    }
+}

@@ -1,0 +1,152 @@
+//! An intent as a user submits it: the document, the cohort selection and
+//! constraint overrides (the prototype's form fields), checked and resolved.
+
+use crate::planner::CohortRequest;
+use intent::{Catalog, FlPlan, Intent, ResolvedTarget};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+/// Body of `POST /v1/intents`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntentRequest {
+    /// The intent: its YAML/JSON text, or the document as a JSON object.
+    pub intent: Value,
+    /// Which clients take part (default: the intent's `cohort`, else every client agent).
+    #[serde(default)]
+    pub cohort: CohortRequest,
+    /// Constraints set on every target over the document's, in the intent
+    /// format (e.g. `{"fracfit": 0.5, "numround": 20, "sameserv": true}`).
+    #[serde(default)]
+    pub constraints: Map<String, Value>,
+}
+
+/// A submission the MLFO can work on.
+#[derive(Debug, Clone)]
+pub struct Submission {
+    /// Name of the document in errors (the uploaded file's name).
+    pub file: String,
+    /// The document's bytes (YAML or JSON).
+    pub document: Vec<u8>,
+    /// Which clients take part.
+    pub cohort: CohortRequest,
+    /// Constraint overrides applied to every target.
+    pub constraints: Map<String, Value>,
+}
+
+impl IntentRequest {
+    /// The submission this request makes.
+    pub fn into_submission(self) -> Result<Submission, String> {
+        let document = match self.intent {
+            Value::String(text) => text.into_bytes(),
+            doc @ Value::Object(_) => serde_json::to_vec(&doc).map_err(|e| e.to_string())?,
+            other => {
+                return Err(format!(
+                    "intent: must be the intent's YAML text or a JSON object, got {}",
+                    kind(&other)
+                ));
+            }
+        };
+        Ok(Submission {
+            file: "intent".to_owned(),
+            document,
+            cohort: self.cohort,
+            constraints: self.constraints,
+        })
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// An intent checked and resolved: every target federated.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// The intent with the overrides applied.
+    pub intent: Intent,
+    /// Its targets with their pipelines and FL plans.
+    pub targets: Vec<(ResolvedTarget, FlPlan)>,
+}
+
+/// Parses the document, applies the overrides, resolves it against
+/// `catalog` and checks that every target can be federated. The error text
+/// names the file, the field and the fix.
+pub fn prepare(catalog: &Catalog, submission: &Submission) -> Result<Prepared, String> {
+    let file = &submission.file;
+    let mut intent = intent::parse(file, &submission.document).map_err(|e| e.to_string())?;
+    if !submission.constraints.is_empty() {
+        let mut doc = serde_json::to_value(&intent).map_err(|e| e.to_string())?;
+        if let Some(targets) = doc.get_mut("targets").and_then(Value::as_array_mut) {
+            for target in targets {
+                if let Some(c) = target.get_mut("constraints").and_then(Value::as_object_mut) {
+                    c.extend(submission.constraints.clone());
+                }
+            }
+        }
+        let bytes = serde_json::to_vec(&doc).map_err(|e| e.to_string())?;
+        intent = intent::parse(file, &bytes).map_err(|e| e.to_string())?;
+    }
+    let resolved = catalog
+        .resolve(&intent)
+        .map_err(|errors| intent::IntentError::from_fields(file, errors).to_string())?;
+    let mut targets = Vec::new();
+    for (i, target) in resolved.targets.into_iter().enumerate() {
+        let Some(plan) = target.plan.federated().cloned() else {
+            return Err(format!(
+                "{file}: targets[{i}].constraints.privacylevel: only privacylevel high \
+                 (federated learning) can be orchestrated; centralised training is not provided"
+            ));
+        };
+        targets.push((target, plan));
+    }
+    Ok(Prepared { intent, targets })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WELDING: &str = "intentID: edgeintent01\ntargets:\n  - id: factory.all\n    operation: maximise\n    operand: robots.welding.accuracy\n    constraints:\n      privacylevel: high\n";
+
+    fn submission(doc: &str, constraints: Value) -> Submission {
+        Submission {
+            file: "welding.yaml".into(),
+            document: doc.as_bytes().to_vec(),
+            cohort: CohortRequest::default(),
+            constraints: constraints.as_object().cloned().unwrap_or_default(),
+        }
+    }
+
+    #[test]
+    fn form_fields_override_the_catalog() {
+        let s = submission(WELDING, serde_json::json!({"fracfit": "0.5", "numround": "7", "sameserv": "yes"}));
+        let p = prepare(&Catalog::builtin(), &s).unwrap();
+        let plan = &p.targets[0].1;
+        assert_eq!((plan.fraction_fit, plan.rounds, plan.same_server), (0.5, 7, true));
+    }
+
+    #[test]
+    fn bad_input_names_the_field() {
+        let s = submission(WELDING, serde_json::json!({"fracfit": "1.5"}));
+        let e = prepare(&Catalog::builtin(), &s).unwrap_err();
+        assert!(e.starts_with("welding.yaml: targets[0].constraints.fracfit:"), "{e}");
+
+        let low = WELDING.replace("high", "low");
+        let e = prepare(&Catalog::builtin(), &submission(&low, Value::Null)).unwrap_err();
+        assert!(e.starts_with("welding.yaml: targets[0].constraints.privacylevel: only privacylevel high"), "{e}");
+
+        let r: IntentRequest = serde_json::from_value(serde_json::json!({"intent": 3})).unwrap();
+        assert_eq!(
+            r.into_submission().unwrap_err(),
+            "intent: must be the intent's YAML text or a JSON object, got a number"
+        );
+    }
+}
