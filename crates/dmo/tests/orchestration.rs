@@ -44,9 +44,8 @@ impl Testbed {
         for k in 1..=aggregators {
             let ip = format!("127.{r}.0.{}", 10 + k);
             tb.spawn_node(&format!("fed.{k}"), &ip);
-            cloud_inv += &format!(
-                "  - {{ name: fed.{k}, url: 'http://{ip}:5000', role: aggregator }}\n"
-            );
+            cloud_inv +=
+                &format!("  - {{ name: fed.{k}, url: 'http://{ip}:5000', role: aggregator }}\n");
         }
         let mut edge_inv = String::new();
         for octet in 10..10 + clients {
@@ -54,9 +53,8 @@ impl Testbed {
             if !missing.contains(&octet) {
                 tb.spawn_node(&format!("fc.{octet}"), &ip);
             }
-            edge_inv += &format!(
-                "  - {{ name: fc.{octet}, url: 'http://{ip}:5000', role: client }}\n"
-            );
+            edge_inv +=
+                &format!("  - {{ name: fc.{octet}, url: 'http://{ip}:5000', role: client }}\n");
         }
         let common = format!(
             "catalog: {}\ntimeouts: {{ poll_s: 0.2, sbi_s: 5, sbi_attempts: 2, job_s: 300 }}\n",
@@ -96,7 +94,14 @@ impl Testbed {
 
     fn spawn_node(&mut self, name: &str, ip: &str) {
         let child = dmo()
-            .args(["-v", "node", "--listen", &format!("{ip}:5000"), "--threads", "1"])
+            .args([
+                "-v",
+                "node",
+                "--listen",
+                &format!("{ip}:5000"),
+                "--threads",
+                "1",
+            ])
             .stdout(Stdio::null())
             .stderr(self.log(name))
             .spawn()
@@ -121,7 +126,10 @@ impl Testbed {
             "mlfo-cloud" => format!("http://127.{r}.0.1:8000"),
             "mlfo-edge" => format!("http://127.{r}.1.1:8000"),
             n if n.starts_with("fed.") => {
-                format!("http://127.{r}.0.{}:5000", 10 + n[4..].parse::<u8>().unwrap())
+                format!(
+                    "http://127.{r}.0.{}:5000",
+                    10 + n[4..].parse::<u8>().unwrap()
+                )
             }
             n => format!("http://127.{r}.1.{}:5000", &n[3..]),
         }
@@ -135,7 +143,12 @@ impl Testbed {
         let url = format!("{}/healthz", self.url_of(name));
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(60) {
-            if self.http.get(&url).send().is_ok_and(|r| r.status().is_success()) {
+            if self
+                .http
+                .get(&url)
+                .send()
+                .is_ok_and(|r| r.status().is_success())
+            {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -251,7 +264,11 @@ fn assert_learned(v: &Value) {
     assert_eq!(v["state"], "completed", "{v:#}");
     let job = &v["jobs"][0];
     let rounds = job["rounds"].as_array().unwrap();
-    assert_eq!(rounds.len() as u64, job["rounds_planned"].as_u64().unwrap(), "{v:#}");
+    assert_eq!(
+        rounds.len() as u64,
+        job["rounds_planned"].as_u64().unwrap(),
+        "{v:#}"
+    );
     let initial = job["initial_accuracy"].as_f64().unwrap();
     let last = rounds.last().unwrap()["accuracy"].as_f64().unwrap();
     assert!(last > initial + 0.2, "accuracy {initial} -> {last}: {v:#}");
@@ -281,10 +298,17 @@ fn seed_intents_complete_from_the_prototype_script_and_from_dmo_intent_batch() {
         .output()
         .expect("python with requests (the .venv that .ci/run makes)");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let ids: Vec<&str> = stdout
         .lines()
-        .map(|l| l.strip_prefix("200 OK ").unwrap_or_else(|| panic!("reply {l:?}")))
+        .map(|l| {
+            l.strip_prefix("200 OK ")
+                .unwrap_or_else(|| panic!("reply {l:?}"))
+        })
         .collect();
     assert_eq!(ids, ["edgeintent01", "edgeintent02", "edgeintent03"]);
     let expect_hosts = [
@@ -297,10 +321,16 @@ fn seed_intents_complete_from_the_prototype_script_and_from_dmo_intent_batch() {
         let v = tb.wait_final(id);
         assert_learned(&v);
         assert_eq!(v["cohort"]["hosts"], serde_json::json!(hosts));
-        servers.push(v["jobs"][0]["server"]["agent_host"].as_str().unwrap().to_owned());
+        servers.push(
+            v["jobs"][0]["server"]["address"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
     servers.sort();
-    assert_eq!(servers, ["fed.1", "fed.2", "fed.3"], "one server per aggregator");
+    servers.dedup();
+    assert_eq!(servers.len(), 3, "one FL server per intent: {servers:?}");
 
     // The same cohorts through `dmo intent batch`.
     let batch = tb.write(
@@ -313,7 +343,14 @@ fn seed_intents_complete_from_the_prototype_script_and_from_dmo_intent_batch() {
         ),
     );
     let out = dmo()
-        .args(["intent", "batch", batch.to_str().unwrap(), "--mlfo", &tb.edge(), "--wait"])
+        .args([
+            "intent",
+            "batch",
+            batch.to_str().unwrap(),
+            "--mlfo",
+            &tb.edge(),
+            "--wait",
+        ])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -323,8 +360,14 @@ fn seed_intents_complete_from_the_prototype_script_and_from_dmo_intent_batch() {
         String::from_utf8_lossy(&out.stderr),
         tb.logs()
     );
-    let batch_ids: Vec<&str> = stdout.lines().map(|l| l.split(' ').next().unwrap()).collect();
-    assert_eq!(batch_ids, ["edgeintent01-2", "edgeintent02-2", "edgeintent03-2"]);
+    let batch_ids: Vec<&str> = stdout
+        .lines()
+        .map(|l| l.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(
+        batch_ids,
+        ["edgeintent01-2", "edgeintent02-2", "edgeintent03-2"]
+    );
     for id in batch_ids {
         assert_learned(&tb.intent(id));
     }
@@ -344,9 +387,14 @@ fn seed_intents_complete_from_the_prototype_script_and_from_dmo_intent_batch() {
         .unwrap()
         .text()
         .unwrap();
-    assert!(metrics.contains("mlfo_intents{mlfo=\"mo.1\",state=\"completed\"} 6"), "{metrics}");
     assert!(
-        metrics.contains("mlfo_orchestration_latency_seconds_count{mlfo=\"mo.1\",phase=\"clients_started\"} 6"),
+        metrics.contains("mlfo_intents{mlfo=\"mo.1\",state=\"completed\"} 6"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            "mlfo_orchestration_latency_seconds_count{mlfo=\"mo.1\",phase=\"clients_started\"} 6"
+        ),
         "{metrics}"
     );
 }
@@ -371,7 +419,14 @@ fn sameserver_makes_two_cohorts_share_one_fl_server() {
             .send()
             .unwrap();
         assert_eq!(reply.status(), 200);
-        ids.push(reply.text().unwrap().trim().trim_start_matches("OK ").to_owned());
+        ids.push(
+            reply
+                .text()
+                .unwrap()
+                .trim()
+                .trim_start_matches("OK ")
+                .to_owned(),
+        );
     }
     let a = tb.wait_final(&ids[0]);
     let b = tb.wait_final(&ids[1]);
@@ -379,10 +434,20 @@ fn sameserver_makes_two_cohorts_share_one_fl_server() {
     assert_eq!(b["state"], "completed", "{b:#}");
     let (sa, sb) = (&a["jobs"][0]["server"], &b["jobs"][0]["server"]);
     assert_eq!(sa["address"], sb["address"]);
-    assert_eq!((sa["reused"].as_bool(), sb["reused"].as_bool()), (Some(false), Some(true)));
+    let mut reused = [sa["reused"].as_bool(), sb["reused"].as_bool()];
+    reused.sort();
+    assert_eq!(
+        reused,
+        [Some(false), Some(true)],
+        "the later intent reuses the server"
+    );
     let placed = tb.get(&format!("{}/v1/servers", tb.url_of("mlfo-cloud")));
     assert_eq!(placed.as_array().unwrap().len(), 1, "{placed:#}");
-    assert_eq!(placed[0]["intents"].as_array().unwrap().len(), 0, "both released");
+    assert_eq!(
+        placed[0]["intents"].as_array().unwrap().len(),
+        0,
+        "both released"
+    );
     tb.assert_nothing_running();
 }
 
@@ -411,37 +476,121 @@ fn bad_intents_get_400_and_an_unreachable_client_fails_the_job_leaving_nothing_r
     assert_eq!(reply.status(), 400);
     assert!(reply.text().unwrap().starts_with("broken.yaml:"));
 
-    let reply = post(&intent_file("welding"), &[("ipstart", "10"), ("cohortsize", "9")]);
+    let reply = post(
+        &intent_file("welding"),
+        &[("ipstart", "10"), ("cohortsize", "9")],
+    );
     assert_eq!(reply.status(), 400);
-    assert!(reply.text().unwrap().starts_with("ipstart: [10, 19) selects 4 client agent(s)"));
+    assert!(
+        reply
+            .text()
+            .unwrap()
+            .starts_with("ipstart: [10, 19) selects 4 client agent(s)")
+    );
 
-    let reply = post(&intent_file("welding"), &[("ipstart", "12"), ("cohortsize", "2")]);
+    let reply = post(
+        &intent_file("welding"),
+        &[("ipstart", "12"), ("cohortsize", "2")],
+    );
     assert_eq!(reply.status(), 200);
-    let id = reply.text().unwrap().trim().trim_start_matches("OK ").to_owned();
+    let id = reply
+        .text()
+        .unwrap()
+        .trim()
+        .trim_start_matches("OK ")
+        .to_owned();
     let v = tb.wait_final(&id);
     assert_eq!(v["state"], "failed", "{v:#}");
     let reason = v["reason"].as_str().unwrap();
-    assert!(reason.starts_with("client fc.13: agent fc.13 (http://127.63.1.13:5000)"), "{reason}");
+    assert!(
+        reason.starts_with("client fc.13: agent fc.13 (http://127.63.1.13:5000)"),
+        "{reason}"
+    );
     tb.assert_nothing_running();
     let placed = tb.get(&format!("{}/v1/servers", tb.url_of("mlfo-cloud")));
-    assert_eq!(placed[0]["active"], false, "the server was rolled back: {placed:#}");
+    assert_eq!(
+        placed[0]["active"], false,
+        "the server was rolled back: {placed:#}"
+    );
+
+    // DELETE stops a running intent everywhere.
+    let reply = post(
+        &intent_file("drilling"),
+        &[("ipstart", "10"), ("cohortsize", "2"), ("numround", "1000")],
+    );
+    assert_eq!(reply.status(), 200);
+    let id = reply
+        .text()
+        .unwrap()
+        .trim()
+        .trim_start_matches("OK ")
+        .to_owned();
+    let start = Instant::now();
+    while tb.intent(&id)["state"] != "training" {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{}",
+            tb.intent(&id)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let reply = tb
+        .http
+        .delete(format!("{}/v1/intents/{id}", tb.edge()))
+        .send()
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+    let v: Value = reply.json().unwrap();
+    assert_eq!(v["state"], "cancelled", "{v:#}");
+    tb.assert_nothing_running();
+    let reply = tb
+        .http
+        .delete(format!("{}/v1/intents/{id}", tb.edge()))
+        .send()
+        .unwrap();
+    assert_eq!(reply.status(), 409);
+    let reply = tb
+        .http
+        .get(format!("{}/v1/intents/nope", tb.edge()))
+        .send()
+        .unwrap();
+    assert_eq!(reply.status(), 404);
 }
 
 #[test]
 fn an_edge_mlfo_killed_mid_job_takes_the_intent_up_again_after_restart() {
     let mut tb = Testbed::start(64, 1, 2, &[]);
     let out = dmo()
-        .args(["intent", "send", &intent_file("welding"), "--mlfo", &tb.edge()])
-        .args(["--set", "numround=6", "--size", "2"])
+        .args([
+            "intent",
+            "send",
+            &intent_file("welding"),
+            "--mlfo",
+            &tb.edge(),
+        ])
+        .args(["--set", "numround=40", "--size", "2"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     let start = Instant::now();
-    while tb.intent(&id)["jobs"][0]["rounds"].as_array().is_none_or(|r| r.is_empty()) {
-        assert!(start.elapsed() < Duration::from_secs(120), "no round: {}", tb.logs());
+    while tb.intent(&id)["jobs"][0]["rounds"]
+        .as_array()
+        .is_none_or(|r| r.is_empty())
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no round: {}",
+            tb.logs()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
+    let before = tb.intent(&id);
+    assert_eq!(before["state"], "training", "{before:#}");
     tb.kill("mlfo-edge");
     tb.spawn_mlfo("edge");
     tb.wait_healthy("mlfo-edge");
@@ -451,7 +600,10 @@ fn an_edge_mlfo_killed_mid_job_takes_the_intent_up_again_after_restart() {
         state == "completed" || (state == "lost" && v["reason"].is_string()),
         "{v:#}"
     );
-    assert_eq!(state, "completed", "the agents kept running, so the job is re-attached: {v:#}");
-    assert_eq!(v["jobs"][0]["rounds"].as_array().unwrap().len(), 6);
+    assert_eq!(
+        state, "completed",
+        "the agents kept running, so the job is re-attached: {v:#}"
+    );
+    assert_eq!(v["jobs"][0]["rounds"].as_array().unwrap().len(), 40);
     tb.assert_nothing_running();
 }

@@ -77,7 +77,9 @@ async fn text_field(field: Field<'_>, name: &str) -> Result<String, ApiError> {
 
 fn form_number(name: &str, value: &str) -> Result<u32, ApiError> {
     value.trim().parse().map_err(|_| {
-        bad_request(format!("{name}: must be a whole number >= 0, got {value:?}"))
+        bad_request(format!(
+            "{name}: must be a whole number >= 0, got {value:?}"
+        ))
     })
 }
 

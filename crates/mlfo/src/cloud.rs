@@ -28,7 +28,10 @@ impl MomoService {
 
 #[tonic::async_trait]
 impl proto::orchestrate_server::Orchestrate for MomoService {
-    async fn deploy(&self, request: Request<proto::Intent>) -> Result<Response<proto::Status>, Status> {
+    async fn deploy(
+        &self,
+        request: Request<proto::Intent>,
+    ) -> Result<Response<proto::Status>, Status> {
         let started = std::time::Instant::now();
         let result = self.mlfo.deploy(request.get_ref()).await;
         let took = started.elapsed().as_secs_f64();
@@ -67,7 +70,8 @@ impl Mlfo {
     /// Handles Mo-Mo `Deploy`: resolves the aggregation intent and places its server.
     async fn deploy(&self, message: &proto::Intent) -> Result<proto::Status, Status> {
         let doc = to_document(message).map_err(Status::invalid_argument)?;
-        let intent = intent::parse("momo", &doc).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let intent =
+            intent::parse("momo", &doc).map_err(|e| Status::invalid_argument(e.to_string()))?;
         let resolved = self.inner.catalog.resolve(&intent).map_err(|errors| {
             Status::invalid_argument(intent::IntentError::from_fields("momo", errors).to_string())
         })?;
@@ -130,7 +134,12 @@ impl Mlfo {
     async fn refresh_servers(&self) -> Vec<ServerRecord> {
         let mut active = Vec::new();
         for mut record in self.inner.store.servers(true).unwrap_or_default() {
-            let running = match self.inner.sbi.job(&aggregator(&record), &record.placement.job_id).await {
+            let running = match self
+                .inner
+                .sbi
+                .job(&aggregator(&record), &record.placement.job_id)
+                .await
+            {
                 Ok(view) => matches!(view.state, JobState::Starting | JobState::Running),
                 Err(e) => !e.not_found,
             };
@@ -151,7 +160,12 @@ impl Mlfo {
     }
 
     /// What the aggregator's agent is asked to run.
-    fn server_request(&self, intent_id: &str, target: &ResolvedTarget, plan: &FlPlan) -> ServerRequest {
+    fn server_request(
+        &self,
+        intent_id: &str,
+        target: &ResolvedTarget,
+        plan: &FlPlan,
+    ) -> ServerRequest {
         let options = &self.inner.config.server;
         let (strategy, params) = strategy_request(&plan.strategy);
         ServerRequest {

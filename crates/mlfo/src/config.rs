@@ -213,7 +213,9 @@ impl MlfoConfig {
             file: file.clone(),
             problem,
         };
-        let size = std::fs::metadata(path).map_err(|e| fail(e.to_string()))?.len();
+        let size = std::fs::metadata(path)
+            .map_err(|e| fail(e.to_string()))?
+            .len();
         if size > MAX_CONFIG_BYTES {
             return Err(fail(format!(
                 "{size} bytes, more than the {MAX_CONFIG_BYTES}-byte limit"
@@ -333,7 +335,11 @@ inventory:
     fn names_the_field_to_fix() {
         let no_parent = EDGE.replace("parent: http://127.0.0.1:9000\n", "");
         let e = MlfoConfig::from_yaml("edge.yaml", &no_parent).unwrap_err();
-        assert!(e.to_string().starts_with("edge.yaml: parent: an edge MLFO needs"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("edge.yaml: parent: an edge MLFO needs"),
+            "{e}"
+        );
 
         let twice = EDGE.replace("fc.11", "fc.10");
         let e = MlfoConfig::from_yaml("edge.yaml", &twice).unwrap_err();

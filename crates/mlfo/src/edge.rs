@@ -34,8 +34,8 @@ pub(crate) async fn run(
 
 /// Takes up an intent found unfinished at start-up.
 pub(crate) async fn resume(mlfo: Mlfo, mut record: IntentRecord) {
-    let deployed = record.state == IntentState::Training
-        && record.jobs.iter().all(|j| j.server.is_some());
+    let deployed =
+        record.state == IntentState::Training && record.jobs.iter().all(|j| j.server.is_some());
     if deployed {
         follow(&mlfo, record).await;
     } else {
@@ -131,11 +131,18 @@ async fn request_server(
     let started = std::time::Instant::now();
     let reply = client.deploy(to_message(&aggregate)).await;
     let rtt = started.elapsed().as_secs_f64();
-    mlfo.inner.metrics.momo_call("client", "deploy", reply.is_ok());
+    mlfo.inner
+        .metrics
+        .momo_call("client", "deploy", reply.is_ok());
     mlfo.inner.metrics.latency("momo_round_trip", rtt);
     record.timings.momo_round_trip_s = Some(rtt);
     let status = reply
-        .map_err(|s| format!("cloud MLFO refused the FL server (Mo-Mo Deploy): {}", s.message()))?
+        .map_err(|s| {
+            format!(
+                "cloud MLFO refused the FL server (Mo-Mo Deploy): {}",
+                s.message()
+            )
+        })?
         .into_inner();
     if status.job_id.is_empty() || status.agent_url.is_empty() {
         return Err(format!(
@@ -166,7 +173,11 @@ async fn start_clients(
         .map(|s| s.address.clone())
         .unwrap_or_default();
     let options = &mlfo.inner.config.client;
-    let cohort = record.cohort.name.clone().unwrap_or_else(|| record.id.clone());
+    let cohort = record
+        .cohort
+        .name
+        .clone()
+        .unwrap_or_else(|| record.id.clone());
     let mut calls = JoinSet::new();
     for (index, agent) in clients.iter().enumerate() {
         let request = ClientRequest {
@@ -199,7 +210,9 @@ async fn start_clients(
                     first_error = Some((index, format!("client {}: {e}", clients[index].name)));
                 }
             }
-            Err(e) => first_error = first_error.or(Some((usize::MAX, format!("client start: {e}")))),
+            Err(e) => {
+                first_error = first_error.or(Some((usize::MAX, format!("client start: {e}"))))
+            }
         }
     }
     save(mlfo, record);
@@ -244,7 +257,9 @@ pub(crate) async fn tear_down(mlfo: &Mlfo, record: &IntentRecord) -> Vec<String>
                 intent_id: record.id.clone(),
             })
             .await;
-        mlfo.inner.metrics.momo_call("client", "release", reply.is_ok());
+        mlfo.inner
+            .metrics
+            .momo_call("client", "release", reply.is_ok());
         if let Err(s) = reply {
             problems.push(format!("cloud MLFO (Mo-Mo Release): {}", s.message()));
         }
@@ -329,19 +344,24 @@ async fn follow(mlfo: &Mlfo, mut record: IntentRecord) {
                 .iter()
                 .map(|j| format!("round {} of {}", j.rounds.len(), j.rounds_planned))
                 .collect();
-            let reason = format!(
-                "deadline of {deadline} s passed at {}",
-                progress.join(", ")
-            );
+            let reason = format!("deadline of {deadline} s passed at {}", progress.join(", "));
             return fail(mlfo, &mut record, IntentState::Failed, reason).await;
         }
     }
 }
 
 /// Polls job `job`'s server and folds new rounds into it.
-async fn poll_server(mlfo: &Mlfo, job: &mut JobRecord, missed: &mut u32, changed: &mut bool) -> Poll {
+async fn poll_server(
+    mlfo: &Mlfo,
+    job: &mut JobRecord,
+    missed: &mut u32,
+    changed: &mut bool,
+) -> Poll {
     let Some(server) = &job.server else {
-        return Poll::Ended(IntentState::Lost, format!("target {}: no FL server recorded", job.target));
+        return Poll::Ended(
+            IntentState::Lost,
+            format!("target {}: no FL server recorded", job.target),
+        );
     };
     let agent = server_agent(server);
     match mlfo.inner.sbi.job(&agent, &server.job_id).await {
@@ -356,8 +376,11 @@ async fn poll_server(mlfo: &Mlfo, job: &mut JobRecord, missed: &mut u32, changed
                     job.initial_accuracy = initial;
                     *changed = true;
                 }
-                let rounds: Vec<RoundSummary> =
-                    history.rounds.iter().map(RoundSummary::from_round).collect();
+                let rounds: Vec<RoundSummary> = history
+                    .rounds
+                    .iter()
+                    .map(RoundSummary::from_round)
+                    .collect();
                 if rounds != job.rounds {
                     job.rounds = rounds;
                     *changed = true;
@@ -390,7 +413,10 @@ async fn poll_server(mlfo: &Mlfo, job: &mut JobRecord, missed: &mut u32, changed
         Err(e) => {
             *missed += 1;
             if *missed >= MAX_MISSED_POLLS {
-                Poll::Ended(IntentState::Lost, format!("lost contact with the FL server: {e}"))
+                Poll::Ended(
+                    IntentState::Lost,
+                    format!("lost contact with the FL server: {e}"),
+                )
             } else {
                 Poll::Running
             }
@@ -433,7 +459,9 @@ fn plan_deadline(mlfo: &Mlfo, record: &IntentRecord) -> f64 {
         .into_iter()
         .flatten()
         .filter_map(|t| t["constraints"]["deadline_s"].as_f64())
-        .fold(None, |acc: Option<f64>, d| Some(acc.map_or(d, |a| a.min(d))));
+        .fold(None, |acc: Option<f64>, d| {
+            Some(acc.map_or(d, |a| a.min(d)))
+        });
     from_intent.unwrap_or(mlfo.inner.config.timeouts.job_s)
 }
 
@@ -450,7 +478,11 @@ fn target_reached(record: &IntentRecord) -> Option<String> {
         .zip(&targets)
         .all(|(job, target)| job.latest_accuracy().is_some_and(|a| a >= *target));
     reached.then(|| {
-        let rounds: Vec<String> = record.jobs.iter().map(|j| j.rounds.len().to_string()).collect();
+        let rounds: Vec<String> = record
+            .jobs
+            .iter()
+            .map(|j| j.rounds.len().to_string())
+            .collect();
         format!("target accuracy reached at round {}", rounds.join(", "))
     })
 }

@@ -72,7 +72,11 @@ impl Metrics {
 
     fn labels(&self, pairs: &[(&str, &str)]) -> Labels {
         std::iter::once(("mlfo".to_owned(), self.mlfo.clone()))
-            .chain(pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())))
+            .chain(
+                pairs
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+            )
             .collect()
     }
 

@@ -130,7 +130,11 @@ mod tests {
             (c.fracfit.as_str(), c.numround.as_str(), c.sameserv.as_str()),
             ("0.5", "3", "true")
         );
-        assert!(c.extensions_json.contains("proximal_mu"), "{}", c.extensions_json);
+        assert!(
+            c.extensions_json.contains("proximal_mu"),
+            "{}",
+            c.extensions_json
+        );
         let wire = message.encode_to_vec();
         let back = proto::Intent::decode(&wire[..]).unwrap();
         let doc = to_document(&back).unwrap();

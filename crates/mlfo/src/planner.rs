@@ -69,7 +69,11 @@ pub fn select_cohort<'a>(
                 "cohort.name",
                 format!(
                     "no client agent belongs to cohort {name:?}; the inventory's cohorts are {}",
-                    if names.is_empty() { "none".to_owned() } else { names.join(", ") }
+                    if names.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        names.join(", ")
+                    }
                 ),
             ));
         }
@@ -104,7 +108,10 @@ pub fn select_cohort<'a>(
         let chosen: Vec<_> = clients
             .iter()
             .copied()
-            .filter(|a| a.last_octet().is_some_and(|o| (u64::from(start)..end).contains(&u64::from(o))))
+            .filter(|a| {
+                a.last_octet()
+                    .is_some_and(|o| (u64::from(start)..end).contains(&u64::from(o)))
+            })
             .collect();
         if chosen.len() != size as usize {
             let octets: Vec<String> = clients
@@ -152,7 +159,11 @@ fn summarise(items: &[String]) -> String {
     match items.len() {
         0 => "none".to_owned(),
         n if n <= 6 => items.join(", "),
-        n => format!("{}, ..., {}", items[..3].join(", "), items[n - 2..].join(", ")),
+        n => format!(
+            "{}, ..., {}",
+            items[..3].join(", "),
+            items[n - 2..].join(", ")
+        ),
     }
 }
 
@@ -181,7 +192,12 @@ pub fn choose_aggregator<'a>(
         .iter()
         .copied()
         .filter(|a| load(a) < a.capacity)
-        .max_by_key(|a| (a.capacity - load(a), std::cmp::Reverse(position(inventory, a))));
+        .max_by_key(|a| {
+            (
+                a.capacity - load(a),
+                std::cmp::Reverse(position(inventory, a)),
+            )
+        });
     best.ok_or_else(|| {
         let busy: Vec<String> = aggregators
             .iter()
@@ -219,7 +235,14 @@ mod tests {
 
     fn inventory() -> Vec<AgentEntry> {
         let mut inv: Vec<_> = (10..16)
-            .map(|o| agent(&format!("fc.{o}"), o, AgentRole::Client, if o < 13 { "c1" } else { "c2" }))
+            .map(|o| {
+                agent(
+                    &format!("fc.{o}"),
+                    o,
+                    AgentRole::Client,
+                    if o < 13 { "c1" } else { "c2" },
+                )
+            })
             .collect();
         inv.push(agent("fed.1", 11, AgentRole::Aggregator, "c1"));
         inv.push(agent("fed.2", 12, AgentRole::Aggregator, "c2"));
@@ -238,7 +261,10 @@ mod tests {
             size: Some(3),
             ..Default::default()
         };
-        assert_eq!(names(&select_cohort(&inv, &req, &[]).unwrap()), ["fc.12", "fc.13", "fc.14"]);
+        assert_eq!(
+            names(&select_cohort(&inv, &req, &[]).unwrap()),
+            ["fc.12", "fc.13", "fc.14"]
+        );
         let too_far = CohortRequest {
             ipstart: Some(14),
             size: Some(3),
@@ -246,7 +272,11 @@ mod tests {
         };
         let e = select_cohort(&inv, &too_far, &[]).unwrap_err();
         assert_eq!(e.field, "ipstart");
-        assert!(e.problem.starts_with("[14, 17) selects 2 client agent(s), cohortsize asks for 3"), "{e}");
+        assert!(
+            e.problem
+                .starts_with("[14, 17) selects 2 client agent(s), cohortsize asks for 3"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -256,19 +286,33 @@ mod tests {
             name: Some("c2".into()),
             ..Default::default()
         };
-        assert_eq!(names(&select_cohort(&inv, &by_name, &[]).unwrap()), ["fc.13", "fc.14", "fc.15"]);
+        assert_eq!(
+            names(&select_cohort(&inv, &by_name, &[]).unwrap()),
+            ["fc.13", "fc.14", "fc.15"]
+        );
         let by_hosts = CohortRequest {
             hosts: vec!["fc.15".into(), "fc.10".into()],
             ..Default::default()
         };
-        assert_eq!(names(&select_cohort(&inv, &by_hosts, &[]).unwrap()), ["fc.15", "fc.10"]);
+        assert_eq!(
+            names(&select_cohort(&inv, &by_hosts, &[]).unwrap()),
+            ["fc.15", "fc.10"]
+        );
         let by_size = CohortRequest {
             size: Some(2),
             ..Default::default()
         };
         let busy = ["fc.10".to_owned()];
-        assert_eq!(names(&select_cohort(&inv, &by_size, &busy).unwrap()), ["fc.11", "fc.12"]);
-        assert_eq!(select_cohort(&inv, &CohortRequest::default(), &[]).unwrap().len(), 6);
+        assert_eq!(
+            names(&select_cohort(&inv, &by_size, &busy).unwrap()),
+            ["fc.11", "fc.12"]
+        );
+        assert_eq!(
+            select_cohort(&inv, &CohortRequest::default(), &[])
+                .unwrap()
+                .len(),
+            6
+        );
 
         let unknown = CohortRequest {
             hosts: vec!["fed.1".into()],
@@ -310,8 +354,14 @@ mod tests {
     fn places_servers_on_the_least_loaded_aggregator() {
         let inv = inventory();
         assert_eq!(choose_aggregator(&inv, &[]).unwrap().name, "fed.1");
-        assert_eq!(choose_aggregator(&inv, &[server("fed.1")]).unwrap().name, "fed.2");
+        assert_eq!(
+            choose_aggregator(&inv, &[server("fed.1")]).unwrap().name,
+            "fed.2"
+        );
         let e = choose_aggregator(&inv, &[server("fed.1"), server("fed.2")]).unwrap_err();
-        assert!(e.starts_with("no aggregator has free capacity (fed.1 runs 1/1, fed.2 runs 1/1)"), "{e}");
+        assert!(
+            e.starts_with("no aggregator has free capacity (fed.1 runs 1/1, fed.2 runs 1/1)"),
+            "{e}"
+        );
     }
 }

@@ -57,7 +57,10 @@ impl IntentState {
     pub fn is_final(self) -> bool {
         matches!(
             self,
-            IntentState::Completed | IntentState::Failed | IntentState::Lost | IntentState::Cancelled
+            IntentState::Completed
+                | IntentState::Failed
+                | IntentState::Lost
+                | IntentState::Cancelled
         )
     }
 }

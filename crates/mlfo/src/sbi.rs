@@ -124,13 +124,19 @@ impl Sbi {
                 } else {
                     e.to_string()
                 };
-                Err(fail(format!("{operation}: {what} after {attempt} attempt(s)"), false))
+                Err(fail(
+                    format!("{operation}: {what} after {attempt} attempt(s)"),
+                    false,
+                ))
             }
             Ok(reply) => {
                 let status = reply.status();
                 if status.is_success() {
                     reply.json::<T>().await.map_err(|e| {
-                        fail(format!("{operation}: reply is not the expected JSON: {e}"), false)
+                        fail(
+                            format!("{operation}: reply is not the expected JSON: {e}"),
+                            false,
+                        )
                     })
                 } else {
                     let text = reply.text().await.unwrap_or_default();

@@ -67,9 +67,8 @@ impl Mlfo {
     /// merged with the configured file) and opens the state database.
     pub fn new(config: MlfoConfig) -> Result<Mlfo, MlfoError> {
         let catalog = match &config.catalog {
-            Some(path) => Catalog::builtin().merge(
-                Catalog::load(path).map_err(|e| MlfoError::Invalid(e.to_string()))?,
-            ),
+            Some(path) => Catalog::builtin()
+                .merge(Catalog::load(path).map_err(|e| MlfoError::Invalid(e.to_string()))?),
             None => Catalog::builtin(),
         };
         let store = Store::open(&config.state)?;
@@ -120,7 +119,11 @@ impl Mlfo {
             && let Some(c) = from_intent
         {
             cohort.hosts = c.hosts;
-            cohort.size = if cohort.hosts.is_empty() { c.size } else { None };
+            cohort.size = if cohort.hosts.is_empty() {
+                c.size
+            } else {
+                None
+            };
         }
         let busy = self.busy_hosts();
         let hosts: Vec<AgentEntry> = select_cohort(&self.inner.config.inventory, &cohort, &busy)
@@ -169,7 +172,10 @@ impl Mlfo {
         };
         self.inner.store.save_intent(&record)?;
         tracing::info!(intent = %record.id, clients = hosts.len(), "intent accepted");
-        self.spawn(record.id.clone(), crate::edge::run(self.clone(), record.clone(), prepared.targets, hosts));
+        self.spawn(
+            record.id.clone(),
+            crate::edge::run(self.clone(), record.clone(), prepared.targets, hosts),
+        );
         Ok(record)
     }
 
@@ -202,7 +208,13 @@ impl Mlfo {
     fn unique_id(&self, intent_id: &str) -> Result<String, MlfoError> {
         let clean: String = intent_id
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
         if !self.inner.store.has_intent(&clean)? {
             return Ok(clean);

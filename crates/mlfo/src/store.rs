@@ -60,9 +60,11 @@ CREATE TABLE IF NOT EXISTS rounds (
     PRIMARY KEY (intent_id, target, round)
 );
 CREATE TABLE IF NOT EXISTS servers (
-    job_id TEXT PRIMARY KEY,
+    agent_host TEXT NOT NULL,
+    job_id TEXT NOT NULL,
     active INTEGER NOT NULL,
-    record TEXT NOT NULL
+    record TEXT NOT NULL,
+    PRIMARY KEY (agent_host, job_id)
 );
 ";
 
@@ -144,7 +146,9 @@ impl Store {
     pub fn intents(&self) -> Result<Vec<IntentRecord>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare("SELECT id, record FROM intents ORDER BY seq")?;
-        let rows = stmt.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))?;
+        let rows = stmt.query_map([], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+        })?;
         rows.map(|row| {
             let (id, json) = row?;
             serde_json::from_str(&json).map_err(|source| StoreError::Record { id, source })
@@ -208,16 +212,16 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Saves a cloud server record (insert or replace).
+    /// Saves a cloud server record (insert or replace), keyed by aggregator and job.
     pub fn save_server(&self, record: &ServerRecord) -> Result<(), StoreError> {
-        let id = &record.placement.job_id;
+        let p = &record.placement;
         let json = serde_json::to_string(record).map_err(|source| StoreError::Record {
-            id: id.clone(),
+            id: format!("{}/{}", p.agent_host, p.job_id),
             source,
         })?;
         self.conn().execute(
-            "INSERT OR REPLACE INTO servers VALUES (?1, ?2, ?3)",
-            params![id, record.active, json],
+            "INSERT OR REPLACE INTO servers VALUES (?1, ?2, ?3, ?4)",
+            params![p.agent_host, p.job_id, record.active, json],
         )?;
         Ok(())
     }
@@ -318,7 +322,10 @@ mod tests {
         }
         let store = Store::open(&path).unwrap();
         let all = store.intents().unwrap();
-        assert_eq!(all.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["b", "a"]);
+        assert_eq!(
+            all.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+            ["b", "a"]
+        );
         assert_eq!(all[0].state, IntentState::Completed);
         assert!(store.has_intent("a").unwrap());
         assert!(store.intent("zz").unwrap().is_none());

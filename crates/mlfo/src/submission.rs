@@ -127,21 +127,35 @@ mod tests {
 
     #[test]
     fn form_fields_override_the_catalog() {
-        let s = submission(WELDING, serde_json::json!({"fracfit": "0.5", "numround": "7", "sameserv": "yes"}));
+        let s = submission(
+            WELDING,
+            serde_json::json!({"fracfit": "0.5", "numround": "7", "sameserv": "yes"}),
+        );
         let p = prepare(&Catalog::builtin(), &s).unwrap();
         let plan = &p.targets[0].1;
-        assert_eq!((plan.fraction_fit, plan.rounds, plan.same_server), (0.5, 7, true));
+        assert_eq!(
+            (plan.fraction_fit, plan.rounds, plan.same_server),
+            (0.5, 7, true)
+        );
     }
 
     #[test]
     fn bad_input_names_the_field() {
         let s = submission(WELDING, serde_json::json!({"fracfit": "1.5"}));
         let e = prepare(&Catalog::builtin(), &s).unwrap_err();
-        assert!(e.starts_with("welding.yaml: targets[0].constraints.fracfit:"), "{e}");
+        assert!(
+            e.starts_with("welding.yaml: targets[0].constraints.fracfit:"),
+            "{e}"
+        );
 
         let low = WELDING.replace("high", "low");
         let e = prepare(&Catalog::builtin(), &submission(&low, Value::Null)).unwrap_err();
-        assert!(e.starts_with("welding.yaml: targets[0].constraints.privacylevel: only privacylevel high"), "{e}");
+        assert!(
+            e.starts_with(
+                "welding.yaml: targets[0].constraints.privacylevel: only privacylevel high"
+            ),
+            "{e}"
+        );
 
         let r: IntentRequest = serde_json::from_value(serde_json::json!({"intent": 3})).unwrap();
         assert_eq!(

@@ -3,8 +3,8 @@
 use super::intent_remote;
 use anyhow::Context;
 use clap::Subcommand;
-use mlfo::planner::CohortRequest;
 use intent::{Catalog, IntentError};
+use mlfo::planner::CohortRequest;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 

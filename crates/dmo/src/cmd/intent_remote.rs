@@ -103,7 +103,11 @@ async fn post_intent(
     let status = reply.status();
     if !status.is_success() {
         let text = reply.text().await.unwrap_or_default();
-        bail!("{}: the MLFO refused it ({status}): {}", file.display(), text.trim());
+        bail!(
+            "{}: the MLFO refused it ({status}): {}",
+            file.display(),
+            text.trim()
+        );
     }
     Ok(reply.json().await?)
 }
@@ -169,8 +173,14 @@ pub fn batch(file: &Path, mlfo: &str, wait: bool) -> anyhow::Result<ExitCode> {
                 size: Some(c.size),
                 ..Default::default()
             };
-            let record = post_intent(&http, mlfo, &dir.join(&c.intent), &cohort, c.constraints()).await?;
-            println!("{} (clients .{}-.{})", record.id, ipstart, ipstart + c.size - 1);
+            let record =
+                post_intent(&http, mlfo, &dir.join(&c.intent), &cohort, c.constraints()).await?;
+            println!(
+                "{} (clients .{}-.{})",
+                record.id,
+                ipstart,
+                ipstart + c.size - 1
+            );
             ids.push(record.id);
             ipstart += c.size;
         }
@@ -207,8 +217,16 @@ fn progress_line(record: &IntentRecord) -> (u64, u64, String) {
     let msg = format!(
         "{} {}{}",
         record.state.as_str(),
-        if accuracy.is_empty() { String::new() } else { format!("accuracy {}", accuracy.join(", ")) },
-        record.reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default()
+        if accuracy.is_empty() {
+            String::new()
+        } else {
+            format!("accuracy {}", accuracy.join(", "))
+        },
+        record
+            .reason
+            .as_ref()
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default()
     );
     (done, total.max(1), msg)
 }
@@ -252,5 +270,9 @@ async fn follow(http: &reqwest::Client, mlfo: &str, ids: &[String]) -> anyhow::R
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
-    Ok(if all_completed { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if all_completed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
