@@ -1,0 +1,335 @@
+//! `report.html`: the experiment's tables and plots (accuracy and loss per
+//! round for each cohort, round durations, orchestration timeline), drawn
+//! with plotters as SVG embedded in one offline HTML file.
+
+use crate::summary::{JobSummary, ResultsError, Summary};
+use plotters::prelude::*;
+use std::fmt::Write as _;
+use std::path::Path;
+
+const WIDTH: u32 = 760;
+const HEIGHT: u32 = 360;
+
+/// A colour per job, cycling.
+fn colour(i: usize) -> RGBColor {
+    const PALETTE: [RGBColor; 8] = [
+        RGBColor(31, 119, 180),
+        RGBColor(255, 127, 14),
+        RGBColor(44, 160, 44),
+        RGBColor(214, 39, 40),
+        RGBColor(148, 103, 189),
+        RGBColor(140, 86, 75),
+        RGBColor(227, 119, 194),
+        RGBColor(127, 127, 127),
+    ];
+    PALETTE[i % PALETTE.len()]
+}
+
+type Series = Vec<(String, Vec<(f64, f64)>)>;
+
+/// A line chart of one value per round for every job, as SVG text.
+fn line_chart(title: &str, y_label: &str, series: &Series) -> Result<String, String> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let points = series.iter().flat_map(|(_, p)| p.iter());
+        let (mut x_max, mut y_min, mut y_max) = (1.0f64, f64::INFINITY, f64::NEG_INFINITY);
+        for (x, y) in points {
+            x_max = x_max.max(*x);
+            y_min = y_min.min(*y);
+            y_max = y_max.max(*y);
+        }
+        if !y_min.is_finite() {
+            (y_min, y_max) = (0.0, 1.0);
+        }
+        let pad = ((y_max - y_min) * 0.05).max(1e-3);
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(56)
+            .build_cartesian_2d(0f64..x_max, (y_min - pad)..(y_max + pad))
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .x_desc("round")
+            .y_desc(y_label)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        for (i, (name, points)) in series.iter().enumerate() {
+            let c = colour(i);
+            chart
+                .draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(2)))
+                .map_err(|e| e.to_string())?
+                .label(name.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+            chart
+                .draw_series(points.iter().map(|p| Circle::new(*p, 3, c.filled())))
+                .map_err(|e| e.to_string())?;
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::LowerRight)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        root.present().map_err(|e| e.to_string())?;
+    }
+    Ok(svg)
+}
+
+/// Orchestration milestones of every job as stacked horizontal bars.
+fn timeline_chart(jobs: &[JobSummary]) -> Result<String, String> {
+    let phases: [(&str, RGBColor); 4] = [
+        ("server ready", colour(0)),
+        ("clients started", colour(1)),
+        ("first round", colour(2)),
+        ("done", colour(3)),
+    ];
+    let mut svg = String::new();
+    {
+        let height = 120 + 40 * jobs.len() as u32;
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let end = jobs
+            .iter()
+            .filter_map(|j| j.orchestration.done_s)
+            .fold(0.001f64, f64::max);
+        let n = jobs.len().max(1) as f64;
+        let mut chart = ChartBuilder::on(&root)
+            .caption("Orchestration timeline (seconds from intent arrival)", ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(150)
+            .build_cartesian_2d(0f64..end * 1.02, 0f64..n)
+            .map_err(|e| e.to_string())?;
+        let labels: Vec<String> = jobs.iter().map(JobSummary::label).collect();
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .y_labels(jobs.len().max(1))
+            .y_label_formatter(&|y| {
+                let i = y.floor() as usize;
+                labels.get(i).cloned().unwrap_or_default()
+            })
+            .x_desc("seconds")
+            .draw()
+            .map_err(|e| e.to_string())?;
+        for (i, job) in jobs.iter().enumerate() {
+            let t = &job.orchestration;
+            let marks = [t.server_ready_s, t.clients_started_s, t.first_round_s, t.done_s];
+            let mut from = 0.0;
+            for ((name, c), mark) in phases.iter().zip(marks) {
+                let Some(to) = mark else { continue };
+                let y = i as f64;
+                let bar = chart
+                    .draw_series(std::iter::once(Rectangle::new(
+                        [(from, y + 0.2), (to, y + 0.8)],
+                        c.filled(),
+                    )))
+                    .map_err(|e| e.to_string())?;
+                if i == 0 {
+                    let c = *c;
+                    bar.label(format!("until {name}")).legend(move |(x, y)| {
+                        Rectangle::new([(x, y - 5), (x + 14, y + 5)], c.filled())
+                    });
+                }
+                from = to;
+            }
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::LowerRight)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        root.present().map_err(|e| e.to_string())?;
+    }
+    Ok(svg)
+}
+
+fn per_round(jobs: &[JobSummary], value: impl Fn(&JobSummary, usize) -> Option<f64>) -> Series {
+    jobs.iter()
+        .map(|j| {
+            let points = (0..j.rounds.len())
+                .filter_map(|i| value(j, i).map(|v| (j.rounds[i].round as f64, v)))
+                .collect();
+            (j.label(), points)
+        })
+        .collect()
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn ms(seconds: Option<f64>) -> String {
+    seconds.map_or_else(|| "–".to_owned(), |s| format!("{:.1}", s * 1e3))
+}
+
+fn fixed(x: Option<f64>) -> String {
+    x.map_or_else(|| "–".to_owned(), |v| format!("{v:.4}"))
+}
+
+/// The report's HTML.
+pub fn render(summary: &Summary) -> Result<String, String> {
+    let jobs = &summary.jobs;
+    let mut accuracy = per_round(jobs, |j, i| j.rounds[i].accuracy);
+    for (series, job) in accuracy.iter_mut().zip(jobs) {
+        if let Some(a) = job.initial_accuracy {
+            series.1.insert(0, (0.0, a));
+        }
+    }
+    let loss = per_round(jobs, |j, i| j.rounds[i].loss);
+    let durations = per_round(jobs, |j, i| Some(j.rounds[i].duration_s));
+    let tb = &summary.testbed;
+    let mut html = String::new();
+    let _ = write!(
+        html,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>dmo run: {name}</title><style>\
+         body{{font-family:sans-serif;margin:2em;max-width:1100px;color:#222}}\
+         table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}\
+         th{{background:#f3f3f3}}td.l{{text-align:left}}.bad{{color:#b00}}.ok{{color:#070}}\
+         .note{{background:#fff8e0;padding:8px;border-left:4px solid #e0b000}}</style></head><body>\
+         <h1>Experiment <code>{name}</code></h1>\
+         <p>{status} · {jobs} job(s) · seed {seed} · wall time {wall:.1} s · backend <b>{backend}</b> \
+         ({hosts} hosts: {aggs} aggregators, {clients} clients)</p>",
+        name = escape(&summary.scenario),
+        status = if summary.ok {
+            "<b class=\"ok\">all jobs completed, expectations met</b>"
+        } else {
+            "<b class=\"bad\">some jobs did not complete or expectations failed</b>"
+        },
+        jobs = jobs.len(),
+        seed = summary.seed,
+        wall = summary.wall_s,
+        backend = escape(&tb.backend),
+        hosts = tb.hosts,
+        aggs = tb.aggregators,
+        clients = tb.clients,
+    );
+    if !tb.links_enforced {
+        html += "<p class=\"note\">Link bandwidth, delay and loss were recorded, not enforced: \
+                 this backend runs every host on loopback. Use the netns backend to enforce them.</p>";
+    }
+    html += "<h2>Jobs</h2><table><tr><th>cohort / intent</th><th>clients</th><th>source</th>\
+             <th>model</th><th>strategy</th><th>state</th><th>rounds</th><th>initial acc.</th>\
+             <th>final acc.</th><th>Mo-Mo RTT ms</th><th>clients started ms</th>\
+             <th>first round ms</th><th>done s</th></tr>";
+    for j in jobs {
+        let t = &j.orchestration;
+        let _ = write!(
+            html,
+            "<tr><td class=\"l\">{}</td><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td>\
+             <td class=\"l\">{}</td><td class=\"l {}\">{}{}</td><td>{}/{}</td><td>{}</td><td>{}</td>\
+             <td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&j.label()),
+            j.clients.len(),
+            escape(&j.source),
+            escape(&j.model),
+            escape(&j.strategy),
+            if j.state == "completed" { "ok" } else { "bad" },
+            escape(&j.state),
+            j.reason
+                .as_ref()
+                .map(|r| format!(": {}", escape(r)))
+                .unwrap_or_default(),
+            j.rounds.len(),
+            j.rounds_planned,
+            fixed(j.initial_accuracy),
+            fixed(j.final_accuracy),
+            ms(t.momo_round_trip_s),
+            ms(t.clients_started_s),
+            ms(t.first_round_s),
+            t.done_s.map_or_else(|| "–".to_owned(), |s| format!("{s:.2}")),
+        );
+    }
+    html += "</table>";
+    if !summary.expectations.is_empty() {
+        html += "<h2>Expectations</h2><table><tr><th>check</th><th>actual</th><th>result</th></tr>";
+        for e in &summary.expectations {
+            let _ = write!(
+                html,
+                "<tr><td class=\"l\">{}</td><td>{}</td><td class=\"{}\">{}</td></tr>",
+                escape(&e.check),
+                fixed(e.actual),
+                if e.ok { "ok" } else { "bad" },
+                if e.ok { "met" } else { "NOT met" }
+            );
+        }
+        html += "</table>";
+    }
+    html += "<h2>Accuracy</h2>";
+    html += &line_chart("Accuracy per round (round 0: initial model)", "accuracy", &accuracy)?;
+    html += "<h2>Loss</h2>";
+    html += &line_chart("Loss per round", "loss", &loss)?;
+    html += "<h2>Round durations</h2>";
+    html += &line_chart("Round duration", "seconds", &durations)?;
+    html += "<h2>Orchestration</h2>";
+    html += &timeline_chart(jobs)?;
+    if !tb.links.is_empty() {
+        html += "<h2>Links</h2><table><tr><th>a</th><th>b</th><th>Mbit/s</th><th>delay ms</th><th>loss %</th></tr>";
+        for l in &tb.links {
+            let opt = |x: Option<f64>| x.map_or_else(|| "–".to_owned(), |v| v.to_string());
+            let _ = write!(
+                html,
+                "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&l.a),
+                escape(&l.b),
+                opt(l.bandwidth_mbit),
+                opt(l.delay_ms),
+                opt(l.loss_pct)
+            );
+        }
+        html += "</table>";
+    }
+    html += "<p>Data: <a href=\"summary.json\">summary.json</a>, <a href=\"rounds.csv\">rounds.csv</a>, \
+             host logs in <a href=\"logs/\">logs/</a>.</p></body></html>\n";
+    Ok(html)
+}
+
+/// Writes `report.html` into `dir`.
+pub fn write(summary: &Summary, dir: &Path) -> Result<(), ResultsError> {
+    let path = dir.join("report.html");
+    let fail = |problem: String| ResultsError {
+        path: path.display().to_string(),
+        problem,
+    };
+    let html = render(summary).map_err(|e| fail(format!("drawing the plots: {e}")))?;
+    std::fs::write(&path, html).map_err(|e| fail(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::summary::tests::sample;
+
+    #[test]
+    fn the_report_holds_a_curve_per_job_and_the_timeline() {
+        let html = render(&sample()).unwrap();
+        assert_eq!(html.matches("<svg").count(), 4);
+        assert!(html.contains("cohort1 (a)") && html.contains("cohort2 (b)"));
+        // Accuracy: 4 points per job (initial + 3 rounds) drawn as circles,
+        // loss and durations 3 each: (4 + 3 + 3) * 2 jobs.
+        assert_eq!(html.matches("<circle").count(), 20);
+        assert!(html.contains("recorded, not enforced"));
+        assert!(html.contains("<td>0.8000</td>"), "final accuracy of job a");
+    }
+
+    #[test]
+    fn text_from_the_run_is_escaped() {
+        let mut s = sample();
+        s.jobs[0].state = "failed".into();
+        s.jobs[0].reason = Some("<script>x</script>".into());
+        let html = render(&s).unwrap();
+        assert!(!html.contains("<script>"));
+        assert!(html.contains("&lt;script&gt;"));
+    }
+}

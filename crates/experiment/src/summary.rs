@@ -1,0 +1,316 @@
+//! The results of one experiment: `summary.json` (schema in
+//! `docs/results.md`) and `rounds.csv`, built from the edge MLFO's intent
+//! records.
+
+use mlfo::record::{IntentRecord, RoundSummary, Timings};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Version of the `summary.json` schema.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// A link of the topology as the run recorded it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinkSummary {
+    /// One end (host or switch).
+    pub a: String,
+    /// The other end.
+    pub b: String,
+    /// Bandwidth in Mbit/s, when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bandwidth_mbit: Option<f64>,
+    /// One-way delay in ms, when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<f64>,
+    /// Loss in percent, when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_pct: Option<f64>,
+}
+
+/// The testbed an experiment ran on.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TestbedSummary {
+    /// Backend: `local` (loopback processes) or `netns`.
+    pub backend: String,
+    /// Whether link bandwidth, delay and loss were enforced.
+    pub links_enforced: bool,
+    /// Hosts of the topology.
+    pub hosts: usize,
+    /// FL client hosts.
+    pub clients: usize,
+    /// Aggregator hosts.
+    pub aggregators: usize,
+    /// Links with their figures.
+    pub links: Vec<LinkSummary>,
+}
+
+/// One FL job: an intent target with its cohort, rounds and timings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobSummary {
+    /// The MLFO's intent id.
+    pub intent_id: String,
+    /// The intent target.
+    pub target: String,
+    /// Cohort name (as the scenario named it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cohort: Option<String>,
+    /// Client hosts.
+    pub clients: Vec<String>,
+    /// Dataset.
+    pub source: String,
+    /// Model.
+    pub model: String,
+    /// Aggregation strategy.
+    pub strategy: String,
+    /// Final state of the intent.
+    pub state: String,
+    /// Why it did not complete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The FL server's address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    /// Rounds planned.
+    pub rounds_planned: u64,
+    /// Per round: participants, failures, loss, accuracy, duration, bytes.
+    pub rounds: Vec<RoundSummary>,
+    /// Accuracy of the initial model, when the server evaluated it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_accuracy: Option<f64>,
+    /// Accuracy after the last round.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_accuracy: Option<f64>,
+    /// Orchestration timings, seconds from the intent's arrival.
+    pub orchestration: Timings,
+}
+
+/// A checked expectation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExpectationResult {
+    /// What was checked, e.g. `cohort1: final accuracy >= 0.8`.
+    pub check: String,
+    /// The value found, when there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actual: Option<f64>,
+    /// Whether it held.
+    pub ok: bool,
+}
+
+/// Everything `summary.json` holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Schema version ([`SCHEMA_VERSION`]).
+    pub schema: u32,
+    /// Scenario name.
+    pub scenario: String,
+    /// Seed of the run.
+    pub seed: u64,
+    /// Start, seconds since the Unix epoch.
+    pub started_unix_s: f64,
+    /// Wall time of the whole run, seconds (testbed up to torn down).
+    pub wall_s: f64,
+    /// The testbed.
+    pub testbed: TestbedSummary,
+    /// The FL jobs, in the order the intents were sent.
+    pub jobs: Vec<JobSummary>,
+    /// The scenario's expectations, checked.
+    pub expectations: Vec<ExpectationResult>,
+    /// Every job completed and every expectation held.
+    pub ok: bool,
+}
+
+/// A results file that could not be written or read.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {problem}")]
+pub struct ResultsError {
+    /// The file.
+    pub path: String,
+    /// What went wrong.
+    pub problem: String,
+}
+
+fn results_error(path: &Path, problem: impl ToString) -> ResultsError {
+    ResultsError {
+        path: path.display().to_string(),
+        problem: problem.to_string(),
+    }
+}
+
+impl JobSummary {
+    /// The jobs of one intent record, labelled with `cohort`.
+    pub fn from_record(record: &IntentRecord, cohort: Option<&str>) -> Vec<JobSummary> {
+        record
+            .jobs
+            .iter()
+            .map(|job| JobSummary {
+                intent_id: record.id.clone(),
+                target: job.target.clone(),
+                cohort: cohort
+                    .map(str::to_owned)
+                    .or_else(|| record.cohort.name.clone()),
+                clients: record.cohort.hosts.clone(),
+                source: job.source.clone(),
+                model: job.model.clone(),
+                strategy: job.strategy.clone(),
+                state: record.state.as_str().to_owned(),
+                reason: record.reason.clone(),
+                server: job.server.as_ref().map(|s| s.address.clone()),
+                rounds_planned: job.rounds_planned,
+                rounds: job.rounds.clone(),
+                initial_accuracy: job.initial_accuracy,
+                final_accuracy: job.rounds.last().and_then(|r| r.accuracy),
+                orchestration: record.timings.clone(),
+            })
+            .collect()
+    }
+
+    /// The name plots and tables show: the cohort, else the intent id.
+    pub fn label(&self) -> String {
+        match &self.cohort {
+            Some(c) => format!("{c} ({})", self.intent_id),
+            None => self.intent_id.clone(),
+        }
+    }
+}
+
+/// One row of `rounds.csv`.
+#[derive(Debug, Serialize)]
+struct CsvRow<'a> {
+    intent_id: &'a str,
+    cohort: &'a str,
+    target: &'a str,
+    round: u64,
+    participants: usize,
+    failures: usize,
+    loss: Option<f64>,
+    accuracy: Option<f64>,
+    duration_s: f64,
+    bytes_sent: u64,
+    bytes_received: u64,
+}
+
+impl Summary {
+    /// Writes `summary.json` into `dir`.
+    pub fn write_json(&self, dir: &Path) -> Result<(), ResultsError> {
+        let path = dir.join("summary.json");
+        let text = serde_json::to_string_pretty(self).map_err(|e| results_error(&path, e))?;
+        std::fs::write(&path, text + "\n").map_err(|e| results_error(&path, e))
+    }
+
+    /// Reads `summary.json` from `dir`.
+    pub fn read_json(dir: &Path) -> Result<Summary, ResultsError> {
+        let path = dir.join("summary.json");
+        let text = std::fs::read_to_string(&path).map_err(|e| results_error(&path, e))?;
+        let summary: Summary = serde_json::from_str(&text).map_err(|e| results_error(&path, e))?;
+        if summary.schema != SCHEMA_VERSION {
+            return Err(results_error(
+                &path,
+                format!(
+                    "schema {} is not the supported {SCHEMA_VERSION}; re-run the experiment with this dmo",
+                    summary.schema
+                ),
+            ));
+        }
+        Ok(summary)
+    }
+
+    /// Writes `rounds.csv` (one row per job and round) into `dir`.
+    pub fn write_csv(&self, dir: &Path) -> Result<(), ResultsError> {
+        let path = dir.join("rounds.csv");
+        let mut out = csv::Writer::from_path(&path).map_err(|e| results_error(&path, e))?;
+        for job in &self.jobs {
+            for r in &job.rounds {
+                out.serialize(CsvRow {
+                    intent_id: &job.intent_id,
+                    cohort: job.cohort.as_deref().unwrap_or_default(),
+                    target: &job.target,
+                    round: r.round,
+                    participants: r.participants,
+                    failures: r.failures,
+                    loss: r.loss,
+                    accuracy: r.accuracy,
+                    duration_s: r.duration_s,
+                    bytes_sent: r.bytes_sent,
+                    bytes_received: r.bytes_received,
+                })
+                .map_err(|e| results_error(&path, e))?;
+            }
+        }
+        out.flush().map_err(|e| results_error(&path, e))
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A summary with two jobs of three rounds each.
+    pub(crate) fn sample() -> Summary {
+        let job = |id: &str, cohort: &str, base: f64| JobSummary {
+            intent_id: id.to_owned(),
+            target: "factory.all".to_owned(),
+            cohort: Some(cohort.to_owned()),
+            clients: vec!["fc.10".into(), "fc.11".into()],
+            source: "synthetic-images".into(),
+            model: "mlp".into(),
+            strategy: "FedAvg".into(),
+            state: "completed".into(),
+            reason: None,
+            server: Some("127.0.0.11:6000".into()),
+            rounds_planned: 3,
+            rounds: (1..=3)
+                .map(|r| RoundSummary {
+                    round: r,
+                    participants: 2,
+                    failures: 0,
+                    loss: Some(1.0 / r as f64),
+                    accuracy: Some(base + 0.1 * r as f64),
+                    duration_s: 0.5,
+                    bytes_sent: 1000,
+                    bytes_received: 2000,
+                })
+                .collect(),
+            initial_accuracy: Some(0.1),
+            final_accuracy: Some(base + 0.3),
+            orchestration: Timings {
+                momo_round_trip_s: Some(0.004),
+                server_ready_s: Some(0.005),
+                clients_started_s: Some(0.012),
+                first_round_s: Some(0.6),
+                done_s: Some(1.8),
+            },
+        };
+        Summary {
+            schema: SCHEMA_VERSION,
+            scenario: "test".into(),
+            seed: 0,
+            started_unix_s: 0.0,
+            wall_s: 3.0,
+            testbed: TestbedSummary::default(),
+            jobs: vec![job("a", "cohort1", 0.5), job("b", "cohort2", 0.4)],
+            expectations: vec![],
+            ok: true,
+        }
+    }
+
+    #[test]
+    fn json_and_csv_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = sample();
+        s.write_json(dir.path()).unwrap();
+        assert_eq!(Summary::read_json(dir.path()).unwrap(), s);
+        s.write_csv(dir.path()).unwrap();
+        let csv = std::fs::read_to_string(dir.path().join("rounds.csv")).unwrap();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines.len(), 7);
+        assert_eq!(
+            lines[0],
+            "intent_id,cohort,target,round,participants,failures,loss,accuracy,duration_s,bytes_sent,bytes_received"
+        );
+        assert_eq!(lines[1], "a,cohort1,factory.all,1,2,0,1.0,0.6,0.5,1000,2000");
+
+        std::fs::write(dir.path().join("summary.json"), "{\"schema\": 9}").unwrap();
+        let e = Summary::read_json(dir.path()).unwrap_err().to_string();
+        assert!(e.ends_with("summary.json: missing field `scenario` at line 1 column 13"), "{e}");
+    }
+}
