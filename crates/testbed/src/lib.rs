@@ -1,0 +1,8 @@
+//! Emulated networks for experiments: the topology spec and its generator
+//! ([`topology`]), and the local backend ([`local`]) that runs every host
+//! as a supervised process on its own loopback address.
+
+pub mod local;
+pub mod topology;
+
+pub use topology::{GenOptions, Host, Link, Role, Topology, TopologyError, generate};
