@@ -38,14 +38,52 @@ fn help_lists_every_subcommand_and_version_prints() {
 
 #[test]
 fn unfinished_subcommands_say_so_and_fail() {
-    let out = dmo(&["mlfo", "--config", "x"]);
+    let out = dmo(&["testbed", "up"]);
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         text(&out).trim(),
-        "dmo mlfo: not implemented yet (tracked in issue #5)"
+        "dmo testbed up: not implemented yet (tracked in issue #7)"
     );
-    let out = dmo(&["report", "results"]);
-    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn bad_files_name_the_problem() {
+    let out = dmo(&["mlfo", "--config", "/nonexistent/mlfo.yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("/nonexistent/mlfo.yaml"),
+        "{}",
+        text(&out)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = dmo(&["report", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("summary.json"), "{}", text(&out));
+    let bad = dir.path().join("s.yaml");
+    std::fs::write(
+        &bad,
+        "name: x\ntopology: { generate: { cohorts: [2] } }\nintents: []\n",
+    )
+    .unwrap();
+    let out = dmo(&["run", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("s.yaml: intents: list at least one intent"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn testbed_gen_writes_the_prototype_shape() {
+    let out = dmo(&["testbed", "gen", "--split", "6,2,2"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let yaml = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(yaml.matches("role: client").count(), 10);
+    assert_eq!(yaml.matches("role: aggregator").count(), 3);
+    assert!(yaml.contains("address: 10.0.1.19"));
+    let out = dmo(&["testbed", "gen", "--split", "200,41"]);
+    assert_eq!(out.status.code(), Some(1));
 }
 
 #[test]

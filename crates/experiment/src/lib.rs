@@ -2,6 +2,10 @@
 //! `rounds.csv`, `report.html`) and `dmo report` re-renders.
 
 pub mod report;
+pub mod runner;
+pub mod scenario;
 pub mod summary;
 
+pub use runner::{RunOptions, RunOutcome, run};
+pub use scenario::Scenario;
 pub use summary::{JobSummary, Summary};

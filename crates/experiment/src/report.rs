@@ -63,7 +63,9 @@ fn line_chart(title: &str, y_label: &str, series: &Series) -> Result<String, Str
                 .draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(2)))
                 .map_err(|e| e.to_string())?
                 .label(name.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
+                });
             chart
                 .draw_series(points.iter().map(|p| Circle::new(*p, 3, c.filled())))
                 .map_err(|e| e.to_string())?;
@@ -99,7 +101,10 @@ fn timeline_chart(jobs: &[JobSummary]) -> Result<String, String> {
             .fold(0.001f64, f64::max);
         let n = jobs.len().max(1) as f64;
         let mut chart = ChartBuilder::on(&root)
-            .caption("Orchestration timeline (seconds from intent arrival)", ("sans-serif", 20))
+            .caption(
+                "Orchestration timeline (seconds from intent arrival)",
+                ("sans-serif", 20),
+            )
             .margin(12)
             .x_label_area_size(36)
             .y_label_area_size(150)
@@ -119,7 +124,12 @@ fn timeline_chart(jobs: &[JobSummary]) -> Result<String, String> {
             .map_err(|e| e.to_string())?;
         for (i, job) in jobs.iter().enumerate() {
             let t = &job.orchestration;
-            let marks = [t.server_ready_s, t.clients_started_s, t.first_round_s, t.done_s];
+            let marks = [
+                t.server_ready_s,
+                t.clients_started_s,
+                t.first_round_s,
+                t.done_s,
+            ];
             let mut from = 0.0;
             for ((name, c), mark) in phases.iter().zip(marks) {
                 let Some(to) = mark else { continue };
@@ -248,7 +258,8 @@ pub fn render(summary: &Summary) -> Result<String, String> {
             ms(t.momo_round_trip_s),
             ms(t.clients_started_s),
             ms(t.first_round_s),
-            t.done_s.map_or_else(|| "–".to_owned(), |s| format!("{s:.2}")),
+            t.done_s
+                .map_or_else(|| "–".to_owned(), |s| format!("{s:.2}")),
         );
     }
     html += "</table>";
@@ -267,7 +278,11 @@ pub fn render(summary: &Summary) -> Result<String, String> {
         html += "</table>";
     }
     html += "<h2>Accuracy</h2>";
-    html += &line_chart("Accuracy per round (round 0: initial model)", "accuracy", &accuracy)?;
+    html += &line_chart(
+        "Accuracy per round (round 0: initial model)",
+        "accuracy",
+        &accuracy,
+    )?;
     html += "<h2>Loss</h2>";
     html += &line_chart("Loss per round", "loss", &loss)?;
     html += "<h2>Round durations</h2>";

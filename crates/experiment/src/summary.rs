@@ -307,10 +307,16 @@ pub(crate) mod tests {
             lines[0],
             "intent_id,cohort,target,round,participants,failures,loss,accuracy,duration_s,bytes_sent,bytes_received"
         );
-        assert_eq!(lines[1], "a,cohort1,factory.all,1,2,0,1.0,0.6,0.5,1000,2000");
+        assert_eq!(
+            lines[1],
+            "a,cohort1,factory.all,1,2,0,1.0,0.6,0.5,1000,2000"
+        );
 
         std::fs::write(dir.path().join("summary.json"), "{\"schema\": 9}").unwrap();
         let e = Summary::read_json(dir.path()).unwrap_err().to_string();
-        assert!(e.ends_with("summary.json: missing field `scenario` at line 1 column 13"), "{e}");
+        assert!(
+            e.ends_with("summary.json: missing field `scenario` at line 1 column 13"),
+            "{e}"
+        );
     }
 }

@@ -20,7 +20,9 @@ fn agent_addr(tier: u8, host: u8) -> SocketAddr {
 }
 
 async fn start_agent(addr: SocketAddr, stop: &tokio::sync::watch::Receiver<bool>) {
-    let listener = tokio::net::TcpListener::bind(addr).await.expect("bind agent");
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .expect("bind agent");
     let agent = Agent::new(AgentConfig {
         ip: addr.ip(),
         advertise: addr.ip().to_string(),
@@ -42,7 +44,9 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 async fn measure(clients: u8, dir: &std::path::Path) -> Vec<f64> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     start_agent(agent_addr(0, 11), &stop_rx).await;
-    let mut inventory = "  - { name: fed.1, url: 'http://127.88.0.11:5000', role: aggregator, capacity: 1000 }\n".to_owned();
+    let mut inventory =
+        "  - { name: fed.1, url: 'http://127.88.0.11:5000', role: aggregator, capacity: 1000 }\n"
+            .to_owned();
     for k in 0..clients {
         let (tier, host) = (1 + k / 200, 10 + k % 200);
         start_agent(agent_addr(tier, host), &stop_rx).await;
@@ -117,7 +121,11 @@ async fn main() {
         .skip(1)
         .map(|a| a.parse().expect("client counts up to 255"))
         .collect();
-    let sizes = if sizes.is_empty() { vec![10, 50, 200] } else { sizes };
+    let sizes = if sizes.is_empty() {
+        vec![10, 50, 200]
+    } else {
+        sizes
+    };
     let dir = tempfile::tempdir().expect("tempdir");
     println!("| client agents | intents | median ms | p90 ms | max ms |");
     println!("|---:|---:|---:|---:|---:|");

@@ -7,7 +7,9 @@ mod intent_remote;
 mod mlfo;
 mod node;
 mod pending;
+mod run;
 mod simulate;
+mod testbed;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -27,7 +29,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a whole experiment: testbed, orchestrators, intents, report.
-    Run(pending::RunArgs),
+    Run(run::RunArgs),
     /// Validate, send and follow ML intents.
     #[command(subcommand)]
     Intent(intent::IntentCmd),
@@ -40,12 +42,12 @@ pub enum Command {
     Mlfo(mlfo::MlfoArgs),
     /// Generate, bring up and tear down network testbeds.
     #[command(subcommand)]
-    Testbed(pending::TestbedCmd),
+    Testbed(testbed::TestbedCmd),
     /// List the datasets and how to get the missing ones.
     #[command(subcommand)]
     Datasets(datasets::DatasetsCmd),
     /// Re-render an experiment's report from its summary.json.
-    Report(pending::ReportArgs),
+    Report(run::ReportArgs),
 }
 
 /// Sets up `tracing` on stderr at the level the `-v` flags ask for.
@@ -83,12 +85,12 @@ pub async fn shutdown_signal() {
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Intent(cmd) => intent::run(cmd),
-        Command::Run(_) => pending::not_yet("run", 6),
+        Command::Run(args) => run::run(args),
         Command::Fl(cmd) => fl::run(*cmd),
         Command::Node(args) => node::run(args),
         Command::Mlfo(args) => mlfo::run(args),
-        Command::Testbed(_) => pending::not_yet("testbed", 6),
+        Command::Testbed(cmd) => testbed::run(cmd),
         Command::Datasets(cmd) => datasets::run(cmd),
-        Command::Report(_) => pending::not_yet("report", 6),
+        Command::Report(args) => run::report(args),
     }
 }

@@ -1,0 +1,124 @@
+//! `dmo run` and `dmo report`: a whole experiment in one command, and its
+//! report re-rendered from `summary.json`.
+
+use anyhow::Context;
+use clap::Args;
+use experiment::{RunOptions, Scenario};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use mlfo::IntentRecord;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Arguments of `dmo run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Scenario file (YAML, see docs/results.md); the built-in default
+    /// scenario (scenarios/default.yaml) when omitted.
+    pub scenario: Option<PathBuf>,
+    /// Directory for summary.json, rounds.csv, report.html and logs/.
+    #[arg(long, default_value = "results")]
+    pub out: PathBuf,
+    /// Run byte R of the hosts' loopback addresses 127.R.T.H (default: from the process id).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(2..=254))]
+    pub run_byte: Option<u8>,
+}
+
+/// Arguments of `dmo report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Results directory holding summary.json.
+    pub dir: PathBuf,
+}
+
+static CANCELLED: AtomicBool = AtomicBool::new(false);
+
+/// Runs the scenario, showing a progress bar per job; exit status 0 when
+/// every job completed and every expectation held.
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let scenario = match &args.scenario {
+        Some(path) => Scenario::load(path)?,
+        None => Scenario::builtin_default()?,
+    };
+    ctrlc::set_handler(|| CANCELLED.store(true, Ordering::Relaxed))
+        .context("installing the Ctrl-C handler")?;
+    let topology = scenario.topology().map_err(anyhow::Error::msg)?;
+    eprintln!(
+        "dmo run {}: {} hosts ({} clients in {} cohorts) on the local backend: every host is a process on its \
+         own loopback address; link bandwidth, delay and loss are recorded, not enforced",
+        scenario.name,
+        topology.hosts.len(),
+        topology.hosts_with_role(testbed::Role::Client).count(),
+        topology.cohorts().len(),
+    );
+    let options = RunOptions {
+        dmo: std::env::current_exe().context("finding the dmo executable")?,
+        out: args.out.clone(),
+        run_byte: args
+            .run_byte
+            .unwrap_or_else(testbed::local::default_run_byte),
+        cancel: &CANCELLED,
+    };
+    let bars = MultiProgress::new();
+    let style = ProgressStyle::with_template("{prefix:>28} [{bar:30}] round {pos}/{len} {msg}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+    let mut shown: Vec<ProgressBar> = Vec::new();
+    let mut progress = |records: &[IntentRecord]| {
+        while shown.len() < records.len() {
+            let bar = bars.add(ProgressBar::new(1).with_style(style.clone()));
+            let r = &records[shown.len()];
+            bar.set_prefix(format!("{} ({} clients)", r.id, r.cohort.hosts.len()));
+            shown.push(bar);
+        }
+        for (bar, r) in shown.iter().zip(records) {
+            let job = r.jobs.first();
+            bar.set_length(job.map_or(1, |j| j.rounds_planned.max(1)));
+            bar.set_position(job.map_or(0, |j| j.rounds.len() as u64));
+            let accuracy = job
+                .and_then(|j| j.latest_accuracy())
+                .map(|a| format!(" accuracy {a:.3}"))
+                .unwrap_or_default();
+            bar.set_message(format!("{}{accuracy}", r.state.as_str()));
+            if r.state.is_final() && !bar.is_finished() {
+                bar.finish();
+            }
+        }
+    };
+    let outcome =
+        experiment::run(&scenario, &options, &mut progress).map_err(anyhow::Error::msg)?;
+    let s = &outcome.summary;
+    for job in &s.jobs {
+        eprintln!(
+            "{}: {} after {}/{} rounds, final accuracy {}",
+            job.label(),
+            job.state,
+            job.rounds.len(),
+            job.rounds_planned,
+            job.final_accuracy
+                .map_or("-".to_owned(), |a| format!("{a:.4}"))
+        );
+    }
+    for e in s.expectations.iter().filter(|e| !e.ok) {
+        eprintln!("expectation not met: {} (got {:?})", e.check, e.actual);
+    }
+    eprintln!(
+        "wall time {:.1} s, peak memory of all hosts {:.0} MiB; results in {} (open report.html)",
+        s.wall_s,
+        outcome.peak_rss_bytes as f64 / (1 << 20) as f64,
+        args.out.display()
+    );
+    Ok(if s.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Re-renders `report.html` from `summary.json`.
+pub fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
+    let summary = experiment::Summary::read_json(&args.dir)?;
+    experiment::report::write(&summary, &args.dir)?;
+    println!("{}", args.dir.join("report.html").display());
+    Ok(ExitCode::SUCCESS)
+}

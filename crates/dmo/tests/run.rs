@@ -1,0 +1,109 @@
+//! `dmo run` end to end on the local backend: the CI scenario (3 cohorts,
+//! 8 clients, 3 rounds) as real processes; results checked, and nothing
+//! left running or listening afterwards.
+
+use std::path::Path;
+use std::process::Command;
+
+const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+const RUN_BYTE: u8 = 71;
+
+/// Processes whose command line names this run's addresses.
+fn run_processes() -> Vec<String> {
+    let needle = format!("127.{RUN_BYTE}.");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .chars()
+                .all(|c| c.is_ascii_digit())
+        })
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(&needle) && c.contains("node"))
+        .collect()
+}
+
+#[test]
+fn the_ci_scenario_runs_reports_and_cleans_up() {
+    let out = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_dmo"))
+        .args(["run", &format!("{REPO}/scenarios/ci-small.yaml"), "--out"])
+        .arg(out.path())
+        .args(["--run-byte", &RUN_BYTE.to_string()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(stderr.contains("recorded, not enforced"), "{stderr}");
+
+    let s: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["schema"], 1);
+    assert_eq!(s["scenario"], "ci-small");
+    assert_eq!(s["ok"], true);
+    assert_eq!(s["testbed"]["backend"], "local");
+    assert_eq!(s["testbed"]["clients"], 8);
+    let jobs = s["jobs"].as_array().unwrap();
+    let cohorts: Vec<(&str, usize)> = jobs
+        .iter()
+        .map(|j| {
+            (
+                j["cohort"].as_str().unwrap(),
+                j["clients"].as_array().unwrap().len(),
+            )
+        })
+        .collect();
+    assert_eq!(cohorts, [("cohort1", 4), ("cohort2", 2), ("cohort3", 2)]);
+    for j in jobs {
+        assert_eq!(j["state"], "completed", "{j:#}");
+        let rounds = j["rounds"].as_array().unwrap();
+        assert_eq!(rounds.len(), 3);
+        for r in rounds {
+            assert!(r["participants"].as_u64().unwrap() >= 1);
+            assert!(r["bytes_sent"].as_u64().unwrap() > 0);
+        }
+        let initial = j["initial_accuracy"].as_f64().unwrap();
+        let last = j["final_accuracy"].as_f64().unwrap();
+        assert!(last > initial, "accuracy rose: {initial} -> {last}");
+        let t = &j["orchestration"];
+        for key in [
+            "momo_round_trip_s",
+            "clients_started_s",
+            "first_round_s",
+            "done_s",
+        ] {
+            assert!(t[key].as_f64().unwrap() > 0.0, "{key}: {t}");
+        }
+    }
+    let csv = std::fs::read_to_string(out.path().join("rounds.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 9);
+    let html = std::fs::read_to_string(out.path().join("report.html")).unwrap();
+    assert_eq!(html.matches("<svg").count(), 4);
+    assert!(Path::new(&out.path().join("logs/mo.1.log")).exists());
+    assert!(Path::new(&out.path().join("logs/fc.10.log")).exists());
+
+    assert!(
+        run_processes().is_empty(),
+        "left running: {:?}",
+        run_processes()
+    );
+    assert!(
+        testbed::local::listeners_in_run(RUN_BYTE).is_empty(),
+        "still listening: {:?}",
+        testbed::local::listeners_in_run(RUN_BYTE)
+    );
+
+    let o = Command::new(env!("CARGO_BIN_EXE_dmo"))
+        .arg("report")
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("report.html")).unwrap(),
+        html
+    );
+}

@@ -1,0 +1,292 @@
+//! Runs a scenario on the local backend: brings every host up as a `dmo`
+//! process on its loopback address, sends the intents to the edge MLFO,
+//! follows them, writes the results and tears everything down (also on
+//! failure and on cancellation).
+
+use crate::scenario::Scenario;
+use crate::summary::{
+    ExpectationResult, JobSummary, LinkSummary, SCHEMA_VERSION, Summary, TestbedSummary,
+};
+use mlfo::IntentRecord;
+use mlfo::record::now_unix_s;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use testbed::Role;
+use testbed::local::{Supervisor, loopback};
+
+/// How to run.
+pub struct RunOptions {
+    /// The `dmo` executable that hosts run.
+    pub dmo: PathBuf,
+    /// Results directory.
+    pub out: PathBuf,
+    /// Run byte of the loopback addresses (127.R.T.H).
+    pub run_byte: u8,
+    /// Set to stop the run early (Ctrl-C).
+    pub cancel: &'static AtomicBool,
+}
+
+/// What the run leaves for the caller.
+pub struct RunOutcome {
+    /// The results, as written to `summary.json`.
+    pub summary: Summary,
+    /// Peak resident memory of all host processes together, bytes.
+    pub peak_rss_bytes: u64,
+}
+
+/// Node agent REST port.
+const AGENT_PORT: u16 = 5000;
+/// MLFO REST port.
+const MLFO_PORT: u16 = 8000;
+/// Mo-Mo port.
+const MOMO_PORT: u16 = 9000;
+
+fn io(path: &Path, e: std::io::Error) -> String {
+    format!("{}: {e}", path.display())
+}
+
+/// Runs `scenario`; `progress` sees the intents after every poll.
+pub fn run(
+    scenario: &Scenario,
+    options: &RunOptions,
+    progress: &mut dyn FnMut(&[IntentRecord]),
+) -> Result<RunOutcome, String> {
+    let started = Instant::now();
+    let started_unix_s = now_unix_s();
+    let topology = scenario.topology()?;
+    let out = &options.out;
+    let logs = out.join("logs");
+    let state = out.join("state");
+    for dir in [&logs, &state] {
+        std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    }
+    let r = options.run_byte;
+    let addr = |ip: std::net::Ipv4Addr, port| SocketAddr::new(loopback(ip, r).into(), port);
+    let catalog = scenario.catalog_file(&state)?;
+    let catalog_line = catalog
+        .map(|c| format!("catalog: '{}'\n", c.display()))
+        .unwrap_or_default();
+    let cloud = topology
+        .hosts_with_role(Role::MlfoCloud)
+        .next()
+        .ok_or("topology: needs a host with role mlfo-cloud")?;
+    let edge = topology
+        .hosts_with_role(Role::MlfoEdge)
+        .next()
+        .ok_or("topology: needs a host with role mlfo-edge")?;
+    let mut cloud_inv = String::new();
+    let mut edge_inv = String::new();
+    let mut agents = Vec::new();
+    for h in &topology.hosts {
+        let a = addr(h.address, AGENT_PORT);
+        let cohort = h
+            .cohort
+            .as_ref()
+            .map(|c| format!(", cohort: {c}"))
+            .unwrap_or_default();
+        match h.role {
+            Role::Aggregator => {
+                cloud_inv += &format!(
+                    "  - {{ name: '{}', url: 'http://{a}', role: aggregator, capacity: 4{cohort} }}\n",
+                    h.name
+                );
+                agents.push((h.name.clone(), a));
+            }
+            Role::Client => {
+                edge_inv += &format!(
+                    "  - {{ name: '{}', url: 'http://{a}', role: client{cohort} }}\n",
+                    h.name
+                );
+                agents.push((h.name.clone(), a));
+            }
+            _ => {}
+        }
+    }
+    let cloud_rest = addr(cloud.address, MLFO_PORT);
+    let cloud_momo = addr(cloud.address, MOMO_PORT);
+    let edge_rest = addr(edge.address, MLFO_PORT);
+    let timeouts = format!(
+        "timeouts: {{ poll_s: 0.25, job_s: {} }}\n",
+        scenario.timeouts.run_s
+    );
+    let configs = [
+        (
+            cloud.name.clone(),
+            cloud_rest,
+            format!(
+                "name: '{}'\nrole: cloud\nlisten: {cloud_rest}\nmomo_listen: {cloud_momo}\nstate: '{}'\n{catalog_line}{timeouts}\
+                 server: {{ central_evaluation: {}, seed: {} }}\ninventory:\n{cloud_inv}",
+                cloud.name,
+                state.join("cloud.sqlite").display(),
+                scenario.central_evaluation,
+                scenario.seed
+            ),
+        ),
+        (
+            edge.name.clone(),
+            edge_rest,
+            format!(
+                "name: '{}'\nrole: edge\nlisten: {edge_rest}\nparent: http://{cloud_momo}\nstate: '{}'\n{catalog_line}{timeouts}\
+                 client: {{ partition: '{}', seed: {} }}\ninventory:\n{edge_inv}",
+                edge.name,
+                state.join("edge.sqlite").display(),
+                scenario.partition,
+                scenario.seed
+            ),
+        ),
+    ];
+    let mut hosts = Supervisor::new();
+    for (name, a) in &agents {
+        let mut c = Command::new(&options.dmo);
+        c.args(["-v", "node", "--listen", &a.to_string(), "--threads", "1"]);
+        hosts
+            .spawn(name, c, &logs.join(format!("{name}.log")))
+            .map_err(|e| e.to_string())?;
+    }
+    for (name, _, text) in &configs {
+        let path = state.join(format!("{name}.yaml"));
+        std::fs::write(&path, text).map_err(|e| io(&path, e))?;
+        let mut c = Command::new(&options.dmo);
+        c.args(["-v", "mlfo", "--config", &path.display().to_string()]);
+        hosts
+            .spawn(name, c, &logs.join(format!("{name}.log")))
+            .map_err(|e| e.to_string())?;
+    }
+    let ready = Duration::from_secs_f64(scenario.timeouts.ready_s);
+    for (name, a) in agents
+        .iter()
+        .cloned()
+        .chain(configs.iter().map(|(n, a, _)| (n.clone(), *a)))
+    {
+        if options.cancel.load(Ordering::Relaxed) {
+            return Err("cancelled".to_owned());
+        }
+        hosts
+            .wait_ready(&name, a, "/healthz", ready)
+            .map_err(|e| e.to_string())?;
+    }
+    let http = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let edge_url = format!("http://{edge_rest}");
+    let mut ids = Vec::new();
+    for (i, intent) in scenario.intents.iter().enumerate() {
+        let body = serde_json::json!({
+            "intent": scenario.intent_text(i)?,
+            "cohort": { "name": intent.cohort },
+            "constraints": intent.constraints,
+        });
+        let reply = http
+            .post(format!("{edge_url}/v1/intents"))
+            .json(&body)
+            .send()
+            .map_err(|e| format!("sending intents[{i}] to the edge MLFO: {e}"))?;
+        let status = reply.status();
+        let text = reply.text().unwrap_or_default();
+        if !status.is_success() {
+            return Err(format!(
+                "intents[{i}]: the edge MLFO refused it ({status}): {}",
+                text.trim()
+            ));
+        }
+        let record: IntentRecord = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+        ids.push((record.id, intent.cohort.clone()));
+    }
+    let deadline = Duration::from_secs_f64(scenario.timeouts.run_s);
+    let mut peak_rss = 0;
+    let records = loop {
+        peak_rss = peak_rss.max(hosts.total_rss_bytes());
+        let mut records = Vec::new();
+        for (id, _) in &ids {
+            let r: IntentRecord = http
+                .get(format!("{edge_url}/v1/intents/{id}"))
+                .send()
+                .and_then(|r| r.json())
+                .map_err(|e| format!("following intent {id}: {e}"))?;
+            records.push(r);
+        }
+        progress(&records);
+        if records.iter().all(|r| r.state.is_final()) {
+            break records;
+        }
+        hosts.check_alive().map_err(|e| e.to_string())?;
+        if options.cancel.load(Ordering::Relaxed) {
+            return Err("cancelled; every host was stopped".to_owned());
+        }
+        if started.elapsed() > deadline {
+            return Err(format!(
+                "the run took more than timeouts.run_s ({} s)",
+                deadline.as_secs()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    hosts.shutdown();
+    let jobs: Vec<JobSummary> = records
+        .iter()
+        .zip(&ids)
+        .flat_map(|(r, (_, cohort))| JobSummary::from_record(r, Some(cohort)))
+        .collect();
+    let expectations = check(scenario, &jobs);
+    let ok = jobs.iter().all(|j| j.state == "completed") && expectations.iter().all(|e| e.ok);
+    let summary = Summary {
+        schema: SCHEMA_VERSION,
+        scenario: scenario.name.clone(),
+        seed: scenario.seed,
+        started_unix_s,
+        wall_s: started.elapsed().as_secs_f64(),
+        testbed: TestbedSummary {
+            backend: "local".to_owned(),
+            links_enforced: false,
+            hosts: topology.hosts.len(),
+            clients: topology.hosts_with_role(Role::Client).count(),
+            aggregators: topology.hosts_with_role(Role::Aggregator).count(),
+            links: topology
+                .links
+                .iter()
+                .map(|l| LinkSummary {
+                    a: l.a.clone(),
+                    b: l.b.clone(),
+                    bandwidth_mbit: l.bandwidth_mbit,
+                    delay_ms: l.delay_ms,
+                    loss_pct: l.loss_pct,
+                })
+                .collect(),
+        },
+        jobs,
+        expectations,
+        ok,
+    };
+    summary.write_json(out).map_err(|e| e.to_string())?;
+    summary.write_csv(out).map_err(|e| e.to_string())?;
+    crate::report::write(&summary, out).map_err(|e| e.to_string())?;
+    Ok(RunOutcome {
+        summary,
+        peak_rss_bytes: peak_rss,
+    })
+}
+
+/// Checks the scenario's expectations against the jobs.
+fn check(scenario: &Scenario, jobs: &[JobSummary]) -> Vec<ExpectationResult> {
+    let mut results = Vec::new();
+    for job in jobs {
+        let cohort = job.cohort.clone().unwrap_or_default();
+        let min = scenario
+            .expect
+            .min_final_accuracy
+            .get(&cohort)
+            .or_else(|| scenario.expect.min_final_accuracy.get("all"));
+        if let Some(min) = min {
+            results.push(ExpectationResult {
+                check: format!("{cohort}: final accuracy >= {min}"),
+                actual: job.final_accuracy,
+                ok: job.final_accuracy.is_some_and(|a| a >= *min),
+            });
+        }
+    }
+    results
+}

@@ -1,0 +1,316 @@
+//! The scenario spec (YAML, see `docs/results.md`): topology, catalog,
+//! the intents per cohort, seed, timeouts and expectations.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use testbed::{GenOptions, Topology};
+
+/// The scenario `dmo run` runs with no argument.
+pub const DEFAULT_SCENARIO: &str = include_str!("../../../scenarios/default.yaml");
+
+/// Largest scenario file read.
+pub const MAX_SCENARIO_BYTES: u64 = 4 * 1024 * 1024;
+
+/// The generator's arguments in a scenario.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenerateSpec {
+    /// Client sizes of the cohorts, e.g. `[30, 10, 10]`.
+    pub cohorts: Vec<usize>,
+    /// Delay of each satellite hop, ms (default 12).
+    #[serde(default)]
+    pub satellite_delay_ms: Option<f64>,
+    /// Bandwidth of every link, Mbit/s (default 500).
+    #[serde(default)]
+    pub bandwidth_mbit: Option<f64>,
+}
+
+/// Where the topology comes from: exactly one of the three.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopologySource {
+    /// The prototype's shape with these cohorts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generate: Option<GenerateSpec>,
+    /// A topology file, relative to the scenario.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<PathBuf>,
+    /// A topology written in the scenario.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inline: Option<Topology>,
+}
+
+/// One intent of the batch: which cohort, which document, which overrides.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioIntent {
+    /// Cohort name of the topology (`cohort1`, ...).
+    pub cohort: String,
+    /// Intent file, relative to the scenario.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<PathBuf>,
+    /// The intent document, written in the scenario.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document: Option<String>,
+    /// Constraints set over the document's (`numround`, `fracfit`, ...).
+    #[serde(default)]
+    pub constraints: Map<String, Value>,
+}
+
+/// Time limits of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunTimeouts {
+    /// Seconds every host has to come up.
+    pub ready_s: f64,
+    /// Seconds the whole batch may train.
+    pub run_s: f64,
+}
+
+impl Default for RunTimeouts {
+    fn default() -> Self {
+        Self {
+            ready_s: 60.0,
+            run_s: 1800.0,
+        }
+    }
+}
+
+/// What the run checks at the end (its exit status says whether they held).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expectations {
+    /// Lowest final accuracy per cohort (`all` applies to every cohort).
+    #[serde(default)]
+    pub min_final_accuracy: BTreeMap<String, f64>,
+}
+
+/// A scenario.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Name shown in the report.
+    pub name: String,
+    /// Seed of client sampling and data partitioning.
+    #[serde(default)]
+    pub seed: u64,
+    /// The network.
+    pub topology: TopologySource,
+    /// A catalog file merged over the built-in one, relative to the scenario.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog: Option<PathBuf>,
+    /// A catalog written in the scenario (YAML text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog_inline: Option<String>,
+    /// The intents, one per cohort, sent in this order.
+    pub intents: Vec<ScenarioIntent>,
+    /// Evaluate each global model on the dataset's test split after every round.
+    #[serde(default = "yes")]
+    pub central_evaluation: bool,
+    /// Partition scheme of each cohort's data.
+    #[serde(default = "iid")]
+    pub partition: String,
+    /// Time limits.
+    #[serde(default)]
+    pub timeouts: RunTimeouts,
+    /// Checks at the end.
+    #[serde(default)]
+    pub expect: Expectations,
+    /// Directory relative paths are taken from (the scenario file's).
+    #[serde(skip)]
+    pub base: PathBuf,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn iid() -> String {
+    "iid".to_owned()
+}
+
+/// A scenario that cannot run, naming the field and the fix.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {problem}")]
+pub struct ScenarioError {
+    /// The scenario file.
+    pub file: String,
+    /// What is wrong.
+    pub problem: String,
+}
+
+impl Scenario {
+    /// The built-in default scenario.
+    pub fn builtin_default() -> Result<Scenario, ScenarioError> {
+        Self::from_yaml(
+            "(built-in default scenario)",
+            DEFAULT_SCENARIO,
+            Path::new("."),
+        )
+    }
+
+    /// Reads and checks the scenario in `path`.
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let file = path.display().to_string();
+        let fail = |problem: String| ScenarioError {
+            file: file.clone(),
+            problem,
+        };
+        let size = std::fs::metadata(path)
+            .map_err(|e| fail(e.to_string()))?
+            .len();
+        if size > MAX_SCENARIO_BYTES {
+            return Err(fail(format!(
+                "{size} bytes, more than the {MAX_SCENARIO_BYTES}-byte limit"
+            )));
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+        Self::from_yaml(&file, &text, path.parent().unwrap_or(Path::new(".")))
+    }
+
+    /// Parses and checks a scenario; relative paths are taken from `base`.
+    pub fn from_yaml(file: &str, text: &str, base: &Path) -> Result<Scenario, ScenarioError> {
+        let fail = |problem: String| ScenarioError {
+            file: file.to_owned(),
+            problem,
+        };
+        let mut scenario: Scenario = yaml_serde::from_str(text).map_err(|e| fail(e.to_string()))?;
+        scenario.base = base.to_owned();
+        if scenario.intents.is_empty() {
+            return Err(fail("intents: list at least one intent".to_owned()));
+        }
+        for (i, intent) in scenario.intents.iter().enumerate() {
+            if intent.file.is_some() == intent.document.is_some() {
+                return Err(fail(format!(
+                    "intents[{i}]: give exactly one of file (a path) and document (the intent's YAML)"
+                )));
+            }
+        }
+        if scenario.catalog.is_some() && scenario.catalog_inline.is_some() {
+            return Err(fail("catalog, catalog_inline: give at most one".to_owned()));
+        }
+        let topology = scenario.topology().map_err(fail)?;
+        let cohorts: Vec<String> = topology.cohorts().into_iter().map(|(n, _)| n).collect();
+        for (i, intent) in scenario.intents.iter().enumerate() {
+            if !cohorts.contains(&intent.cohort) {
+                return Err(fail(format!(
+                    "intents[{i}].cohort: {:?} is not a cohort of the topology ({})",
+                    intent.cohort,
+                    cohorts.join(", ")
+                )));
+            }
+        }
+        for (cohort, min) in &scenario.expect.min_final_accuracy {
+            if cohort != "all" && !cohorts.contains(cohort) {
+                return Err(fail(format!(
+                    "expect.min_final_accuracy.{cohort}: not a cohort of the topology ({}) or `all`",
+                    cohorts.join(", ")
+                )));
+            }
+            if !(0.0..=1.0).contains(min) {
+                return Err(fail(format!(
+                    "expect.min_final_accuracy.{cohort}: must be in [0, 1], got {min}"
+                )));
+            }
+        }
+        Ok(scenario)
+    }
+
+    /// The topology the scenario names.
+    pub fn topology(&self) -> Result<Topology, String> {
+        match &self.topology {
+            TopologySource {
+                generate: Some(g),
+                file: None,
+                inline: None,
+            } => {
+                let d = GenOptions::default();
+                testbed::generate(&GenOptions {
+                    cohorts: g.cohorts.clone(),
+                    satellite_delay_ms: g.satellite_delay_ms.unwrap_or(d.satellite_delay_ms),
+                    bandwidth_mbit: g.bandwidth_mbit.unwrap_or(d.bandwidth_mbit),
+                    ..d
+                })
+                .map_err(|e| format!("topology.generate.{e}"))
+            }
+            TopologySource {
+                generate: None,
+                file: Some(path),
+                inline: None,
+            } => Topology::load(&self.base.join(path)).map_err(|e| format!("topology.file: {e}")),
+            TopologySource {
+                generate: None,
+                file: None,
+                inline: Some(t),
+            } => t
+                .check()
+                .map(|()| t.clone())
+                .map_err(|e| format!("topology.inline.{e}")),
+            _ => Err("topology: give exactly one of generate, file and inline".to_owned()),
+        }
+    }
+
+    /// The text of intent `i`'s document.
+    pub fn intent_text(&self, i: usize) -> Result<String, String> {
+        let intent = &self.intents[i];
+        match (&intent.document, &intent.file) {
+            (Some(text), _) => Ok(text.clone()),
+            (None, Some(path)) => {
+                let path = self.base.join(path);
+                std::fs::read_to_string(&path)
+                    .map_err(|e| format!("intents[{i}].file: {}: {e}", path.display()))
+            }
+            (None, None) => Err(format!("intents[{i}]: no document")),
+        }
+    }
+
+    /// The catalog to give the MLFOs, as a file path, writing an inline one into `dir`.
+    pub fn catalog_file(&self, dir: &Path) -> Result<Option<PathBuf>, String> {
+        if let Some(text) = &self.catalog_inline {
+            let path = dir.join("catalog.yaml");
+            std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+            return Ok(Some(path));
+        }
+        Ok(self.catalog.as_ref().map(|c| {
+            let p = self.base.join(c);
+            std::fs::canonicalize(&p).unwrap_or(p)
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_scenario_is_the_prototype_experiment() {
+        let s = Scenario::builtin_default().unwrap();
+        let t = s.topology().unwrap();
+        let sizes: Vec<usize> = t.cohorts().iter().map(|(_, m)| m.len()).collect();
+        assert_eq!(sizes, [30, 10, 10]);
+        assert_eq!(s.intents.len(), 3);
+        assert!(
+            s.intent_text(0)
+                .unwrap()
+                .contains("robots.welding.accuracy")
+        );
+        assert!(
+            s.catalog_inline
+                .as_deref()
+                .unwrap()
+                .contains("synthetic-images")
+        );
+    }
+
+    #[test]
+    fn bad_scenarios_name_the_field() {
+        let bad = DEFAULT_SCENARIO.replace("cohort: cohort3", "cohort: cohort9");
+        let e = Scenario::from_yaml("s.yaml", &bad, Path::new(".")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "s.yaml: intents[2].cohort: \"cohort9\" is not a cohort of the topology (cohort1, cohort2, cohort3)"
+        );
+    }
+}
