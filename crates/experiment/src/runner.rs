@@ -33,8 +33,8 @@ pub struct RunOptions {
 pub struct RunOutcome {
     /// The results, as written to `summary.json`.
     pub summary: Summary,
-    /// Peak resident memory of all host processes together, bytes.
-    pub peak_rss_bytes: u64,
+    /// Peak memory (sum of proportional set sizes) of all host processes together, bytes.
+    pub peak_memory_bytes: u64,
 }
 
 /// Node agent REST port.
@@ -197,9 +197,9 @@ pub fn run(
         ids.push((record.id, intent.cohort.clone()));
     }
     let deadline = Duration::from_secs_f64(scenario.timeouts.run_s);
-    let mut peak_rss = 0;
+    let mut peak_memory = 0;
     let records = loop {
-        peak_rss = peak_rss.max(hosts.total_rss_bytes());
+        peak_memory = peak_memory.max(hosts.total_memory_bytes());
         let mut records = Vec::new();
         for (id, _) in &ids {
             let r: IntentRecord = http
@@ -266,7 +266,7 @@ pub fn run(
     crate::report::write(&summary, out).map_err(|e| e.to_string())?;
     Ok(RunOutcome {
         summary,
-        peak_rss_bytes: peak_rss,
+        peak_memory_bytes: peak_memory,
     })
 }
 

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use crate::MlError;
-use crate::datasets::{DatasetName, registry};
+use crate::datasets::{DatasetName, idx, registry};
 use crate::models::ModelName;
 use crate::partition::{self, Partition};
 use crate::trainer::LocalTrainer;
@@ -26,9 +26,23 @@ pub struct ClientSpec {
     pub seed: u64,
 }
 
-/// Loads the dataset, takes this client's part, and builds its trainer.
+/// Loads this client's part of the dataset and builds its trainer. IDX
+/// datasets are streamed so that only the client's examples are kept.
 pub fn build_trainer(spec: &ClientSpec) -> Result<LocalTrainer, MlError> {
-    let splits = registry::load(spec.dataset, spec.data_dir.as_deref())?;
-    let data = partition::client_data(&splits.train, &spec.partition)?;
+    let p = &spec.partition;
+    let data = match registry::idx_train_files(spec.dataset, spec.data_dir.as_deref())? {
+        Some((images, labels)) => {
+            let classes = spec.dataset.num_classes();
+            let mine = idx::read_selected_images(&images, &labels, classes, |labels| {
+                partition::client_indices(labels, classes, p).map_err(MlError::from)
+            })?;
+            let rows: Vec<usize> = (0..mine.len()).collect();
+            partition::split_client(&mine, &rows, p)
+        }
+        None => {
+            let splits = registry::load(spec.dataset, spec.data_dir.as_deref())?;
+            partition::client_data(&splits.train, p)?
+        }
+    };
     LocalTrainer::new(spec.model, data, spec.threads, spec.seed)
 }

@@ -289,6 +289,18 @@ fn dirichlet(
 
 /// This client's part of `dataset`, split into train and held-out sets.
 pub fn client_data(dataset: &Dataset, p: &Partition) -> Result<ClientData, PartitionError> {
+    let mine = client_indices(dataset.labels(), dataset.num_classes(), p)?;
+    let rows: Vec<usize> = (0..mine.len()).collect();
+    Ok(split_client(&dataset.subset(&mine), &rows, p))
+}
+
+/// The examples (indices into the cohort's dataset, whose labels are
+/// `labels`) that client `p.index` holds, in the order [`split_client`] expects.
+pub fn client_indices(
+    labels: &[u8],
+    num_classes: usize,
+    p: &Partition,
+) -> Result<Vec<usize>, PartitionError> {
     if p.index >= p.num_clients {
         return Err(PartitionError::BadIndex {
             index: p.index,
@@ -298,12 +310,18 @@ pub fn client_data(dataset: &Dataset, p: &Partition) -> Result<ClientData, Parti
     if !(0.0..1.0).contains(&p.test_fraction) {
         return Err(PartitionError::BadTestFraction(p.test_fraction));
     }
-    let mut mine = cohort_indices(dataset.labels(), dataset.num_classes(), p)?.swap_remove(p.index);
+    Ok(cohort_indices(labels, num_classes, p)?.swap_remove(p.index))
+}
+
+/// Splits a client's examples (`mine` holds its [`client_indices`] as rows
+/// of `data`, in that order) into its shuffled train and held-out sets.
+pub fn split_client(data: &Dataset, rows: &[usize], p: &Partition) -> ClientData {
+    let mut mine = rows.to_vec();
     mine.shuffle(&mut rng(p.seed, 1 + p.index as u64));
     let test_len = ((mine.len() as f64 * p.test_fraction).round() as usize).min(mine.len() - 1);
     let (test, train) = mine.split_at(test_len);
-    Ok(ClientData {
-        train: dataset.subset(train),
-        test: dataset.subset(test),
-    })
+    ClientData {
+        train: data.subset(train),
+        test: data.subset(test),
+    }
 }

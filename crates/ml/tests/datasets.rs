@@ -6,10 +6,12 @@ use std::path::{Path, PathBuf};
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
-use ml::datasets::idx::{read_idx, read_images_and_labels, write_idx};
+use ml::datasets::idx::{read_idx, read_images_and_labels, read_selected_images, write_idx};
 use ml::datasets::mnist_json::convert_mnist_json;
 use ml::datasets::{DataError, DatasetName, cifar, registry};
-use ml::partition::{Partition, PartitionError, Scheme, client_data, cohort_indices};
+use ml::partition::{
+    Partition, PartitionError, Scheme, client_data, client_indices, cohort_indices, split_client,
+};
 
 fn write(path: &Path, bytes: &[u8]) {
     std::fs::write(path, bytes).expect("write test file");
@@ -440,5 +442,37 @@ fn schemes_parse_from_their_names() {
         "noniid",
     ] {
         assert!(bad.parse::<Scheme>().is_err(), "{bad} parsed");
+    }
+}
+
+#[test]
+fn streaming_a_clients_rows_gives_the_same_data_as_loading_everything() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let n = 60usize;
+    let pixels: Vec<u8> = (0..n * 4).map(|i| (i * 37 % 251) as u8).collect();
+    let ip = dir.path().join("img.gz");
+    let lp = dir.path().join("lab");
+    write(&ip, &gzip(&idx_bytes(&[n as u32, 2, 2], &pixels)));
+    write(&lp, &idx_bytes(&[n as u32], &labels(n, 10)));
+    let all = read_images_and_labels(&ip, &lp, 10).expect("read all");
+    for scheme in [Scheme::Iid, Scheme::Shards { per_client: 2 }] {
+        for index in 0..4 {
+            let p = Partition {
+                index,
+                ..part(scheme, 4)
+            };
+            let whole = client_data(&all, &p).expect("partition");
+            let mine = read_selected_images(&ip, &lp, 10, |l| {
+                client_indices(l, 10, &p).map_err(ml::MlError::from)
+            })
+            .expect("stream");
+            let rows: Vec<usize> = (0..mine.len()).collect();
+            let streamed = split_client(&mine, &rows, &p);
+            assert_eq!(streamed.train, whole.train, "{scheme:?} client {index}");
+            assert_eq!(streamed.test, whole.test, "{scheme:?} client {index}");
+            if scheme == Scheme::Iid {
+                assert_eq!(mine.len(), n / 4, "only the client's rows are kept");
+            }
+        }
     }
 }

@@ -101,13 +101,17 @@ impl Supervisor {
         self.children.is_empty()
     }
 
-    /// Resident memory of all host processes now, in bytes (from `/proc`).
-    pub fn total_rss_bytes(&self) -> u64 {
+    /// Memory of all host processes now, in bytes: the sum of their
+    /// proportional set sizes (`Pss` in `/proc/PID/smaps_rollup`), so that
+    /// pages the processes share (the `dmo` binary's code) count once.
+    pub fn total_memory_bytes(&self) -> u64 {
         self.children
             .iter()
-            .filter_map(|s| std::fs::read_to_string(format!("/proc/{}/status", s.child.id())).ok())
-            .filter_map(|status| {
-                let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+            .filter_map(|s| {
+                std::fs::read_to_string(format!("/proc/{}/smaps_rollup", s.child.id())).ok()
+            })
+            .filter_map(|rollup| {
+                let line = rollup.lines().find(|l| l.starts_with("Pss:"))?;
                 let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
                 Some(kb * 1024)
             })
@@ -271,7 +275,7 @@ mod tests {
         }
         assert_eq!(listeners_in_run(run).len(), 2);
         assert!(
-            sup.total_rss_bytes() > 1 << 20,
+            sup.total_memory_bytes() > 1 << 20,
             "two python processes use memory"
         );
         assert!(sup.check_alive().is_ok());

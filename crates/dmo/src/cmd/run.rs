@@ -103,9 +103,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         eprintln!("expectation not met: {} (got {:?})", e.check, e.actual);
     }
     eprintln!(
-        "wall time {:.1} s, peak memory of all hosts {:.0} MiB; results in {} (open report.html)",
+        "wall time {:.1} s, peak memory of all hosts (PSS) {:.0} MiB; results in {} (open report.html)",
         s.wall_s,
-        outcome.peak_rss_bytes as f64 / (1 << 20) as f64,
+        outcome.peak_memory_bytes as f64 / (1 << 20) as f64,
         args.out.display()
     );
     Ok(if s.ok {

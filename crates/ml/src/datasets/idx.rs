@@ -225,6 +225,96 @@ pub fn read_images_and_labels(
     .map_err(|e| DataError::invalid(images, e.to_string()))
 }
 
+/// Reads only some images of an image file and its label file: `select`
+/// gets every label and returns the rows to keep, in the order wanted. The
+/// images are streamed, so only the kept rows are held in memory (a client
+/// of a 30-client cohort holds 1/30 of the training set, not all of it).
+pub fn read_selected_images<E: From<DataError>>(
+    images: &Path,
+    labels: &Path,
+    num_classes: usize,
+    select: impl FnOnce(&[u8]) -> Result<Vec<usize>, E>,
+) -> Result<Dataset, E> {
+    let lab = read_idx(labels)?;
+    let [count] = lab.dims[..] else {
+        return Err(DataError::invalid(
+            labels,
+            format!("a label file needs 1 dimension [count], got {:?}", lab.dims),
+        )
+        .into());
+    };
+    if let Some((i, l)) = lab
+        .data
+        .iter()
+        .enumerate()
+        .find(|(_, l)| usize::from(**l) >= num_classes)
+    {
+        return Err(DataError::invalid(
+            labels,
+            format!("label {l} of example {i} is not below the number of classes {num_classes}"),
+        )
+        .into());
+    }
+    let rows = select(&lab.data)?;
+    let dims = read_idx_dims(images)?;
+    let [image_count, height, width] = dims[..] else {
+        return Err(DataError::invalid(
+            images,
+            format!("an image file needs 3 dimensions [count, rows, cols], got {dims:?}"),
+        )
+        .into());
+    };
+    if image_count != count {
+        return Err(DataError::invalid(
+            labels,
+            format!(
+                "wrong count: {count} labels for {image_count} images in {}",
+                images.display()
+            ),
+        )
+        .into());
+    }
+    let row = height * width;
+    // slot[i]: where example i goes in the output, if kept.
+    let mut slot = vec![usize::MAX; count];
+    for (k, &i) in rows.iter().enumerate() {
+        if i >= count {
+            return Err(DataError::invalid(images, format!("row {i} selected of {count}")).into());
+        }
+        slot[i] = k;
+    }
+    let file = File::open(images).map_err(|e| DataError::io(images, e))?;
+    let mut head = [0u8; 2];
+    let mut probe = File::open(images).map_err(|e| DataError::io(images, e))?;
+    let gz = read_up_to(&mut probe, &mut head).map_err(|e| DataError::io(images, e))? == 2
+        && head == [0x1f, 0x8b];
+    let mut reader: Box<dyn Read> = if gz {
+        Box::new(GzDecoder::new(BufReader::new(file)))
+    } else {
+        Box::new(BufReader::new(file))
+    };
+    let corrupt =
+        |e: std::io::Error| DataError::invalid(images, format!("corrupt or truncated data: {e}"));
+    let mut skip = vec![0u8; 4 + 4 * dims.len()];
+    reader.read_exact(&mut skip).map_err(corrupt)?;
+    let mut features = vec![0u8; rows.len() * row];
+    let mut buf = vec![0u8; row];
+    for &k in &slot {
+        reader.read_exact(&mut buf).map_err(corrupt)?;
+        if k != usize::MAX {
+            features[k * row..(k + 1) * row].copy_from_slice(&buf);
+        }
+    }
+    let kept_labels = rows.iter().map(|&i| lab.data[i]).collect();
+    Dataset::new(
+        Features::Bytes(features),
+        kept_labels,
+        InputShape::image(1, height, width),
+        num_classes,
+    )
+    .map_err(|e| DataError::invalid(images, e.to_string()).into())
+}
+
 /// Writes an uncompressed IDX file of unsigned bytes.
 pub fn write_idx(path: &Path, dims: &[usize], data: &[u8]) -> Result<(), DataError> {
     let invalid = |m: String| DataError::invalid(path, m);

@@ -279,6 +279,22 @@ fn generate(name: DatasetName) -> Splits {
     }
 }
 
+/// The training images and labels files of an IDX dataset (MNIST family);
+/// `None` for generated and CIFAR-10 datasets.
+pub fn idx_train_files(
+    name: DatasetName,
+    data_dir: Option<&Path>,
+) -> Result<Option<(PathBuf, PathBuf)>, DataError> {
+    if name.is_generated() || name == DatasetName::Cifar10 {
+        return Ok(None);
+    }
+    let roots = search_roots(data_dir);
+    let Some((_, files)) = find_files(name, &roots) else {
+        return Err(missing(name, roots));
+    };
+    Ok(Some((files[0].clone(), files[1].clone())))
+}
+
 /// Loads (or generates) a dataset's training and test splits.
 pub fn load(name: DatasetName, data_dir: Option<&Path>) -> Result<Splits, DataError> {
     if name.is_generated() {
