@@ -8,9 +8,18 @@ use std::process::Command;
 const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 const RUN_BYTE: u8 = 71;
 
-/// Processes whose command line names this run's addresses.
-fn run_processes() -> Vec<String> {
-    let needle = format!("127.{RUN_BYTE}.");
+/// `dmo node` and `dmo mlfo` processes of a run: their command line names
+/// its loopback addresses (agents) or its results directory (MLFOs).
+fn leftover(run: u8, out: &Path) -> Vec<String> {
+    let needle = format!("127.{run}.");
+    let out = out.display().to_string();
+    all_processes()
+        .into_iter()
+        .filter(|c| c.contains(&needle) || c.contains(&out))
+        .collect()
+}
+
+fn all_processes() -> Vec<String> {
     std::fs::read_dir("/proc")
         .unwrap()
         .flatten()
@@ -22,7 +31,7 @@ fn run_processes() -> Vec<String> {
         })
         .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
         .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-        .filter(|c| c.contains(&needle) && c.contains("node"))
+        .filter(|c| c.contains("dmo") && (c.contains(" node ") || c.contains(" mlfo ")))
         .collect()
 }
 
@@ -85,11 +94,8 @@ fn the_ci_scenario_runs_reports_and_cleans_up() {
     assert!(Path::new(&out.path().join("logs/mo.1.log")).exists());
     assert!(Path::new(&out.path().join("logs/fc.10.log")).exists());
 
-    assert!(
-        run_processes().is_empty(),
-        "left running: {:?}",
-        run_processes()
-    );
+    let left = leftover(RUN_BYTE, out.path());
+    assert!(left.is_empty(), "left running: {left:?}");
     assert!(
         testbed::local::listeners_in_run(RUN_BYTE).is_empty(),
         "still listening: {:?}",
@@ -106,4 +112,55 @@ fn the_ci_scenario_runs_reports_and_cleans_up() {
         std::fs::read_to_string(out.path().join("report.html")).unwrap(),
         html
     );
+}
+
+#[test]
+fn ctrl_c_stops_the_run_and_every_host() {
+    const R: u8 = 73;
+    let dir = tempfile::tempdir().unwrap();
+    let long = std::fs::read_to_string(format!("{REPO}/scenarios/ci-small.yaml"))
+        .unwrap()
+        .replace("numround: \"3\"", "numround: \"5000\"");
+    let scenario = dir.path().join("long.yaml");
+    std::fs::write(&scenario, long).unwrap();
+    let out = dir.path().join("out");
+    let child = Command::new(env!("CARGO_BIN_EXE_dmo"))
+        .arg("run")
+        .arg(&scenario)
+        .arg("--out")
+        .arg(&out)
+        .args(["--run-byte", &R.to_string()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the edge MLFO has a job training.
+    let start = std::time::Instant::now();
+    loop {
+        let log = std::fs::read_to_string(out.join("logs/mo.1.log")).unwrap_or_default();
+        if log.contains("HTTP Intent took") {
+            break;
+        }
+        assert!(start.elapsed().as_secs() < 60, "no intent deployed: {log}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(!testbed::local::listeners_in_run(R).is_empty());
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let o = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cancelled"), "{stderr}");
+    assert!(
+        testbed::local::listeners_in_run(R).is_empty(),
+        "still listening: {:?}",
+        testbed::local::listeners_in_run(R)
+    );
+    let left = leftover(R, &out);
+    assert!(left.is_empty(), "left running: {left:?}");
 }
