@@ -37,19 +37,21 @@ fn all_processes() -> Vec<String> {
 
 #[test]
 fn the_ci_scenario_runs_reports_and_cleans_up() {
-    let out = tempfile::tempdir().unwrap();
+    let cwd = tempfile::tempdir().unwrap();
     let o = Command::new(env!("CARGO_BIN_EXE_dmo"))
-        .args(["run", &format!("{REPO}/scenarios/ci-small.yaml"), "--out"])
-        .arg(out.path())
-        .args(["--run-byte", &RUN_BYTE.to_string()])
+        .args(["run", &format!("{REPO}/scenarios/ci-small.yaml")])
+        .args(["--out", "results", "--run-byte", &RUN_BYTE.to_string()])
+        .current_dir(cwd.path())
         .output()
         .unwrap();
+    let out = cwd.path().join("results");
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{stderr}");
     assert!(stderr.contains("recorded, not enforced"), "{stderr}");
 
     let s: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.path().join("summary.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(out.as_path().join("summary.json")).unwrap())
+            .unwrap();
     assert_eq!(s["schema"], 1);
     assert_eq!(s["scenario"], "ci-small");
     assert_eq!(s["ok"], true);
@@ -87,14 +89,14 @@ fn the_ci_scenario_runs_reports_and_cleans_up() {
             assert!(t[key].as_f64().unwrap() > 0.0, "{key}: {t}");
         }
     }
-    let csv = std::fs::read_to_string(out.path().join("rounds.csv")).unwrap();
+    let csv = std::fs::read_to_string(out.as_path().join("rounds.csv")).unwrap();
     assert_eq!(csv.lines().count(), 1 + 9);
-    let html = std::fs::read_to_string(out.path().join("report.html")).unwrap();
+    let html = std::fs::read_to_string(out.as_path().join("report.html")).unwrap();
     assert_eq!(html.matches("<svg").count(), 4);
-    assert!(Path::new(&out.path().join("logs/mo.1.log")).exists());
-    assert!(Path::new(&out.path().join("logs/fc.10.log")).exists());
+    assert!(Path::new(&out.as_path().join("logs/mo.1.log")).exists());
+    assert!(Path::new(&out.as_path().join("logs/fc.10.log")).exists());
 
-    let left = leftover(RUN_BYTE, out.path());
+    let left = leftover(RUN_BYTE, out.as_path());
     assert!(left.is_empty(), "left running: {left:?}");
     assert!(
         testbed::local::listeners_in_run(RUN_BYTE).is_empty(),
@@ -104,12 +106,12 @@ fn the_ci_scenario_runs_reports_and_cleans_up() {
 
     let o = Command::new(env!("CARGO_BIN_EXE_dmo"))
         .arg("report")
-        .arg(out.path())
+        .arg(out.as_path())
         .output()
         .unwrap();
     assert!(o.status.success());
     assert_eq!(
-        std::fs::read_to_string(out.path().join("report.html")).unwrap(),
+        std::fs::read_to_string(out.as_path().join("report.html")).unwrap(),
         html
     );
 }

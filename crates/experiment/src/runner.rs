@@ -57,7 +57,8 @@ pub fn run(
     let started = Instant::now();
     let started_unix_s = now_unix_s();
     let topology = scenario.topology()?;
-    let out = &options.out;
+    // Absolute, since the hosts' configurations name files in it.
+    let out = &std::path::absolute(&options.out).map_err(|e| io(&options.out, e))?;
     let logs = out.join("logs");
     let state = out.join("state");
     for dir in [&logs, &state] {
