@@ -5,4 +5,7 @@
 pub mod local;
 pub mod topology;
 
-pub use topology::{GenOptions, Host, Link, Role, Topology, TopologyError, generate};
+pub use topology::{
+    Addressing, GenOptions, Host, Link, Role, SpecError, Subnet, Switch, Topology, TopologyError,
+    generate,
+};
