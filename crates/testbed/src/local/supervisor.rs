@@ -3,6 +3,7 @@
 //! SIGKILL) and reaped on `shutdown` and on drop.
 
 use super::probe::http_get_ok;
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::net::SocketAddr;
@@ -27,6 +28,9 @@ const LOG_TAIL_LINES: usize = 12;
 const LOG_TAIL_BYTES: u64 = 16 * 1024;
 /// How long `shutdown` waits after SIGTERM before SIGKILL.
 const TERM_GRACE: Duration = Duration::from_secs(5);
+/// How long `shutdown` waits, after the group leaders are reaped, for the
+/// rest of their groups to finish exiting.
+const GROUP_EXIT_WAIT: Duration = Duration::from_secs(2);
 /// How often exits and readiness are polled.
 const POLL: Duration = Duration::from_millis(20);
 
@@ -69,6 +73,25 @@ fn proc_state(pid: u32) -> Option<char> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // "PID (COMM) STATE ...", COMM may hold spaces and parentheses.
     stat.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
+/// The process groups that hold a process other than a zombie, from
+/// `/proc` (none where it cannot be read).
+fn running_groups() -> BTreeSet<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return BTreeSet::new();
+    };
+    dir.filter_map(|entry| {
+        let entry = entry.ok()?;
+        entry.file_name().to_str()?.parse::<u32>().ok()?;
+        let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+        // "PID (COMM) STATE PPID PGRP ..."
+        let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+        let state = fields.next()?;
+        let pgrp = fields.nth(1)?.parse().ok()?;
+        (state != "Z").then_some(pgrp)
+    })
+    .collect()
 }
 
 /// Sends `signal` to process group `pgid` with kill(1).
@@ -235,7 +258,9 @@ impl Supervisor {
     }
 
     /// Stops every process: SIGTERM to each process group, SIGKILL to the
-    /// groups still running 5 s later, and reaps them all.
+    /// groups still running 5 s later (and to a group as soon as its
+    /// leader has exited), reaps the leaders, and waits up to 2 s more for
+    /// the groups' other processes to be gone.
     pub fn shutdown(&mut self) {
         if self.children.is_empty() {
             return;
@@ -256,6 +281,20 @@ impl Supervisor {
                 let _ = s.child.kill();
                 let _ = s.child.wait();
             }
+        }
+        // Killed members of the groups may still be closing their sockets.
+        let groups: BTreeSet<u32> = self.children.iter().map(|s| s.child.id()).collect();
+        let deadline = Instant::now() + GROUP_EXIT_WAIT;
+        loop {
+            let left: Vec<u32> = running_groups().intersection(&groups).copied().collect();
+            if left.is_empty() {
+                break;
+            }
+            if Instant::now() >= deadline {
+                tracing::warn!(?left, "process groups still running after SIGKILL");
+                break;
+            }
+            std::thread::sleep(POLL);
         }
         self.children.clear();
     }
