@@ -607,3 +607,101 @@ fn an_edge_mlfo_killed_mid_job_takes_the_intent_up_again_after_restart() {
     assert_eq!(v["jobs"][0]["rounds"].as_array().unwrap().len(), 40);
     tb.assert_nothing_running();
 }
+
+fn chromium(user_data: &Path, args: &[&str]) -> std::process::Output {
+    Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--virtual-time-budget=4000",
+        ])
+        .arg(format!("--user-data-dir={}", user_data.display()))
+        .args(args)
+        .output()
+        .expect("chromium (Debian package chromium; bash .ci/run installs it)")
+}
+
+#[test]
+fn the_dashboard_shows_a_running_job_and_its_chart_in_a_browser() {
+    let tb = Testbed::start(65, 1, 2, &[]);
+    let form = multipart::Form::new()
+        .file("file", intent_file("welding"))
+        .unwrap()
+        .text("ipstart", "10")
+        .text("cohortsize", "2")
+        .text("numround", "5000");
+    let reply = tb
+        .http
+        .post(format!("{}/receive", tb.edge()))
+        .multipart(form)
+        .send()
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+    let id = reply
+        .text()
+        .unwrap()
+        .trim()
+        .trim_start_matches("OK ")
+        .to_owned();
+    let start = Instant::now();
+    while tb.intent(&id)["jobs"][0]["rounds"]
+        .as_array()
+        .is_none_or(|r| r.len() < 3)
+    {
+        assert!(start.elapsed() < Duration::from_secs(60), "{}", tb.logs());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let profile = tempfile::tempdir().unwrap();
+    let url = format!("{}/dashboard", tb.edge());
+    let o = chromium(profile.path(), &["--dump-dom", &url]);
+    let dom = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(dom.contains(&format!("id=\"intent-{id}\"")), "{dom}");
+    assert!(dom.contains(&format!("id=\"chart-{id}\"")), "{dom}");
+    let points: Vec<usize> = dom
+        .match_indices("data-points=\"")
+        .map(|(i, m)| {
+            let rest = &dom[i + m.len()..];
+            rest[..rest.find('"').unwrap()].parse().unwrap()
+        })
+        .collect();
+    assert!(
+        points.len() >= 2 && points[0] >= 3,
+        "accuracy points: {points:?}"
+    );
+    assert!(dom.matches("<circle").count() >= points.iter().sum::<usize>());
+    assert!(
+        dom.contains(">training<") || dom.contains("training"),
+        "{dom}"
+    );
+
+    let artifacts = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let shot = artifacts.join("dashboard.png");
+    let o = chromium(
+        profile.path(),
+        &[
+            "--window-size=1200,900",
+            &format!("--screenshot={}", shot.display()),
+            &url,
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        std::fs::metadata(&shot).unwrap().len() > 10_000,
+        "screenshot saved"
+    );
+
+    let reply = tb
+        .http
+        .delete(format!("{}/v1/intents/{id}", tb.edge()))
+        .send()
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+    tb.assert_nothing_running();
+}

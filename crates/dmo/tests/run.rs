@@ -166,3 +166,61 @@ fn ctrl_c_stops_the_run_and_every_host() {
     let left = leftover(R, &out);
     assert!(left.is_empty(), "left running: {left:?}");
 }
+
+#[test]
+fn a_real_prometheus_scrapes_every_host_and_its_answers_are_saved() {
+    assert!(
+        Path::new("/usr/bin/prometheus").exists(),
+        "Prometheus is missing: apt-get install prometheus (bash .ci/run does)"
+    );
+    const R: u8 = 74;
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = std::fs::read_to_string(format!("{REPO}/scenarios/ci-small.yaml")).unwrap()
+        + "prometheus: { enabled: true, scrape_interval_s: 0.5 }\n";
+    let path = dir.path().join("prom.yaml");
+    std::fs::write(&path, scenario).unwrap();
+    let out = dir.path().join("out");
+    let o = Command::new(env!("CARGO_BIN_EXE_dmo"))
+        .arg("run")
+        .arg(&path)
+        .arg("--out")
+        .arg(&out)
+        .args(["--run-byte", &R.to_string()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("metrics.json")).unwrap()).unwrap();
+    let rounds = m["fl_server_rounds_total"].as_array().unwrap();
+    let mut per_intent: Vec<(String, f64)> = rounds
+        .iter()
+        .map(|s| {
+            assert_eq!(s["metric"]["job"], "node", "{s}");
+            (
+                s["metric"]["intent"].as_str().unwrap().to_owned(),
+                s["value"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    per_intent.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        per_intent,
+        [
+            ("edgeintent01".to_owned(), 3.0),
+            ("edgeintent02".to_owned(), 3.0),
+            ("edgeintent03".to_owned(), 3.0)
+        ]
+    );
+    let latency = m["mlfo_orchestration_latency_seconds_count"]
+        .as_array()
+        .unwrap();
+    let started = latency
+        .iter()
+        .find(|s| s["metric"]["phase"] == "clients_started")
+        .unwrap_or_else(|| panic!("{latency:?}"));
+    assert_eq!(started["metric"]["mlfo"], "mo.1");
+    assert_eq!(started["metric"]["host"], "mo.1");
+    assert_eq!(started["value"], 3.0);
+    assert!(testbed::local::listeners_in_run(R).is_empty());
+    assert!(out.join("prometheus").is_dir(), "the time series are kept");
+}

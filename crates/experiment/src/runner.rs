@@ -43,6 +43,8 @@ const AGENT_PORT: u16 = 5000;
 const MLFO_PORT: u16 = 8000;
 /// Mo-Mo port.
 const MOMO_PORT: u16 = 9000;
+/// Prometheus port.
+const PROMETHEUS_PORT: u16 = 9090;
 
 fn io(path: &Path, e: std::io::Error) -> String {
     format!("{}: {e}", path.display())
@@ -61,6 +63,13 @@ pub fn run(
     let out = &std::path::absolute(&options.out).map_err(|e| io(&options.out, e))?;
     let logs = out.join("logs");
     let state = out.join("state");
+    // A run starts from scratch: an earlier run's state, logs and time
+    // series in the same directory are replaced.
+    for dir in [&logs, &state, &out.join("prometheus")] {
+        if dir.exists() {
+            std::fs::remove_dir_all(dir).map_err(|e| io(dir, e))?;
+        }
+    }
     for dir in [&logs, &state] {
         std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
     }
@@ -156,6 +165,35 @@ pub fn run(
             .spawn(name, c, &logs.join(format!("{name}.log")))
             .map_err(|e| e.to_string())?;
     }
+    let prom = if scenario.prometheus.enabled {
+        let host = topology
+            .hosts_with_role(Role::Prometheus)
+            .next()
+            .ok_or("prometheus.enabled: the topology has no host with role prometheus")?;
+        let listen = addr(host.address, PROMETHEUS_PORT);
+        let targets: Vec<(String, SocketAddr, &str)> = agents
+            .iter()
+            .map(|(n, a)| (n.clone(), *a, "node"))
+            .chain(configs.iter().map(|(n, a, _)| (n.clone(), *a, "mlfo")))
+            .collect();
+        let config = crate::prometheus::config(scenario.prometheus.scrape_interval_s, &targets);
+        let target_count = targets.len();
+        let path = state.join("prometheus.yml");
+        std::fs::write(&path, config).map_err(|e| io(&path, e))?;
+        let mut c = Command::new(crate::prometheus::binary()?);
+        c.arg(format!("--config.file={}", path.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                out.join("prometheus").display()
+            ))
+            .arg(format!("--web.listen-address={listen}"));
+        hosts
+            .spawn(&host.name, c, &logs.join(format!("{}.log", host.name)))
+            .map_err(|e| e.to_string())?;
+        Some((host.name.clone(), listen, target_count))
+    } else {
+        None
+    };
     let ready = Duration::from_secs_f64(scenario.timeouts.ready_s);
     for (name, a) in agents
         .iter()
@@ -169,10 +207,18 @@ pub fn run(
             .wait_ready(&name, a, "/healthz", ready)
             .map_err(|e| e.to_string())?;
     }
+    if let Some((name, a, _)) = &prom {
+        hosts
+            .wait_ready(name, *a, "/-/ready", ready)
+            .map_err(|e| e.to_string())?;
+    }
     let http = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
         .map_err(|e| e.to_string())?;
+    if let Some((_, a, count)) = &prom {
+        crate::prometheus::wait_targets(&http, *a, *count, ready)?;
+    }
     let edge_url = format!("http://{edge_rest}");
     let mut ids = Vec::new();
     for (i, intent) in scenario.intents.iter().enumerate() {
@@ -226,6 +272,16 @@ pub fn run(
         }
         std::thread::sleep(Duration::from_millis(250));
     };
+    if let Some((_, a, _)) = &prom {
+        // Two more scrapes so that the final values are in, then save the queries.
+        std::thread::sleep(Duration::from_secs_f64(
+            2.0 * scenario.prometheus.scrape_interval_s + 0.5,
+        ));
+        let saved = crate::prometheus::query_all(&http, *a, &scenario.prometheus.queries)?;
+        let path = out.join("metrics.json");
+        let text = serde_json::to_string_pretty(&saved).map_err(|e| e.to_string())?;
+        std::fs::write(&path, text).map_err(|e| io(&path, e))?;
+    }
     hosts.shutdown();
     let jobs: Vec<JobSummary> = records
         .iter()

@@ -78,6 +78,34 @@ impl Default for RunTimeouts {
     }
 }
 
+/// A real Prometheus server scraping every host during the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrometheusSpec {
+    /// Start it (needs the `prometheus` binary: Debian package `prometheus`).
+    pub enabled: bool,
+    /// Scrape interval, seconds (the prototype's 5).
+    pub scrape_interval_s: f64,
+    /// PromQL queries whose results are saved in `metrics.json` at the end.
+    pub queries: Vec<String>,
+}
+
+impl Default for PrometheusSpec {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            scrape_interval_s: 5.0,
+            queries: vec![
+                "fl_server_rounds_total".to_owned(),
+                "fl_server_accuracy".to_owned(),
+                "mlfo_orchestration_latency_seconds_count".to_owned(),
+                "mlfo_orchestration_latency_seconds_sum".to_owned(),
+                "mlfo_intents".to_owned(),
+            ],
+        }
+    }
+}
+
 /// What the run checks at the end (its exit status says whether they held).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -115,6 +143,9 @@ pub struct Scenario {
     /// Time limits.
     #[serde(default)]
     pub timeouts: RunTimeouts,
+    /// Prometheus.
+    #[serde(default)]
+    pub prometheus: PrometheusSpec,
     /// Checks at the end.
     #[serde(default)]
     pub expect: Expectations,
@@ -201,6 +232,12 @@ impl Scenario {
                     cohorts.join(", ")
                 )));
             }
+        }
+        let scrape = scenario.prometheus.scrape_interval_s;
+        if !(scrape.is_finite() && (0.1..=60.0).contains(&scrape)) {
+            return Err(fail(format!(
+                "prometheus.scrape_interval_s: must be seconds in [0.1, 60], got {scrape}"
+            )));
         }
         for (cohort, min) in &scenario.expect.min_final_accuracy {
             if cohort != "all" && !cohorts.contains(cohort) {

@@ -1,7 +1,6 @@
 //! The MLFO's REST API: the prototype's `POST /receive` (multipart), the
 //! JSON API under `/v1`, `/healthz` and `/metrics`.
 
-use crate::metrics::OPENMETRICS_CONTENT_TYPE;
 use crate::planner::CohortRequest;
 use crate::record::{IntentRecord, ServerRecord};
 use crate::service::{Mlfo, MlfoError};
@@ -52,6 +51,8 @@ pub fn router(mlfo: Mlfo) -> Router {
         .route("/v1/intents/{id}", get(get_intent).delete(cancel_intent))
         .route("/v1/servers", get(list_servers))
         .route("/v1/inventory", get(inventory))
+        .route("/", get(dashboard))
+        .route("/dashboard", get(dashboard))
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
@@ -205,7 +206,31 @@ async fn inventory(State(mlfo): State<Mlfo>) -> Json<Vec<crate::config::AgentEnt
     Json(mlfo.config().inventory.clone())
 }
 
-async fn metrics(State(mlfo): State<Mlfo>) -> Result<Response, ApiError> {
+/// The live dashboard: one HTML page, no external assets, polling `/v1/intents`.
+const DASHBOARD_HTML: &str = include_str!("../assets/dashboard.html");
+
+async fn dashboard() -> axum::response::Html<&'static str> {
+    axum::response::Html(DASHBOARD_HTML)
+}
+
+/// OpenMetrics when the scraper asks for it (Prometheus does), else the
+/// Prometheus text format.
+async fn metrics(
+    State(mlfo): State<Mlfo>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
+    use fl::server::exposition;
     let text = mlfo.metrics_text()?;
-    Ok(([(CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)], text).into_response())
+    let accept = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok());
+    Ok(if exposition::wants_openmetrics(accept) {
+        ([(CONTENT_TYPE, exposition::OPENMETRICS_CONTENT_TYPE)], text).into_response()
+    } else {
+        (
+            [(CONTENT_TYPE, exposition::PROMETHEUS_TEXT_CONTENT_TYPE)],
+            exposition::to_prometheus_text(&text),
+        )
+            .into_response()
+    })
 }

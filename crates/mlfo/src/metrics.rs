@@ -10,10 +10,6 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::sync::{Arc, Mutex};
 
-/// Content type of `/metrics`.
-pub const OPENMETRICS_CONTENT_TYPE: &str =
-    "application/openmetrics-text; version=1.0.0; charset=utf-8";
-
 type Labels = Vec<(String, String)>;
 
 type LatencyFamily = Family<Labels, Histogram, fn() -> Histogram>;

@@ -2,7 +2,6 @@
 
 use crate::error::ApiError;
 use crate::jobs::Agent;
-use crate::metrics::OPENMETRICS_CONTENT_TYPE;
 use crate::{api_form, api_json};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
@@ -35,7 +34,23 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-async fn metrics(State(agent): State<Agent>) -> Result<impl IntoResponse, ApiError> {
+/// OpenMetrics when the scraper asks for it (Prometheus does), else the
+/// Prometheus text format.
+async fn metrics(
+    State(agent): State<Agent>,
+    headers: axum::http::HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    use fl::server::exposition;
     let text = agent.metrics_text()?;
-    Ok(([(CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)], text))
+    let accept = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok());
+    Ok(if exposition::wants_openmetrics(accept) {
+        ([(CONTENT_TYPE, exposition::OPENMETRICS_CONTENT_TYPE)], text)
+    } else {
+        (
+            [(CONTENT_TYPE, exposition::PROMETHEUS_TEXT_CONTENT_TYPE)],
+            exposition::to_prometheus_text(&text),
+        )
+    })
 }

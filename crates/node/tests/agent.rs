@@ -184,8 +184,13 @@ async fn prototype_forms_run_a_federation_to_completion() {
     let metrics = http(agent, "GET", "/metrics", None).await;
     assert_eq!(metrics.status, 200);
     assert_eq!(
-        metrics.content_type,
-        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+        metrics.content_type, "text/plain; version=0.0.4; charset=utf-8",
+        "without Accept: the Prometheus text format"
+    );
+    assert!(
+        metrics
+            .body
+            .contains("# TYPE fl_server_rounds_total counter")
     );
     let rounds_line = format!("fl_server_rounds_total{{job=\"{server_id}\"}} 2");
     assert!(

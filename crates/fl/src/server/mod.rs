@@ -2,6 +2,7 @@
 //! (sample, fit, aggregate, evaluate), recording a [`History`].
 
 mod client_manager;
+pub mod exposition;
 mod metrics;
 mod proxy;
 mod rounds;
