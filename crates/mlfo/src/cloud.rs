@@ -2,7 +2,6 @@
 //! federated-aggregation intent (or reuse one with `sameserver`), and stop
 //! it when no intent needs it any more.
 
-use crate::config::{AgentEntry, AgentRole};
 use crate::momo::{proto, to_document};
 use crate::planner::choose_aggregator;
 use crate::record::{ServerPlacement, ServerRecord, now_unix_s};
@@ -52,17 +51,6 @@ impl proto::orchestrate_server::Orchestrate for MomoService {
             .metrics
             .momo_call("server", "release", result.is_ok());
         result.map(Response::new)
-    }
-}
-
-fn aggregator(record: &ServerRecord) -> AgentEntry {
-    AgentEntry {
-        name: record.placement.agent_host.clone(),
-        url: record.placement.agent_url.clone(),
-        role: AgentRole::Aggregator,
-        cohort: None,
-        campus: None,
-        capacity: 1,
     }
 }
 
@@ -137,7 +125,7 @@ impl Mlfo {
             let running = match self
                 .inner
                 .sbi
-                .job(&aggregator(&record), &record.placement.job_id)
+                .job(&record.placement.agent(), &record.placement.job_id)
                 .await
             {
                 Ok(view) => matches!(view.state, JobState::Starting | JobState::Running),
@@ -205,7 +193,7 @@ impl Mlfo {
             if record.intents.is_empty() {
                 self.inner
                     .sbi
-                    .stop(&aggregator(&record), &record.placement.job_id)
+                    .stop(&record.placement.agent(), &record.placement.job_id)
                     .await
                     .map_err(|e| Status::unavailable(format!("stopping FL server: {e}")))?;
                 record.active = false;

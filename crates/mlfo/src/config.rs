@@ -56,6 +56,18 @@ fn one() -> usize {
 }
 
 impl AgentEntry {
+    /// An agent known from a placement (no cohort, capacity 1), to call it.
+    pub fn placed(name: &str, url: &str, role: AgentRole) -> Self {
+        Self {
+            name: name.to_owned(),
+            url: url.to_owned(),
+            role,
+            cohort: None,
+            campus: None,
+            capacity: 1,
+        }
+    }
+
     /// The last octet of the agent's IPv4 address: what the prototype's
     /// `ipstart` arithmetic compares.
     pub fn last_octet(&self) -> Option<u8> {

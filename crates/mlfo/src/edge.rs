@@ -2,7 +2,7 @@
 //! Mo-Mo, start the cohort's clients, follow the rounds to the end, and
 //! stop everything that was started when something fails.
 
-use crate::config::{AgentEntry, AgentRole};
+use crate::config::AgentEntry;
 use crate::momo::{proto, to_message};
 use crate::record::{
     ClientPlacement, IntentRecord, IntentState, JobRecord, RoundSummary, ServerPlacement,
@@ -228,14 +228,7 @@ pub(crate) async fn tear_down(mlfo: &Mlfo, record: &IntentRecord) -> Vec<String>
     let mut calls = JoinSet::new();
     for client in record.jobs.iter().flat_map(|j| &j.clients) {
         if let Some(job) = &client.job_id {
-            let agent = AgentEntry {
-                name: client.host.clone(),
-                url: client.agent_url.clone(),
-                role: AgentRole::Client,
-                cohort: None,
-                campus: None,
-                capacity: 1,
-            };
+            let agent = client.agent();
             let sbi = mlfo.inner.sbi.clone();
             let job = job.clone();
             calls.spawn(async move { sbi.stop(&agent, &job).await });
@@ -265,17 +258,6 @@ pub(crate) async fn tear_down(mlfo: &Mlfo, record: &IntentRecord) -> Vec<String>
         }
     }
     problems
-}
-
-fn server_agent(server: &ServerPlacement) -> AgentEntry {
-    AgentEntry {
-        name: server.agent_host.clone(),
-        url: server.agent_url.clone(),
-        role: AgentRole::Aggregator,
-        cohort: None,
-        campus: None,
-        capacity: 1,
-    }
 }
 
 /// How one poll of a job ended.
@@ -363,7 +345,7 @@ async fn poll_server(
             format!("target {}: no FL server recorded", job.target),
         );
     };
-    let agent = server_agent(server);
+    let agent = server.agent();
     match mlfo.inner.sbi.job(&agent, &server.job_id).await {
         Ok(view) => {
             *missed = 0;
@@ -429,14 +411,7 @@ async fn all_clients_failed(mlfo: &Mlfo, job: &JobRecord) -> Option<String> {
     let mut first = None;
     for client in &job.clients {
         let id = client.job_id.as_ref()?;
-        let agent = AgentEntry {
-            name: client.host.clone(),
-            url: client.agent_url.clone(),
-            role: AgentRole::Client,
-            cohort: None,
-            campus: None,
-            capacity: 1,
-        };
+        let agent = client.agent();
         let view = mlfo.inner.sbi.job(&agent, id).await.ok()?;
         if view.state != JobState::Failed {
             return None;

@@ -100,6 +100,17 @@ pub struct ServerPlacement {
     pub reused: bool,
 }
 
+impl ServerPlacement {
+    /// The aggregator agent that runs the server.
+    pub fn agent(&self) -> crate::config::AgentEntry {
+        crate::config::AgentEntry::placed(
+            &self.agent_host,
+            &self.agent_url,
+            crate::config::AgentRole::Aggregator,
+        )
+    }
+}
+
 /// One FL client of a job.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClientPlacement {
@@ -112,6 +123,17 @@ pub struct ClientPlacement {
     /// The client's job id, once started.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub job_id: Option<String>,
+}
+
+impl ClientPlacement {
+    /// The client agent that runs the client.
+    pub fn agent(&self) -> crate::config::AgentEntry {
+        crate::config::AgentEntry::placed(
+            &self.host,
+            &self.agent_url,
+            crate::config::AgentRole::Client,
+        )
+    }
 }
 
 /// One round of a job as the MLFO reports it.

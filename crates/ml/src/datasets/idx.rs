@@ -189,13 +189,7 @@ pub fn read_images_and_labels(
             ),
         ));
     };
-    let lab = read_idx(labels)?;
-    let [label_count] = lab.dims[..] else {
-        return Err(DataError::invalid(
-            labels,
-            format!("a label file needs 1 dimension [count], got {:?}", lab.dims),
-        ));
-    };
+    let (lab, label_count) = read_labels(labels, num_classes)?;
     if label_count != count {
         return Err(DataError::invalid(
             labels,
@@ -205,17 +199,6 @@ pub fn read_images_and_labels(
             ),
         ));
     }
-    if let Some((i, l)) = lab
-        .data
-        .iter()
-        .enumerate()
-        .find(|(_, l)| usize::from(**l) >= num_classes)
-    {
-        return Err(DataError::invalid(
-            labels,
-            format!("label {l} of example {i} is not below the number of classes {num_classes}"),
-        ));
-    }
     Dataset::new(
         Features::Bytes(img.data),
         lab.data,
@@ -223,6 +206,29 @@ pub fn read_images_and_labels(
         num_classes,
     )
     .map_err(|e| DataError::invalid(images, e.to_string()))
+}
+
+/// Reads a label file (`[count]`), checking every label is below `num_classes`.
+fn read_labels(path: &Path, num_classes: usize) -> Result<(IdxArray, usize), DataError> {
+    let lab = read_idx(path)?;
+    let [count] = lab.dims[..] else {
+        return Err(DataError::invalid(
+            path,
+            format!("a label file needs 1 dimension [count], got {:?}", lab.dims),
+        ));
+    };
+    if let Some((i, l)) = lab
+        .data
+        .iter()
+        .enumerate()
+        .find(|(_, l)| usize::from(**l) >= num_classes)
+    {
+        return Err(DataError::invalid(
+            path,
+            format!("label {l} of example {i} is not below the number of classes {num_classes}"),
+        ));
+    }
+    Ok((lab, count))
 }
 
 /// Reads only some images of an image file and its label file: `select`
@@ -235,26 +241,7 @@ pub fn read_selected_images<E: From<DataError>>(
     num_classes: usize,
     select: impl FnOnce(&[u8]) -> Result<Vec<usize>, E>,
 ) -> Result<Dataset, E> {
-    let lab = read_idx(labels)?;
-    let [count] = lab.dims[..] else {
-        return Err(DataError::invalid(
-            labels,
-            format!("a label file needs 1 dimension [count], got {:?}", lab.dims),
-        )
-        .into());
-    };
-    if let Some((i, l)) = lab
-        .data
-        .iter()
-        .enumerate()
-        .find(|(_, l)| usize::from(**l) >= num_classes)
-    {
-        return Err(DataError::invalid(
-            labels,
-            format!("label {l} of example {i} is not below the number of classes {num_classes}"),
-        )
-        .into());
-    }
+    let (lab, count) = read_labels(labels, num_classes)?;
     let rows = select(&lab.data)?;
     let dims = read_idx_dims(images)?;
     let [image_count, height, width] = dims[..] else {
