@@ -108,7 +108,7 @@ fn timeline_chart(jobs: &[JobSummary]) -> Result<String, String> {
             .margin(12)
             .x_label_area_size(36)
             .y_label_area_size(150)
-            .build_cartesian_2d(0f64..end * 1.02, 0f64..n)
+            .build_cartesian_2d(0f64..end * 1.45, -0.5f64..n - 0.5)
             .map_err(|e| e.to_string())?;
         let labels: Vec<String> = jobs.iter().map(JobSummary::label).collect();
         chart
@@ -116,8 +116,11 @@ fn timeline_chart(jobs: &[JobSummary]) -> Result<String, String> {
             .disable_y_mesh()
             .y_labels(jobs.len().max(1))
             .y_label_formatter(&|y| {
-                let i = y.floor() as usize;
-                labels.get(i).cloned().unwrap_or_default()
+                let i = y.round();
+                if (y - i).abs() > 0.01 || i < 0.0 {
+                    return String::new();
+                }
+                labels.get(i as usize).cloned().unwrap_or_default()
             })
             .x_desc("seconds")
             .draw()
@@ -136,7 +139,7 @@ fn timeline_chart(jobs: &[JobSummary]) -> Result<String, String> {
                 let y = i as f64;
                 let bar = chart
                     .draw_series(std::iter::once(Rectangle::new(
-                        [(from, y + 0.2), (to, y + 0.8)],
+                        [(from, y - 0.3), (to, y + 0.3)],
                         c.filled(),
                     )))
                     .map_err(|e| e.to_string())?;
@@ -153,7 +156,7 @@ fn timeline_chart(jobs: &[JobSummary]) -> Result<String, String> {
             .configure_series_labels()
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
-            .position(SeriesLabelPosition::LowerRight)
+            .position(SeriesLabelPosition::UpperRight)
             .draw()
             .map_err(|e| e.to_string())?;
         root.present().map_err(|e| e.to_string())?;

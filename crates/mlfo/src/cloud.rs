@@ -72,7 +72,7 @@ impl Mlfo {
         let plan = target.plan.federated().ok_or_else(|| {
             Status::invalid_argument("momo: only federated (privacy high) targets get an FL server")
         })?;
-        let _placing = self.inner.placing.lock().await;
+        let placing = self.inner.placing.lock().await;
         let active = self.refresh_servers().await;
         let source = target.pipeline.src.kind.to_string();
         let model = target.pipeline.model.kind.to_string();
@@ -88,9 +88,20 @@ impl Mlfo {
             tracing::info!(intent = %message.intent_id, server = %shared.placement.address, "sameserver: reusing FL server");
             return Ok(status(&shared.placement, true));
         }
-        let agent = choose_aggregator(&self.inner.config.inventory, &active)
+        let mut busy: Vec<String> = active
+            .iter()
+            .map(|s| s.placement.agent_host.clone())
+            .collect();
+        busy.extend(self.lock_starting().iter().cloned());
+        let agent = choose_aggregator(&self.inner.config.inventory, &busy)
             .map_err(Status::resource_exhausted)?
             .clone();
+        // The slot is taken while the agent starts the server, so other
+        // placements need not wait (unless they may share this server).
+        let _slot = Starting::take(self, &agent.name);
+        if !plan.same_server {
+            drop(placing);
+        }
         let request = self.server_request(&message.intent_id, target, plan);
         let started = self
             .inner
@@ -116,6 +127,13 @@ impl Mlfo {
         };
         self.save_server(&record)?;
         Ok(status(&record.placement, false))
+    }
+
+    fn lock_starting(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
+        self.inner
+            .starting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// Active servers, after marking inactive those whose job has ended.
@@ -204,6 +222,31 @@ impl Mlfo {
             status: format!("released {released} server(s)"),
             ..Default::default()
         })
+    }
+}
+
+/// An aggregator slot held while its FL server starts; freed on drop.
+struct Starting<'a> {
+    mlfo: &'a Mlfo,
+    host: String,
+}
+
+impl<'a> Starting<'a> {
+    fn take(mlfo: &'a Mlfo, host: &str) -> Self {
+        mlfo.lock_starting().push(host.to_owned());
+        Self {
+            mlfo,
+            host: host.to_owned(),
+        }
+    }
+}
+
+impl Drop for Starting<'_> {
+    fn drop(&mut self) {
+        let mut starting = self.mlfo.lock_starting();
+        if let Some(i) = starting.iter().position(|h| *h == self.host) {
+            starting.swap_remove(i);
+        }
     }
 }
 

@@ -2,7 +2,6 @@
 //! (edge) and which aggregator gets a new FL server (cloud).
 
 use crate::config::{AgentEntry, AgentRole};
-use crate::record::ServerRecord;
 use serde::{Deserialize, Serialize};
 
 /// How a request chooses the clients of an intent.
@@ -168,17 +167,13 @@ fn summarise(items: &[String]) -> String {
 }
 
 /// Chooses the aggregator for a new FL server: the one with the most free
-/// capacity (inventory order breaks ties), given the active servers.
+/// capacity (inventory order breaks ties), given the aggregator host of
+/// every server that runs or is being started.
 pub fn choose_aggregator<'a>(
     inventory: &'a [AgentEntry],
-    active: &[ServerRecord],
+    busy: &[String],
 ) -> Result<&'a AgentEntry, String> {
-    let load = |a: &AgentEntry| {
-        active
-            .iter()
-            .filter(|s| s.active && s.placement.agent_host == a.name)
-            .count()
-    };
+    let load = |a: &AgentEntry| busy.iter().filter(|h| **h == a.name).count();
     let aggregators: Vec<&AgentEntry> = inventory
         .iter()
         .filter(|a| a.role == AgentRole::Aggregator)
@@ -220,7 +215,6 @@ fn position(inventory: &[AgentEntry], agent: &AgentEntry) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::ServerPlacement;
 
     fn agent(name: &str, octet: u8, role: AgentRole, cohort: &str) -> AgentEntry {
         AgentEntry {
@@ -332,22 +326,8 @@ mod tests {
         );
     }
 
-    fn server(host: &str) -> ServerRecord {
-        ServerRecord {
-            placement: ServerPlacement {
-                address: format!("{host}:6000"),
-                job_id: format!("job-{host}"),
-                agent_host: host.to_owned(),
-                agent_url: String::new(),
-                reused: false,
-            },
-            source: "mnist".into(),
-            model: "mlp".into(),
-            strategy: "fedavg".into(),
-            intents: vec!["i".into()],
-            active: true,
-            placed_unix_s: 0.0,
-        }
+    fn server(host: &str) -> String {
+        host.to_owned()
     }
 
     #[test]

@@ -54,6 +54,8 @@ pub(crate) struct Inner {
     pub(crate) tasks: Mutex<HashMap<String, JoinHandle<()>>>,
     /// Serialises the cloud's placement decisions.
     pub(crate) placing: tokio::sync::Mutex<()>,
+    /// Aggregators of FL servers being started (cloud), counted as busy.
+    pub(crate) starting: Mutex<Vec<String>>,
 }
 
 /// An MLFO: cheap to clone, shared by its handlers and tasks.
@@ -94,6 +96,7 @@ impl Mlfo {
                 parent,
                 tasks: Mutex::new(HashMap::new()),
                 placing: tokio::sync::Mutex::new(()),
+                starting: Mutex::new(Vec::new()),
             }),
         })
     }
