@@ -213,6 +213,29 @@ impl Testbed {
         }
     }
 
+    /// Posts `file` and form `fields` to the edge's `/receive` as the
+    /// prototype's scripts did; returns the status and the reply's text.
+    fn receive(&self, file: &str, fields: &[(&str, &str)]) -> (u16, String) {
+        let mut form = multipart::Form::new().file("file", file).unwrap();
+        for (k, v) in fields {
+            form = form.text(k.to_string(), v.to_string());
+        }
+        let reply = self
+            .http
+            .post(format!("{}/receive", self.edge()))
+            .multipart(form)
+            .send()
+            .unwrap();
+        (reply.status().as_u16(), reply.text().unwrap())
+    }
+
+    /// Posts an intent to `/receive`, expects it accepted, returns its id.
+    fn submit(&self, file: &str, fields: &[(&str, &str)]) -> String {
+        let (status, text) = self.receive(file, fields);
+        assert_eq!(status, 200, "{text}");
+        text.trim().trim_start_matches("OK ").to_owned()
+    }
+
     fn kill(&mut self, name: &str) {
         let (_, mut child) = self
             .procs
@@ -402,32 +425,21 @@ fn seed_intents_complete_from_the_prototype_script_and_from_dmo_intent_batch() {
 #[test]
 fn sameserver_makes_two_cohorts_share_one_fl_server() {
     let tb = Testbed::start(62, 2, 4, &[]);
-    let mut ids = Vec::new();
-    for ipstart in ["10", "12"] {
-        let form = multipart::Form::new()
-            .file("file", intent_file("drilling"))
-            .unwrap()
-            .text("ipstart", ipstart)
-            .text("cohortsize", "2")
-            .text("sameserver", "yes")
-            .text("numround", "4")
-            .text("minav", "1");
-        let reply = tb
-            .http
-            .post(format!("{}/receive", tb.edge()))
-            .multipart(form)
-            .send()
-            .unwrap();
-        assert_eq!(reply.status(), 200);
-        ids.push(
-            reply
-                .text()
-                .unwrap()
-                .trim()
-                .trim_start_matches("OK ")
-                .to_owned(),
-        );
-    }
+    let ids: Vec<String> = ["10", "12"]
+        .iter()
+        .map(|ipstart| {
+            tb.submit(
+                &intent_file("drilling"),
+                &[
+                    ("ipstart", ipstart),
+                    ("cohortsize", "2"),
+                    ("sameserver", "yes"),
+                    ("numround", "4"),
+                    ("minav", "1"),
+                ],
+            )
+        })
+        .collect();
     let a = tb.wait_final(&ids[0]);
     let b = tb.wait_final(&ids[1]);
     assert_eq!(a["state"], "completed", "{a:#}");
@@ -455,50 +467,29 @@ fn sameserver_makes_two_cohorts_share_one_fl_server() {
 fn bad_intents_get_400_and_an_unreachable_client_fails_the_job_leaving_nothing_running() {
     // fc.13 is in the inventory but its agent never starts.
     let tb = Testbed::start(63, 1, 4, &[13]);
-    let post = |file: &str, fields: &[(&str, &str)]| {
-        let mut form = multipart::Form::new().file("file", file).unwrap();
-        for (k, v) in fields {
-            form = form.text(k.to_string(), v.to_string());
-        }
-        tb.http
-            .post(format!("{}/receive", tb.edge()))
-            .multipart(form)
-            .send()
-            .unwrap()
-    };
-    let reply = post(&intent_file("welding"), &[("fracfit", "1.5")]);
-    assert_eq!(reply.status(), 400);
-    let text = reply.text().unwrap();
+    let (status, text) = tb.receive(&intent_file("welding"), &[("fracfit", "1.5")]);
+    assert_eq!(status, 400);
     assert!(text.contains("targets[0].constraints.fracfit:"), "{text}");
 
     let broken = tb.write("broken.yaml", "intentID: x\ntargets: [\n");
-    let reply = post(broken.to_str().unwrap(), &[]);
-    assert_eq!(reply.status(), 400);
-    assert!(reply.text().unwrap().starts_with("broken.yaml:"));
+    let (status, text) = tb.receive(broken.to_str().unwrap(), &[]);
+    assert_eq!(status, 400);
+    assert!(text.starts_with("broken.yaml:"), "{text}");
 
-    let reply = post(
+    let (status, text) = tb.receive(
         &intent_file("welding"),
         &[("ipstart", "10"), ("cohortsize", "9")],
     );
-    assert_eq!(reply.status(), 400);
+    assert_eq!(status, 400);
     assert!(
-        reply
-            .text()
-            .unwrap()
-            .starts_with("ipstart: [10, 19) selects 4 client agent(s)")
+        text.starts_with("ipstart: [10, 19) selects 4 client agent(s)"),
+        "{text}"
     );
 
-    let reply = post(
+    let id = tb.submit(
         &intent_file("welding"),
         &[("ipstart", "12"), ("cohortsize", "2")],
     );
-    assert_eq!(reply.status(), 200);
-    let id = reply
-        .text()
-        .unwrap()
-        .trim()
-        .trim_start_matches("OK ")
-        .to_owned();
     let v = tb.wait_final(&id);
     assert_eq!(v["state"], "failed", "{v:#}");
     let reason = v["reason"].as_str().unwrap();
@@ -514,17 +505,10 @@ fn bad_intents_get_400_and_an_unreachable_client_fails_the_job_leaving_nothing_r
     );
 
     // DELETE stops a running intent everywhere.
-    let reply = post(
+    let id = tb.submit(
         &intent_file("drilling"),
         &[("ipstart", "10"), ("cohortsize", "2"), ("numround", "1000")],
     );
-    assert_eq!(reply.status(), 200);
-    let id = reply
-        .text()
-        .unwrap()
-        .trim()
-        .trim_start_matches("OK ")
-        .to_owned();
     let start = Instant::now();
     while tb.intent(&id)["state"] != "training" {
         assert!(
@@ -629,25 +613,10 @@ fn chromium(user_data: &Path, args: &[&str]) -> std::process::Output {
 #[test]
 fn the_dashboard_shows_a_running_job_and_its_chart_in_a_browser() {
     let tb = Testbed::start(65, 1, 2, &[]);
-    let form = multipart::Form::new()
-        .file("file", intent_file("welding"))
-        .unwrap()
-        .text("ipstart", "10")
-        .text("cohortsize", "2")
-        .text("numround", "5000");
-    let reply = tb
-        .http
-        .post(format!("{}/receive", tb.edge()))
-        .multipart(form)
-        .send()
-        .unwrap();
-    assert_eq!(reply.status(), 200);
-    let id = reply
-        .text()
-        .unwrap()
-        .trim()
-        .trim_start_matches("OK ")
-        .to_owned();
+    let id = tb.submit(
+        &intent_file("welding"),
+        &[("ipstart", "10"), ("cohortsize", "2"), ("numround", "5000")],
+    );
     let start = Instant::now();
     while tb.intent(&id)["jobs"][0]["rounds"]
         .as_array()

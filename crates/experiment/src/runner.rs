@@ -4,9 +4,7 @@
 //! failure and on cancellation).
 
 use crate::scenario::Scenario;
-use crate::summary::{
-    ExpectationResult, JobSummary, LinkSummary, SCHEMA_VERSION, Summary, TestbedSummary,
-};
+use crate::summary::{ExpectationResult, JobSummary, SCHEMA_VERSION, Summary, TestbedSummary};
 use mlfo::IntentRecord;
 use mlfo::record::now_unix_s;
 use std::net::SocketAddr;
@@ -302,17 +300,7 @@ pub fn run(
             hosts: topology.hosts.len(),
             clients: topology.hosts_with_role(Role::Client).count(),
             aggregators: topology.hosts_with_role(Role::Aggregator).count(),
-            links: topology
-                .links
-                .iter()
-                .map(|l| LinkSummary {
-                    a: l.a.clone(),
-                    b: l.b.clone(),
-                    bandwidth_mbit: l.bandwidth_mbit,
-                    delay_ms: l.delay_ms,
-                    loss_pct: l.loss_pct,
-                })
-                .collect(),
+            links: topology.links.clone(),
         },
         jobs,
         expectations,

@@ -9,24 +9,6 @@ use std::path::Path;
 /// Version of the `summary.json` schema.
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// A link of the topology as the run recorded it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LinkSummary {
-    /// One end (host or switch).
-    pub a: String,
-    /// The other end.
-    pub b: String,
-    /// Bandwidth in Mbit/s, when set.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bandwidth_mbit: Option<f64>,
-    /// One-way delay in ms, when set.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub delay_ms: Option<f64>,
-    /// Loss in percent, when set.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub loss_pct: Option<f64>,
-}
-
 /// The testbed an experiment ran on.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TestbedSummary {
@@ -40,8 +22,8 @@ pub struct TestbedSummary {
     pub clients: usize,
     /// Aggregator hosts.
     pub aggregators: usize,
-    /// Links with their figures.
-    pub links: Vec<LinkSummary>,
+    /// Links with their figures, as the topology gives them.
+    pub links: Vec<testbed::Link>,
 }
 
 /// One FL job: an intent target with its cohort, rounds and timings.

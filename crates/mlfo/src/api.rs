@@ -219,18 +219,9 @@ async fn metrics(
     State(mlfo): State<Mlfo>,
     headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
-    use fl::server::exposition;
-    let text = mlfo.metrics_text()?;
     let accept = headers
         .get(axum::http::header::ACCEPT)
         .and_then(|v| v.to_str().ok());
-    Ok(if exposition::wants_openmetrics(accept) {
-        ([(CONTENT_TYPE, exposition::OPENMETRICS_CONTENT_TYPE)], text).into_response()
-    } else {
-        (
-            [(CONTENT_TYPE, exposition::PROMETHEUS_TEXT_CONTENT_TYPE)],
-            exposition::to_prometheus_text(&text),
-        )
-            .into_response()
-    })
+    let (content_type, body) = fl::server::exposition::negotiate(accept, mlfo.metrics_text()?);
+    Ok(([(CONTENT_TYPE, content_type)], body).into_response())
 }

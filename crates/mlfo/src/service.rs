@@ -199,10 +199,9 @@ impl Mlfo {
     fn busy_hosts(&self) -> Vec<String> {
         self.inner
             .store
-            .intents()
+            .unfinished_intents()
             .unwrap_or_default()
             .into_iter()
-            .filter(|r| !r.state.is_final())
             .flat_map(|r| r.cohort.hosts)
             .collect()
     }
@@ -281,10 +280,7 @@ impl Mlfo {
     /// rolled back and marked `lost` with the reason.
     pub fn recover(&self) -> Result<usize, MlfoError> {
         let mut resumed = 0;
-        for record in self.inner.store.intents()? {
-            if record.state.is_final() {
-                continue;
-            }
+        for record in self.inner.store.unfinished_intents()? {
             resumed += 1;
             tracing::info!(intent = %record.id, state = record.state.as_str(), "recovering intent");
             self.spawn(record.id.clone(), crate::edge::resume(self.clone(), record));

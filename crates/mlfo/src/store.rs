@@ -144,9 +144,27 @@ impl Store {
 
     /// Every intent, oldest first.
     pub fn intents(&self) -> Result<Vec<IntentRecord>, StoreError> {
+        self.records("SELECT id, record FROM intents ORDER BY seq", [])
+    }
+
+    /// The intents not in a final state, oldest first.
+    pub fn unfinished_intents(&self) -> Result<Vec<IntentRecord>, StoreError> {
+        self.records(
+            "SELECT id, record FROM intents
+             WHERE state NOT IN ('completed', 'failed', 'lost', 'cancelled') ORDER BY seq",
+            [],
+        )
+    }
+
+    /// The records (key, JSON) a query selects, parsed.
+    fn records<T: serde::de::DeserializeOwned>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<T>, StoreError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT id, record FROM intents ORDER BY seq")?;
-        let rows = stmt.query_map([], |row| {
+        let mut stmt = conn.prepare(sql)?;
+        let rows = stmt.query_map(params, |row| {
             Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
         })?;
         rows.map(|row| {
@@ -228,17 +246,10 @@ impl Store {
 
     /// The cloud's server records, active ones only when `active_only`.
     pub fn servers(&self, active_only: bool) -> Result<Vec<ServerRecord>, StoreError> {
-        let conn = self.conn();
-        let mut stmt =
-            conn.prepare("SELECT job_id, record FROM servers WHERE active >= ?1 ORDER BY rowid")?;
-        let rows = stmt.query_map([active_only], |row| {
-            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
-        })?;
-        rows.map(|row| {
-            let (id, json) = row?;
-            serde_json::from_str(&json).map_err(|source| StoreError::Record { id, source })
-        })
-        .collect()
+        self.records(
+            "SELECT job_id, record FROM servers WHERE active >= ?1 ORDER BY rowid",
+            [active_only],
+        )
     }
 }
 
@@ -332,6 +343,13 @@ mod tests {
         let rounds = store.rounds("a", "factory.all").unwrap();
         assert_eq!(rounds.len(), 1);
         assert_eq!(rounds[0].accuracy, Some(0.8));
+        let unfinished: Vec<String> = store
+            .unfinished_intents()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(unfinished, ["a"]);
         let mut counts = store.intent_counts().unwrap();
         counts.sort();
         assert_eq!(counts, [("completed".into(), 1), ("training".into(), 1)]);

@@ -40,17 +40,9 @@ async fn metrics(
     State(agent): State<Agent>,
     headers: axum::http::HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    use fl::server::exposition;
-    let text = agent.metrics_text()?;
     let accept = headers
         .get(axum::http::header::ACCEPT)
         .and_then(|v| v.to_str().ok());
-    Ok(if exposition::wants_openmetrics(accept) {
-        ([(CONTENT_TYPE, exposition::OPENMETRICS_CONTENT_TYPE)], text)
-    } else {
-        (
-            [(CONTENT_TYPE, exposition::PROMETHEUS_TEXT_CONTENT_TYPE)],
-            exposition::to_prometheus_text(&text),
-        )
-    })
+    let (content_type, body) = fl::server::exposition::negotiate(accept, agent.metrics_text()?);
+    Ok(([(CONTENT_TYPE, content_type)], body))
 }

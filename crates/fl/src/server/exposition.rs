@@ -13,6 +13,19 @@ pub fn wants_openmetrics(accept: Option<&str>) -> bool {
     accept.is_some_and(|a| a.contains("application/openmetrics-text"))
 }
 
+/// The content type and body `/metrics` answers a scraper whose `Accept`
+/// header is `accept`, given the registry's OpenMetrics text.
+pub fn negotiate(accept: Option<&str>, openmetrics: String) -> (&'static str, String) {
+    if wants_openmetrics(accept) {
+        (OPENMETRICS_CONTENT_TYPE, openmetrics)
+    } else {
+        (
+            PROMETHEUS_TEXT_CONTENT_TYPE,
+            to_prometheus_text(&openmetrics),
+        )
+    }
+}
+
 /// Rewrites OpenMetrics text in the Prometheus text format 0.0.4: counter
 /// families are named after their `_total` samples, `# UNIT` and `# EOF`
 /// lines go, `unknown` becomes `untyped`.
@@ -63,5 +76,11 @@ mod tests {
         )));
         assert!(!wants_openmetrics(Some("*/*")));
         assert!(!wants_openmetrics(None));
+        assert_eq!(
+            negotiate(None, om.to_owned()).0,
+            PROMETHEUS_TEXT_CONTENT_TYPE
+        );
+        let asked = negotiate(Some("application/openmetrics-text"), om.to_owned());
+        assert_eq!(asked, (OPENMETRICS_CONTENT_TYPE, om.to_owned()));
     }
 }
