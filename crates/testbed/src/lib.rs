@@ -3,6 +3,7 @@
 //! as a supervised process on its own loopback address.
 
 pub mod local;
+pub mod netns;
 pub mod topology;
 
 pub use topology::{

@@ -1,0 +1,1 @@
+//! The user-space delay line: delay and loss for links where the kernel lacks `sch_netem`.
