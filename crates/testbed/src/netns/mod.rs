@@ -2,7 +2,19 @@
 //! Linux bridges in a fabric namespace, veth links shaped with tc, delay
 //! and loss with netem or a user-space delay line, per-host CPU limits
 //! with cgroups, and ports published on loopback by a forwarding proxy.
+//! Nothing is routed off the machine: no namespace of the testbed has a
+//! default route or a link to the root namespace.
 
+pub mod cgroup;
 pub mod delayline;
+pub mod names;
+pub mod plan;
+pub mod proxy;
+pub mod shape;
 pub mod sys;
 pub mod tap;
+mod testbed;
+
+pub use names::RunNames;
+pub use plan::NetPlan;
+pub use testbed::{Impairment, NetnsTestbed, down_all, down_run, runs_present};

@@ -63,20 +63,34 @@ pub fn tc(ns: &str, args: &[&str]) -> Result<String, SysError> {
 /// links takes one process instead of hundreds. Stops at the first
 /// failing line and names it.
 pub fn ip_batch(lines: &[String]) -> Result<(), SysError> {
-    batch("ip", lines)
+    batch("ip", &[], lines)
 }
 
-/// [`ip_batch`] for `tc -batch -`.
-pub fn tc_batch(lines: &[String]) -> Result<(), SysError> {
-    batch("tc", lines)
+/// [`ip_batch`] inside namespace `ns` (`ip -n NS -batch -`), or in the
+/// root namespace for `None`.
+pub fn ip_batch_in(ns: Option<&str>, lines: &[String]) -> Result<(), SysError> {
+    match ns {
+        Some(ns) => batch("ip", &["-n", ns], lines),
+        None => batch("ip", &[], lines),
+    }
 }
 
-fn batch(program: &str, lines: &[String]) -> Result<(), SysError> {
+/// [`ip_batch`] for `tc -n NS -batch -`: tc commands inside namespace `ns`.
+pub fn tc_batch(ns: &str, lines: &[String]) -> Result<(), SysError> {
+    batch("tc", &["-n", ns], lines)
+}
+
+fn batch(program: &str, options: &[&str], lines: &[String]) -> Result<(), SysError> {
     if lines.is_empty() {
         return Ok(());
     }
-    let what = format!("{program} -batch ({} commands)", lines.len());
+    let what = format!(
+        "{program} {}-batch ({} commands)",
+        options.iter().map(|o| format!("{o} ")).collect::<String>(),
+        lines.len()
+    );
     let mut child = Command::new(program)
+        .args(options)
         .args(["-batch", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -104,7 +118,10 @@ fn batch(program: &str, lines: &[String]) -> Result<(), SysError> {
         .and_then(|(_, n)| n.trim().parse::<usize>().ok())
         .and_then(|n| lines.get(n.wrapping_sub(1)));
     let command = match failed {
-        Some(line) => format!("{program} {line}"),
+        Some(line) => format!(
+            "{program} {}{line}",
+            options.iter().map(|o| format!("{o} ")).collect::<String>()
+        ),
         None => what,
     };
     Err(SysError::new(command, stderr.trim().to_owned()))

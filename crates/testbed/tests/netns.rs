@@ -1,0 +1,304 @@
+//! The netns backend on the real kernel (root): link delay, bandwidth and
+//! CPU limits as measured from inside the namespaces, the safety of the
+//! root namespace, and that nothing is left afterwards. Each test uses its
+//! own run byte (220..) so that they can run in parallel.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::Command;
+use std::time::{Duration, Instant};
+use testbed::netns::{NetnsTestbed, RunNames, down_run, sys};
+use testbed::{GenOptions, Topology, generate};
+
+/// One measuring test at a time: they share two cores.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Fails clearly where the test cannot run: these tests need root. Holds
+/// the serialising lock for the test's duration.
+fn require_root() -> std::sync::MutexGuard<'static, ()> {
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Uid:")
+                .map(|v| v.split_whitespace().next().unwrap_or("").to_owned())
+        })
+        .unwrap_or_default();
+    assert_eq!(uid, "0", "the netns tests need root (CI runs them as root)");
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Asserts that run `run` left no namespace and no cgroup.
+fn assert_gone(run: u8) {
+    let names = RunNames::new(run);
+    let left: Vec<String> = sys::namespaces()
+        .into_iter()
+        .filter(|n| names.owns(n))
+        .collect();
+    assert!(left.is_empty(), "namespaces left: {left:?}");
+    for root in ["/sys/fs/cgroup/cpu", "/sys/fs/cgroup"] {
+        let dir = std::path::Path::new(root).join(names.cgroup());
+        assert!(!dir.exists(), "cgroup left: {}", dir.display());
+    }
+}
+
+/// The prototype's topology with a small split.
+fn prototype() -> Topology {
+    generate(&GenOptions {
+        cohorts: vec![2, 1],
+        ..GenOptions::default()
+    })
+    .unwrap()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+#[test]
+fn edge_to_cloud_rtt_is_two_satellite_hops_each_way() {
+    let _serial = require_root();
+    let run = 220;
+    {
+        let bed = NetnsTestbed::up(&prototype(), run, 1).unwrap();
+        let server: SocketAddr = "10.0.0.11:7000".parse().unwrap();
+        let listener = bed
+            .in_host("fed.1", || TcpListener::bind(server))
+            .unwrap()
+            .unwrap();
+        let accept = std::thread::spawn(move || {
+            for s in listener.incoming().take(12) {
+                drop(s);
+            }
+        });
+        // A TCP connect is one SYN / SYN-ACK round trip.
+        let rtts = bed
+            .in_host("fc.10", || {
+                (0..12)
+                    .map(|_| {
+                        let t = Instant::now();
+                        let s =
+                            TcpStream::connect_timeout(&server, Duration::from_secs(2)).unwrap();
+                        let rtt = t.elapsed().as_secs_f64() * 1000.0;
+                        drop(s);
+                        rtt
+                    })
+                    .collect::<Vec<f64>>()
+            })
+            .unwrap();
+        accept.join().unwrap();
+        let rtt = median(rtts.clone());
+        eprintln!("RTT fc.10 -> fed.1: median {rtt:.2} ms of {rtts:?}");
+        assert!(
+            (43.2..=52.8).contains(&rtt),
+            "RTT edge client -> cloud aggregator {rtt:.2} ms, expected 48 +/- 10 % ({rtts:?})"
+        );
+        // Within the edge tier there is no satellite hop.
+        let local: SocketAddr = "10.0.1.11:7001".parse().unwrap();
+        let l2 = bed
+            .in_host("fc.11", || TcpListener::bind(local))
+            .unwrap()
+            .unwrap();
+        let near = bed
+            .in_host("fc.10", || {
+                let t = Instant::now();
+                let s = TcpStream::connect_timeout(&local, Duration::from_secs(2)).unwrap();
+                drop(s);
+                t.elapsed().as_secs_f64() * 1000.0
+            })
+            .unwrap();
+        drop(l2);
+        assert!(near < 5.0, "RTT between two edge clients {near:.2} ms");
+        assert!(
+            !bed.delay_lines().is_empty() || bed.impairment() == testbed::netns::Impairment::Netem
+        );
+    }
+    assert_gone(run);
+}
+
+/// Two hosts on one switch, `a`'s link limited to `mbit`, `b` with a CPU limit.
+fn pair(mbit: f64, cpus: f64) -> Topology {
+    Topology::from_yaml(
+        "pair",
+        &format!(
+            "hosts:\n  - {{ name: a, role: client }}\n  - {{ name: b, role: aggregator, cpus: {cpus} }}\n\
+             switches:\n  - {{ name: sw }}\n\
+             links:\n  - {{ a: a, b: sw, bandwidth_mbit: {mbit} }}\n  - {{ a: b, b: sw }}\n"
+        ),
+    )
+    .unwrap()
+}
+
+#[test]
+fn iperf3_over_a_100_mbit_link_gets_100_mbit() {
+    let _serial = require_root();
+    let run = 221;
+    {
+        let bed = NetnsTestbed::up(&pair(100.0, 1.0), run, 1).unwrap();
+        let b = bed.plan().host("b").unwrap().address;
+        let mut server = bed
+            .command(
+                "b",
+                Command::new("iperf3").args(["-s", "-1", "-B", &b.to_string()]),
+            )
+            .unwrap()
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        let out = bed
+            .command(
+                "a",
+                Command::new("iperf3").args(["-c", &b.to_string(), "-t", "3", "-J"]),
+            )
+            .unwrap()
+            .output()
+            .unwrap();
+        let _ = server.kill();
+        let _ = server.wait();
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let bps = report["end"]["sum_received"]["bits_per_second"]
+            .as_f64()
+            .unwrap();
+        let mbit = bps / 1e6;
+        eprintln!("iperf3 over a 100 Mbit/s link: {mbit:.1} Mbit/s");
+        assert!(
+            (90.0..=110.0).contains(&mbit),
+            "iperf3 a -> b over a 100 Mbit/s link: {mbit:.1} Mbit/s"
+        );
+    }
+    assert_gone(run);
+}
+
+/// CPU seconds (user + system) of process `pid` so far.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
+#[test]
+fn a_host_limited_to_half_a_cpu_gets_half_a_cpu() {
+    let _serial = require_root();
+    let run = 222;
+    {
+        let bed = NetnsTestbed::up(&pair(1000.0, 0.5), run, 1).unwrap();
+        let mut busy = bed
+            .command("b", Command::new("sh").args(["-c", "while :; do :; done"]))
+            .unwrap()
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        let (c0, t0) = (cpu_seconds(busy.id()), Instant::now());
+        std::thread::sleep(Duration::from_secs(4));
+        let share = (cpu_seconds(busy.id()) - c0) / t0.elapsed().as_secs_f64();
+        let _ = busy.kill();
+        eprintln!("CPU share of a busy loop limited to 0.5: {share:.3}");
+        let _ = busy.wait();
+        assert!(
+            (0.45..=0.55).contains(&share),
+            "CPU share {share:.3}, limit 0.5"
+        );
+    }
+    assert_gone(run);
+}
+
+#[test]
+fn nothing_routes_off_the_machine_and_the_root_namespace_is_untouched() {
+    let _serial = require_root();
+    let run = 223;
+    let root_links = || {
+        sys::ip(&["-o", "link", "show"])
+            .unwrap()
+            .lines()
+            .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+            .collect::<Vec<String>>()
+    };
+    let before = root_links();
+    {
+        let bed = NetnsTestbed::up(&prototype(), run, 1).unwrap();
+        assert_eq!(root_links(), before, "the root namespace got no device");
+        for h in &bed.plan().hosts {
+            let routes = sys::ip(&["-n", &h.ns, "route", "show"]).unwrap();
+            assert!(!routes.contains("default"), "{}: {routes}", h.name);
+        }
+        // Outside addresses are unreachable from inside: refused at once,
+        // nothing is sent.
+        let outside: SocketAddr = "198.51.100.1:80".parse().unwrap();
+        let err = bed
+            .in_host("fc.10", || {
+                TcpStream::connect_timeout(&outside, Duration::from_secs(1)).unwrap_err()
+            })
+            .unwrap();
+        assert_eq!(err.raw_os_error(), Some(libc_enetunreach()), "{err}");
+        // The root namespace reaches testbed addresses only through its
+        // own default route, which leads to none of the testbed's devices.
+        let route = sys::ip(&["route", "get", "10.0.1.10"]).unwrap();
+        let dev = route
+            .split_whitespace()
+            .skip_while(|w| *w != "dev")
+            .nth(1)
+            .unwrap_or("");
+        assert!(before.contains(&dev.to_owned()), "{route}");
+        // A published port does reach inside.
+        let mut bed = bed;
+        let inside: SocketAddr = "10.0.1.1:8000".parse().unwrap();
+        let listener = bed
+            .in_host("mo.1", || TcpListener::bind(inside))
+            .unwrap()
+            .unwrap();
+        let local = bed.publish("mo.1", inside, 0).unwrap();
+        assert!(local.ip().is_loopback());
+        let echo = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 5];
+            s.read_exact(&mut buf).unwrap();
+            s.write_all(&buf).unwrap();
+        });
+        let mut c = TcpStream::connect(local).unwrap();
+        c.write_all(b"hello").unwrap();
+        let mut buf = [0u8; 5];
+        c.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"hello");
+        echo.join().unwrap();
+    }
+    assert_eq!(root_links(), before);
+    assert_gone(run);
+}
+
+/// ENETUNREACH on Linux.
+fn libc_enetunreach() -> i32 {
+    101
+}
+
+#[test]
+fn a_forgotten_testbed_is_removed_by_down_run() {
+    let _serial = require_root();
+    let run = 224;
+    let bed = NetnsTestbed::up(&pair(10.0, 0.5), run, 1).unwrap();
+    let mut child = bed
+        .command("b", Command::new("sleep").arg("600"))
+        .unwrap()
+        .spawn()
+        .unwrap();
+    // As if the runner had been killed: no teardown.
+    std::mem::forget(bed);
+    assert!(sys::namespaces().iter().any(|n| RunNames::new(run).owns(n)));
+    down_run(run).unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "the host's process was killed");
+    assert_gone(run);
+    // Bringing the same run up again works once it is gone.
+    let again = NetnsTestbed::up(&pair(10.0, 0.5), run, 1).unwrap();
+    let err = NetnsTestbed::up(&pair(10.0, 0.5), run, 1).err().unwrap();
+    assert!(err.to_string().contains("already exists"), "{err}");
+    drop(again);
+    assert_gone(run);
+}
