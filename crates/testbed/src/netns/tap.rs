@@ -1,1 +1,153 @@
 //! TAP devices opened inside a namespace (the ends of a user-space delay line).
+//!
+//! A [`Tap`] is a non-persistent Ethernet TAP device (`IFF_TAP | IFF_NO_PI`):
+//! the kernel removes it when the [`Tap`] (its file descriptor) is dropped.
+//! It is made without offloads (no `IFF_VNET_HDR`, no `TUNSETOFFLOAD`), so
+//! every frame read from it is at most the device's MTU plus the Ethernet
+//! header.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use super::sys::{self, SysError};
+
+/// The longest interface name Linux accepts (`IFNAMSIZ` less the NUL).
+pub const MAX_NAME_LEN: usize = libc::IFNAMSIZ - 1;
+
+/// The clone device through which TUN/TAP devices are made.
+const CLONE_DEVICE: &str = "/dev/net/tun";
+
+/// `struct ifreq` as `TUNSETIFF` reads it: the name and the flags, padded
+/// to the kernel's 40 bytes.
+#[repr(C)]
+struct IfReq {
+    name: [u8; libc::IFNAMSIZ],
+    flags: libc::c_short,
+    _pad: [u8; 22],
+}
+
+nix::ioctl_readwrite_bad!(tun_set_iff, libc::TUNSETIFF, IfReq);
+
+/// A TAP device in a network namespace, owned by this value: frames the
+/// kernel sends out of the device are read here, frames written here enter
+/// the kernel as if received on it.
+#[derive(Debug)]
+pub struct Tap {
+    /// The open `/dev/net/tun` file attached to the device.
+    file: File,
+    name: String,
+    namespace: String,
+}
+
+impl Tap {
+    /// Creates TAP device `name` (at most [`MAX_NAME_LEN`] bytes) inside
+    /// namespace `ns` (a name under `/var/run/netns`). The device is down
+    /// and has no address; the caller attaches it (e.g. `ip -n NS link set
+    /// NAME master BR up`).
+    pub fn create(ns: &str, name: &str) -> Result<Tap, SysError> {
+        let what = || format!("creating TAP device {name} in namespace {ns}");
+        if name.is_empty() || name.len() > MAX_NAME_LEN {
+            return Err(SysError::new(
+                what(),
+                format!(
+                    "an interface name has 1 to {MAX_NAME_LEN} bytes, {name:?} has {}",
+                    name.len()
+                ),
+            ));
+        }
+        if name
+            .bytes()
+            .any(|b| b == 0 || b == b'/' || b == b'%' || b.is_ascii_whitespace())
+        {
+            return Err(SysError::new(
+                what(),
+                format!("{name:?} is not a valid interface name"),
+            ));
+        }
+        let mut req = IfReq {
+            name: [0; libc::IFNAMSIZ],
+            flags: (libc::IFF_TAP | libc::IFF_NO_PI) as libc::c_short,
+            _pad: [0; 22],
+        };
+        req.name[..name.len()].copy_from_slice(name.as_bytes());
+        let file = sys::in_namespace(ns, move || -> Result<File, String> {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(CLONE_DEVICE)
+                .map_err(|e| format!("{CLONE_DEVICE}: {e}"))?;
+            // SAFETY: the fd is open for the call's duration and `req` is a
+            // live, fully initialised value of ifreq's size and layout, which
+            // the kernel reads and writes back.
+            unsafe { tun_set_iff(file.as_raw_fd(), &mut req) }
+                .map_err(|e| format!("TUNSETIFF: {e}"))?;
+            Ok(file)
+        })?
+        .map_err(|problem| SysError::new(what(), problem))?;
+        Ok(Tap {
+            file,
+            name: name.to_owned(),
+            namespace: ns.to_owned(),
+        })
+    }
+
+    /// The device's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The namespace the device lives in.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// Reads one whole frame into `buf` and returns its length; blocks until
+    /// one arrives (see [`Tap::wait_readable`]). A frame longer than `buf`
+    /// is truncated, so give at least the MTU plus 18 bytes.
+    pub fn read_frame(&self, buf: &mut [u8]) -> io::Result<usize> {
+        (&self.file).read(buf)
+    }
+
+    /// Writes one whole frame (Ethernet header and payload).
+    pub fn write_frame(&self, frame: &[u8]) -> io::Result<()> {
+        let n = (&self.file).write(frame)?;
+        if n != frame.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                format!("wrote {n} of {} bytes", frame.len()),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Waits at most `timeout` for a frame to read: `Ok(true)` when one is
+    /// there, `Ok(false)` on timeout, and an error when the device is gone
+    /// (`POLLERR`, `POLLHUP`) or poll(2) fails.
+    pub fn wait_readable(&self, timeout: Duration) -> io::Result<bool> {
+        let mut pfd = libc::pollfd {
+            fd: self.file.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+        // SAFETY: `pfd` is one valid pollfd that outlives the call, and
+        // the count passed is 1.
+        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return match e.kind() {
+                io::ErrorKind::Interrupted => Ok(false),
+                _ => Err(e),
+            };
+        }
+        if pfd.revents & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                format!("TAP device {} is gone", self.name),
+            ));
+        }
+        Ok(pfd.revents & libc::POLLIN != 0)
+    }
+}
