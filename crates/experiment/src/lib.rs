@@ -7,6 +7,6 @@ pub mod runner;
 pub mod scenario;
 pub mod summary;
 
-pub use runner::{RunOptions, RunOutcome, run};
+pub use runner::{BackendKind, RunOptions, RunOutcome, run, start_backend};
 pub use scenario::Scenario;
 pub use summary::{JobSummary, Summary};

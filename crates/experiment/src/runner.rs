@@ -1,5 +1,5 @@
-//! Runs a scenario on the local backend: brings every host up as a `dmo`
-//! process on its loopback address, sends the intents to the edge MLFO,
+//! Runs a scenario on a testbed backend (local or netns): brings every
+//! host up as a `dmo` process, sends the intents to the edge MLFO,
 //! follows them, writes the results and tears everything down (also on
 //! failure and on cancellation).
 
@@ -12,8 +12,18 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use testbed::Role;
-use testbed::local::{Supervisor, loopback};
+use testbed::backend::{Backend, LocalBackend, NetnsBackend};
+use testbed::netns::NetnsTestbed;
+use testbed::{Host, Role, Topology};
+
+/// Which testbed backend runs the hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    /// Processes on loopback addresses; links recorded, not enforced.
+    Local,
+    /// Network namespaces with shaped links (root).
+    Netns,
+}
 
 /// How to run.
 pub struct RunOptions {
@@ -21,8 +31,11 @@ pub struct RunOptions {
     pub dmo: PathBuf,
     /// Results directory.
     pub out: PathBuf,
-    /// Run byte of the loopback addresses (127.R.T.H).
+    /// Run byte: of the loopback addresses (127.R.T.H) on the local
+    /// backend, of the namespace and cgroup names on the netns backend.
     pub run_byte: u8,
+    /// The backend.
+    pub backend: BackendKind,
     /// Set to stop the run early (Ctrl-C).
     pub cancel: &'static AtomicBool,
 }
@@ -48,10 +61,40 @@ fn io(path: &Path, e: std::io::Error) -> String {
     format!("{}: {e}", path.display())
 }
 
-/// Runs `scenario`; `progress` sees the intents after every poll.
+/// Brings up the backend `options` asks for on `topology`.
+pub fn start_backend(
+    topology: &Topology,
+    options: &RunOptions,
+    seed: u64,
+) -> Result<Box<dyn Backend>, String> {
+    Ok(match options.backend {
+        BackendKind::Local => Box::new(LocalBackend::new(options.run_byte)),
+        BackendKind::Netns => {
+            let bed = NetnsTestbed::up(topology, options.run_byte, seed)
+                .map_err(|e| format!("netns backend: {e}"))?;
+            Box::new(NetnsBackend::new(bed))
+        }
+    })
+}
+
+/// Runs `scenario` on `hosts`, a backend brought up for its topology
+/// ([`start_backend`]); `progress` sees the intents after every poll. The
+/// backend is shut down before this returns, whatever happens.
 pub fn run(
     scenario: &Scenario,
     options: &RunOptions,
+    mut hosts: Box<dyn Backend>,
+    progress: &mut dyn FnMut(&[IntentRecord]),
+) -> Result<RunOutcome, String> {
+    let result = run_on(scenario, options, hosts.as_mut(), progress);
+    hosts.shutdown();
+    result
+}
+
+fn run_on(
+    scenario: &Scenario,
+    options: &RunOptions,
+    hosts: &mut dyn Backend,
     progress: &mut dyn FnMut(&[IntentRecord]),
 ) -> Result<RunOutcome, String> {
     let started = Instant::now();
@@ -71,8 +114,12 @@ pub fn run(
     for dir in [&logs, &state] {
         std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
     }
-    let r = options.run_byte;
-    let addr = |ip: std::net::Ipv4Addr, port| SocketAddr::new(loopback(ip, r).into(), port);
+    let addresses: std::collections::BTreeMap<&str, std::net::Ipv4Addr> = topology
+        .hosts
+        .iter()
+        .map(|h| (h.name.as_str(), hosts.address(h)))
+        .collect();
+    let addr = |h: &Host, port| SocketAddr::new(addresses[h.name.as_str()].into(), port);
     let catalog = scenario.catalog_file(&state)?;
     let catalog_line = catalog
         .map(|c| format!("catalog: '{}'\n", c.display()))
@@ -87,9 +134,9 @@ pub fn run(
         .ok_or("topology: needs a host with role mlfo-edge")?;
     let mut cloud_inv = String::new();
     let mut edge_inv = String::new();
-    let mut agents = Vec::new();
+    let mut agents: Vec<(&Host, SocketAddr)> = Vec::new();
     for h in &topology.hosts {
-        let a = addr(h.address, AGENT_PORT);
+        let a = addr(h, AGENT_PORT);
         let cohort = h
             .cohort
             .as_ref()
@@ -101,28 +148,28 @@ pub fn run(
                     "  - {{ name: '{}', url: 'http://{a}', role: aggregator, capacity: 4{cohort} }}\n",
                     h.name
                 );
-                agents.push((h.name.clone(), a));
+                agents.push((h, a));
             }
             Role::Client => {
                 edge_inv += &format!(
                     "  - {{ name: '{}', url: 'http://{a}', role: client{cohort} }}\n",
                     h.name
                 );
-                agents.push((h.name.clone(), a));
+                agents.push((h, a));
             }
             _ => {}
         }
     }
-    let cloud_rest = addr(cloud.address, MLFO_PORT);
-    let cloud_momo = addr(cloud.address, MOMO_PORT);
-    let edge_rest = addr(edge.address, MLFO_PORT);
+    let cloud_rest = addr(cloud, MLFO_PORT);
+    let cloud_momo = addr(cloud, MOMO_PORT);
+    let edge_rest = addr(edge, MLFO_PORT);
     let timeouts = format!(
         "timeouts: {{ poll_s: 0.25, job_s: {} }}\n",
         scenario.timeouts.run_s
     );
     let configs = [
         (
-            cloud.name.clone(),
+            cloud,
             cloud_rest,
             format!(
                 "name: '{}'\nrole: cloud\nlisten: {cloud_rest}\nmomo_listen: {cloud_momo}\nstate: '{}'\n{catalog_line}{timeouts}\
@@ -134,7 +181,7 @@ pub fn run(
             ),
         ),
         (
-            edge.name.clone(),
+            edge,
             edge_rest,
             format!(
                 "name: '{}'\nrole: edge\nlisten: {edge_rest}\nparent: http://{cloud_momo}\nstate: '{}'\n{catalog_line}{timeouts}\
@@ -146,33 +193,29 @@ pub fn run(
             ),
         ),
     ];
-    let mut hosts = Supervisor::new();
-    for (name, a) in &agents {
+    let log = |h: &Host| logs.join(format!("{}.log", h.name));
+    for (h, a) in &agents {
         let mut c = Command::new(&options.dmo);
         c.args(["-v", "node", "--listen", &a.to_string(), "--threads", "1"]);
-        hosts
-            .spawn(name, c, &logs.join(format!("{name}.log")))
-            .map_err(|e| e.to_string())?;
+        hosts.spawn(h, c, &log(h)).map_err(|e| e.to_string())?;
     }
-    for (name, _, text) in &configs {
-        let path = state.join(format!("{name}.yaml"));
+    for (h, _, text) in &configs {
+        let path = state.join(format!("{}.yaml", h.name));
         std::fs::write(&path, text).map_err(|e| io(&path, e))?;
         let mut c = Command::new(&options.dmo);
         c.args(["-v", "mlfo", "--config", &path.display().to_string()]);
-        hosts
-            .spawn(name, c, &logs.join(format!("{name}.log")))
-            .map_err(|e| e.to_string())?;
+        hosts.spawn(h, c, &log(h)).map_err(|e| e.to_string())?;
     }
     let prom = if scenario.prometheus.enabled {
         let host = topology
             .hosts_with_role(Role::Prometheus)
             .next()
             .ok_or("prometheus.enabled: the topology has no host with role prometheus")?;
-        let listen = addr(host.address, PROMETHEUS_PORT);
+        let listen = addr(host, PROMETHEUS_PORT);
         let targets: Vec<(String, SocketAddr, &str)> = agents
             .iter()
-            .map(|(n, a)| (n.clone(), *a, "node"))
-            .chain(configs.iter().map(|(n, a, _)| (n.clone(), *a, "mlfo")))
+            .map(|(h, a)| (h.name.clone(), *a, "node"))
+            .chain(configs.iter().map(|(h, a, _)| (h.name.clone(), *a, "mlfo")))
             .collect();
         let config = crate::prometheus::config(scenario.prometheus.scrape_interval_s, &targets);
         let target_count = targets.len();
@@ -186,30 +229,41 @@ pub fn run(
             ))
             .arg(format!("--web.listen-address={listen}"));
         hosts
-            .spawn(&host.name, c, &logs.join(format!("{}.log", host.name)))
+            .spawn(host, c, &log(host))
             .map_err(|e| e.to_string())?;
-        Some((host.name.clone(), listen, target_count))
+        Some((host, listen, target_count))
     } else {
         None
     };
     let ready = Duration::from_secs_f64(scenario.timeouts.ready_s);
-    for (name, a) in agents
+    for (h, a) in agents
         .iter()
-        .cloned()
-        .chain(configs.iter().map(|(n, a, _)| (n.clone(), *a)))
+        .copied()
+        .chain(configs.iter().map(|(h, a, _)| (*h, *a)))
     {
         if options.cancel.load(Ordering::Relaxed) {
             return Err("cancelled".to_owned());
         }
         hosts
-            .wait_ready(&name, a, "/healthz", ready)
+            .wait_ready(h, a, "/healthz", ready)
             .map_err(|e| e.to_string())?;
     }
-    if let Some((name, a, _)) = &prom {
-        hosts
-            .wait_ready(name, *a, "/-/ready", ready)
-            .map_err(|e| e.to_string())?;
-    }
+    // The runner's own way in: published ports on the netns backend.
+    let prom = match prom {
+        Some((h, a, count)) => {
+            hosts
+                .wait_ready(h, a, "/-/ready", ready)
+                .map_err(|e| e.to_string())?;
+            let local = hosts
+                .publish(h, a, PROMETHEUS_PORT)
+                .map_err(|e| e.to_string())?;
+            Some((h, local, count))
+        }
+        None => None,
+    };
+    let edge_rest = hosts
+        .publish(edge, edge_rest, MLFO_PORT)
+        .map_err(|e| e.to_string())?;
     let http = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
@@ -295,8 +349,8 @@ pub fn run(
         started_unix_s,
         wall_s: started.elapsed().as_secs_f64(),
         testbed: TestbedSummary {
-            backend: "local".to_owned(),
-            links_enforced: false,
+            backend: hosts.name().to_owned(),
+            links_enforced: hosts.links_enforced(),
             hosts: topology.hosts.len(),
             clients: topology.hosts_with_role(Role::Client).count(),
             aggregators: topology.hosts_with_role(Role::Aggregator).count(),

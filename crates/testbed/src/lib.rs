@@ -1,7 +1,10 @@
 //! Emulated networks for experiments: the topology spec and its generator
-//! ([`topology`]), and the local backend ([`local`]) that runs every host
-//! as a supervised process on its own loopback address.
+//! ([`topology`]); the local backend ([`local`]), every host a supervised
+//! process on its own loopback address; the netns backend ([`netns`]),
+//! every host in its own network namespace on shaped links; and what an
+//! experiment needs from either ([`backend`]).
 
+pub mod backend;
 pub mod local;
 pub mod netns;
 pub mod topology;

@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use clap::Args;
-use experiment::{RunOptions, Scenario};
+use experiment::{BackendKind, RunOptions, Scenario};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use mlfo::IntentRecord;
 use std::path::PathBuf;
@@ -19,9 +19,25 @@ pub struct RunArgs {
     /// Directory for summary.json, rounds.csv, report.html and logs/.
     #[arg(long, default_value = "results")]
     pub out: PathBuf,
-    /// Run byte R of the hosts' loopback addresses 127.R.T.H (default: from the process id).
+    /// Run byte R: of the hosts' loopback addresses 127.R.T.H (local), of
+    /// the namespace and cgroup names dmo-R-HOST (netns). Default: from
+    /// the process id.
     #[arg(long, value_parser = clap::value_parser!(u8).range(2..=254))]
     pub run_byte: Option<u8>,
+    /// Testbed backend: `local` (processes on loopback addresses, links
+    /// recorded, not enforced) or `netns` (network namespaces with shaped
+    /// links and CPU limits; needs root).
+    #[arg(long, value_enum, default_value_t = BackendArg::Local)]
+    pub backend: BackendArg,
+}
+
+/// The `--backend` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendArg {
+    /// Processes on loopback addresses.
+    Local,
+    /// Network namespaces.
+    Netns,
 }
 
 /// Arguments of `dmo report`.
@@ -43,22 +59,28 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     ctrlc::set_handler(|| CANCELLED.store(true, Ordering::Relaxed))
         .context("installing the Ctrl-C handler")?;
     let topology = scenario.topology().map_err(anyhow::Error::msg)?;
-    eprintln!(
-        "dmo run {}: {} hosts ({} clients in {} cohorts) on the local backend: every host is a process on its \
-         own loopback address; link bandwidth, delay and loss are recorded, not enforced",
-        scenario.name,
-        topology.hosts.len(),
-        topology.hosts_with_role(testbed::Role::Client).count(),
-        topology.cohorts().len(),
-    );
     let options = RunOptions {
         dmo: std::env::current_exe().context("finding the dmo executable")?,
         out: args.out.clone(),
         run_byte: args
             .run_byte
             .unwrap_or_else(testbed::local::default_run_byte),
+        backend: match args.backend {
+            BackendArg::Local => BackendKind::Local,
+            BackendArg::Netns => BackendKind::Netns,
+        },
         cancel: &CANCELLED,
     };
+    let backend = experiment::start_backend(&topology, &options, scenario.seed)
+        .map_err(anyhow::Error::msg)?;
+    eprintln!(
+        "dmo run {}: {} hosts ({} clients in {} cohorts) {}",
+        scenario.name,
+        topology.hosts.len(),
+        topology.hosts_with_role(testbed::Role::Client).count(),
+        topology.cohorts().len(),
+        backend.describe(),
+    );
     let bars = MultiProgress::new();
     let style = ProgressStyle::with_template("{prefix:>28} [{bar:30}] round {pos}/{len} {msg}")
         .unwrap_or_else(|_| ProgressStyle::default_bar())
@@ -86,7 +108,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let outcome =
-        experiment::run(&scenario, &options, &mut progress).map_err(anyhow::Error::msg)?;
+        experiment::run(&scenario, &options, backend, &mut progress).map_err(anyhow::Error::msg)?;
     let s = &outcome.summary;
     for job in &s.jobs {
         eprintln!(

@@ -231,10 +231,26 @@ impl Supervisor {
         path: &str,
         timeout: Duration,
     ) -> Result<(), HostError> {
+        self.wait_until(host, &format!("http://{addr}{path}"), timeout, || {
+            http_get_ok(addr, path)
+        })
+    }
+
+    /// Waits until `ready()` holds for host `host` (whose readiness is
+    /// described by `what`, e.g. its URL); fails when any host's process
+    /// exits first or `timeout` passes, naming the host and showing the
+    /// tail of its log.
+    pub fn wait_until(
+        &mut self,
+        host: &str,
+        what: &str,
+        timeout: Duration,
+        mut ready: impl FnMut() -> bool,
+    ) -> Result<(), HostError> {
         let start = Instant::now();
         loop {
-            if http_get_ok(addr, path) {
-                tracing::debug!(host, %addr, "host ready");
+            if ready() {
+                tracing::debug!(host, what, "host ready");
                 return Ok(());
             }
             self.check_alive()?;
@@ -248,7 +264,7 @@ impl Supervisor {
                 return Err(HostError {
                     host: host.to_owned(),
                     problem: format!(
-                        "not ready at http://{addr}{path} after {:.1} s; {log}",
+                        "not ready at {what} after {:.1} s; {log}",
                         timeout.as_secs_f64()
                     ),
                 });

@@ -1,0 +1,223 @@
+//! What an experiment needs from a testbed, whichever backend runs it:
+//! the address each host has, starting host processes, waiting for them,
+//! reaching their ports from the runner, and tearing everything down.
+
+use crate::local::{HostError, Supervisor, http_get_ok, loopback_addr};
+use crate::netns::NetnsTestbed;
+use crate::topology::Host;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+/// A running testbed.
+pub trait Backend {
+    /// `local` or `netns`.
+    fn name(&self) -> &'static str;
+    /// Whether link bandwidth, delay and loss are enforced.
+    fn links_enforced(&self) -> bool;
+    /// One line for the run's output: what the backend does with the links.
+    fn describe(&self) -> String;
+    /// The address host processes bind and other hosts reach `host` at.
+    fn address(&self, host: &Host) -> Ipv4Addr;
+    /// Starts `command` as a process of `host`, its output in `log`.
+    fn spawn(&mut self, host: &Host, command: Command, log: &Path) -> Result<(), HostError>;
+    /// Waits until `GET path` on `addr` (a port of `host`) answers 200.
+    fn wait_ready(
+        &mut self,
+        host: &Host,
+        addr: SocketAddr,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<(), HostError>;
+    /// The address the runner (in the root namespace) reaches `addr`, a
+    /// port of `host`, at; `preferred_port` is tried first where the
+    /// backend publishes ports.
+    fn publish(
+        &mut self,
+        host: &Host,
+        addr: SocketAddr,
+        preferred_port: u16,
+    ) -> Result<SocketAddr, HostError>;
+    /// Fails naming the first host process that has exited.
+    fn check_alive(&mut self) -> Result<(), HostError>;
+    /// Memory of all host processes now (sum of PSS), bytes.
+    fn total_memory_bytes(&self) -> u64;
+    /// Stops every host process and removes what the backend made.
+    fn shutdown(&mut self);
+}
+
+/// The local backend: every host a process on its own loopback address
+/// 127.R.T.H; links recorded, not enforced.
+pub struct LocalBackend {
+    run_byte: u8,
+    hosts: Supervisor,
+}
+
+impl LocalBackend {
+    /// A local testbed for run byte `run_byte`.
+    pub fn new(run_byte: u8) -> Self {
+        Self {
+            run_byte,
+            hosts: Supervisor::new(),
+        }
+    }
+}
+
+impl Backend for LocalBackend {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    fn links_enforced(&self) -> bool {
+        false
+    }
+
+    fn describe(&self) -> String {
+        "on the local backend: every host is a process on its own loopback address; link bandwidth, \
+         delay and loss are recorded, not enforced"
+            .to_owned()
+    }
+
+    fn address(&self, host: &Host) -> Ipv4Addr {
+        loopback_addr(host.address, self.run_byte)
+    }
+
+    fn spawn(&mut self, host: &Host, command: Command, log: &Path) -> Result<(), HostError> {
+        self.hosts.spawn(&host.name, command, log)
+    }
+
+    fn wait_ready(
+        &mut self,
+        host: &Host,
+        addr: SocketAddr,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<(), HostError> {
+        self.hosts.wait_ready(&host.name, addr, path, timeout)
+    }
+
+    fn publish(&mut self, _: &Host, addr: SocketAddr, _: u16) -> Result<SocketAddr, HostError> {
+        Ok(addr)
+    }
+
+    fn check_alive(&mut self) -> Result<(), HostError> {
+        self.hosts.check_alive()
+    }
+
+    fn total_memory_bytes(&self) -> u64 {
+        self.hosts.total_memory_bytes()
+    }
+
+    fn shutdown(&mut self) {
+        self.hosts.shutdown();
+    }
+}
+
+/// The netns backend: every host in its own namespace on shaped links.
+/// Dropping it stops the host processes (SIGTERM first), then removes
+/// the testbed.
+pub struct NetnsBackend {
+    // Field order is drop order: processes before their namespaces.
+    hosts: Supervisor,
+    bed: NetnsTestbed,
+}
+
+impl NetnsBackend {
+    /// Runs host processes on `bed`.
+    pub fn new(bed: NetnsTestbed) -> Self {
+        Self {
+            hosts: Supervisor::new(),
+            bed,
+        }
+    }
+
+    /// The testbed.
+    pub fn testbed(&self) -> &NetnsTestbed {
+        &self.bed
+    }
+
+    /// The testbed, to change (meters, published ports).
+    pub fn testbed_mut(&mut self) -> &mut NetnsTestbed {
+        &mut self.bed
+    }
+}
+
+fn host_error(host: &Host, e: impl std::fmt::Display) -> HostError {
+    HostError {
+        host: host.name.clone(),
+        problem: e.to_string(),
+    }
+}
+
+impl Backend for NetnsBackend {
+    fn name(&self) -> &'static str {
+        "netns"
+    }
+
+    fn links_enforced(&self) -> bool {
+        true
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "on the netns backend: every host in its own network namespace, switches as bridges, \
+             bandwidth by htb, delay and loss by the {}, CPU limits by cgroups",
+            self.bed.impairment().as_str()
+        )
+    }
+
+    fn address(&self, host: &Host) -> Ipv4Addr {
+        host.address
+    }
+
+    fn spawn(&mut self, host: &Host, command: Command, log: &Path) -> Result<(), HostError> {
+        let wrapped = self
+            .bed
+            .command(&host.name, &command)
+            .map_err(|e| host_error(host, e))?;
+        self.hosts.spawn(&host.name, wrapped, log)
+    }
+
+    fn wait_ready(
+        &mut self,
+        host: &Host,
+        addr: SocketAddr,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<(), HostError> {
+        let bed = &self.bed;
+        let name = host.name.clone();
+        self.hosts
+            .wait_until(&host.name, &format!("http://{addr}{path}"), timeout, || {
+                bed.in_host(&name, || http_get_ok(addr, path))
+                    .unwrap_or(false)
+            })
+    }
+
+    fn publish(
+        &mut self,
+        host: &Host,
+        addr: SocketAddr,
+        preferred_port: u16,
+    ) -> Result<SocketAddr, HostError> {
+        self.bed
+            .publish(&host.name, addr, preferred_port)
+            .map_err(|e| host_error(host, e))
+    }
+
+    fn check_alive(&mut self) -> Result<(), HostError> {
+        self.hosts.check_alive()
+    }
+
+    fn total_memory_bytes(&self) -> u64 {
+        self.hosts.total_memory_bytes()
+    }
+
+    fn shutdown(&mut self) {
+        self.hosts.shutdown();
+        if let Err(e) = self.bed.down() {
+            tracing::warn!("tearing down the testbed: {e}");
+        }
+    }
+}
