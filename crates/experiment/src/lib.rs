@@ -1,6 +1,7 @@
 //! Experiments end to end: what `dmo run` writes (`summary.json`,
 //! `rounds.csv`, `report.html`) and `dmo report` re-renders.
 
+pub mod network;
 pub mod prometheus;
 pub mod report;
 pub mod runner;

@@ -28,7 +28,12 @@ fn colour(i: usize) -> RGBColor {
 type Series = Vec<(String, Vec<(f64, f64)>)>;
 
 /// A line chart of one value per round for every job, as SVG text.
-fn line_chart(title: &str, y_label: &str, series: &Series) -> Result<String, String> {
+fn line_chart(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &Series,
+) -> Result<String, String> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
@@ -53,7 +58,7 @@ fn line_chart(title: &str, y_label: &str, series: &Series) -> Result<String, Str
             .map_err(|e| e.to_string())?;
         chart
             .configure_mesh()
-            .x_desc("round")
+            .x_desc(x_label)
             .y_desc(y_label)
             .draw()
             .map_err(|e| e.to_string())?;
@@ -283,13 +288,14 @@ pub fn render(summary: &Summary) -> Result<String, String> {
     html += "<h2>Accuracy</h2>";
     html += &line_chart(
         "Accuracy per round (round 0: initial model)",
+        "round",
         "accuracy",
         &accuracy,
     )?;
     html += "<h2>Loss</h2>";
-    html += &line_chart("Loss per round", "loss", &loss)?;
+    html += &line_chart("Loss per round", "round", "loss", &loss)?;
     html += "<h2>Round durations</h2>";
-    html += &line_chart("Round duration", "seconds", &durations)?;
+    html += &line_chart("Round duration", "round", "seconds", &durations)?;
     html += "<h2>Orchestration</h2>";
     html += &timeline_chart(jobs)?;
     if !tb.links.is_empty() {
@@ -308,8 +314,90 @@ pub fn render(summary: &Summary) -> Result<String, String> {
         }
         html += "</table>";
     }
+    if let Some(n) = &summary.network {
+        html += &network_section(n)?;
+    }
     html += "<p>Data: <a href=\"summary.json\">summary.json</a>, <a href=\"rounds.csv\">rounds.csv</a>, \
              host logs in <a href=\"logs/\">logs/</a>.</p></body></html>\n";
+    Ok(html)
+}
+
+/// Links drawn in the throughput chart: the busiest.
+const CHART_LINKS: usize = 6;
+
+/// The netns backend's measurements: link throughput and FL connection
+/// RTT over time, and the delay lines' counters.
+fn network_section(n: &crate::network::NetworkSummary) -> Result<String, String> {
+    let mut html = format!(
+        "<h2>Network</h2><p>Links enforced by the kernel (htb); delay and loss by the {}. \
+         Sampled once a second; all links in <a href=\"links.csv\">links.csv</a>, \
+         FL connections in <a href=\"tcp.csv\">tcp.csv</a>.</p>",
+        escape(&n.impairment)
+    );
+    let links: Series = n
+        .links
+        .iter()
+        .take(CHART_LINKS)
+        .map(|l| {
+            let points = l.mbit.iter().map(|(t, ab, ba)| (*t, ab.max(*ba))).collect();
+            (format!("{} - {}", l.a, l.b), points)
+        })
+        .collect();
+    html += &line_chart(
+        "Throughput of the busiest links (higher direction)",
+        "seconds",
+        "Mbit/s",
+        &links,
+    )?;
+    let mut per_host: std::collections::BTreeMap<&str, std::collections::BTreeMap<u64, Vec<f64>>> =
+        std::collections::BTreeMap::new();
+    for c in &n.tcp {
+        for (t, rtt, _) in &c.points {
+            per_host
+                .entry(&c.host)
+                .or_default()
+                .entry((t * 1000.0) as u64)
+                .or_default()
+                .push(*rtt);
+        }
+    }
+    let rtt: Series = per_host
+        .into_iter()
+        .map(|(host, by_t)| {
+            let points = by_t
+                .into_iter()
+                .map(|(t, mut v)| {
+                    v.sort_by(f64::total_cmp);
+                    (t as f64 / 1000.0, v[v.len() / 2])
+                })
+                .collect();
+            (host.to_owned(), points)
+        })
+        .collect();
+    if !rtt.is_empty() {
+        html += &line_chart(
+            "TCP RTT of the FL connections (median per aggregator)",
+            "seconds",
+            "ms",
+            &rtt,
+        )?;
+    }
+    if !n.delay_lines.is_empty() {
+        html += "<table><tr><th>delay line (link)</th><th>frames a→b</th><th>frames b→a</th>\
+                 <th>lost</th><th>queue drops</th></tr>";
+        for d in &n.delay_lines {
+            let _ = write!(
+                html,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                d.link,
+                d.frames.0,
+                d.frames.1,
+                d.lost.0 + d.lost.1,
+                d.queue_drops.0 + d.queue_drops.1
+            );
+        }
+        html += "</table>";
+    }
     Ok(html)
 }
 

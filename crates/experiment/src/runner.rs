@@ -3,6 +3,7 @@
 //! follows them, writes the results and tears everything down (also on
 //! failure and on cancellation).
 
+use crate::network::NetworkSummary;
 use crate::scenario::Scenario;
 use crate::summary::{ExpectationResult, JobSummary, SCHEMA_VERSION, Summary, TestbedSummary};
 use mlfo::IntentRecord;
@@ -72,7 +73,11 @@ pub fn start_backend(
         BackendKind::Netns => {
             let bed = NetnsTestbed::up(topology, options.run_byte, seed)
                 .map_err(|e| format!("netns backend: {e}"))?;
-            Box::new(NetnsBackend::new(bed))
+            let aggregators = topology
+                .hosts_with_role(Role::Aggregator)
+                .map(|h| h.name.clone())
+                .collect();
+            Box::new(NetnsBackend::new(bed, aggregators))
         }
     })
 }
@@ -334,7 +339,13 @@ fn run_on(
         let text = serde_json::to_string_pretty(&saved).map_err(|e| e.to_string())?;
         std::fs::write(&path, text).map_err(|e| io(&path, e))?;
     }
+    let network = hosts
+        .take_measurements()
+        .map(|m| NetworkSummary::new(&m, &topology.links));
     hosts.shutdown();
+    if let Some(n) = &network {
+        n.write_csv(out).map_err(|e| e.to_string())?;
+    }
     let jobs: Vec<JobSummary> = records
         .iter()
         .zip(&ids)
@@ -359,6 +370,7 @@ fn run_on(
         jobs,
         expectations,
         ok,
+        network,
     };
     summary.write_json(out).map_err(|e| e.to_string())?;
     summary.write_csv(out).map_err(|e| e.to_string())?;

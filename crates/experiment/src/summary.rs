@@ -99,6 +99,10 @@ pub struct Summary {
     pub expectations: Vec<ExpectationResult>,
     /// Every job completed and every expectation held.
     pub ok: bool,
+    /// What the netns backend measured of the network (absent on the
+    /// local backend).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<crate::network::NetworkSummary>,
 }
 
 /// A results file that could not be written or read.

@@ -4,6 +4,7 @@
 
 use crate::local::{HostError, Supervisor, http_get_ok, loopback_addr};
 use crate::netns::NetnsTestbed;
+use crate::netns::measure::{Measurements, Sampler};
 use crate::topology::Host;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
@@ -45,6 +46,11 @@ pub trait Backend {
     fn total_memory_bytes(&self) -> u64;
     /// Stops every host process and removes what the backend made.
     fn shutdown(&mut self);
+    /// What the backend measured of the network so far (none on backends
+    /// that do not measure); call once, at the end.
+    fn take_measurements(&mut self) -> Option<Measurements> {
+        None
+    }
 }
 
 /// The local backend: every host a process on its own loopback address
@@ -120,14 +126,17 @@ impl Backend for LocalBackend {
 pub struct NetnsBackend {
     // Field order is drop order: processes before their namespaces.
     hosts: Supervisor,
+    sampler: Option<Sampler>,
     bed: NetnsTestbed,
 }
 
 impl NetnsBackend {
-    /// Runs host processes on `bed`.
-    pub fn new(bed: NetnsTestbed) -> Self {
+    /// Runs host processes on `bed`, sampling its links and the FL
+    /// connections of hosts `tcp_hosts` (the aggregators) once a second.
+    pub fn new(bed: NetnsTestbed, tcp_hosts: Vec<String>) -> Self {
         Self {
             hosts: Supervisor::new(),
+            sampler: Some(Sampler::start(bed.plan().clone(), tcp_hosts)),
             bed,
         }
     }
@@ -214,7 +223,21 @@ impl Backend for NetnsBackend {
         self.hosts.total_memory_bytes()
     }
 
+    fn take_measurements(&mut self) -> Option<Measurements> {
+        Some(Measurements {
+            impairment: self.bed.impairment().as_str().to_owned(),
+            samples: self.sampler.take()?.stop(),
+            delay_lines: self
+                .bed
+                .delay_lines()
+                .iter()
+                .map(|(i, line)| (*i, line.stats()))
+                .collect(),
+        })
+    }
+
     fn shutdown(&mut self) {
+        self.sampler.take();
         self.hosts.shutdown();
         if let Err(e) = self.bed.down() {
             tracing::warn!("tearing down the testbed: {e}");

@@ -1,0 +1,264 @@
+//! The network side of a netns run's results: throughput of every link in
+//! each direction over time, TCP RTT and congestion window of the FL
+//! connections, and the delay lines' counters; kept in `summary.json`
+//! (`network`) and written as `links.csv` and `tcp.csv`.
+
+use crate::summary::ResultsError;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use testbed::netns::measure::Measurements;
+
+/// One link's throughput over time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinkSeries {
+    /// Index in the topology's links.
+    pub link: usize,
+    /// End a.
+    pub a: String,
+    /// End b.
+    pub b: String,
+    /// `(t_s, Mbit/s a->b, Mbit/s b->a)`, one point per sampling interval.
+    pub mbit: Vec<(f64, f64, f64)>,
+    /// Bytes a->b over the run.
+    pub bytes_a_to_b: u64,
+    /// Bytes b->a over the run.
+    pub bytes_b_to_a: u64,
+    /// Highest rate seen in either direction, Mbit/s.
+    pub peak_mbit: f64,
+}
+
+/// One FL connection's TCP statistics over time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TcpSeries {
+    /// The aggregator host.
+    pub host: String,
+    /// The client's address:port.
+    pub peer: String,
+    /// `(t_s, rtt_ms, cwnd)`.
+    pub points: Vec<(f64, f64, u32)>,
+    /// Median RTT, ms.
+    pub median_rtt_ms: f64,
+}
+
+/// A delay line's counters at the end of the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DelayLineSummary {
+    /// Index of its link.
+    pub link: usize,
+    /// Frames forwarded a->b and b->a.
+    pub frames: (u64, u64),
+    /// Frames dropped by the loss draw, a->b and b->a.
+    pub lost: (u64, u64),
+    /// Frames dropped because the queue was full, a->b and b->a.
+    pub queue_drops: (u64, u64),
+}
+
+/// What the netns backend measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NetworkSummary {
+    /// How delay and loss were made: `netem` or `user-space delay line`.
+    pub impairment: String,
+    /// Links that carried traffic, busiest first.
+    pub links: Vec<LinkSeries>,
+    /// FL connections seen on the aggregators.
+    pub tcp: Vec<TcpSeries>,
+    /// The delay lines.
+    pub delay_lines: Vec<DelayLineSummary>,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+impl NetworkSummary {
+    /// Builds the summary from the samples; `links` names the topology's
+    /// links' ends.
+    pub fn new(m: &Measurements, links: &[testbed::Link]) -> NetworkSummary {
+        let mut series: BTreeMap<usize, LinkSeries> = BTreeMap::new();
+        for pair in m.samples.windows(2) {
+            let dt = pair[1].t_s - pair[0].t_s;
+            if dt <= 0.0 {
+                continue;
+            }
+            for now in &pair[1].links {
+                let Some(before) = pair[0].links.iter().find(|l| l.link == now.link) else {
+                    continue;
+                };
+                let Some(topo) = links.get(now.link) else {
+                    continue;
+                };
+                let rate = |a: u64, b: u64| a.saturating_sub(b) as f64 * 8.0 / dt / 1e6;
+                let s = series.entry(now.link).or_insert_with(|| LinkSeries {
+                    link: now.link,
+                    a: topo.a.clone(),
+                    b: topo.b.clone(),
+                    mbit: Vec::new(),
+                    bytes_a_to_b: 0,
+                    bytes_b_to_a: 0,
+                    peak_mbit: 0.0,
+                });
+                let (ab, ba) = (
+                    rate(now.a_to_b, before.a_to_b),
+                    rate(now.b_to_a, before.b_to_a),
+                );
+                s.mbit.push((pair[1].t_s, ab, ba));
+                s.peak_mbit = s.peak_mbit.max(ab).max(ba);
+            }
+        }
+        if let (Some(first), Some(last)) = (m.samples.first(), m.samples.last()) {
+            for l in &last.links {
+                if let (Some(s), Some(f)) = (
+                    series.get_mut(&l.link),
+                    first.links.iter().find(|f| f.link == l.link),
+                ) {
+                    s.bytes_a_to_b = l.a_to_b.saturating_sub(f.a_to_b);
+                    s.bytes_b_to_a = l.b_to_a.saturating_sub(f.b_to_a);
+                }
+            }
+        }
+        let mut links: Vec<LinkSeries> = series
+            .into_values()
+            .filter(|s| s.bytes_a_to_b + s.bytes_b_to_a > 0)
+            .collect();
+        links.sort_by(|x, y| {
+            (y.bytes_a_to_b + y.bytes_b_to_a).cmp(&(x.bytes_a_to_b + x.bytes_b_to_a))
+        });
+        let mut tcp: BTreeMap<(String, String), Vec<(f64, f64, u32)>> = BTreeMap::new();
+        for s in &m.samples {
+            for c in &s.tcp {
+                tcp.entry((c.host.clone(), c.peer.clone()))
+                    .or_default()
+                    .push((s.t_s, c.rtt_ms, c.cwnd));
+            }
+        }
+        let tcp = tcp
+            .into_iter()
+            .map(|((host, peer), points)| TcpSeries {
+                median_rtt_ms: median(points.iter().map(|p| p.1).collect()),
+                host,
+                peer,
+                points,
+            })
+            .collect();
+        let delay_lines = m
+            .delay_lines
+            .iter()
+            .map(|(link, s)| DelayLineSummary {
+                link: *link,
+                frames: (s.a_to_b.frames, s.b_to_a.frames),
+                lost: (s.a_to_b.lost, s.b_to_a.lost),
+                queue_drops: (s.a_to_b.queue_drops, s.b_to_a.queue_drops),
+            })
+            .collect();
+        NetworkSummary {
+            impairment: m.impairment.clone(),
+            links,
+            tcp,
+            delay_lines,
+        }
+    }
+
+    /// The median RTT of every FL connection of aggregator `host`, ms.
+    pub fn median_rtt_ms(&self, host: &str) -> Option<f64> {
+        let all: Vec<f64> = self
+            .tcp
+            .iter()
+            .filter(|t| t.host == host)
+            .flat_map(|t| t.points.iter().map(|p| p.1))
+            .collect();
+        (!all.is_empty()).then(|| median(all))
+    }
+
+    /// Writes `links.csv` (t_s, link, a, b, mbit_a_to_b, mbit_b_to_a) and
+    /// `tcp.csv` (t_s, host, peer, rtt_ms, cwnd) into `dir`.
+    pub fn write_csv(&self, dir: &Path) -> Result<(), ResultsError> {
+        let mut links = String::from("t_s,link,a,b,mbit_a_to_b,mbit_b_to_a\n");
+        for l in &self.links {
+            for (t, ab, ba) in &l.mbit {
+                let _ = writeln!(links, "{t:.3},{},{},{},{ab:.3},{ba:.3}", l.link, l.a, l.b);
+            }
+        }
+        let mut tcp = String::from("t_s,host,peer,rtt_ms,cwnd\n");
+        for c in &self.tcp {
+            for (t, rtt, cwnd) in &c.points {
+                let _ = writeln!(tcp, "{t:.3},{},{},{rtt:.3},{cwnd}", c.host, c.peer);
+            }
+        }
+        for (name, text) in [("links.csv", links), ("tcp.csv", tcp)] {
+            let path = dir.join(name);
+            std::fs::write(&path, text).map_err(|e| ResultsError {
+                path: path.display().to_string(),
+                problem: e.to_string(),
+            })?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use testbed::netns::measure::{LinkBytes, Sample, TcpConn};
+
+    fn link(a: &str, b: &str) -> testbed::Link {
+        testbed::Link {
+            a: a.into(),
+            b: b.into(),
+            bandwidth_mbit: None,
+            delay_ms: None,
+            loss_pct: None,
+        }
+    }
+
+    #[test]
+    fn rates_come_from_counter_differences_and_idle_links_are_left_out() {
+        let sample = |t_s: f64, ab: u64, conn_rtt: f64| Sample {
+            t_s,
+            links: vec![
+                LinkBytes {
+                    link: 0,
+                    a_to_b: ab,
+                    b_to_a: ab / 2,
+                },
+                LinkBytes {
+                    link: 1,
+                    a_to_b: 7,
+                    b_to_a: 7,
+                },
+            ],
+            tcp: vec![TcpConn {
+                host: "fed.1".into(),
+                local: "10.0.0.11:6000".into(),
+                peer: "10.0.1.10:5555".into(),
+                rtt_ms: conn_rtt,
+                cwnd: 10,
+            }],
+        };
+        let m = Measurements {
+            impairment: "netem".into(),
+            samples: vec![
+                sample(0.0, 0, 48.0),
+                sample(1.0, 1_250_000, 50.0),
+                sample(2.0, 2_500_000, 49.0),
+            ],
+            delay_lines: Vec::new(),
+        };
+        let n = NetworkSummary::new(&m, &[link("fc.10", "campus1"), link("x", "y")]);
+        assert_eq!(n.links.len(), 1, "the idle link is left out");
+        let l = &n.links[0];
+        assert_eq!((l.a.as_str(), l.b.as_str()), ("fc.10", "campus1"));
+        assert_eq!(l.mbit, vec![(1.0, 10.0, 5.0), (2.0, 10.0, 5.0)]);
+        assert_eq!((l.bytes_a_to_b, l.bytes_b_to_a), (2_500_000, 1_250_000));
+        assert_eq!(l.peak_mbit, 10.0);
+        assert_eq!(n.tcp.len(), 1);
+        assert_eq!(n.tcp[0].median_rtt_ms, 49.0);
+        assert_eq!(n.median_rtt_ms("fed.1"), Some(49.0));
+        assert_eq!(n.median_rtt_ms("fed.2"), None);
+    }
+}
