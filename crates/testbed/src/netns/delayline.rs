@@ -6,10 +6,15 @@
 //! reproduces) and queues it, and a writer thread, which sleeps until the
 //! frame's stamp plus the delay and writes it to the other device. The
 //! delay is constant and the order FIFO, as netem's `delay` without jitter.
-//! Each queue holds at most [`LineSpec::queue_limit_bytes`] and drops
-//! arriving frames beyond it (drop-tail, counted).
+//! Each queue holds at most [`LineSpec::queue_limit_bytes`] (the frames in
+//! flight at 1 Gbit/s plus headroom), so a direction carries up to about
+//! 1 Gbit/s at any delay and drops arriving frames beyond it (drop-tail,
+//! counted). Writers sleep, never spin: on an idle machine a frame leaves
+//! about 0.1 ms after it is due; on a busy one, later by the scheduler's
+//! latency.
 //!
-//! Bandwidth is not shaped here: put a `tbf` qdisc on the TAP devices.
+//! Bandwidth is not shaped here: put a `tbf` or `htb` qdisc on the TAP
+//! devices.
 //! The TAP devices have no offloads, so every frame is at most the MTU plus
 //! the Ethernet header, and the line never sees GSO super-frames.
 
@@ -29,8 +34,9 @@ use super::tap::Tap;
 /// The rate a queue is sized for: a direction holds up to its delay times
 /// this many bits per second.
 pub const QUEUE_RATE_BITS_PER_S: u64 = 1_000_000_000;
-/// The smallest queue of a direction, whatever the delay.
-pub const MIN_QUEUE_BYTES: usize = 256 * 1024;
+/// Queue room beyond the frames in flight, for a writer that runs late
+/// (a busy machine): about 2 ms at [`QUEUE_RATE_BITS_PER_S`].
+pub const QUEUE_HEADROOM_BYTES: usize = 256 * 1024;
 /// The largest queue of a direction, whatever the delay.
 pub const MAX_QUEUE_BYTES: usize = 64 * 1024 * 1024;
 /// The longest delay a line accepts.
@@ -41,6 +47,8 @@ pub const MAX_DELAY: Duration = Duration::from_secs(10);
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
 /// A read buffer that holds any frame of a TAP device without offloads.
 const READ_BUFFER: usize = 65536;
+/// The most frames a thread moves per lock of its queue.
+const BATCH: usize = 64;
 
 /// What a line does to each direction: one-way delay and loss.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -55,13 +63,15 @@ pub struct LineSpec {
 
 impl LineSpec {
     /// The bytes a direction queues at most: the delay times
-    /// [`QUEUE_RATE_BITS_PER_S`], within [`MIN_QUEUE_BYTES`] and
-    /// [`MAX_QUEUE_BYTES`].
+    /// [`QUEUE_RATE_BITS_PER_S`] plus [`QUEUE_HEADROOM_BYTES`], at most
+    /// [`MAX_QUEUE_BYTES`]. A direction thus carries up to that rate at any
+    /// delay; beyond it frames are dropped.
     pub fn queue_limit_bytes(&self) -> usize {
         let bytes = self.delay.as_nanos() * u128::from(QUEUE_RATE_BITS_PER_S) / 8 / 1_000_000_000;
         usize::try_from(bytes)
             .unwrap_or(usize::MAX)
-            .clamp(MIN_QUEUE_BYTES, MAX_QUEUE_BYTES)
+            .saturating_add(QUEUE_HEADROOM_BYTES)
+            .min(MAX_QUEUE_BYTES)
     }
 
     fn check(&self) -> Result<(), String> {
@@ -152,7 +162,7 @@ impl DelayLine {
                 ("wr", Box::new(writer)),
             ] {
                 let handle = std::thread::Builder::new()
-                    .name(format!("delayline-{}-{role}", src.name()))
+                    .name(format!("dl-{role}-{}", src.name()))
                     .spawn(body)
                     .map_err(|e| SysError::new(what(), format!("cannot start a thread: {e}")))?;
                 line.threads.push(handle);
@@ -312,7 +322,11 @@ impl Queue {
         self.frames.front().map(|(due, _)| *due)
     }
 
-    fn pop(&mut self) -> Option<Vec<u8>> {
+    /// Takes the oldest frame if it is due at `now`.
+    fn pop_due(&mut self, now: Instant) -> Option<Vec<u8>> {
+        if self.next_due()? > now {
+            return None;
+        }
         let (_, frame) = self.frames.pop_front()?;
         self.bytes -= frame.len();
         Some(frame)
@@ -327,11 +341,13 @@ fn vanished(e: &io::Error) -> bool {
     )
 }
 
-/// Direction `d`'s reader: frames from `src`, drawn for loss, into the queue.
+/// Direction `d`'s reader: frames from `src`, drawn for loss, into the
+/// queue, up to [`BATCH`] per lock.
 fn read_loop(shared: &Shared, d: usize, src: &Tap, spec: LineSpec, mut rng: ChaCha8Rng) {
     let dir = &shared.dirs[d];
     let loss = spec.loss_pct / 100.0;
     let mut buf = vec![0u8; READ_BUFFER];
+    let mut batch = Vec::with_capacity(BATCH);
     while !shared.stopped() {
         match src.wait_readable(POLL_INTERVAL) {
             Ok(true) => {}
@@ -342,35 +358,45 @@ fn read_loop(shared: &Shared, d: usize, src: &Tap, spec: LineSpec, mut rng: ChaC
                 return;
             }
         }
-        let n = match src.read_frame(&mut buf) {
-            Ok(n) => n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
-                ) =>
-            {
-                continue;
+        while batch.len() < BATCH {
+            let n = match src.read_frame(&mut buf) {
+                Ok(n) => n,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(line = %shared.name, device = src.name(), "delay line ends, read failed: {e}");
+                    shared.end();
+                    return;
+                }
+            };
+            let due = Instant::now() + spec.delay;
+            if rng.random::<f64>() < loss {
+                Counters::add(&dir.counters.lost, 1);
+            } else {
+                batch.push((due, buf[..n].to_vec()));
             }
-            Err(e) => {
-                tracing::warn!(line = %shared.name, device = src.name(), "delay line ends, read failed: {e}");
-                shared.end();
-                return;
-            }
-        };
-        let now = Instant::now();
-        if rng.random::<f64>() < loss {
-            Counters::add(&dir.counters.lost, 1);
+        }
+        if batch.is_empty() {
             continue;
         }
         let mut queue = dir.lock();
         let was_empty = queue.is_empty();
-        if !queue.push(now + spec.delay, buf[..n].to_vec()) {
-            drop(queue);
-            Counters::add(&dir.counters.queue_drops, 1);
-            continue;
+        let mut full = 0;
+        for (due, frame) in batch.drain(..) {
+            if !queue.push(due, frame) {
+                full += 1;
+            }
         }
         drop(queue);
+        if full > 0 {
+            Counters::add(&dir.counters.queue_drops, full as u64);
+        }
         if was_empty {
             dir.ready.notify_one();
         }
@@ -380,34 +406,37 @@ fn read_loop(shared: &Shared, d: usize, src: &Tap, spec: LineSpec, mut rng: ChaC
 /// Direction `d`'s writer: each queued frame to `dst` when it is due.
 fn write_loop(shared: &Shared, d: usize, dst: &Tap) {
     let dir = &shared.dirs[d];
-    while let Some(frame) = next_due_frame(shared, dir) {
-        match dst.write_frame(&frame) {
-            Ok(()) => {
-                Counters::add(&dir.counters.frames, 1);
-                Counters::add(&dir.counters.bytes, frame.len() as u64);
-            }
-            Err(e) if vanished(&e) => {
-                tracing::warn!(line = %shared.name, device = dst.name(), "delay line ends, write failed: {e}");
-                shared.end();
-                return;
-            }
-            Err(e) => {
-                let before = dir.counters.write_errors.fetch_add(1, Ordering::Relaxed);
-                if before == 0 {
-                    tracing::warn!(line = %shared.name, device = dst.name(), "write failed (further failures only counted): {e}");
+    let mut batch = Vec::with_capacity(BATCH);
+    while take_due(shared, dir, &mut batch) {
+        for frame in batch.drain(..) {
+            match dst.write_frame(&frame) {
+                Ok(()) => {
+                    Counters::add(&dir.counters.frames, 1);
+                    Counters::add(&dir.counters.bytes, frame.len() as u64);
+                }
+                Err(e) if vanished(&e) => {
+                    tracing::warn!(line = %shared.name, device = dst.name(), "delay line ends, write failed: {e}");
+                    shared.end();
+                    return;
+                }
+                Err(e) => {
+                    let before = dir.counters.write_errors.fetch_add(1, Ordering::Relaxed);
+                    if before == 0 {
+                        tracing::warn!(line = %shared.name, device = dst.name(), "write failed (further failures only counted): {e}");
+                    }
                 }
             }
         }
     }
 }
 
-/// Waits for the oldest frame of `dir` to be due and takes it; `None` once
-/// the line stops.
-fn next_due_frame(shared: &Shared, dir: &Direction) -> Option<Vec<u8>> {
+/// Waits until the oldest frame of `dir` is due, then moves the frames due
+/// by then (at most [`BATCH`]) into `batch`; false once the line stops.
+fn take_due(shared: &Shared, dir: &Direction, batch: &mut Vec<Vec<u8>>) -> bool {
     let mut queue = dir.lock();
     loop {
         if shared.stopped() {
-            return None;
+            return false;
         }
         let Some(due) = queue.next_due() else {
             queue = dir
@@ -419,7 +448,13 @@ fn next_due_frame(shared: &Shared, dir: &Direction) -> Option<Vec<u8>> {
         };
         let now = Instant::now();
         if due <= now {
-            return queue.pop();
+            while batch.len() < BATCH {
+                let Some(frame) = queue.pop_due(now) else {
+                    break;
+                };
+                batch.push(frame);
+            }
+            return true;
         }
         // Frames only join behind this one (FIFO, constant delay), so
         // nothing can become due sooner: sleep without the lock.
@@ -449,18 +484,23 @@ mod tests {
         assert!(q.push(t0 + Duration::from_millis(1), vec![2; 1500]));
         assert!(!q.push(t0 + Duration::from_millis(2), vec![3; 1]));
         assert_eq!(q.next_due(), Some(t0));
-        assert_eq!(q.pop().map(|f| f[0]), Some(1));
+        assert_eq!(q.pop_due(t0).map(|f| f[0]), Some(1));
         assert!(q.push(t0 + Duration::from_millis(3), vec![4; 1500]));
-        assert_eq!(q.pop().map(|f| f[0]), Some(2));
-        assert_eq!(q.pop().map(|f| f[0]), Some(4));
-        assert_eq!((q.pop(), q.bytes), (None, 0));
+        assert_eq!(q.pop_due(t0), None, "not due yet");
+        let later = t0 + Duration::from_millis(3);
+        assert_eq!(q.pop_due(later).map(|f| f[0]), Some(2));
+        assert_eq!(q.pop_due(later).map(|f| f[0]), Some(4));
+        assert_eq!((q.pop_due(later), q.bytes), (None, 0));
     }
 
     #[test]
-    fn queue_limit_follows_the_delay_within_bounds() {
-        assert_eq!(spec(0, 0.0).queue_limit_bytes(), MIN_QUEUE_BYTES);
+    fn queue_limit_is_delay_times_rate_plus_headroom() {
+        assert_eq!(spec(0, 0.0).queue_limit_bytes(), QUEUE_HEADROOM_BYTES);
         // 12 ms at 1 Gbit/s is 1.5 MB.
-        assert_eq!(spec(12, 0.0).queue_limit_bytes(), 1_500_000);
+        assert_eq!(
+            spec(12, 0.0).queue_limit_bytes(),
+            1_500_000 + QUEUE_HEADROOM_BYTES
+        );
         assert_eq!(spec(10_000, 0.0).queue_limit_bytes(), MAX_QUEUE_BYTES);
     }
 

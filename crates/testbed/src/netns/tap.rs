@@ -9,6 +9,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::time::Duration;
 
 use super::sys::{self, SysError};
@@ -76,6 +77,7 @@ impl Tap {
             let file = OpenOptions::new()
                 .read(true)
                 .write(true)
+                .custom_flags(libc::O_NONBLOCK)
                 .open(CLONE_DEVICE)
                 .map_err(|e| format!("{CLONE_DEVICE}: {e}"))?;
             // SAFETY: the fd is open for the call's duration and `req` is a
@@ -103,9 +105,11 @@ impl Tap {
         &self.namespace
     }
 
-    /// Reads one whole frame into `buf` and returns its length; blocks until
-    /// one arrives (see [`Tap::wait_readable`]). A frame longer than `buf`
-    /// is truncated, so give at least the MTU plus 18 bytes.
+    /// Reads one whole frame into `buf` and returns its length. Never
+    /// blocks: with no frame waiting it fails with
+    /// [`io::ErrorKind::WouldBlock`] (wait with [`Tap::wait_readable`]). A
+    /// frame longer than `buf` is truncated, so give at least the MTU plus
+    /// 18 bytes.
     pub fn read_frame(&self, buf: &mut [u8]) -> io::Result<usize> {
         (&self.file).read(buf)
     }
