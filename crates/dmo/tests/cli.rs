@@ -37,12 +37,19 @@ fn help_lists_every_subcommand_and_version_prints() {
 }
 
 #[test]
-fn unfinished_subcommands_say_so_and_fail() {
-    let out = dmo(&["testbed", "up"]);
+fn testbed_down_needs_a_run_or_all_and_up_names_a_bad_file() {
+    let out = dmo(&["testbed", "down"]);
     assert_eq!(out.status.code(), Some(2));
-    assert_eq!(
-        text(&out).trim(),
-        "dmo testbed up: not implemented yet (tracked in issue #7)"
+    assert!(text(&out).contains("--run"), "{}", text(&out));
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("topo.yaml");
+    std::fs::write(&bad, "hosts: [ { name: a, role: robot } ]\n").unwrap();
+    let out = dmo(&["testbed", "up", bad.to_str().unwrap(), "--run-byte", "249"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("\"robot\" is not a role"),
+        "{}",
+        text(&out)
     );
 }
 

@@ -6,7 +6,6 @@ mod intent;
 mod intent_remote;
 mod mlfo;
 mod node;
-mod pending;
 mod run;
 mod simulate;
 mod testbed;

@@ -1,10 +1,12 @@
-//! `dmo testbed ...`: generate topologies; bring them up and down.
+//! `dmo testbed ...`: generate topologies; bring them up on network
+//! namespaces and down again.
 
-use super::pending;
+use anyhow::Context;
 use clap::Subcommand;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use testbed::{GenOptions, generate, topology::even_split};
+use testbed::netns::{NetnsTestbed, down_all, down_run};
+use testbed::{GenOptions, Topology, generate, topology::even_split};
 
 /// `dmo testbed ...` subcommands.
 #[derive(Debug, Subcommand)]
@@ -33,10 +35,31 @@ pub enum TestbedCmd {
         #[arg(long, short)]
         out: Option<PathBuf>,
     },
-    /// Bring a topology up on network namespaces (issue #7).
-    Up,
-    /// Tear a topology down (issue #7).
-    Down,
+    /// Bring a topology up on network namespaces (root) and hold it until
+    /// Ctrl-C or SIGTERM, then tear it down. Hosts are namespaces
+    /// `dmo-R-HOST`: run programs in them with `ip netns exec dmo-R-HOST ...`.
+    Up {
+        /// Topology file (YAML, docs/topology.md); the prototype's shape
+        /// with 30,10,10 clients when omitted.
+        topology: Option<PathBuf>,
+        /// Run byte R of the namespace and cgroup names (2..=254).
+        #[arg(long, value_parser = clap::value_parser!(u8).range(2..=254))]
+        run_byte: Option<u8>,
+        /// Seed of the delay lines' loss draws.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// Remove what a testbed left: its processes, namespaces (with their
+    /// links, bridges and qdiscs) and cgroups; also after the process that
+    /// brought it up was killed.
+    Down {
+        /// The run byte of the testbed to remove.
+        #[arg(long, conflicts_with = "all", required_unless_present = "all")]
+        run: Option<u8>,
+        /// Remove every testbed of dmo on this machine.
+        #[arg(long)]
+        all: bool,
+    },
 }
 
 /// Runs one `dmo testbed` subcommand.
@@ -71,7 +94,65 @@ pub fn run(cmd: TestbedCmd) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        TestbedCmd::Up => pending::not_yet("testbed up", 7),
-        TestbedCmd::Down => pending::not_yet("testbed down", 7),
+        TestbedCmd::Up {
+            topology,
+            run_byte,
+            seed,
+        } => up(topology, run_byte, seed),
+        TestbedCmd::Down { run, all } => {
+            let removed = match run {
+                Some(r) if !all => {
+                    down_run(r)?;
+                    vec![r]
+                }
+                _ => down_all()?,
+            };
+            if removed.is_empty() {
+                println!("no dmo testbed was up");
+            }
+            for r in removed {
+                println!("removed testbed run {r}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+/// `dmo testbed up`: builds the topology, prints its hosts, waits for
+/// Ctrl-C or SIGTERM, tears it down.
+fn up(path: Option<PathBuf>, run_byte: Option<u8>, seed: u64) -> anyhow::Result<ExitCode> {
+    let topology = match &path {
+        Some(p) => Topology::load(p)?,
+        None => generate(&GenOptions::default()).map_err(anyhow::Error::msg)?,
+    };
+    let run = run_byte.unwrap_or_else(testbed::local::default_run_byte);
+    let started = std::time::Instant::now();
+    let mut bed = NetnsTestbed::up(&topology, run, seed)?;
+    let plan = bed.plan();
+    println!(
+        "testbed run {run} up in {:.2} s: {} hosts, {} switches, {} links; delay and loss by the {}",
+        started.elapsed().as_secs_f64(),
+        plan.hosts.len(),
+        plan.bridges.len(),
+        plan.links.len(),
+        bed.impairment().as_str()
+    );
+    for h in &plan.hosts {
+        let cpus = h.cpus.map(|c| format!(", {c} CPUs")).unwrap_or_default();
+        println!(
+            "  {:<14} {:<12} ip netns exec {}{cpus}",
+            h.name, h.address, h.ns
+        );
+    }
+    println!(
+        "Ctrl-C (or SIGTERM) tears it down; `dmo testbed down --run {run}` removes it if this process is killed."
+    );
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the signal handler")?
+        .block_on(super::shutdown_signal());
+    bed.down()?;
+    println!("testbed run {run} removed");
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,222 @@
+//! The netns backend through the `dmo` command (root; CI runs as root):
+//! `dmo run --backend netns` with the satellite hops enforced, `dmo
+//! testbed up` held and stopped by SIGTERM, and `dmo testbed down --all`
+//! after the runner was killed with SIGKILL. One test at a time (a mutex),
+//! since `down --all` removes every dmo testbed on the machine.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use testbed::netns::{RunNames, sys};
+
+const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Uid:")
+                .and_then(|v| v.split_whitespace().next())
+                .map(str::to_owned)
+        })
+        .unwrap_or_default();
+    assert_eq!(uid, "0", "the netns tests need root (CI runs them as root)");
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The namespaces of run `run` now.
+fn namespaces(run: u8) -> Vec<String> {
+    let names = RunNames::new(run);
+    sys::namespaces()
+        .into_iter()
+        .filter(|n| names.owns(n))
+        .collect()
+}
+
+/// The pids of every process inside run `run`'s namespaces.
+fn pids_inside(run: u8) -> Vec<u32> {
+    namespaces(run)
+        .iter()
+        .filter_map(|ns| sys::ip(&["netns", "pids", ns]).ok())
+        .flat_map(|o| {
+            o.lines()
+                .filter_map(|l| l.trim().parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            !s.rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+fn assert_gone(run: u8) {
+    assert!(namespaces(run).is_empty(), "left: {:?}", namespaces(run));
+    for root in ["/sys/fs/cgroup/cpu", "/sys/fs/cgroup"] {
+        let dir = std::path::Path::new(root).join(RunNames::new(run).cgroup());
+        assert!(!dir.exists(), "cgroup left: {}", dir.display());
+    }
+}
+
+#[test]
+fn a_run_on_namespaces_shows_the_satellite_delay_in_its_rounds() {
+    let _serial = serial();
+    let run = 240;
+    let cwd = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_dmo"))
+        .args(["run", &format!("{REPO}/scenarios/ci-small.yaml")])
+        .args([
+            "--backend",
+            "netns",
+            "--out",
+            "results",
+            "--run-byte",
+            &run.to_string(),
+        ])
+        .current_dir(cwd.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(stderr.contains("on the netns backend"), "{stderr}");
+    assert_gone(run);
+    let out = cwd.path().join("results");
+    let s: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["testbed"]["backend"], "netns");
+    assert_eq!(s["testbed"]["links_enforced"], true);
+    assert_eq!(s["ok"], true);
+    // Each round sends FitIns and EvaluateIns across two 12 ms hops and
+    // back: at least two 48 ms round trips.
+    for job in s["jobs"].as_array().unwrap() {
+        for r in job["rounds"].as_array().unwrap() {
+            let d = r["duration_s"].as_f64().unwrap();
+            assert!(
+                d >= 0.086,
+                "{}: round of {d} s is faster than two RTTs",
+                job["cohort"]
+            );
+        }
+    }
+    // The kernel's RTT of the FL connections is the satellite path's.
+    let tcp = s["network"]["tcp"].as_array().unwrap();
+    assert!(!tcp.is_empty(), "FL connections sampled");
+    for c in tcp {
+        let rtt = c["median_rtt_ms"].as_f64().unwrap();
+        assert!((45.0..=70.0).contains(&rtt), "{c}");
+    }
+    let links = s["network"]["links"].as_array().unwrap();
+    let sat = links
+        .iter()
+        .find(|l| l["a"] == "aggsw" && l["b"] == "satsw")
+        .expect("the satellite hop carried traffic");
+    assert!(sat["bytes_a_to_b"].as_u64().unwrap() > 100_000, "{sat}");
+    assert_eq!(s["network"]["delay_lines"].as_array().unwrap().len(), 2);
+    let report = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(report.contains("Throughput of the busiest links"));
+    assert!(report.contains("TCP RTT of the FL connections"));
+    let csv = std::fs::read_to_string(out.join("tcp.csv")).unwrap();
+    assert!(csv.lines().count() > 1, "{csv}");
+}
+
+#[test]
+fn testbed_up_holds_the_network_until_sigterm() {
+    let _serial = serial();
+    let run = 241;
+    let mut up = Command::new(env!("CARGO_BIN_EXE_dmo"))
+        .args(["testbed", "up", "--run-byte", &run.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(up.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(
+        first.starts_with(&format!("testbed run {run} up in")),
+        "{first}"
+    );
+    assert!(first.contains("58 hosts"), "{first}");
+    // One namespace per host and the fabric.
+    assert_eq!(namespaces(run).len(), 59);
+    let fc = lines
+        .find(|l| l.as_ref().unwrap().trim_start().starts_with("fc.10 "))
+        .unwrap()
+        .unwrap();
+    assert!(
+        fc.contains("10.0.1.10") && fc.contains(&format!("dmo-{run}-fc.10")),
+        "{fc}"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(up.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = up.wait().unwrap();
+    assert!(status.success(), "{status}");
+    assert_gone(run);
+}
+
+#[test]
+fn down_all_cleans_up_after_a_killed_runner() {
+    let _serial = serial();
+    let run = 242;
+    let cwd = tempfile::tempdir().unwrap();
+    let mut runner = Command::new(env!("CARGO_BIN_EXE_dmo"))
+        .args(["run", &format!("{REPO}/scenarios/ci-small.yaml")])
+        .args([
+            "--backend",
+            "netns",
+            "--out",
+            "results",
+            "--run-byte",
+            &run.to_string(),
+        ])
+        .current_dir(cwd.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until host processes run inside the namespaces.
+    let start = Instant::now();
+    while pids_inside(run).len() < 8 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the hosts never started"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    runner.kill().unwrap();
+    runner.wait().unwrap();
+    let orphans = pids_inside(run);
+    assert!(
+        !orphans.is_empty(),
+        "the host processes outlive a SIGKILLed runner"
+    );
+    assert!(!namespaces(run).is_empty());
+    let o = Command::new(env!("CARGO_BIN_EXE_dmo"))
+        .args(["testbed", "down", "--all"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        said.contains(&format!("removed testbed run {run}")),
+        "{said}"
+    );
+    assert_gone(run);
+    let start = Instant::now();
+    while orphans.iter().any(|p| alive(*p)) {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "host processes still alive"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
