@@ -70,8 +70,17 @@ fn a_run_on_namespaces_shows_the_satellite_delay_in_its_rounds() {
     let _serial = serial();
     let run = 240;
     let cwd = tempfile::tempdir().unwrap();
+    // The CI scenario with the prototype's background flow, 20 Mbit/s
+    // from the edge's traffic app to the cloud's traffic server.
+    let scenario = cwd.path().join("scenario.yaml");
+    let text = std::fs::read_to_string(format!("{REPO}/scenarios/ci-small.yaml")).unwrap();
+    std::fs::write(
+        &scenario,
+        format!("{text}\nbackground_traffic: [ {{ from: app.1, to: srv.1, rate_mbit: 20 }} ]\n"),
+    )
+    .unwrap();
     let o = Command::new(env!("CARGO_BIN_EXE_dmo"))
-        .args(["run", &format!("{REPO}/scenarios/ci-small.yaml")])
+        .args(["run", scenario.to_str().unwrap()])
         .args([
             "--backend",
             "netns",
@@ -119,7 +128,11 @@ fn a_run_on_namespaces_shows_the_satellite_delay_in_its_rounds() {
         .expect("the satellite hop carried traffic");
     assert!(sat["bytes_a_to_b"].as_u64().unwrap() > 100_000, "{sat}");
     assert_eq!(s["network"]["delay_lines"].as_array().unwrap().len(), 2);
+    let flow = &s["network"]["background"][0];
+    let mean = flow["mean_mbit"].as_f64().unwrap();
+    assert!((17.0..=23.0).contains(&mean), "background flow: {flow}");
     let report = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(report.contains("Background traffic (iperf3)"));
     assert!(report.contains("Throughput of the busiest links"));
     assert!(report.contains("TCP RTT of the FL connections"));
     let csv = std::fs::read_to_string(out.join("tcp.csv")).unwrap();

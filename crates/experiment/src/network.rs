@@ -55,6 +55,54 @@ pub struct DelayLineSummary {
     pub queue_drops: (u64, u64),
 }
 
+/// One background-traffic flow as iperf3 reported it each second.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrafficSummary {
+    /// Sending host.
+    pub from: String,
+    /// Receiving host.
+    pub to: String,
+    /// Rate asked for, Mbit/s.
+    pub rate_mbit: f64,
+    /// `(t_s, Mbit/s)` per one-second interval, from the run's start of traffic.
+    pub points: Vec<(f64, f64)>,
+    /// Mean over the intervals, Mbit/s.
+    pub mean_mbit: f64,
+}
+
+impl TrafficSummary {
+    /// The flow `from -> to` at `rate_mbit` from iperf3's client output
+    /// (`-i 1 -f m`): one point per interval line; the final summary lines
+    /// (`sender`, `receiver`) are left out.
+    pub fn from_iperf3(from: &str, to: &str, rate_mbit: f64, output: &str) -> TrafficSummary {
+        let points: Vec<(f64, f64)> = output
+            .lines()
+            .filter(|l| !l.contains("sender") && !l.contains("receiver"))
+            .filter_map(|l| {
+                let words: Vec<&str> = l.split_whitespace().collect();
+                let unit = words.iter().position(|w| *w == "Mbits/sec")?;
+                let mbit = words.get(unit.checked_sub(1)?)?.parse::<f64>().ok()?;
+                let end = words
+                    .iter()
+                    .find_map(|w| w.split_once('-').and_then(|(_, e)| e.parse::<f64>().ok()))?;
+                Some((end, mbit))
+            })
+            .collect();
+        let mean_mbit = if points.is_empty() {
+            0.0
+        } else {
+            points.iter().map(|p| p.1).sum::<f64>() / points.len() as f64
+        };
+        TrafficSummary {
+            from: from.to_owned(),
+            to: to.to_owned(),
+            rate_mbit,
+            points,
+            mean_mbit,
+        }
+    }
+}
+
 /// What the netns backend measured.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NetworkSummary {
@@ -66,6 +114,9 @@ pub struct NetworkSummary {
     pub tcp: Vec<TcpSeries>,
     /// The delay lines.
     pub delay_lines: Vec<DelayLineSummary>,
+    /// Background traffic flows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub background: Vec<TrafficSummary>,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -161,6 +212,7 @@ impl NetworkSummary {
             links,
             tcp,
             delay_lines,
+            background: Vec::new(),
         }
     }
 
@@ -260,5 +312,19 @@ mod tests {
         assert_eq!(n.tcp[0].median_rtt_ms, 49.0);
         assert_eq!(n.median_rtt_ms("fed.1"), Some(49.0));
         assert_eq!(n.median_rtt_ms("fed.2"), None);
+    }
+
+    #[test]
+    fn iperf3_intervals_become_points() {
+        let out = "Connecting to host 10.0.0.2, port 5201\n\
+            [  5] local 10.0.1.2 port 1 connected to 10.0.0.2 port 5201\n\
+            [ ID] Interval           Transfer     Bitrate         Retr  Cwnd\n\
+            [  5]   0.00-1.00   sec  2.50 MBytes  20.9 Mbits/sec    0    123 KBytes\n\
+            [  5]   1.00-2.00   sec  2.38 MBytes  19.1 Mbits/sec    0    123 KBytes\n\
+            [  5]   0.00-2.00   sec  4.88 MBytes  20.0 Mbits/sec    0             sender\n\
+            garbage Mbits/sec\n";
+        let t = TrafficSummary::from_iperf3("app.1", "srv.1", 20.0, out);
+        assert_eq!(t.points, vec![(1.0, 20.9), (2.0, 19.1)]);
+        assert!((t.mean_mbit - 20.0).abs() < 1e-9);
     }
 }

@@ -382,6 +382,31 @@ fn network_section(n: &crate::network::NetworkSummary) -> Result<String, String>
             &rtt,
         )?;
     }
+    if !n.background.is_empty() {
+        let flows: Series = n
+            .background
+            .iter()
+            .map(|f| {
+                (
+                    format!("{} → {} ({} Mbit/s)", f.from, f.to, f.rate_mbit),
+                    f.points.clone(),
+                )
+            })
+            .collect();
+        html += &line_chart("Background traffic (iperf3)", "seconds", "Mbit/s", &flows)?;
+        html += "<table><tr><th>flow</th><th>asked Mbit/s</th><th>mean Mbit/s</th></tr>";
+        for f in &n.background {
+            let _ = write!(
+                html,
+                "<tr><td class=\"l\">{} → {}</td><td>{}</td><td>{:.1}</td></tr>",
+                escape(&f.from),
+                escape(&f.to),
+                f.rate_mbit,
+                f.mean_mbit
+            );
+        }
+        html += "</table>";
+    }
     if !n.delay_lines.is_empty() {
         html += "<table><tr><th>delay line (link)</th><th>frames a→b</th><th>frames b→a</th>\
                  <th>lost</th><th>queue drops</th></tr>";

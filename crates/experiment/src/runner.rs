@@ -3,7 +3,7 @@
 //! follows them, writes the results and tears everything down (also on
 //! failure and on cancellation).
 
-use crate::network::NetworkSummary;
+use crate::network::{NetworkSummary, TrafficSummary};
 use crate::scenario::Scenario;
 use crate::summary::{ExpectationResult, JobSummary, SCHEMA_VERSION, Summary, TestbedSummary};
 use mlfo::IntentRecord;
@@ -57,6 +57,8 @@ const MLFO_PORT: u16 = 8000;
 const MOMO_PORT: u16 = 9000;
 /// Prometheus port.
 const PROMETHEUS_PORT: u16 = 9090;
+/// iperf3 port of the first background flow; flow `i` uses this + `i`.
+const TRAFFIC_PORT: u16 = 5201;
 
 fn io(path: &Path, e: std::io::Error) -> String {
     format!("{}: {e}", path.display())
@@ -199,6 +201,26 @@ fn run_on(
         ),
     ];
     let log = |h: &Host| logs.join(format!("{}.log", h.name));
+    if !scenario.background_traffic.is_empty() && !hosts.links_enforced() {
+        return Err(
+            "background_traffic: needs --backend netns (the local backend does not run traffic hosts); \
+             remove it or run with --backend netns"
+                .to_owned(),
+        );
+    }
+    let traffic_log = |i: usize| logs.join(format!("traffic-{i}.log"));
+    let traffic_port = |i: usize| (TRAFFIC_PORT + i as u16).to_string();
+    for (i, f) in scenario.background_traffic.iter().enumerate() {
+        let to = topology
+            .host(&f.to)
+            .ok_or("background_traffic: unknown host")?;
+        let mut c = Command::new("iperf3");
+        c.args(["-s", "-f", "m", "-p", &traffic_port(i), "-B"])
+            .arg(addr(to, 0).ip().to_string());
+        hosts
+            .spawn(to, c, &logs.join(format!("traffic-{i}-server.log")))
+            .map_err(|e| e.to_string())?;
+    }
     for (h, a) in &agents {
         let mut c = Command::new(&options.dmo);
         c.args(["-v", "node", "--listen", &a.to_string(), "--threads", "1"]);
@@ -276,6 +298,19 @@ fn run_on(
     if let Some((_, a, count)) = &prom {
         crate::prometheus::wait_targets(&http, *a, *count, ready)?;
     }
+    for (i, f) in scenario.background_traffic.iter().enumerate() {
+        let (from, to) = (topology.host(&f.from), topology.host(&f.to));
+        let (Some(from), Some(to)) = (from, to) else {
+            return Err(format!("background_traffic[{i}]: unknown host"));
+        };
+        let mut c = Command::new("iperf3");
+        c.args(["-c", &addr(to, 0).ip().to_string(), "-p", &traffic_port(i)])
+            .args(["-b", &format!("{}K", (f.rate_mbit * 1000.0).round() as u64)])
+            .args(["-t", "86400", "-i", "1", "-f", "m", "--forceflush"]);
+        hosts
+            .spawn(from, c, &traffic_log(i))
+            .map_err(|e| e.to_string())?;
+    }
     let edge_url = format!("http://{edge_rest}");
     let mut ids = Vec::new();
     for (i, intent) in scenario.intents.iter().enumerate() {
@@ -339,10 +374,21 @@ fn run_on(
         let text = serde_json::to_string_pretty(&saved).map_err(|e| e.to_string())?;
         std::fs::write(&path, text).map_err(|e| io(&path, e))?;
     }
-    let network = hosts
+    let mut network = hosts
         .take_measurements()
         .map(|m| NetworkSummary::new(&m, &topology.links));
     hosts.shutdown();
+    if let Some(n) = &mut network {
+        for (i, f) in scenario.background_traffic.iter().enumerate() {
+            let output = std::fs::read_to_string(traffic_log(i)).unwrap_or_default();
+            n.background.push(TrafficSummary::from_iperf3(
+                &f.from,
+                &f.to,
+                f.rate_mbit,
+                &output,
+            ));
+        }
+    }
     if let Some(n) = &network {
         n.write_csv(out).map_err(|e| e.to_string())?;
     }

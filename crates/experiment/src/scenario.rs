@@ -106,6 +106,23 @@ impl Default for PrometheusSpec {
     }
 }
 
+/// Background traffic between two `traffic` hosts (netns backend): an
+/// iperf3 TCP flow at a set rate for the whole run, as the prototype's
+/// `iperf -b 20m`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrafficFlow {
+    /// Sending host (role `traffic`).
+    pub from: String,
+    /// Receiving host (role `traffic`), runs the iperf3 server.
+    pub to: String,
+    /// Rate, Mbit/s.
+    pub rate_mbit: f64,
+}
+
+/// Most background flows in a scenario.
+pub const MAX_TRAFFIC_FLOWS: usize = 64;
+
 /// What the run checks at the end (its exit status says whether they held).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -146,6 +163,9 @@ pub struct Scenario {
     /// Prometheus.
     #[serde(default)]
     pub prometheus: PrometheusSpec,
+    /// Background traffic flows (netns backend only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub background_traffic: Vec<TrafficFlow>,
     /// Checks at the end.
     #[serde(default)]
     pub expect: Expectations,
@@ -230,6 +250,33 @@ impl Scenario {
                     "intents[{i}].cohort: {:?} is not a cohort of the topology ({})",
                     intent.cohort,
                     cohorts.join(", ")
+                )));
+            }
+        }
+        if scenario.background_traffic.len() > MAX_TRAFFIC_FLOWS {
+            return Err(fail(format!(
+                "background_traffic: {} flows, more than the limit of {MAX_TRAFFIC_FLOWS}",
+                scenario.background_traffic.len()
+            )));
+        }
+        for (i, f) in scenario.background_traffic.iter().enumerate() {
+            for (field, name) in [("from", &f.from), ("to", &f.to)] {
+                if topology.host(name).map(|h| h.role) != Some(testbed::Role::Traffic) {
+                    return Err(fail(format!(
+                        "background_traffic[{i}].{field}: {name:?} is not a host with role traffic in the topology"
+                    )));
+                }
+            }
+            if f.from == f.to {
+                return Err(fail(format!(
+                    "background_traffic[{i}]: from and to are both {:?}; name two hosts",
+                    f.from
+                )));
+            }
+            if !(f.rate_mbit.is_finite() && f.rate_mbit > 0.0 && f.rate_mbit <= 100_000.0) {
+                return Err(fail(format!(
+                    "background_traffic[{i}].rate_mbit: must be in (0, 100000] Mbit/s, got {}",
+                    f.rate_mbit
                 )));
             }
         }
@@ -348,6 +395,30 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "s.yaml: intents[2].cohort: \"cohort9\" is not a cohort of the topology (cohort1, cohort2, cohort3)"
+        );
+    }
+
+    #[test]
+    fn background_traffic_names_traffic_hosts_and_a_rate() {
+        let with = |flow: &str| {
+            Scenario::from_yaml(
+                "s.yaml",
+                &format!("{DEFAULT_SCENARIO}\nbackground_traffic: [ {flow} ]\n"),
+                Path::new("."),
+            )
+        };
+        let ok = with("{ from: app.1, to: srv.1, rate_mbit: 20 }").unwrap();
+        assert_eq!(ok.background_traffic[0].rate_mbit, 20.0);
+        let e = with("{ from: fc.10, to: srv.1, rate_mbit: 20 }").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "s.yaml: background_traffic[0].from: \"fc.10\" is not a host with role traffic in the topology"
+        );
+        let e = with("{ from: app.1, to: srv.1, rate_mbit: 0 }").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("background_traffic[0].rate_mbit: must be in (0, 100000]"),
+            "{e}"
         );
     }
 }
