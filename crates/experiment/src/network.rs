@@ -47,6 +47,10 @@ pub struct TcpSeries {
 pub struct DelayLineSummary {
     /// Index of its link.
     pub link: usize,
+    /// The link's end a.
+    pub a: String,
+    /// The link's end b.
+    pub b: String,
     /// Frames forwarded a->b and b->a.
     pub frames: (u64, u64),
     /// Frames dropped by the loss draw, a->b and b->a.
@@ -202,6 +206,8 @@ impl NetworkSummary {
             .iter()
             .map(|(link, s)| DelayLineSummary {
                 link: *link,
+                a: links.get(*link).map(|l| l.a.clone()).unwrap_or_default(),
+                b: links.get(*link).map(|l| l.b.clone()).unwrap_or_default(),
                 frames: (s.a_to_b.frames, s.b_to_a.frames),
                 lost: (s.a_to_b.lost, s.b_to_a.lost),
                 queue_drops: (s.a_to_b.queue_drops, s.b_to_a.queue_drops),

@@ -408,13 +408,14 @@ fn network_section(n: &crate::network::NetworkSummary) -> Result<String, String>
         html += "</table>";
     }
     if !n.delay_lines.is_empty() {
-        html += "<table><tr><th>delay line (link)</th><th>frames a→b</th><th>frames b→a</th>\
+        html += "<table><tr><th>delay line a - b</th><th>frames a→b</th><th>frames b→a</th>\
                  <th>lost</th><th>queue drops</th></tr>";
         for d in &n.delay_lines {
             let _ = write!(
                 html,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                d.link,
+                "<tr><td class=\"l\">{} - {}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&d.a),
+                escape(&d.b),
                 d.frames.0,
                 d.frames.1,
                 d.lost.0 + d.lost.1,
