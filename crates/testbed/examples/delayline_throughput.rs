@@ -1,8 +1,8 @@
 //! The maximum throughput of the user-space delay line: an iperf3 TCP bulk
 //! transfer from namespace A to namespace B through a [`DelayLine`], at
-//! 0 ms and 12 ms one-way delay, without loss, and at 12 ms with the
-//! sender paced to 500 Mbit/s (the prototype's fastest link; TCP's own
-//! pacing, `iperf3 --fq-rate`). Needs root, /dev/net/tun and
+//! 0 ms and 12 ms one-way delay, without loss, and at 12 ms behind a tbf
+//! of 500 Mbit/s on the sending TAP device (the prototype's fastest link,
+//! shaped as the netns backend shapes it). Needs root, /dev/net/tun and
 //! iperf3.
 //!
 //! ```sh
@@ -13,7 +13,7 @@ use std::error::Error;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 use testbed::netns::delayline::{DelayLine, LineSpec};
-use testbed::netns::sys::ip;
+use testbed::netns::sys::{ip, tc};
 use testbed::netns::tap::Tap;
 
 const NS_A: &str = "dmo-t-bench-dl-a";
@@ -49,9 +49,19 @@ fn tap(ns: &str, dev: &str, cidr: &str) -> Result<Tap, Box<dyn Error>> {
     Ok(tap)
 }
 
-/// One transfer: receiver's Mbit/s, frames/s and the line's counters.
+/// One transfer, with `ta` shaped to `rate` (a tc rate) if given:
+/// receiver's Mbit/s, frames/s and the line's counters.
 fn measure(delay_ms: u64, rate: Option<&str>, seconds: u64) -> Result<(), Box<dyn Error>> {
     let a = tap(NS_A, "ta", "10.213.0.1/24")?;
+    if let Some(rate) = rate {
+        tc(
+            NS_A,
+            &[
+                "qdisc", "add", "dev", "ta", "root", "tbf", "rate", rate, "burst", "128kb",
+                "latency", "20ms",
+            ],
+        )?;
+    }
     let b = tap(NS_B, "tb", &format!("{ADDR_B}/24"))?;
     let spec = LineSpec {
         delay: Duration::from_millis(delay_ms),
@@ -86,14 +96,16 @@ fn measure(delay_ms: u64, rate: Option<&str>, seconds: u64) -> Result<(), Box<dy
     let acks = stats.b_to_a.frames - before.b_to_a.frames;
     println!(
         "delay {delay_ms:>2} ms, {:>9}: {:>7.1} Mbit/s, {:>6.0} data frames/s + {:>6.0} ack frames/s, \
-         queue drops {}, write errors {}, retransmits {}",
-        rate.map_or("unpaced".to_owned(), |r| format!("paced {r}")),
+         queue drops {}, write errors {}, retransmits {}, late > 1 ms {:.2} %, max late {:.1} ms",
+        rate.map_or("unshaped".to_owned(), |r| format!("tbf {r}")),
         bps / 1e6,
         frames as f64 / took,
         acks as f64 / took,
         stats.a_to_b.queue_drops,
         stats.a_to_b.write_errors,
         report["end"]["sum_sent"]["retransmits"],
+        stats.a_to_b.late as f64 * 100.0 / stats.a_to_b.frames.max(1) as f64,
+        stats.a_to_b.max_late_us as f64 / 1000.0,
     );
     Ok(())
 }
@@ -104,7 +116,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         None => 5,
     };
     let _namespaces = Namespaces::new()?;
-    for (delay_ms, rate) in [(0, None), (12, None), (12, Some("500M"))] {
+    for (delay_ms, rate) in [(0, None), (12, None), (12, Some("500mbit"))] {
         measure(delay_ms, rate, seconds)?;
     }
     Ok(())

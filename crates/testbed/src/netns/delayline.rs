@@ -39,6 +39,8 @@ pub const QUEUE_RATE_BITS_PER_S: u64 = 1_000_000_000;
 pub const QUEUE_HEADROOM_BYTES: usize = 256 * 1024;
 /// The largest queue of a direction, whatever the delay.
 pub const MAX_QUEUE_BYTES: usize = 64 * 1024 * 1024;
+/// How late a frame may leave before it counts in [`DirectionStats::late`].
+pub const LATE: Duration = Duration::from_millis(1);
 /// The longest delay a line accepts.
 pub const MAX_DELAY: Duration = Duration::from_secs(10);
 
@@ -101,6 +103,11 @@ pub struct DirectionStats {
     pub queue_drops: u64,
     /// Frames whose write to the far device failed (e.g. the device is down).
     pub write_errors: u64,
+    /// Frames that left more than [`LATE`] after they were due (the
+    /// writer did not get the CPU in time).
+    pub late: u64,
+    /// The most any frame left after it was due, in microseconds.
+    pub max_late_us: u64,
 }
 
 /// What a line has done so far, per direction.
@@ -265,6 +272,8 @@ struct Counters {
     lost: AtomicU64,
     queue_drops: AtomicU64,
     write_errors: AtomicU64,
+    late: AtomicU64,
+    max_late_us: AtomicU64,
 }
 
 impl Counters {
@@ -276,6 +285,8 @@ impl Counters {
             lost: get(&self.lost),
             queue_drops: get(&self.queue_drops),
             write_errors: get(&self.write_errors),
+            late: get(&self.late),
+            max_late_us: get(&self.max_late_us),
         }
     }
 
@@ -322,14 +333,14 @@ impl Queue {
         self.frames.front().map(|(due, _)| *due)
     }
 
-    /// Takes the oldest frame if it is due at `now`.
-    fn pop_due(&mut self, now: Instant) -> Option<Vec<u8>> {
+    /// Takes the oldest frame, with when it was due, if it is due at `now`.
+    fn pop_due(&mut self, now: Instant) -> Option<(Instant, Vec<u8>)> {
         if self.next_due()? > now {
             return None;
         }
-        let (_, frame) = self.frames.pop_front()?;
+        let (due, frame) = self.frames.pop_front()?;
         self.bytes -= frame.len();
-        Some(frame)
+        Some((due, frame))
     }
 }
 
@@ -448,12 +459,21 @@ fn take_due(shared: &Shared, dir: &Direction, batch: &mut Vec<Vec<u8>>) -> bool 
         };
         let now = Instant::now();
         if due <= now {
+            // The oldest frame is the latest.
+            let late = now - due;
+            let max_late_us = u64::try_from(late.as_micros()).unwrap_or(u64::MAX);
+            dir.counters
+                .max_late_us
+                .fetch_max(max_late_us, Ordering::Relaxed);
+            let mut late_frames = 0;
             while batch.len() < BATCH {
-                let Some(frame) = queue.pop_due(now) else {
+                let Some((due, frame)) = queue.pop_due(now) else {
                     break;
                 };
+                late_frames += u64::from(now - due > LATE);
                 batch.push(frame);
             }
+            Counters::add(&dir.counters.late, late_frames);
             return true;
         }
         // Frames only join behind this one (FIFO, constant delay), so
@@ -484,12 +504,12 @@ mod tests {
         assert!(q.push(t0 + Duration::from_millis(1), vec![2; 1500]));
         assert!(!q.push(t0 + Duration::from_millis(2), vec![3; 1]));
         assert_eq!(q.next_due(), Some(t0));
-        assert_eq!(q.pop_due(t0).map(|f| f[0]), Some(1));
+        assert_eq!(q.pop_due(t0).map(|(d, f)| (d, f[0])), Some((t0, 1)));
         assert!(q.push(t0 + Duration::from_millis(3), vec![4; 1500]));
         assert_eq!(q.pop_due(t0), None, "not due yet");
         let later = t0 + Duration::from_millis(3);
-        assert_eq!(q.pop_due(later).map(|f| f[0]), Some(2));
-        assert_eq!(q.pop_due(later).map(|f| f[0]), Some(4));
+        assert_eq!(q.pop_due(later).map(|(_, f)| f[0]), Some(2));
+        assert_eq!(q.pop_due(later).map(|(_, f)| f[0]), Some(4));
         assert_eq!((q.pop_due(later), q.bytes), (None, 0));
     }
 
