@@ -167,3 +167,51 @@ fn empty_results_are_an_error() {
     let mut s = StrategyConfig::Fedavg.build();
     assert!(s.aggregate_fit(&model(&[0.0]), &[]).is_err());
 }
+
+#[test]
+fn the_running_mean_equals_the_weighted_mean_and_falls_back_to_plain() {
+    use fl::strategy::aggregate::{MeanAccumulator, weighted_mean};
+    let a = model(&[1.0, 2.0, -4.0]);
+    let b = model(&[3.0, 6.0, 8.0]);
+    let mut sum = MeanAccumulator::new(&[vec![3]]);
+    assert!(sum.is_empty());
+    sum.add(&a, 1);
+    sum.add(&b, 3);
+    assert_eq!(sum.len(), 2);
+    let batch = weighted_mean(&[&a, &b], &[1, 3]);
+    close(&sum.mean()[0].data, &batch[0].data);
+    close(&batch[0].data, &[2.5, 5.0, 5.0]);
+    // No examples reported: every model counts the same.
+    let mut none = MeanAccumulator::new(&[vec![3]]);
+    none.add(&a, 0);
+    none.add(&b, 0);
+    close(&none.mean()[0].data, &[2.0, 4.0, 2.0]);
+}
+
+#[test]
+fn mean_based_strategies_give_the_same_model_from_the_running_mean() {
+    use fl::strategy::aggregate::MeanAccumulator;
+    let results = [result(&[1.0, 2.0], 1), result(&[3.0, 6.0], 3)];
+    for name in fl::strategy::STRATEGY_NAMES {
+        let cfg = StrategyConfig::from_name(name).unwrap();
+        let (mut batch, mut streamed) = (cfg.build(), cfg.build());
+        if !streamed.mean_based() {
+            assert!(
+                ["fedmedian", "fedtrimmedavg", "krum"].contains(name),
+                "{name} needs every result"
+            );
+            continue;
+        }
+        let current = model(&[0.5, -0.5]);
+        // Two rounds, so that server state (momentum, moments) is compared too.
+        for _ in 0..2 {
+            let mut sum = MeanAccumulator::new(&[vec![2]]);
+            for r in &results {
+                sum.add(&r.parameters, r.num_examples);
+            }
+            let x = batch.aggregate_fit(&current, &results).unwrap();
+            let y = streamed.aggregate_mean(&current, sum.mean()).unwrap();
+            close(&x[0].data, &y[0].data);
+        }
+    }
+}

@@ -10,6 +10,7 @@ use crate::history::{Failure, History, PhaseRecord, RoundRecord, weighted_metric
 use crate::proto::client_message::Msg as ClientMsg;
 use crate::proto::server_message::{EvaluateIns, FitIns, GetParametersIns, Msg as ServerMsg};
 use crate::proto::{Code, ServerMessage};
+use crate::strategy::aggregate::MeanAccumulator;
 use crate::strategy::{FitResult, Strategy};
 use crate::tensor::Tensor;
 use crate::wire;
@@ -206,39 +207,57 @@ impl RoundRunner {
                 config: wire::config_to_proto(&fit_config),
             })),
         };
-        let shapes: Arc<Vec<Vec<usize>>> =
-            Arc::new(parameters.iter().map(|t| t.shape.clone()).collect());
-        let replies = broadcast(self.config.round_timeout, &clients, fit_msg, move |msg| {
-            parse_fit(msg, &shapes)
-        })
-        .await;
+        let shapes: Vec<Vec<usize>> = parameters.iter().map(|t| t.shape.clone()).collect();
         let mut fit = PhaseRecord {
             sampled: clients.len(),
             ..PhaseRecord::default()
         };
-        let mut results = Vec::new();
-        for reply in replies {
-            record.bytes_sent += reply.bytes_sent;
-            record.bytes_received += reply.bytes_received;
-            match reply.result {
-                Ok((params, n, metrics)) => results.push(FitResult {
-                    client: reply.client,
-                    parameters: params,
-                    num_examples: n,
-                    metrics,
-                }),
-                Err(reason) => fit.failures.push(Failure {
-                    client: reply.client,
-                    reason,
-                }),
-            }
-        }
-        fit.completed = results.len();
-        fit.num_examples = results.iter().map(|r| r.num_examples).sum();
-        fit.metrics = weighted_metrics(results.iter().map(|r| (r.num_examples, &r.metrics)));
+        // Mean-based strategies get each model folded into running sums as
+        // it arrives; the others get every result at the end.
+        let mut mean = self
+            .strategy
+            .mean_based()
+            .then(|| MeanAccumulator::new(&shapes));
+        let mut kept: Vec<FitResult> = Vec::new();
+        let mut done: Vec<(u64, Config)> = Vec::new();
+        let parse_shapes = Arc::new(shapes);
+        broadcast(
+            self.config.round_timeout,
+            &clients,
+            fit_msg,
+            move |msg| parse_fit(msg, &parse_shapes),
+            |reply| {
+                record.bytes_sent += reply.bytes_sent;
+                record.bytes_received += reply.bytes_received;
+                match reply.result {
+                    Ok((parameters, num_examples, metrics)) => {
+                        match mean.as_mut() {
+                            Some(sum) => sum.add(&parameters, num_examples),
+                            None => kept.push(FitResult {
+                                client: reply.client,
+                                parameters,
+                                num_examples,
+                                metrics: metrics.clone(),
+                            }),
+                        }
+                        done.push((num_examples, metrics));
+                    }
+                    Err(reason) => fit.failures.push(Failure {
+                        client: reply.client,
+                        reason,
+                    }),
+                }
+            },
+        )
+        .await;
+        fit.failures.sort_by(|a, b| a.client.cmp(&b.client));
+        kept.sort_by(|a, b| a.client.cmp(&b.client));
+        fit.completed = done.len();
+        fit.num_examples = done.iter().map(|(n, _)| n).sum();
+        fit.metrics = weighted_metrics(done.iter().map(|(n, m)| (*n, m)));
         fit.loss = fit.metrics.get("train_loss").copied();
         self.recorder.failures("fit", fit.failures.len());
-        if results.is_empty() || (!fit.failures.is_empty() && !self.config.accept_failures) {
+        if done.is_empty() || (!fit.failures.is_empty() && !self.config.accept_failures) {
             let reasons: Vec<String> = fit.failures.iter().map(|f| f.reason.clone()).collect();
             return Err(ServerError::Round {
                 round,
@@ -250,13 +269,14 @@ impl RoundRunner {
                 ),
             });
         }
-        *parameters = self
-            .strategy
-            .aggregate_fit(parameters, &results)
-            .map_err(|e| ServerError::Round {
-                round,
-                reason: e.to_string(),
-            })?;
+        let next = match mean {
+            Some(sum) => self.strategy.aggregate_mean(parameters, sum.mean()),
+            None => self.strategy.aggregate_fit(parameters, &kept),
+        };
+        *parameters = next.map_err(|e| ServerError::Round {
+            round,
+            reason: e.to_string(),
+        })?;
         fit.duration_s = fit_start.elapsed().as_secs_f64();
         record.fit = fit;
 
@@ -281,23 +301,33 @@ impl RoundRunner {
                     config: wire::config_to_proto(&eval_config),
                 })),
             };
-            let replies = broadcast(self.config.round_timeout, &clients, msg, parse_evaluate).await;
             let mut phase = PhaseRecord {
                 sampled: clients.len(),
                 ..PhaseRecord::default()
             };
             let mut ok = Vec::new();
-            for reply in replies {
-                record.bytes_sent += reply.bytes_sent;
-                record.bytes_received += reply.bytes_received;
-                match reply.result {
-                    Ok(r) => ok.push(r),
-                    Err(reason) => phase.failures.push(Failure {
-                        client: reply.client,
-                        reason,
-                    }),
-                }
-            }
+            broadcast(
+                self.config.round_timeout,
+                &clients,
+                msg,
+                parse_evaluate,
+                |reply| {
+                    record.bytes_sent += reply.bytes_sent;
+                    record.bytes_received += reply.bytes_received;
+                    match reply.result {
+                        Ok(r) => ok.push((reply.client, r)),
+                        Err(reason) => phase.failures.push(Failure {
+                            client: reply.client,
+                            reason,
+                        }),
+                    }
+                },
+            )
+            .await;
+            phase.failures.sort_by(|a, b| a.client.cmp(&b.client));
+            // Sums in client order, so that runs reproduce.
+            ok.sort_by(|a, b| a.0.cmp(&b.0));
+            let ok: Vec<EvalResult> = ok.into_iter().map(|(_, r)| r).collect();
             phase.completed = ok.len();
             phase.num_examples = ok.iter().map(|r| r.num_examples).sum();
             if phase.num_examples > 0 {
@@ -317,14 +347,17 @@ impl RoundRunner {
     }
 }
 
-/// Sends `msg` to every client concurrently and parses each answer with
-/// `parse`, turning transport problems into failure reasons.
+/// Sends `msg` to every client concurrently, parses each answer with
+/// `parse` (on the runtime's workers), turning transport problems into
+/// failure reasons, and hands each reply to `on_reply` as soon as it is in,
+/// so that a caller can fold it in and drop it.
 async fn broadcast<T: Send + 'static>(
     timeout: Option<std::time::Duration>,
     clients: &[Arc<ClientProxy>],
     msg: ServerMessage,
     parse: impl Fn(ClientMsg) -> Result<T, String> + Send + Sync + Clone + 'static,
-) -> Vec<Reply<T>> {
+    mut on_reply: impl FnMut(Reply<T>),
+) {
     let mut set = JoinSet::new();
     for client in clients {
         let (client, msg, parse) = (client.clone(), msg.clone(), parse.clone());
@@ -353,15 +386,12 @@ async fn broadcast<T: Send + 'static>(
             }
         });
     }
-    let mut replies = Vec::with_capacity(clients.len());
     while let Some(joined) = set.join_next().await {
         match joined {
-            Ok(reply) => replies.push(reply),
+            Ok(reply) => on_reply(reply),
             Err(e) => tracing::error!(error = %e, "client task failed"),
         }
     }
-    replies.sort_by(|a, b| a.client.cmp(&b.client));
-    replies
 }
 
 fn check_status(status: Option<&crate::proto::Status>) -> Result<(), String> {

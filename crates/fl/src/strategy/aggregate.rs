@@ -52,6 +52,80 @@ pub fn weighted_mean(models: &[&[Tensor]], num_examples: &[u64]) -> Vec<Tensor> 
     weighted_sum(models, &weights)
 }
 
+/// The example-weighted mean of models that arrive one at a time: each is
+/// added to running sums (f64) and can be dropped at once, so a round holds
+/// one model's worth of sums instead of every client's model. The result
+/// equals [`weighted_mean`] up to rounding; with no examples at all it is
+/// the plain mean, as there.
+#[derive(Debug, Clone)]
+pub struct MeanAccumulator {
+    shapes: Vec<Vec<usize>>,
+    weighted: Vec<Vec<f64>>,
+    plain: Vec<Vec<f64>>,
+    examples: u64,
+    models: usize,
+}
+
+impl MeanAccumulator {
+    /// Sums for models of these tensor shapes.
+    pub fn new(shapes: &[Vec<usize>]) -> Self {
+        let zeros = || -> Vec<Vec<f64>> {
+            shapes
+                .iter()
+                .map(|s| vec![0.0; s.iter().product()])
+                .collect()
+        };
+        Self {
+            shapes: shapes.to_vec(),
+            weighted: zeros(),
+            plain: zeros(),
+            examples: 0,
+            models: 0,
+        }
+    }
+
+    /// Adds a model trained on `num_examples` examples; its shapes must be
+    /// the accumulator's (checked by the caller).
+    pub fn add(&mut self, model: &[Tensor], num_examples: u64) {
+        let w = num_examples as f64;
+        for ((sum, plain), t) in self.weighted.iter_mut().zip(&mut self.plain).zip(model) {
+            for ((s, p), x) in sum.iter_mut().zip(plain.iter_mut()).zip(&t.data) {
+                let x = f64::from(*x);
+                *s += w * x;
+                *p += x;
+            }
+        }
+        self.examples += num_examples;
+        self.models += 1;
+    }
+
+    /// Models added so far.
+    pub fn len(&self) -> usize {
+        self.models
+    }
+
+    /// Whether no model was added.
+    pub fn is_empty(&self) -> bool {
+        self.models == 0
+    }
+
+    /// The mean of the models added (empty tensors' shapes kept).
+    pub fn mean(self) -> Vec<Tensor> {
+        let (sums, divisor) = if self.examples > 0 {
+            (self.weighted, self.examples as f64)
+        } else {
+            (self.plain, self.models.max(1) as f64)
+        };
+        sums.into_iter()
+            .zip(self.shapes)
+            .map(|(sum, shape)| Tensor {
+                shape,
+                data: sum.into_iter().map(|v| (v / divisor) as f32).collect(),
+            })
+            .collect()
+    }
+}
+
 /// Applies `reduce` to each coordinate's values across models (in a scratch
 /// buffer reused per chunk), e.g. the median or a trimmed mean.
 fn coordinate_wise(models: &[&[Tensor]], reduce: impl Fn(&mut [f32]) -> f32 + Sync) -> Vec<Tensor> {

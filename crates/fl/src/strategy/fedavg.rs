@@ -23,4 +23,8 @@ impl Strategy for FedAvg {
         let (models, examples) = split(results);
         Ok(aggregate::weighted_mean(&models, &examples))
     }
+
+    fn mean_based(&self) -> bool {
+        true
+    }
 }

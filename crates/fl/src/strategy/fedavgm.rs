@@ -34,6 +34,18 @@ impl Strategy for FedAvgM {
         results: &[FitResult],
     ) -> Result<Vec<Tensor>, AggregateError> {
         let averaged = FedAvg.aggregate_fit(current, results)?;
+        self.aggregate_mean(current, averaged)
+    }
+
+    fn mean_based(&self) -> bool {
+        true
+    }
+
+    fn aggregate_mean(
+        &mut self,
+        current: &[Tensor],
+        averaged: Vec<Tensor>,
+    ) -> Result<Vec<Tensor>, AggregateError> {
         let gradient = aggregate::difference(current, &averaged);
         let velocity = match self.velocity.take() {
             None => gradient,

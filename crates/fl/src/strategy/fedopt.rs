@@ -55,6 +55,18 @@ impl Strategy for FedOpt {
         results: &[FitResult],
     ) -> Result<Vec<Tensor>, AggregateError> {
         let averaged = FedAvg.aggregate_fit(current, results)?;
+        self.aggregate_mean(current, averaged)
+    }
+
+    fn mean_based(&self) -> bool {
+        true
+    }
+
+    fn aggregate_mean(
+        &mut self,
+        current: &[Tensor],
+        averaged: Vec<Tensor>,
+    ) -> Result<Vec<Tensor>, AggregateError> {
         if self.m.len() != current.len() {
             self.m = current.iter().map(|t| vec![0.0; t.len()]).collect();
             self.v = self.m.clone();

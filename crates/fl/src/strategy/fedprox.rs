@@ -34,4 +34,8 @@ impl Strategy for FedProx {
     ) -> Result<Vec<Tensor>, AggregateError> {
         FedAvg.aggregate_fit(current, results)
     }
+
+    fn mean_based(&self) -> bool {
+        true
+    }
 }

@@ -69,6 +69,24 @@ pub trait Strategy: Send {
         current: &[Tensor],
         results: &[FitResult],
     ) -> Result<Vec<Tensor>, AggregateError>;
+    /// Whether the next parameters depend on the results only through their
+    /// example-weighted mean. Then the server folds each `FitRes` into a
+    /// running sum as it arrives ([`aggregate::MeanAccumulator`]) and calls
+    /// [`Strategy::aggregate_mean`], holding one model instead of one per client.
+    fn mean_based(&self) -> bool {
+        false
+    }
+    /// The next global parameters from `mean`, the example-weighted mean of
+    /// the round's results; what `aggregate_fit` computes, for strategies
+    /// that are [`Strategy::mean_based`].
+    fn aggregate_mean(
+        &mut self,
+        current: &[Tensor],
+        mean: Vec<Tensor>,
+    ) -> Result<Vec<Tensor>, AggregateError> {
+        let _ = current;
+        Ok(mean)
+    }
 }
 
 /// A strategy and its parameters as users choose them (CLI, intents, JSON).
