@@ -184,7 +184,8 @@ impl NetworkSummary {
         links.sort_by(|x, y| {
             (y.bytes_a_to_b + y.bytes_b_to_a).cmp(&(x.bytes_a_to_b + x.bytes_b_to_a))
         });
-        let mut tcp: BTreeMap<(String, String), Vec<(f64, f64, u32)>> = BTreeMap::new();
+        type Points = Vec<(f64, f64, u32)>;
+        let mut tcp: BTreeMap<(String, String), Points> = BTreeMap::new();
         for s in &m.samples {
             for c in &s.tcp {
                 tcp.entry((c.host.clone(), c.peer.clone()))

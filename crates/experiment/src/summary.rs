@@ -276,6 +276,7 @@ pub(crate) mod tests {
             jobs: vec![job("a", "cohort1", 0.5), job("b", "cohort2", 0.4)],
             expectations: vec![],
             ok: true,
+            network: None,
         }
     }
 

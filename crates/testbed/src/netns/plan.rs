@@ -374,10 +374,24 @@ mod tests {
         )));
     }
 
+    /// Every batch line prefixed with its namespace.
+    fn all_lines(p: &NetPlan) -> Vec<String> {
+        p.link_batches()
+            .into_iter()
+            .flat_map(|(ns, lines)| {
+                let prefix = ns.map(|n| format!("-n {n} ")).unwrap_or_default();
+                lines.into_iter().map(move |l| format!("{prefix}{l}"))
+            })
+            .collect()
+    }
+
     #[test]
     fn commands_name_every_namespace_and_route() {
         let p = plan(false);
-        let lines = p.link_commands();
+        let batches = p.link_batches();
+        assert_eq!(batches[0].0.as_deref(), Some("dmo-9"), "bridges first");
+        assert_eq!(batches[1].0, None, "then the veth pairs");
+        let lines = all_lines(&p);
         assert!(lines.contains(&"-n dmo-9-fc.10 addr add 10.0.1.10/24 dev eth0".to_owned()));
         assert!(
             lines.contains(&"-n dmo-9-fc.10 route add 10.0.0.0/24 dev eth0 scope link".to_owned())

@@ -285,10 +285,10 @@ pub fn down_run(run: u8) -> Result<(), SysError> {
             first_error.get_or_insert(e);
         }
     }
-    if let Ok(h) = Hierarchy::detect() {
-        if let Err(e) = h.remove_run(&names) {
-            first_error.get_or_insert(e);
-        }
+    if let Ok(h) = Hierarchy::detect()
+        && let Err(e) = h.remove_run(&names)
+    {
+        first_error.get_or_insert(e);
     }
     first_error.map_or(Ok(()), Err)
 }
