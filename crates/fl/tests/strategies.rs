@@ -215,3 +215,13 @@ fn mean_based_strategies_give_the_same_model_from_the_running_mean() {
         }
     }
 }
+
+#[test]
+fn a_model_without_examples_counts_only_when_none_has_any() {
+    use fl::strategy::aggregate::MeanAccumulator;
+    let mut sum = MeanAccumulator::new(&[vec![1]]);
+    sum.add(&model(&[10.0]), 0);
+    sum.add(&model(&[2.0]), 2);
+    sum.add(&model(&[100.0]), 0);
+    close(&sum.mean()[0].data, &[2.0]);
+}

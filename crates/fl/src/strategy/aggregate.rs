@@ -56,12 +56,13 @@ pub fn weighted_mean(models: &[&[Tensor]], num_examples: &[u64]) -> Vec<Tensor> 
 /// added to running sums (f64) and can be dropped at once, so a round holds
 /// one model's worth of sums instead of every client's model. The result
 /// equals [`weighted_mean`] up to rounding; with no examples at all it is
-/// the plain mean, as there.
+/// the plain mean, as there (a plain sum is kept only while every model so
+/// far reported zero examples).
 #[derive(Debug, Clone)]
 pub struct MeanAccumulator {
     shapes: Vec<Vec<usize>>,
     weighted: Vec<Vec<f64>>,
-    plain: Vec<Vec<f64>>,
+    plain: Option<Vec<Vec<f64>>>,
     examples: u64,
     models: usize,
 }
@@ -69,16 +70,14 @@ pub struct MeanAccumulator {
 impl MeanAccumulator {
     /// Sums for models of these tensor shapes.
     pub fn new(shapes: &[Vec<usize>]) -> Self {
-        let zeros = || -> Vec<Vec<f64>> {
-            shapes
-                .iter()
-                .map(|s| vec![0.0; s.iter().product()])
-                .collect()
-        };
+        let zeros: Vec<Vec<f64>> = shapes
+            .iter()
+            .map(|s| vec![0.0; s.iter().product()])
+            .collect();
         Self {
             shapes: shapes.to_vec(),
-            weighted: zeros(),
-            plain: zeros(),
+            plain: Some(zeros.clone()),
+            weighted: zeros,
             examples: 0,
             models: 0,
         }
@@ -87,16 +86,31 @@ impl MeanAccumulator {
     /// Adds a model trained on `num_examples` examples; its shapes must be
     /// the accumulator's (checked by the caller).
     pub fn add(&mut self, model: &[Tensor], num_examples: u64) {
-        let w = num_examples as f64;
-        for ((sum, plain), t) in self.weighted.iter_mut().zip(&mut self.plain).zip(model) {
-            for ((s, p), x) in sum.iter_mut().zip(plain.iter_mut()).zip(&t.data) {
-                let x = f64::from(*x);
-                *s += w * x;
-                *p += x;
-            }
-        }
         self.examples += num_examples;
         self.models += 1;
+        if self.examples > 0 {
+            self.plain = None;
+        }
+        if let Some(plain) = &mut self.plain {
+            for (sum, t) in plain.iter_mut().zip(model) {
+                for (s, x) in sum.iter_mut().zip(&t.data) {
+                    *s += f64::from(*x);
+                }
+            }
+        }
+        if num_examples == 0 {
+            return;
+        }
+        let w = num_examples as f64;
+        for (sum, t) in self.weighted.iter_mut().zip(model) {
+            sum.par_chunks_mut(CHUNK)
+                .zip(t.data.par_chunks(CHUNK))
+                .for_each(|(dst, src)| {
+                    for (s, x) in dst.iter_mut().zip(src) {
+                        *s += w * f64::from(*x);
+                    }
+                });
+        }
     }
 
     /// Models added so far.
@@ -109,12 +123,11 @@ impl MeanAccumulator {
         self.models == 0
     }
 
-    /// The mean of the models added (empty tensors' shapes kept).
+    /// The mean of the models added.
     pub fn mean(self) -> Vec<Tensor> {
-        let (sums, divisor) = if self.examples > 0 {
-            (self.weighted, self.examples as f64)
-        } else {
-            (self.plain, self.models.max(1) as f64)
+        let (sums, divisor) = match self.plain {
+            Some(plain) => (plain, self.models.max(1) as f64),
+            None => (self.weighted, self.examples as f64),
         };
         sums.into_iter()
             .zip(self.shapes)
