@@ -233,3 +233,43 @@ fn down_all_cleans_up_after_a_killed_runner() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn ctrl_c_mid_run_removes_the_testbed() {
+    let _serial = serial();
+    let run = 243;
+    let cwd = tempfile::tempdir().unwrap();
+    let runner = Command::new(env!("CARGO_BIN_EXE_dmo"))
+        .args(["run", &format!("{REPO}/scenarios/default.yaml")])
+        .args([
+            "--backend",
+            "netns",
+            "--out",
+            "results",
+            "--run-byte",
+            &run.to_string(),
+        ])
+        .current_dir(cwd.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while pids_inside(run).len() < 50 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the hosts never started"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(runner.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = runner.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("cancelled"), "{stderr}");
+    assert_gone(run);
+}
