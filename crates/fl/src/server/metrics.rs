@@ -1,6 +1,8 @@
 //! Prometheus metrics of FL servers, shared by every server in a process
-//! and told apart by their labels (e.g. `job`).
+//! and told apart by their labels (e.g. `job`), and the TCP statistics of
+//! their open client connections, read when scraped.
 
+use super::tcp_info::{ConnectionCollector, Connections, TrackedStream};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -27,6 +29,7 @@ pub struct FlServerMetrics {
     participants: Family<Labels, Gauge>,
     loss: Family<Labels, Gauge<f64, AtomicU64>>,
     accuracy: Family<Labels, Gauge<f64, AtomicU64>>,
+    connections: Connections,
 }
 
 impl FlServerMetrics {
@@ -42,6 +45,7 @@ impl FlServerMetrics {
             participants: Family::default(),
             loss: Family::default(),
             accuracy: Family::default(),
+            connections: Connections::default(),
         };
         registry.register("fl_server_rounds", "FL rounds completed", m.rounds.clone());
         registry.register(
@@ -80,6 +84,7 @@ impl FlServerMetrics {
             "Latest global accuracy",
             m.accuracy.clone(),
         );
+        registry.register_collector(Box::new(ConnectionCollector(m.connections.clone())));
         m
     }
 
@@ -123,6 +128,12 @@ impl ServerRecorder {
             .set(participants as i64);
         m.sent.get_or_create(&self.labels).inc_by(sent);
         m.received.get_or_create(&self.labels).inc_by(received);
+    }
+
+    /// Lists an accepted client connection, with this server's labels and
+    /// its peer, in the connection statistics until it is dropped.
+    pub(crate) fn track(&self, stream: tokio::net::TcpStream) -> TrackedStream {
+        self.metrics.connections.track(stream, self.labels.clone())
     }
 
     /// Clients failed in `phase`.

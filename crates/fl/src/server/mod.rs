@@ -7,6 +7,7 @@ mod metrics;
 mod proxy;
 mod rounds;
 mod service;
+mod tcp_info;
 
 pub use client_manager::ClientManager;
 pub use metrics::{FlServerMetrics, Labels, ServerRecorder};
@@ -21,6 +22,8 @@ use crate::tensor::Tensor;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::TcpListenerStream;
 
 /// Default gRPC message size limit: large enough for a 100 MB model (Flower allows 2 GiB).
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 512 * 1024 * 1024;
@@ -165,11 +168,20 @@ impl FlServer {
         let svc = FlowerServiceServer::new(FlowerSvc::new(self.manager.clone()))
             .max_decoding_message_size(self.config.max_message_bytes)
             .max_encoding_message_size(self.config.max_message_bytes);
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        let recorder = self.recorder.clone();
+        let incoming = TcpListenerStream::new(listener).map(move |accepted| {
+            accepted.map(|stream| {
+                // `serve_with_incoming` ignores the builder's TCP options.
+                if let Err(e) = stream.set_nodelay(true) {
+                    tracing::debug!(error = %e, "TCP_NODELAY");
+                }
+                // Listed in the connection statistics until the connection closes.
+                recorder.track(stream)
+            })
+        });
         let transport = tokio::spawn(
             tonic::transport::Server::builder()
                 .http2_keepalive_interval(Some(self.config.keepalive))
-                .tcp_nodelay(true)
                 .add_service(svc)
                 .serve_with_incoming_shutdown(incoming, async {
                     let _ = stop_rx.await;
