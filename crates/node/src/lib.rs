@@ -1,7 +1,8 @@
 //! Node agent: a REST service that starts and stops FL servers and clients
 //! on its host. It serves the prototype's form endpoints (`POST /serv`,
 //! `POST /cli`) beside a JSON API (`/v1/servers`, `/v1/clients`,
-//! `/v1/jobs`), plus `/healthz` and OpenMetrics at `/metrics`.
+//! `/v1/jobs`), plus `/healthz` and OpenMetrics at `/metrics` (jobs, FL
+//! servers and their connections' TCP statistics, the host's interfaces).
 //!
 //! Jobs run as tokio tasks in the agent's process; [`Agent`] is the domain
 //! (it knows nothing of HTTP), [`router`] maps requests onto it.
@@ -9,6 +10,7 @@
 pub mod api_form;
 pub mod api_json;
 pub mod error;
+pub mod host;
 pub mod jobs;
 pub mod metrics;
 pub mod router;

@@ -1,6 +1,8 @@
-//! The agent's Prometheus metrics: the FL server families (labelled by job)
-//! and the agent's own (jobs by kind and state, client training totals).
+//! The agent's Prometheus metrics: the FL server families (labelled by job,
+//! with their connections' TCP statistics), the agent's own (jobs by kind
+//! and state, client training totals) and the host's interface counters.
 
+use crate::host::{HostNetworkCollector, PROC_NET_DEV};
 use crate::jobs::{JobKind, JobState};
 use fl::client::ClientSummary;
 use fl::server::{FlServerMetrics, Labels};
@@ -44,6 +46,7 @@ impl NodeMetrics {
             "Examples trained on by FL clients, summed over fits",
             train_examples.clone(),
         );
+        registry.register_collector(Box::new(HostNetworkCollector::new(PROC_NET_DEV)));
         Self {
             registry,
             fl,

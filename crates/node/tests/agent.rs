@@ -339,3 +339,93 @@ async fn a_client_of_an_unreachable_server_fails_naming_it() {
         r#"server: must be HOST:PORT with a port in 1..=65535, got "nowhere""#
     );
 }
+
+/// The samples of `name` in a Prometheus text body: their labels and values.
+fn samples(body: &str, name: &str) -> Vec<(String, f64)> {
+    body.lines()
+        .filter_map(|l| l.strip_prefix(name)?.strip_prefix('{'))
+        .filter_map(|l| {
+            let (labels, value) = l.rsplit_once("} ")?;
+            Some((labels.to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn metrics_show_each_fl_connections_tcp_statistics_while_it_is_open() {
+    let base = free_port();
+    let agent = agent(base).await;
+    // The server waits for a second client, so the first stays connected.
+    let created = post_json(
+        agent,
+        "/v1/servers",
+        json!({"rounds": 1, "min_available": 2, "labels": {"intent": "i1"}}),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let created = created.json();
+    let server_id = created["id"].as_str().expect("id").to_owned();
+    let address = created["address"].as_str().expect("address").to_owned();
+    let client = post_json(
+        agent,
+        "/v1/clients",
+        json!({"server": address, "dataset": "synthetic", "model": "logreg"}),
+    )
+    .await;
+    assert_eq!(client.status, 201, "{}", client.body);
+
+    let series = format!("job=\"{server_id}\",intent=\"i1\",peer=\"127.0.0.1:");
+    let t0 = Instant::now();
+    let (body, rtt) = loop {
+        let body = http(agent, "GET", "/metrics", None).await.body;
+        let rtt = samples(&body, "fl_server_connection_rtt_seconds");
+        if !rtt.is_empty() {
+            break (body, rtt);
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "no connection in\n{body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(rtt.len(), 1, "one client, one connection: {rtt:?}");
+    let (labels, rtt) = &rtt[0];
+    let port: u16 = labels
+        .strip_prefix(&series)
+        .and_then(|p| p.strip_suffix('"'))
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("labels {labels:?}, expected {series}PORT\""));
+    assert_ne!(port, base, "the peer is the client's end");
+    assert!(*rtt > 0.0 && *rtt < 1.0, "loopback RTT {rtt} s");
+    let cwnd = samples(&body, "fl_server_connection_cwnd_segments");
+    assert!(
+        cwnd.iter().any(|(l, c)| l == labels && *c >= 1.0),
+        "{cwnd:?}"
+    );
+    let received = samples(&body, "fl_server_connection_received_bytes_total");
+    assert!(
+        received.iter().any(|(l, b)| l == labels && *b > 0.0),
+        "{received:?}"
+    );
+    let lo = samples(&body, "host_network_receive_bytes_total");
+    assert!(
+        lo.iter().any(|(l, b)| l == "interface=\"lo\"" && *b > 0.0),
+        "the agent's host interfaces: {lo:?}"
+    );
+
+    let stopped = http(agent, "DELETE", &format!("/v1/jobs/{server_id}"), None).await;
+    assert_eq!(stopped.status, 200, "{}", stopped.body);
+    let t0 = Instant::now();
+    loop {
+        let body = http(agent, "GET", "/metrics", None).await.body;
+        if !body.contains(labels.as_str()) {
+            assert!(body.contains("# TYPE fl_server_connection_rtt_seconds gauge"));
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the closed connection is still described:\n{body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
