@@ -53,6 +53,46 @@ fn agent_metrics() -> String {
     })
 }
 
+/// A node agent's metrics while an FL client is connected to its server
+/// (which waits for a second one), so the connection families have samples.
+fn agent_metrics_with_a_connection() -> String {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let agent = node::Agent::new(node::AgentConfig {
+            ip: "127.0.0.1".parse().unwrap(),
+            advertise: "127.0.0.1".into(),
+            fl_port_base: 46200,
+            data_dir: None,
+            threads: 1,
+        });
+        let server = node::ServerRequest {
+            min_available: Some(2),
+            labels: BTreeMap::from([("intent".to_owned(), "i1".to_owned())]),
+            ..Default::default()
+        };
+        let started = agent
+            .start_server(server.into_spec(&node::spec::JSON_NAMES).unwrap())
+            .await
+            .unwrap();
+        let client = node::ClientRequest {
+            server: started.address.unwrap(),
+            dataset: "synthetic".into(),
+            model: "logreg".into(),
+            ..Default::default()
+        };
+        agent.start_client(client.into_spec(&node::spec::JSON_NAMES).unwrap());
+        for _ in 0..300 {
+            let text = agent.metrics_text().unwrap();
+            if text.contains("fl_server_connection_rtt_seconds{") {
+                agent.stop(&started.id).await.unwrap();
+                return text;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("the client did not connect: {:?}", agent.jobs());
+    })
+}
+
 /// An MLFO's metrics with every family recorded once.
 fn mlfo_metrics() -> String {
     let m = mlfo::metrics::Metrics::new("mo.1");
@@ -113,6 +153,10 @@ fn every_components_metrics_pass_promtool() {
     // What /metrics serves to scrapers that do not ask for OpenMetrics.
     use fl::server::exposition::to_prometheus_text;
     promtool_check("node agent", &to_prometheus_text(&agent_metrics()));
+    promtool_check(
+        "node agent with an FL connection",
+        &to_prometheus_text(&agent_metrics_with_a_connection()),
+    );
     promtool_check("MLFO", &to_prometheus_text(&mlfo_metrics()));
 }
 
@@ -120,7 +164,14 @@ fn every_components_metrics_pass_promtool() {
 fn every_dashboard_query_names_an_exported_metric() {
     let mut names = exported(&agent_metrics());
     names.extend(exported(&mlfo_metrics()));
-    assert!(names.contains("fl_server_rounds_total"), "{names:?}");
+    for name in [
+        "fl_server_rounds_total",
+        "fl_server_connection_rtt_seconds",
+        "fl_server_connection_cwnd_segments",
+        "host_network_receive_bytes_total",
+    ] {
+        assert!(names.contains(name), "{name} not in {names:?}");
+    }
     let text = std::fs::read_to_string(format!("{REPO}/dashboards/dmo.json")).unwrap();
     let dashboard: serde_json::Value = serde_json::from_str(&text).unwrap();
     let mut checked = 0;
@@ -129,7 +180,11 @@ fn every_dashboard_query_names_an_exported_metric() {
             let expr = target["expr"].as_str().unwrap();
             let tokens = expr
                 .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
-                .filter(|t| ["fl_", "mlfo_", "node_"].iter().any(|p| t.starts_with(p)));
+                .filter(|t| {
+                    ["fl_", "mlfo_", "node_", "host_"]
+                        .iter()
+                        .any(|p| t.starts_with(p))
+                });
             let mut any = false;
             for token in tokens {
                 any = true;
@@ -147,5 +202,5 @@ fn every_dashboard_query_names_an_exported_metric() {
             );
         }
     }
-    assert!(checked >= 17, "{checked}");
+    assert!(checked >= 28, "{checked}");
 }
