@@ -132,7 +132,15 @@ pub fn fl_connections(host: &str, ns: &str) -> Vec<TcpConn> {
         "( sport >= :{} and sport < :{} )",
         FL_PORTS.start, FL_PORTS.end
     );
-    let Ok(text) = sys::run("ss", &["-N", ns, "-tinH", "state", "established", &filter]) else {
+    tcp_connections(host, ns, Some(&filter))
+}
+
+/// The established TCP connections in namespace `ns` (host `host`),
+/// those matching ss filter `filter` when given.
+pub fn tcp_connections(host: &str, ns: &str, filter: Option<&str>) -> Vec<TcpConn> {
+    let mut args = vec!["-N", ns, "-tinH", "state", "established"];
+    args.extend(filter);
+    let Ok(text) = sys::run("ss", &args) else {
         return Vec::new();
     };
     parse_ss(host, &text)

@@ -7,6 +7,7 @@
 
 pub mod cgroup;
 pub mod delayline;
+pub mod exporter;
 pub mod measure;
 pub mod names;
 pub mod plan;
