@@ -6,9 +6,11 @@
 //! default route or a link to the root namespace.
 
 pub mod cgroup;
+pub mod controller;
 pub mod delayline;
 pub mod exporter;
 pub mod measure;
+pub mod meters;
 pub mod names;
 pub mod plan;
 pub mod proxy;

@@ -1,0 +1,359 @@
+//! The testbed controller's REST API, served while a netns testbed runs:
+//! meters (`/v1/meters`), the switches and their ports (`/v1/switches`),
+//! the ONOS request shapes of the prototype's `sendmeter.py`
+//! (`/onos/v1/meters/{device}`, `/onos/v1/flows/{device}`), and the
+//! testbed's own metrics (`/metrics`). It runs on its own thread and
+//! runtime, on listeners its caller opened (inside namespaces, e.g.
+//! 127.0.0.1:8181 of each MLFO host, and on the root namespace's loopback).
+
+use super::exporter;
+use super::meters::{MeterError, MeterSpec, Meters, device_id};
+use super::sys::SysError;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use prometheus_client::registry::Registry;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// Largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+struct Shared {
+    meters: Arc<Meters>,
+    metrics: Registry,
+}
+
+type AppState = Arc<Shared>;
+
+/// A running controller; dropping it stops it.
+pub struct Controller {
+    stop: Option<tokio::sync::watch::Sender<bool>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Controller {
+    /// Serves the API for `meters` on every listener, with the testbed's
+    /// metrics (links, and the TCP connections of `traffic_hosts`).
+    pub fn start(
+        meters: Arc<Meters>,
+        traffic_hosts: Vec<String>,
+        listeners: Vec<std::net::TcpListener>,
+    ) -> Result<Controller, SysError> {
+        let fail =
+            |e: std::io::Error| SysError::new("starting the testbed controller", e.to_string());
+        for l in &listeners {
+            l.set_nonblocking(true).map_err(fail)?;
+        }
+        let shared = Arc::new(Shared {
+            metrics: exporter::registry(meters.plan().clone(), traffic_hosts),
+            meters,
+        });
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(fail)?;
+        let thread = std::thread::Builder::new()
+            .name("testbed controller".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let app = router(shared);
+                    let mut servers = tokio::task::JoinSet::new();
+                    for l in listeners {
+                        let Ok(l) = tokio::net::TcpListener::from_std(l) else {
+                            continue;
+                        };
+                        let (app, mut stopped) = (app.clone(), stopped.clone());
+                        servers.spawn(async move {
+                            let _ = axum::serve(l, app)
+                                .with_graceful_shutdown(async move {
+                                    let _ = stopped.wait_for(|s| *s).await;
+                                })
+                                .await;
+                        });
+                    }
+                    while servers.join_next().await.is_some() {}
+                });
+            })
+            .map_err(fail)?;
+        Ok(Controller {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(true);
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The routes.
+fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/meters", get(list_meters).post(create_meter))
+        .route("/v1/meters/{id}", delete(delete_meter))
+        .route("/v1/switches", get(switches))
+        .route("/onos/v1/meters", get(onos_meters))
+        .route("/onos/v1/meters/{device}", post(onos_meter))
+        .route("/onos/v1/flows", get(onos_flows))
+        .route("/onos/v1/flows/{device}", post(onos_flow))
+        .route("/onos/v1/flows/{device}/{id}", delete(onos_flow_delete))
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// An error as JSON with its status.
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": message.into() }))).into_response()
+}
+
+fn meter_error(e: MeterError) -> Response {
+    let status = match &e {
+        MeterError::Invalid { .. } => StatusCode::BAD_REQUEST,
+        MeterError::NotFound(_) => StatusCode::NOT_FOUND,
+        MeterError::Kernel(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    error(status, e.to_string())
+}
+
+/// Parses a JSON body, naming the field that is wrong.
+fn parse<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, Box<Response>> {
+    serde_json::from_str(body).map_err(|e| {
+        Box::new(error(
+            StatusCode::BAD_REQUEST,
+            format!("request body: {e}; see docs/topology.md, Meters"),
+        ))
+    })
+}
+
+async fn list_meters(State(s): State<AppState>) -> Response {
+    Json(s.meters.list()).into_response()
+}
+
+async fn create_meter(State(s): State<AppState>, body: String) -> Response {
+    let spec: MeterSpec = match parse(&body) {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    let meters = s.meters.clone();
+    match tokio::task::spawn_blocking(move || meters.create(spec)).await {
+        Ok(Ok(m)) => (
+            StatusCode::CREATED,
+            [(header::LOCATION, format!("/v1/meters/{}", m.id))],
+            Json(m),
+        )
+            .into_response(),
+        Ok(Err(e)) => meter_error(e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn delete_meter(State(s): State<AppState>, Path(id): Path<String>) -> Response {
+    let Ok(id) = id.parse::<u32>() else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("id: {id:?} is not a meter id"),
+        );
+    };
+    let meters = s.meters.clone();
+    match tokio::task::spawn_blocking(move || meters.delete(id)).await {
+        Ok(Ok(m)) => Json(m).into_response(),
+        Ok(Err(e)) => meter_error(e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn switches(State(s): State<AppState>) -> Response {
+    let plan = s.meters.plan();
+    let list: Vec<Value> = plan
+        .bridges
+        .iter()
+        .map(|b| {
+            let mut ports: Vec<(u32, &str)> = plan
+                .links
+                .iter()
+                .filter_map(|l| {
+                    let (own, other) = if l.a.node == b.switch {
+                        (&l.a, &l.b)
+                    } else if l.b.node == b.switch {
+                        (&l.b, &l.a)
+                    } else {
+                        return None;
+                    };
+                    Some((own.port?, other.node.as_str()))
+                })
+                .collect();
+            ports.sort_unstable();
+            json!({
+                "switch": b.switch,
+                "number": b.number,
+                "deviceId": device_id(b.number),
+                "ports": ports.iter().map(|(p, peer)| json!({ "port": p, "peer": peer })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Json(list).into_response()
+}
+
+/// A number that ONOS clients send as a number or a string.
+fn number(v: &Value) -> Option<f64> {
+    v.as_f64().or_else(|| v.as_str()?.trim().parse().ok())
+}
+
+async fn onos_meter(
+    State(s): State<AppState>,
+    Path(device): Path<String>,
+    body: String,
+) -> Response {
+    let v: Value = match parse(&body) {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    if let Some(unit) = v.get("unit").and_then(Value::as_str)
+        && unit != "KB_PER_SEC"
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("unit: {unit:?} is not supported; use KB_PER_SEC"),
+        );
+    }
+    let band = v.get("bands").and_then(|b| b.get(0));
+    let Some(rate) = band.and_then(|b| b.get("rate")).and_then(number) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bands[0].rate: give the DROP band's rate in KB/s",
+        );
+    };
+    match s.meters.onos_meter(&device, rate) {
+        Ok(m) => (
+            StatusCode::CREATED,
+            [(
+                header::LOCATION,
+                format!("/onos/v1/meters/{device}/{}", m.id),
+            )],
+            Json(
+                json!({ "id": m.id.to_string(), "deviceId": m.device_id, "unit": "KB_PER_SEC",
+                         "bands": [{ "type": "DROP", "rate": m.rate_kbytes }] }),
+            ),
+        )
+            .into_response(),
+        Err(e) => meter_error(e),
+    }
+}
+
+async fn onos_meters(State(s): State<AppState>) -> Response {
+    Json(json!({ "meters": s.meters.onos_meters() })).into_response()
+}
+
+async fn onos_flows(State(s): State<AppState>) -> Response {
+    Json(json!({ "flows": s.meters.onos_flows() })).into_response()
+}
+
+/// The criterion or instruction of `kind` in list `list` of `v`.
+fn find<'a>(v: &'a Value, path: [&str; 2], kind: &str) -> Option<&'a Value> {
+    v.get(path[0])?
+        .get(path[1])?
+        .as_array()?
+        .iter()
+        .find(|c| c.get("type").and_then(Value::as_str) == Some(kind))
+}
+
+async fn onos_flow(
+    State(s): State<AppState>,
+    Path(device): Path<String>,
+    body: String,
+) -> Response {
+    let v: Value = match parse(&body) {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    let output = find(&v, ["treatment", "instructions"], "OUTPUT")
+        .and_then(|i| i.get("port"))
+        .and_then(number);
+    let Some(output) = output.filter(|p| *p >= 1.0 && p.fract() == 0.0) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "treatment.instructions: give an OUTPUT instruction with a port number",
+        );
+    };
+    let meter = find(&v, ["treatment", "instructions"], "METER")
+        .and_then(|i| i.get("meterId"))
+        .and_then(number);
+    let Some(meter) = meter.filter(|m| *m >= 1.0 && m.fract() == 0.0) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "treatment.instructions: give a METER instruction with a meterId (flows without one are not applied)",
+        );
+    };
+    let in_port = find(&v, ["selector", "criteria"], "IN_PORT")
+        .and_then(|c| c.get("port"))
+        .and_then(number)
+        .map(|p| p as u32);
+    let dst = find(&v, ["selector", "criteria"], "IPV4_DST")
+        .and_then(|c| c.get("ip"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let meters = s.meters.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        meters.onos_flow(&device, in_port, output as u32, dst, meter as u32)
+    })
+    .await;
+    match result {
+        Ok(Ok(f)) => (
+            StatusCode::CREATED,
+            [(
+                header::LOCATION,
+                format!("/onos/v1/flows/{}/{}", f.device_id, f.id),
+            )],
+            Json(f),
+        )
+            .into_response(),
+        Ok(Err(e)) => meter_error(e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn onos_flow_delete(
+    State(s): State<AppState>,
+    Path((_device, id)): Path<(String, String)>,
+) -> Response {
+    let Ok(id) = id.parse::<u32>() else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("flowId: {id:?} is not a flow id"),
+        );
+    };
+    let meters = s.meters.clone();
+    match tokio::task::spawn_blocking(move || meters.onos_flow_delete(id)).await {
+        Ok(Ok(())) => StatusCode::NO_CONTENT.into_response(),
+        Ok(Err(e)) => meter_error(e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn metrics(State(s): State<AppState>) -> Response {
+    let shared = s.clone();
+    let text = tokio::task::spawn_blocking(move || exporter::text(&shared.metrics))
+        .await
+        .unwrap_or_default();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}

@@ -1,0 +1,537 @@
+//! Meters: rate limits on the testbed's traffic, set and removed while it
+//! runs. A meter limits what leaves one link end (a host's uplink, the
+//! switch port toward a host, or any switch port), optionally only the
+//! traffic toward an address range, with an htb class and a u32 filter on
+//! that end ([`super::shape`]). Above the rate, traffic is queued and then
+//! dropped by the class's queue, rather than dropped at once as an
+//! OpenFlow DROP band does: this kernel offers neither the police action
+//! nor the matchall or flower classifiers.
+//!
+//! The ONOS request shapes of the prototype's `sendmeter.py` map onto the
+//! same mechanism ([`Meters::onos_meter`], [`Meters::onos_flow`]).
+
+use super::plan::{EndPlan, NetPlan};
+use super::shape::{self, MAX_METER_ID, MeterMatch};
+use super::sys;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::sync::Mutex;
+
+/// Most meters at once.
+pub const MAX_METERS: usize = 1024;
+/// Highest rate a meter may have, Mbit/s.
+pub const MAX_RATE_MBIT: f64 = 100_000.0;
+
+/// Which direction of a host's link a meter limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// What the host sends.
+    Up,
+    /// What the host receives.
+    Down,
+    /// Both.
+    Both,
+}
+
+/// A meter as users ask for it: on a host's link (`host`, `direction`) or
+/// on a switch port (`switch`, `port`: what leaves the switch there).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeterSpec {
+    /// A host of the topology.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// With `host`: which direction (default both).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direction: Option<Direction>,
+    /// A switch of the topology.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub switch: Option<String>,
+    /// With `switch`: its 1-based port number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u32>,
+    /// Rate, Mbit/s.
+    pub rate_mbit: f64,
+    /// Only traffic toward this IPv4 range (`10.0.0.0/24`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dst: Option<String>,
+}
+
+/// A meter in force.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Meter {
+    /// Its id (also its tc class and filter priority).
+    pub id: u32,
+    /// What was asked.
+    #[serde(flatten)]
+    pub spec: MeterSpec,
+    /// The devices it is applied on, as `namespace/device`.
+    pub applied_on: Vec<String>,
+}
+
+/// A meter request that cannot be applied: the field and the fix.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum MeterError {
+    /// Bad input.
+    #[error("{field}: {problem}")]
+    Invalid {
+        /// The field, e.g. `host`.
+        field: String,
+        /// What is wrong and how to fix it.
+        problem: String,
+    },
+    /// No such meter, flow or device.
+    #[error("{0}")]
+    NotFound(String),
+    /// tc failed.
+    #[error("applying the meter: {0}")]
+    Kernel(#[from] sys::SysError),
+}
+
+fn invalid(field: &str, problem: impl Into<String>) -> MeterError {
+    MeterError::Invalid {
+        field: field.to_owned(),
+        problem: problem.into(),
+    }
+}
+
+/// An ONOS meter: a device's DROP band rate.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OnosMeter {
+    /// ONOS's meter id on the device (1, 2, ...).
+    pub id: u32,
+    /// `of:%016x` of the switch number.
+    #[serde(rename = "deviceId")]
+    pub device_id: String,
+    /// Band rate, KB/s.
+    pub rate_kbytes: f64,
+}
+
+/// An ONOS flow rule with a meter instruction, as applied.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OnosFlow {
+    /// Flow id (ours).
+    pub id: u32,
+    /// Device.
+    #[serde(rename = "deviceId")]
+    pub device_id: String,
+    /// `IN_PORT` criterion (recorded; egress classification cannot match it).
+    pub in_port: Option<u32>,
+    /// `OUTPUT` port.
+    pub output_port: u32,
+    /// `IPV4_DST` criterion.
+    pub ipv4_dst: Option<String>,
+    /// ONOS meter id.
+    pub meter_id: u32,
+    /// Our meter carrying it (flows with the same device, output port,
+    /// destination and meter share one).
+    pub meter: u32,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    meters: BTreeMap<u32, Meter>,
+    onos_meters: BTreeMap<String, Vec<OnosMeter>>,
+    onos_flows: Vec<OnosFlow>,
+}
+
+/// The meters of one testbed.
+#[derive(Debug)]
+pub struct Meters {
+    plan: NetPlan,
+    state: Mutex<State>,
+}
+
+/// The ONOS device id of switch number `n`.
+pub fn device_id(n: u32) -> String {
+    format!("of:{n:016x}")
+}
+
+/// Parses `a.b.c.d/len`.
+fn parse_cidr(text: &str) -> Result<(Ipv4Addr, u8), MeterError> {
+    let fail = || {
+        invalid(
+            "dst",
+            format!("{text:?} is not an IPv4 range; write it as 10.0.1.0/24"),
+        )
+    };
+    let (addr, len) = text.split_once('/').ok_or_else(fail)?;
+    let addr: Ipv4Addr = addr.trim().parse().map_err(|_| fail())?;
+    let len: u8 = len.trim().parse().map_err(|_| fail())?;
+    if len > 32 {
+        return Err(fail());
+    }
+    Ok((addr, len))
+}
+
+impl Meters {
+    /// No meters yet on `plan`'s testbed.
+    pub fn new(plan: NetPlan) -> Self {
+        Self {
+            plan,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// The testbed layout.
+    pub fn plan(&self) -> &NetPlan {
+        &self.plan
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The link ends whose egress a spec limits.
+    fn targets(&self, spec: &MeterSpec) -> Result<Vec<EndPlan>, MeterError> {
+        match (&spec.host, &spec.switch) {
+            (Some(host), None) => {
+                if spec.port.is_some() {
+                    return Err(invalid("port", "goes with switch, not host; drop it"));
+                }
+                if self.plan.host(host).is_none() {
+                    return Err(invalid(
+                        "host",
+                        format!("{host:?} is not a host of the testbed"),
+                    ));
+                }
+                let link = self
+                    .plan
+                    .links
+                    .iter()
+                    .find(|l| l.a.node == *host || l.b.node == *host)
+                    .ok_or_else(|| invalid("host", format!("{host:?} has no link")))?;
+                let (own, other) = if link.a.node == *host {
+                    (&link.a, &link.b)
+                } else {
+                    (&link.b, &link.a)
+                };
+                Ok(match spec.direction.unwrap_or(Direction::Both) {
+                    Direction::Up => vec![own.clone()],
+                    Direction::Down => vec![other.clone()],
+                    Direction::Both => vec![own.clone(), other.clone()],
+                })
+            }
+            (None, Some(switch)) => {
+                if spec.direction.is_some() {
+                    return Err(invalid(
+                        "direction",
+                        "goes with host; a switch port meter limits what leaves the port",
+                    ));
+                }
+                let port = spec
+                    .port
+                    .ok_or_else(|| invalid("port", "give the switch port number (1-based)"))?;
+                self.switch_port(switch, port).map(|e| vec![e])
+            }
+            _ => Err(invalid(
+                "host",
+                "give exactly one of host (with direction) and switch (with port)",
+            )),
+        }
+    }
+
+    /// The switch-side end at `switch`'s port `port`.
+    fn switch_port(&self, switch: &str, port: u32) -> Result<EndPlan, MeterError> {
+        if !self.plan.bridges.iter().any(|b| b.switch == switch) {
+            return Err(invalid(
+                "switch",
+                format!("{switch:?} is not a switch of the testbed"),
+            ));
+        }
+        let ports: Vec<&EndPlan> = self
+            .plan
+            .links
+            .iter()
+            .flat_map(|l| [&l.a, &l.b])
+            .filter(|e| e.node == switch && e.bridge.is_some())
+            .collect();
+        ports
+            .iter()
+            .find(|e| e.port == Some(port))
+            .map(|e| (*e).clone())
+            .ok_or_else(|| {
+                invalid(
+                    "port",
+                    format!("{switch:?} has ports 1 to {}, not {port}", ports.len()),
+                )
+            })
+    }
+
+    /// Applies a meter; returns it with its id.
+    pub fn create(&self, spec: MeterSpec) -> Result<Meter, MeterError> {
+        if !(spec.rate_mbit.is_finite() && spec.rate_mbit > 0.0 && spec.rate_mbit <= MAX_RATE_MBIT)
+        {
+            return Err(invalid(
+                "rate_mbit",
+                format!(
+                    "must be in (0, {MAX_RATE_MBIT}] Mbit/s, got {}",
+                    spec.rate_mbit
+                ),
+            ));
+        }
+        let matches = match &spec.dst {
+            Some(d) => {
+                let (addr, len) = parse_cidr(d)?;
+                MeterMatch::Destination(addr, len)
+            }
+            None => MeterMatch::All,
+        };
+        let targets = self.targets(&spec)?;
+        let mut state = self.state();
+        if state.meters.len() >= MAX_METERS {
+            return Err(invalid(
+                "meters",
+                format!("{MAX_METERS} meters are set, the limit; delete some first"),
+            ));
+        }
+        let id = (1..=MAX_METER_ID)
+            .find(|i| !state.meters.contains_key(i))
+            .ok_or_else(|| invalid("meters", "no meter id left; delete some first"))?;
+        for end in &targets {
+            sys::tc_batch(
+                &end.ns,
+                &shape::meter_add_commands(&end.dev, id, spec.rate_mbit, matches),
+            )?;
+        }
+        let meter = Meter {
+            id,
+            applied_on: targets
+                .iter()
+                .map(|e| format!("{}/{}", e.ns, e.dev))
+                .collect(),
+            spec,
+        };
+        state.meters.insert(id, meter.clone());
+        Ok(meter)
+    }
+
+    /// The meters in force, by id.
+    pub fn list(&self) -> Vec<Meter> {
+        self.state().meters.values().cloned().collect()
+    }
+
+    /// Removes meter `id`.
+    pub fn delete(&self, id: u32) -> Result<Meter, MeterError> {
+        let mut state = self.state();
+        let meter = state
+            .meters
+            .remove(&id)
+            .ok_or_else(|| MeterError::NotFound(format!("no meter {id}")))?;
+        for on in &meter.applied_on {
+            if let Some((ns, dev)) = on.split_once('/') {
+                sys::tc_batch(ns, &shape::meter_del_commands(dev, id))?;
+            }
+        }
+        state.onos_flows.retain(|f| f.meter != id);
+        Ok(meter)
+    }
+
+    /// The switch number of ONOS device id `device` (`of:000000000000000a`).
+    fn device(&self, device: &str) -> Result<u32, MeterError> {
+        let n = device
+            .strip_prefix("of:")
+            .and_then(|h| u32::from_str_radix(h, 16).ok())
+            .ok_or_else(|| invalid("deviceId", format!("{device:?} is not of:%016x")))?;
+        if !self.plan.bridges.iter().any(|b| b.number == n) {
+            return Err(MeterError::NotFound(format!(
+                "device {device} not found; switches are numbered 1 to {}",
+                self.plan.bridges.len()
+            )));
+        }
+        Ok(n)
+    }
+
+    /// `POST /onos/v1/meters/{device}`: stores a DROP band rate (KB/s) as
+    /// ONOS meter 1, 2, ... of the device.
+    pub fn onos_meter(&self, device: &str, rate_kbytes: f64) -> Result<OnosMeter, MeterError> {
+        self.device(device)?;
+        if !(rate_kbytes.is_finite() && rate_kbytes > 0.0) {
+            return Err(invalid(
+                "bands[0].rate",
+                format!("must be a rate > 0 in KB/s, got {rate_kbytes}"),
+            ));
+        }
+        let mut state = self.state();
+        let list = state.onos_meters.entry(device.to_owned()).or_default();
+        let meter = OnosMeter {
+            id: list.len() as u32 + 1,
+            device_id: device.to_owned(),
+            rate_kbytes,
+        };
+        list.push(meter.clone());
+        Ok(meter)
+    }
+
+    /// `POST /onos/v1/flows/{device}`: applies ONOS meter `meter_id`'s rate
+    /// to what leaves `device` through `output_port` (toward `ipv4_dst` when
+    /// given). Flows with the same device, port, destination and meter share
+    /// one meter, as flows sharing an OpenFlow meter do.
+    pub fn onos_flow(
+        &self,
+        device: &str,
+        in_port: Option<u32>,
+        output_port: u32,
+        ipv4_dst: Option<String>,
+        meter_id: u32,
+    ) -> Result<OnosFlow, MeterError> {
+        let number = self.device(device)?;
+        let rate_kbytes = self
+            .state()
+            .onos_meters
+            .get(device)
+            .and_then(|l| l.iter().find(|m| m.id == meter_id))
+            .map(|m| m.rate_kbytes)
+            .ok_or_else(|| {
+                invalid(
+                    "treatment.instructions[METER].meterId",
+                    format!("device {device} has no meter {meter_id}; POST /onos/v1/meters/{device} first"),
+                )
+            })?;
+        let shared = self
+            .state()
+            .onos_flows
+            .iter()
+            .find(|f| {
+                f.device_id == device
+                    && f.output_port == output_port
+                    && f.ipv4_dst == ipv4_dst
+                    && f.meter_id == meter_id
+            })
+            .map(|f| f.meter);
+        let meter = match shared {
+            Some(m) => m,
+            None => {
+                let switch = self
+                    .plan
+                    .bridges
+                    .iter()
+                    .find(|b| b.number == number)
+                    .map(|b| b.switch.clone())
+                    .unwrap_or_default();
+                self.create(MeterSpec {
+                    host: None,
+                    direction: None,
+                    switch: Some(switch),
+                    port: Some(output_port),
+                    rate_mbit: rate_kbytes * 8.0 / 1000.0,
+                    dst: ipv4_dst.clone(),
+                })?
+                .id
+            }
+        };
+        let mut state = self.state();
+        let flow = OnosFlow {
+            id: state.onos_flows.iter().map(|f| f.id).max().unwrap_or(0) + 1,
+            device_id: device.to_owned(),
+            in_port,
+            output_port,
+            ipv4_dst,
+            meter_id,
+            meter,
+        };
+        state.onos_flows.push(flow.clone());
+        Ok(flow)
+    }
+
+    /// The ONOS meters, every device's.
+    pub fn onos_meters(&self) -> Vec<OnosMeter> {
+        self.state()
+            .onos_meters
+            .values()
+            .flatten()
+            .cloned()
+            .collect()
+    }
+
+    /// The ONOS flows.
+    pub fn onos_flows(&self) -> Vec<OnosFlow> {
+        self.state().onos_flows.clone()
+    }
+
+    /// Removes ONOS flow `id`; its meter goes when no flow uses it.
+    pub fn onos_flow_delete(&self, id: u32) -> Result<(), MeterError> {
+        let meter = {
+            let mut state = self.state();
+            let i = state
+                .onos_flows
+                .iter()
+                .position(|f| f.id == id)
+                .ok_or_else(|| MeterError::NotFound(format!("no flow {id}")))?;
+            let flow = state.onos_flows.remove(i);
+            (!state.onos_flows.iter().any(|f| f.meter == flow.meter)).then_some(flow.meter)
+        };
+        if let Some(m) = meter {
+            self.delete(m)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::netns::RunNames;
+    use crate::{GenOptions, generate};
+
+    fn meters() -> Meters {
+        let t = generate(&GenOptions {
+            cohorts: vec![2],
+            ..GenOptions::default()
+        })
+        .unwrap();
+        Meters::new(NetPlan::new(&t, RunNames::new(253), false).unwrap())
+    }
+
+    fn spec(host: Option<&str>, switch: Option<&str>, port: Option<u32>, rate: f64) -> MeterSpec {
+        MeterSpec {
+            host: host.map(str::to_owned),
+            direction: None,
+            switch: switch.map(str::to_owned),
+            port,
+            rate_mbit: rate,
+            dst: None,
+        }
+    }
+
+    #[test]
+    fn bad_requests_name_the_field() {
+        let m = meters();
+        let e = m.create(spec(Some("nope"), None, None, 10.0)).unwrap_err();
+        assert_eq!(e.to_string(), "host: \"nope\" is not a host of the testbed");
+        let e = m.create(spec(Some("fc.10"), None, None, 0.0)).unwrap_err();
+        assert!(
+            e.to_string().starts_with("rate_mbit: must be in (0, "),
+            "{e}"
+        );
+        let e = m
+            .create(spec(None, Some("aggsw"), Some(99), 1.0))
+            .unwrap_err();
+        assert!(
+            e.to_string().starts_with("port: \"aggsw\" has ports 1 to "),
+            "{e}"
+        );
+        let e = m.create(spec(None, None, None, 1.0)).unwrap_err();
+        assert!(e.to_string().contains("exactly one of host"), "{e}");
+        let mut s = spec(Some("fc.10"), None, None, 1.0);
+        s.dst = Some("10.0.1.0/33".into());
+        assert!(m.create(s).unwrap_err().to_string().starts_with("dst: "));
+        let e = m.onos_meter("of:00000000000000ff", 100.0).unwrap_err();
+        assert!(e.to_string().contains("not found"), "{e}");
+        let e = m.onos_flow(&device_id(1), None, 1, None, 7).unwrap_err();
+        assert!(e.to_string().contains("has no meter 7"), "{e}");
+        assert!(m.list().is_empty());
+    }
+
+    #[test]
+    fn device_ids_are_sixteen_hex_digits() {
+        assert_eq!(device_id(10), "of:000000000000000a");
+        let e = meters().device("of:000000000000000a").unwrap_err();
+        assert!(e.to_string().contains("not found"), "{e}");
+        assert_eq!(meters().device("of:0000000000000001").unwrap(), 1);
+    }
+}

@@ -1,0 +1,179 @@
+//! Meters on the real kernel (root): our own REST shape and the ONOS
+//! shapes of the prototype's sendmeter.py, measured with iperf3 between two
+//! hosts of a namespace testbed. Run bytes 230.. (one test at a time).
+
+use std::net::{Ipv4Addr, TcpListener};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+use testbed::Topology;
+use testbed::netns::controller::Controller;
+use testbed::netns::meters::Meters;
+use testbed::netns::{NetnsTestbed, RunNames, sys};
+
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Uid:")
+                .and_then(|v| v.split_whitespace().next())
+                .map(str::to_owned)
+        })
+        .unwrap_or_default();
+    assert_eq!(uid, "0", "the netns tests need root (CI runs them as root)");
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Hosts a and b on switch sw (a on port 1, b on port 2), 1 Gbit/s links.
+fn pair() -> Topology {
+    Topology::from_yaml(
+        "pair",
+        "hosts:\n  - { name: a, role: client }\n  - { name: b, role: aggregator }\n\
+         switches:\n  - { name: sw }\n\
+         links:\n  - { a: a, b: sw, bandwidth_mbit: 1000 }\n  - { a: b, b: sw, bandwidth_mbit: 1000 }\n",
+    )
+    .unwrap()
+}
+
+/// iperf3 throughput from `from` to `to`, Mbit/s, over 2 s.
+fn iperf(bed: &NetnsTestbed, from: &str, to: &str, port: u16) -> f64 {
+    let addr = bed.plan().host(to).unwrap().address.to_string();
+    let mut server = bed
+        .command(
+            to,
+            Command::new("iperf3").args(["-s", "-1", "-B", &addr, "-p", &port.to_string()]),
+        )
+        .unwrap()
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let out = bed
+        .command(
+            from,
+            Command::new("iperf3").args(["-c", &addr, "-p", &port.to_string(), "-t", "2", "-J"]),
+        )
+        .unwrap()
+        .output()
+        .unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    report["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .unwrap()
+        / 1e6
+}
+
+fn assert_gone(run: u8) {
+    let names = RunNames::new(run);
+    assert!(!sys::namespaces().iter().any(|n| names.owns(n)));
+}
+
+#[test]
+fn a_host_meter_limits_one_direction_until_deleted() {
+    let _serial = serial();
+    let run = 230;
+    {
+        let bed = NetnsTestbed::up(&pair(), run, 1).unwrap();
+        let meters = Meters::new(bed.plan().clone());
+        let m = meters
+            .create(
+                serde_json::from_str(r#"{ "host": "a", "direction": "up", "rate_mbit": 10 }"#)
+                    .unwrap(),
+            )
+            .unwrap();
+        assert_eq!(m.applied_on, vec![format!("dmo-{run}-a/eth0")]);
+        let up = iperf(&bed, "a", "b", 5301);
+        let down = iperf(&bed, "b", "a", 5302);
+        eprintln!("metered 10 Mbit/s: a->b {up:.1}, b->a {down:.1}");
+        assert!(
+            (8.5..=11.5).contains(&up),
+            "a->b under a 10 Mbit/s meter: {up:.1} Mbit/s"
+        );
+        assert!(down > 100.0, "b->a is not metered: {down:.1} Mbit/s");
+        meters.delete(m.id).unwrap();
+        assert!(meters.list().is_empty());
+        let free = iperf(&bed, "a", "b", 5303);
+        assert!(
+            free > 100.0,
+            "a->b after the meter is deleted: {free:.1} Mbit/s"
+        );
+    }
+    assert_gone(run);
+}
+
+#[test]
+fn the_onos_shapes_of_sendmeter_py_meter_a_switch_port() {
+    let _serial = serial();
+    let run = 231;
+    {
+        let bed = NetnsTestbed::up(&pair(), run, 1).unwrap();
+        let meters = Arc::new(Meters::new(bed.plan().clone()));
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let _controller = Controller::start(meters.clone(), Vec::new(), vec![listener]).unwrap();
+        let http = reqwest::blocking::Client::new();
+        let post = |path: &str, body: &str| {
+            let r = http
+                .post(format!("{base}{path}"))
+                .basic_auth("onos", Some("rocks"))
+                .header("Content-Type", "application/json")
+                .body(body.to_owned())
+                .send()
+                .unwrap();
+            (r.status().as_u16(), r.text().unwrap())
+        };
+        // 1250 KB/s = 10 Mbit/s, as the script writes it (numbers as strings).
+        let (status, text) = post(
+            "/onos/v1/meters/of%3A0000000000000001",
+            r#"{ "deviceId": "of:0000000000000001", "unit": "KB_PER_SEC", "burst": true, "bands": [ { "type": "DROP", "rate": "1250", "burstSize": "1250" } ] }"#,
+        );
+        assert_eq!(status, 201, "{text}");
+        // What leaves the switch on port 2 (toward b), from a on port 1.
+        let flow = r#"{ "priority": 10000, "timeout": 0, "isPermanent": true, "deviceId": "of:0000000000000001",
+            "treatment": { "instructions": [ { "type": "OUTPUT", "port": "2" }, { "type": "METER", "meterId": 1 } ] },
+            "selector": { "criteria": [ { "type": "IN_PORT", "port": "1" }, { "type": "ETH_TYPE", "ethType": "0x800" }, { "type": "IPV4_DST", "ip": "10.0.0.0/24" } ] } }"#;
+        let (status, text) = post(
+            "/onos/v1/flows/of%3A0000000000000001?appId=org.onosproject.core",
+            flow,
+        );
+        assert_eq!(status, 201, "{text}");
+        let up = iperf(&bed, "a", "b", 5311);
+        eprintln!("ONOS meter 1250 KB/s on port 2: a->b {up:.1} Mbit/s");
+        assert!(
+            (8.5..=11.5).contains(&up),
+            "a->b through the metered port: {up:.1} Mbit/s"
+        );
+        assert!(iperf(&bed, "b", "a", 5312) > 100.0);
+        let switches: serde_json::Value = http
+            .get(format!("{base}/v1/switches"))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        assert_eq!(switches[0]["deviceId"], "of:0000000000000001");
+        assert_eq!(switches[0]["ports"][1]["peer"], "b");
+        // Bad bodies name the field.
+        let (status, text) = post(
+            "/onos/v1/flows/of%3A0000000000000001",
+            r#"{ "treatment": { "instructions": [] } }"#,
+        );
+        assert_eq!(status, 400);
+        assert!(text.contains("OUTPUT"), "{text}");
+        let (status, text) = post("/v1/meters", r#"{ "host": "a", "rate_mbit": -1 }"#);
+        assert_eq!(status, 400);
+        assert!(text.contains("rate_mbit"), "{text}");
+        let (status, text) = post("/v1/meters", "{ not json");
+        assert_eq!(status, 400, "{text}");
+        let (status, _) = post(
+            "/onos/v1/meters/of%3A00000000000000ff",
+            r#"{ "bands": [ { "rate": 1 } ] }"#,
+        );
+        assert_eq!(status, 404);
+    }
+    assert_gone(run);
+}
