@@ -128,10 +128,8 @@ fn the_onos_shapes_of_sendmeter_py_meter_a_switch_port() {
             (r.status().as_u16(), r.text().unwrap())
         };
         // 1250 KB/s = 10 Mbit/s, as the script writes it (numbers as strings).
-        let (status, text) = post(
-            "/onos/v1/meters/of%3A0000000000000001",
-            r#"{ "deviceId": "of:0000000000000001", "unit": "KB_PER_SEC", "burst": true, "bands": [ { "type": "DROP", "rate": "1250", "burstSize": "1250" } ] }"#,
-        );
+        let meter = r#"{ "deviceId": "of:0000000000000001", "unit": "KB_PER_SEC", "burst": true, "bands": [ { "type": "DROP", "rate": "1250", "burstSize": "1250" } ] }"#;
+        let (status, text) = post("/onos/v1/meters/of%3A0000000000000001", meter);
         assert_eq!(status, 201, "{text}");
         // What leaves the switch on port 2 (toward b), from a on port 1.
         let flow = r#"{ "priority": 10000, "timeout": 0, "isPermanent": true, "deviceId": "of:0000000000000001",
@@ -157,6 +155,40 @@ fn the_onos_shapes_of_sendmeter_py_meter_a_switch_port() {
             .unwrap();
         assert_eq!(switches[0]["deviceId"], "of:0000000000000001");
         assert_eq!(switches[0]["ports"][1]["peer"], "b");
+        // The meter stays while a flow uses it; deleting the flow frees the port.
+        let delete = |path: &str| {
+            let r = http.delete(format!("{base}{path}")).send().unwrap();
+            (r.status().as_u16(), r.text().unwrap())
+        };
+        let (status, text) = delete("/onos/v1/meters/of:0000000000000001/1");
+        assert_eq!(status, 400);
+        assert!(text.contains("meterId"), "{text}");
+        let flows: serde_json::Value = http
+            .get(format!("{base}/onos/v1/flows"))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        assert_eq!(flows["flows"][0]["in_port"], 1);
+        let (status, text) = delete("/onos/v1/flows/of:0000000000000001/1");
+        assert_eq!(status, 204, "{text}");
+        assert!(meters.list().is_empty());
+        let free = iperf(&bed, "a", "b", 5313);
+        assert!(
+            free > 100.0,
+            "a->b once the flow is deleted: {free:.1} Mbit/s"
+        );
+        assert_eq!(delete("/onos/v1/meters/of:0000000000000001/1").0, 204);
+        let (status, text) = post("/onos/v1/flows/of:0000000000000001", flow);
+        assert_eq!(status, 400);
+        assert!(text.contains("meterId"), "{text}");
+        assert_eq!(post("/onos/v1/meters/of:1", meter).0, 201);
+        let (status, text) = post(
+            "/onos/v1/flows/of:0000000000000001",
+            &flow.replace(r#""port": "2""#, r#""port": "9""#),
+        );
+        assert_eq!(status, 400);
+        assert!(text.contains("OUTPUT].port"), "{text}");
         // Bad bodies name the field.
         let (status, text) = post(
             "/onos/v1/flows/of%3A0000000000000001",

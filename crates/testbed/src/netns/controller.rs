@@ -7,7 +7,7 @@
 //! 127.0.0.1:8181 of each MLFO host, and on the root namespace's loopback).
 
 use super::exporter;
-use super::meters::{MeterError, MeterSpec, Meters, device_id};
+use super::meters::{MeterError, MeterSpec, Meters, OnosMeter, device_id};
 use super::sys::SysError;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{StatusCode, header};
@@ -106,6 +106,7 @@ fn router(state: AppState) -> Router {
         .route("/v1/switches", get(switches))
         .route("/onos/v1/meters", get(onos_meters))
         .route("/onos/v1/meters/{device}", post(onos_meter))
+        .route("/onos/v1/meters/{device}/{id}", delete(onos_meter_delete))
         .route("/onos/v1/flows", get(onos_flows))
         .route("/onos/v1/flows/{device}", post(onos_flow))
         .route("/onos/v1/flows/{device}/{id}", delete(onos_flow_delete))
@@ -241,20 +242,46 @@ async fn onos_meter(
             StatusCode::CREATED,
             [(
                 header::LOCATION,
-                format!("/onos/v1/meters/{device}/{}", m.id),
+                format!("/onos/v1/meters/{}/{}", m.device_id, m.id),
             )],
-            Json(
-                json!({ "id": m.id.to_string(), "deviceId": m.device_id, "unit": "KB_PER_SEC",
-                         "bands": [{ "type": "DROP", "rate": m.rate_kbytes }] }),
-            ),
+            Json(onos_meter_json(&m)),
         )
             .into_response(),
         Err(e) => meter_error(e),
     }
 }
 
+/// An ONOS meter as ONOS writes it.
+fn onos_meter_json(m: &OnosMeter) -> Value {
+    json!({
+        "id": m.id.to_string(),
+        "deviceId": m.device_id,
+        "unit": "KB_PER_SEC",
+        "burst": true,
+        "state": "ADDED",
+        "bands": [{ "type": "DROP", "rate": m.rate_kbytes, "burstSize": m.rate_kbytes }],
+    })
+}
+
 async fn onos_meters(State(s): State<AppState>) -> Response {
-    Json(json!({ "meters": s.meters.onos_meters() })).into_response()
+    let list: Vec<Value> = s.meters.onos_meters().iter().map(onos_meter_json).collect();
+    Json(json!({ "meters": list })).into_response()
+}
+
+async fn onos_meter_delete(
+    State(s): State<AppState>,
+    Path((device, id)): Path<(String, String)>,
+) -> Response {
+    let Ok(id) = id.parse::<u32>() else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("meterId: {id:?} is not a meter id"),
+        );
+    };
+    match s.meters.onos_meter_delete(&device, id) {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => meter_error(e),
+    }
 }
 
 async fn onos_flows(State(s): State<AppState>) -> Response {

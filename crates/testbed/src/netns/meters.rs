@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::sync::Mutex;
 
-/// Most meters at once.
+/// Most meters at once; also the most ONOS meters and ONOS flows.
 pub const MAX_METERS: usize = 1024;
 /// Highest rate a meter may have, Mbit/s.
 pub const MAX_RATE_MBIT: f64 = 100_000.0;
@@ -264,6 +264,12 @@ impl Meters {
 
     /// Applies a meter; returns it with its id.
     pub fn create(&self, spec: MeterSpec) -> Result<Meter, MeterError> {
+        let mut state = self.state();
+        self.create_in(&mut state, spec)
+    }
+
+    /// [`Self::create`] with the registry already locked.
+    fn create_in(&self, state: &mut State, spec: MeterSpec) -> Result<Meter, MeterError> {
         if !(spec.rate_mbit.is_finite() && spec.rate_mbit > 0.0 && spec.rate_mbit <= MAX_RATE_MBIT)
         {
             return Err(invalid(
@@ -282,7 +288,6 @@ impl Meters {
             None => MeterMatch::All,
         };
         let targets = self.targets(&spec)?;
-        let mut state = self.state();
         if state.meters.len() >= MAX_METERS {
             return Err(invalid(
                 "meters",
@@ -292,11 +297,18 @@ impl Meters {
         let id = (1..=MAX_METER_ID)
             .find(|i| !state.meters.contains_key(i))
             .ok_or_else(|| invalid("meters", "no meter id left; delete some first"))?;
-        for end in &targets {
-            sys::tc_batch(
+        for (k, end) in targets.iter().enumerate() {
+            let added = sys::tc_batch(
                 &end.ns,
                 &shape::meter_add_commands(&end.dev, id, spec.rate_mbit, matches),
-            )?;
+            );
+            if let Err(e) = added {
+                // Leave nothing half-applied: remove it from the ends done.
+                for done in &targets[..k] {
+                    let _ = sys::tc_batch(&done.ns, &shape::meter_del_commands(&done.dev, id));
+                }
+                return Err(e.into());
+            }
         }
         let meter = Meter {
             id,
@@ -315,32 +327,39 @@ impl Meters {
         self.state().meters.values().cloned().collect()
     }
 
-    /// Removes meter `id`.
+    /// Removes meter `id` and the ONOS flows it carried.
     pub fn delete(&self, id: u32) -> Result<Meter, MeterError> {
         let mut state = self.state();
-        let meter = state
-            .meters
-            .remove(&id)
-            .ok_or_else(|| MeterError::NotFound(format!("no meter {id}")))?;
+        Self::delete_in(&mut state, id)
+    }
+
+    /// [`Self::delete`] with the registry already locked.
+    fn delete_in(state: &mut State, id: u32) -> Result<Meter, MeterError> {
+        let meter = state.meters.get(&id).cloned().ok_or_else(|| {
+            MeterError::NotFound(format!("no meter {id}; GET /v1/meters lists them"))
+        })?;
         for on in &meter.applied_on {
             if let Some((ns, dev)) = on.split_once('/') {
                 sys::tc_batch(ns, &shape::meter_del_commands(dev, id))?;
             }
         }
+        state.meters.remove(&id);
         state.onos_flows.retain(|f| f.meter != id);
         Ok(meter)
     }
 
-    /// The switch number of ONOS device id `device` (`of:000000000000000a`).
+    /// The switch number of ONOS device id `device` (`of:000000000000000a`;
+    /// fewer digits are accepted, and [`device_id`] writes it back in full).
     fn device(&self, device: &str) -> Result<u32, MeterError> {
         let n = device
             .strip_prefix("of:")
+            .filter(|h| !h.is_empty() && h.len() <= 16)
             .and_then(|h| u32::from_str_radix(h, 16).ok())
             .ok_or_else(|| invalid("deviceId", format!("{device:?} is not of:%016x")))?;
         if !self.plan.bridges.iter().any(|b| b.number == n) {
             return Err(MeterError::NotFound(format!(
-                "device {device} not found; switches are numbered 1 to {}",
-                self.plan.bridges.len()
+                "deviceId: {device} not found; the switches are of:0000000000000001 to {}",
+                device_id(self.plan.bridges.len() as u32)
             )));
         }
         Ok(n)
@@ -349,17 +368,30 @@ impl Meters {
     /// `POST /onos/v1/meters/{device}`: stores a DROP band rate (KB/s) as
     /// ONOS meter 1, 2, ... of the device.
     pub fn onos_meter(&self, device: &str, rate_kbytes: f64) -> Result<OnosMeter, MeterError> {
-        self.device(device)?;
-        if !(rate_kbytes.is_finite() && rate_kbytes > 0.0) {
+        let device = device_id(self.device(device)?);
+        let device = device.as_str();
+        if !(rate_kbytes.is_finite()
+            && rate_kbytes > 0.0
+            && rate_kbytes * 8.0 / 1000.0 <= MAX_RATE_MBIT)
+        {
             return Err(invalid(
                 "bands[0].rate",
-                format!("must be a rate > 0 in KB/s, got {rate_kbytes}"),
+                format!(
+                    "must be a rate in KB/s, > 0 and at most {} (= {MAX_RATE_MBIT} Mbit/s), got {rate_kbytes}",
+                    MAX_RATE_MBIT * 1000.0 / 8.0
+                ),
             ));
         }
         let mut state = self.state();
+        if state.onos_meters.values().map(Vec::len).sum::<usize>() >= MAX_METERS {
+            return Err(invalid(
+                "meters",
+                format!("{MAX_METERS} ONOS meters are set, the limit; delete some first"),
+            ));
+        }
         let list = state.onos_meters.entry(device.to_owned()).or_default();
         let meter = OnosMeter {
-            id: list.len() as u32 + 1,
+            id: list.iter().map(|m| m.id).max().unwrap_or(0) + 1,
             device_id: device.to_owned(),
             rate_kbytes,
         };
@@ -380,8 +412,16 @@ impl Meters {
         meter_id: u32,
     ) -> Result<OnosFlow, MeterError> {
         let number = self.device(device)?;
-        let rate_kbytes = self
-            .state()
+        let device = device_id(number);
+        let device = device.as_str();
+        let mut state = self.state();
+        if state.onos_flows.len() >= MAX_METERS {
+            return Err(invalid(
+                "flows",
+                format!("{MAX_METERS} ONOS flows are set, the limit; delete some first"),
+            ));
+        }
+        let rate_kbytes = state
             .onos_meters
             .get(device)
             .and_then(|l| l.iter().find(|m| m.id == meter_id))
@@ -392,8 +432,7 @@ impl Meters {
                     format!("device {device} has no meter {meter_id}; POST /onos/v1/meters/{device} first"),
                 )
             })?;
-        let shared = self
-            .state()
+        let shared = state
             .onos_flows
             .iter()
             .find(|f| {
@@ -413,18 +452,27 @@ impl Meters {
                     .find(|b| b.number == number)
                     .map(|b| b.switch.clone())
                     .unwrap_or_default();
-                self.create(MeterSpec {
+                let spec = MeterSpec {
                     host: None,
                     direction: None,
                     switch: Some(switch),
                     port: Some(output_port),
                     rate_mbit: rate_kbytes * 8.0 / 1000.0,
                     dst: ipv4_dst.clone(),
-                })?
-                .id
+                };
+                self.create_in(&mut state, spec)
+                    .map_err(|e| match e {
+                        MeterError::Invalid { field, problem } if field == "port" => {
+                            invalid("treatment.instructions[OUTPUT].port", problem)
+                        }
+                        MeterError::Invalid { field, problem } if field == "dst" => {
+                            invalid("selector.criteria[IPV4_DST].ip", problem)
+                        }
+                        other => other,
+                    })?
+                    .id
             }
         };
-        let mut state = self.state();
         let flow = OnosFlow {
             id: state.onos_flows.iter().map(|f| f.id).max().unwrap_or(0) + 1,
             device_id: device.to_owned(),
@@ -436,6 +484,31 @@ impl Meters {
         };
         state.onos_flows.push(flow.clone());
         Ok(flow)
+    }
+
+    /// `DELETE /onos/v1/meters/{device}/{id}`: forgets an ONOS meter that no
+    /// flow uses.
+    pub fn onos_meter_delete(&self, device: &str, id: u32) -> Result<OnosMeter, MeterError> {
+        let device = device_id(self.device(device)?);
+        let device = device.as_str();
+        let mut state = self.state();
+        let users = state
+            .onos_flows
+            .iter()
+            .filter(|f| f.device_id == device && f.meter_id == id)
+            .count();
+        if users > 0 {
+            return Err(invalid(
+                "meterId",
+                format!("meter {id} of {device} is used by {users} flow(s); delete them first"),
+            ));
+        }
+        let list = state.onos_meters.entry(device.to_owned()).or_default();
+        let i = list
+            .iter()
+            .position(|m| m.id == id)
+            .ok_or_else(|| MeterError::NotFound(format!("device {device} has no meter {id}")))?;
+        Ok(list.remove(i))
     }
 
     /// The ONOS meters, every device's.
@@ -455,18 +528,19 @@ impl Meters {
 
     /// Removes ONOS flow `id`; its meter goes when no flow uses it.
     pub fn onos_flow_delete(&self, id: u32) -> Result<(), MeterError> {
-        let meter = {
-            let mut state = self.state();
-            let i = state
-                .onos_flows
-                .iter()
-                .position(|f| f.id == id)
-                .ok_or_else(|| MeterError::NotFound(format!("no flow {id}")))?;
-            let flow = state.onos_flows.remove(i);
-            (!state.onos_flows.iter().any(|f| f.meter == flow.meter)).then_some(flow.meter)
-        };
-        if let Some(m) = meter {
-            self.delete(m)?;
+        let mut state = self.state();
+        let i = state
+            .onos_flows
+            .iter()
+            .position(|f| f.id == id)
+            .ok_or_else(|| {
+                MeterError::NotFound(format!("no flow {id}; GET /onos/v1/flows lists them"))
+            })?;
+        let meter = state.onos_flows[i].meter;
+        if state.onos_flows.iter().filter(|f| f.meter == meter).count() == 1 {
+            Self::delete_in(&mut state, meter)?;
+        } else {
+            state.onos_flows.remove(i);
         }
         Ok(())
     }
@@ -533,5 +607,26 @@ mod tests {
         let e = meters().device("of:000000000000000a").unwrap_err();
         assert!(e.to_string().contains("not found"), "{e}");
         assert_eq!(meters().device("of:0000000000000001").unwrap(), 1);
+    }
+
+    #[test]
+    fn onos_meters_are_numbered_per_device_and_deleted_when_unused() {
+        let m = meters();
+        assert_eq!(m.onos_meter("of:1", 1250.0).unwrap().id, 1);
+        let second = m.onos_meter(&device_id(1), 2500.0).unwrap();
+        assert_eq!(
+            (second.id, second.device_id.as_str()),
+            (2, "of:0000000000000001")
+        );
+        assert_eq!(m.onos_meter(&device_id(2), 1.0).unwrap().id, 1);
+        m.onos_meter_delete("of:1", 1).unwrap();
+        assert_eq!(m.onos_meter(&device_id(1), 1.0).unwrap().id, 3);
+        let e = m.onos_meter_delete(&device_id(1), 1).unwrap_err();
+        assert!(matches!(e, MeterError::NotFound(_)), "{e}");
+        let e = m.onos_meter(&device_id(1), f64::NAN).unwrap_err();
+        assert!(e.to_string().starts_with("bands[0].rate: "), "{e}");
+        let e = m.onos_meter("of:", 1.0).unwrap_err();
+        assert!(e.to_string().starts_with("deviceId: "), "{e}");
+        assert_eq!(m.onos_meters().len(), 3);
     }
 }
