@@ -57,6 +57,32 @@ fn alive(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Median round duration of each job of a results directory, by cohort.
+fn medians(out: &std::path::Path) -> Vec<(String, f64)> {
+    let s: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["ok"], true, "{s}");
+    s["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| {
+            let d = j["rounds"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["duration_s"].as_f64().unwrap())
+                .collect();
+            (j["cohort"].as_str().unwrap().to_owned(), median(d))
+        })
+        .collect()
+}
+
 fn assert_gone(run: u8) {
     assert!(namespaces(run).is_empty(), "left: {:?}", namespaces(run));
     for root in ["/sys/fs/cgroup/cpu", "/sys/fs/cgroup"] {
@@ -102,6 +128,15 @@ fn a_run_on_namespaces_shows_the_satellite_delay_in_its_rounds() {
     assert_eq!(s["testbed"]["backend"], "netns");
     assert_eq!(s["testbed"]["links_enforced"], true);
     assert_eq!(s["ok"], true);
+    // Unmetered, the MLP cohort's rounds are short (see the metered test).
+    let cohort1 = s["jobs"][0]["rounds"].as_array().unwrap();
+    let median1 = median(
+        cohort1
+            .iter()
+            .map(|r| r["duration_s"].as_f64().unwrap())
+            .collect(),
+    );
+    assert!(median1 < 1.0, "cohort1 unmetered: median round {median1} s");
     // Each round sends FitIns and EvaluateIns across two 12 ms hops and
     // back: at least two 48 ms round trips.
     for job in s["jobs"].as_array().unwrap() {
@@ -272,4 +307,58 @@ fn ctrl_c_mid_run_removes_the_testbed() {
     assert!(!out.status.success(), "{stderr}");
     assert!(stderr.contains("cancelled"), "{stderr}");
     assert_gone(run);
+}
+
+#[test]
+fn a_bandwidth_cap_meters_only_its_cohort() {
+    let _serial = serial();
+    let run = 244;
+    let cwd = tempfile::tempdir().unwrap();
+    // cohort1's intent asks for at most 10 Mbit/s: the edge MLFO sets a
+    // meter on each of its 4 clients' links through the testbed's network
+    // controller.
+    let text = std::fs::read_to_string(format!("{REPO}/scenarios/ci-small.yaml")).unwrap();
+    let capped = text.replacen(
+        "numround: \"3\" }",
+        "numround: \"3\", max_bandwidth_mbps: 10 }",
+        1,
+    );
+    assert_ne!(capped, text);
+    let scenario = cwd.path().join("capped.yaml");
+    std::fs::write(&scenario, capped).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_dmo"))
+        .args(["run", scenario.to_str().unwrap()])
+        .args([
+            "--backend",
+            "netns",
+            "--out",
+            "results",
+            "--run-byte",
+            &run.to_string(),
+        ])
+        .current_dir(cwd.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_gone(run);
+    let m = medians(&cwd.path().join("results"));
+    // A client downloads FitIns and EvaluateIns (0.8 MB each) per round:
+    // at 10 Mbit/s that alone is 1.28 s.
+    assert_eq!(m[0].0, "cohort1");
+    assert!(m[0].1 >= 1.2, "metered cohort1: median round {} s", m[0].1);
+    for (cohort, d) in &m[1..] {
+        assert!(*d < 0.8, "{cohort} is not metered: median round {d} s");
+    }
+    let store = mlfo::store::Store::open(&cwd.path().join("results/state/edge.sqlite")).unwrap();
+    let capped = store.intent("edgeintent01").unwrap().unwrap();
+    assert_eq!(capped.meters, vec![1, 2, 3, 4]);
+    assert!(capped.notes.is_empty(), "{:?}", capped.notes);
+    assert!(
+        store
+            .intent("edgeintent02")
+            .unwrap()
+            .unwrap()
+            .meters
+            .is_empty()
+    );
 }

@@ -27,7 +27,10 @@ pub fn config(interval_s: f64, targets: &[(String, SocketAddr, &str)]) -> String
         "global:\n  scrape_interval: {ms}ms\n  evaluation_interval: {ms}ms\nscrape_configs:\n",
         ms = (interval_s * 1000.0).round() as u64
     );
-    for kind in ["mlfo", "node"] {
+    for kind in ["mlfo", "node", "testbed"] {
+        if !targets.iter().any(|(_, _, k)| *k == kind) {
+            continue;
+        }
         let _ = write!(out, "  - job_name: {kind}\n    static_configs:\n");
         for (host, addr, _) in targets.iter().filter(|(_, _, k)| *k == kind) {
             let _ = write!(

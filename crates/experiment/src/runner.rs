@@ -174,6 +174,25 @@ fn run_on(
         "timeouts: {{ poll_s: 0.25, job_s: {} }}\n",
         scenario.timeouts.run_s
     );
+    // The network controller (netns): inside the MLFOs' and Prometheus's
+    // namespaces on their own loopback, and published for the runner.
+    let prom_host = topology.hosts_with_role(Role::Prometheus).next();
+    let inside: Vec<&Host> = [
+        Some(cloud),
+        Some(edge),
+        prom_host.filter(|_| scenario.prometheus.enabled),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let traffic: Vec<&Host> = topology.hosts_with_role(Role::Traffic).collect();
+    let controller = hosts
+        .network_controller(&inside, &traffic)
+        .map_err(|e| e.to_string())?;
+    let controller_line = controller
+        .as_ref()
+        .map(|(url, _)| format!("network_controller: '{url}'\n"))
+        .unwrap_or_default();
     let configs = [
         (
             cloud,
@@ -191,7 +210,7 @@ fn run_on(
             edge,
             edge_rest,
             format!(
-                "name: '{}'\nrole: edge\nlisten: {edge_rest}\nparent: http://{cloud_momo}\nstate: '{}'\n{catalog_line}{timeouts}\
+                "name: '{}'\nrole: edge\nlisten: {edge_rest}\nparent: http://{cloud_momo}\nstate: '{}'\n{catalog_line}{timeouts}{controller_line}\
                  client: {{ partition: '{}', seed: {} }}\ninventory:\n{edge_inv}",
                 edge.name,
                 state.join("edge.sqlite").display(),
@@ -239,11 +258,16 @@ fn run_on(
             .next()
             .ok_or("prometheus.enabled: the topology has no host with role prometheus")?;
         let listen = addr(host, PROMETHEUS_PORT);
-        let targets: Vec<(String, SocketAddr, &str)> = agents
+        let mut targets: Vec<(String, SocketAddr, &str)> = agents
             .iter()
             .map(|(h, a)| (h.name.clone(), *a, "node"))
             .chain(configs.iter().map(|(h, a, _)| (h.name.clone(), *a, "mlfo")))
             .collect();
+        if controller.is_some() {
+            // The controller listens on Prometheus's own loopback.
+            let local = SocketAddr::from(([127, 0, 0, 1], testbed::backend::CONTROLLER_PORT));
+            targets.push(("testbed".to_owned(), local, "testbed"));
+        }
         let config = crate::prometheus::config(scenario.prometheus.scrape_interval_s, &targets);
         let target_count = targets.len();
         let path = state.join("prometheus.yml");

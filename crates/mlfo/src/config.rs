@@ -201,6 +201,11 @@ pub struct MlfoConfig {
     /// FL client options (edge).
     #[serde(default)]
     pub client: ClientOptions,
+    /// The testbed's network controller, e.g. `http://127.0.0.1:8181`
+    /// (edge): an intent's `max_bandwidth_mbps` becomes a meter on each of
+    /// its clients' links through its `/v1/meters` API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_controller: Option<String>,
 }
 
 fn default_name() -> String {
@@ -276,6 +281,13 @@ impl MlfoConfig {
         {
             return Err(format!(
                 "parent: must be an http:// URL such as http://10.0.0.1:9000, got {parent:?}"
+            ));
+        }
+        if let Some(url) = &self.network_controller
+            && !url.starts_with("http://")
+        {
+            return Err(format!(
+                "network_controller: must be an http:// URL such as http://127.0.0.1:8181, got {url:?}"
             ));
         }
         let mut names = BTreeSet::new();
@@ -358,6 +370,20 @@ inventory:
         assert_eq!(
             e.to_string(),
             "edge.yaml: inventory[1].name: \"fc.10\" is listed twice; host names must be unique"
+        );
+
+        let controller = format!("{EDGE}network_controller: 127.0.0.1:8181\n");
+        let e = MlfoConfig::from_yaml("edge.yaml", &controller).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("edge.yaml: network_controller: must be an http:// URL"),
+            "{e}"
+        );
+        let controller = format!("{EDGE}network_controller: http://127.0.0.1:8181\n");
+        let c = MlfoConfig::from_yaml("edge.yaml", &controller).unwrap();
+        assert_eq!(
+            c.network_controller.as_deref(),
+            Some("http://127.0.0.1:8181")
         );
 
         let unknown = format!("{EDGE}colour: blue\n");

@@ -92,6 +92,7 @@ async fn deploy(
     clients: &[AgentEntry],
 ) -> Result<(), String> {
     set_state(mlfo, record, IntentState::Planning);
+    cap_bandwidth(mlfo, record, targets, clients).await?;
     for (k, (target, _)) in targets.iter().enumerate() {
         let placement = request_server(mlfo, record, target).await?;
         record.timings.server_ready_s = Some(milestone(mlfo, record, "server_ready"));
@@ -114,6 +115,57 @@ async fn deploy(
     tracing::info!(intent = %record.id, "HTTP Intent took {:.3} ms", took * 1000.0);
     set_state(mlfo, record, IntentState::Training);
     Ok(())
+}
+
+/// Applies the intent's bandwidth cap (the smallest `max_bandwidth_mbps` of
+/// its targets) as a meter on each client's link through the network
+/// controller; notes it in the record when no controller is configured.
+async fn cap_bandwidth(
+    mlfo: &Mlfo,
+    record: &mut IntentRecord,
+    targets: &[(ResolvedTarget, FlPlan)],
+    clients: &[AgentEntry],
+) -> Result<(), String> {
+    let Some(cap) = targets
+        .iter()
+        .filter_map(|(_, p)| p.max_bandwidth_mbps)
+        .min_by(f64::total_cmp)
+    else {
+        return Ok(());
+    };
+    let Some(controller) = mlfo.inner.config.network_controller.clone() else {
+        record.notes.push(format!(
+            "max_bandwidth_mbps {cap}: not applied, this MLFO has no network_controller (the netns testbed provides one)"
+        ));
+        save(mlfo, record);
+        return Ok(());
+    };
+    let mut calls = JoinSet::new();
+    for c in clients {
+        let (sbi, controller, host) = (mlfo.inner.sbi.clone(), controller.clone(), c.name.clone());
+        calls.spawn(async move { sbi.create_meter(&controller, &host, cap).await });
+    }
+    let mut problems = Vec::new();
+    while let Some(joined) = calls.join_next().await {
+        match joined {
+            Ok(Ok(id)) => {
+                // Saved at once, so that a cancel or restart removes it.
+                record.meters.push(id);
+                save(mlfo, record);
+            }
+            Ok(Err(e)) => problems.push(e),
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+    if problems.is_empty() {
+        tracing::info!(intent = %record.id, cap, meters = record.meters.len(), "bandwidth cap applied");
+        Ok(())
+    } else {
+        Err(format!(
+            "bandwidth cap of {cap} Mbit/s: {}",
+            problems.join("; ")
+        ))
+    }
 }
 
 /// Asks the cloud MLFO over Mo-Mo for an FL server for `target`.
@@ -240,6 +292,13 @@ pub(crate) async fn tear_down(mlfo: &Mlfo, record: &IntentRecord) -> Vec<String>
             Ok(Ok(())) => {}
             Ok(Err(e)) => problems.push(e.to_string()),
             Err(e) => problems.push(e.to_string()),
+        }
+    }
+    if let Some(controller) = &mlfo.inner.config.network_controller {
+        for id in &record.meters {
+            if let Err(e) = mlfo.inner.sbi.delete_meter(controller, *id).await {
+                problems.push(e);
+            }
         }
     }
     if record.jobs.iter().any(|j| j.server.is_some())

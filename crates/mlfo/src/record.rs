@@ -249,6 +249,13 @@ pub struct IntentRecord {
     pub timings: Timings,
     /// The FL jobs, one per federated target.
     pub jobs: Vec<JobRecord>,
+    /// Ids of the meters the network controller set for the intent's
+    /// bandwidth cap (removed when it ends).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub meters: Vec<u32>,
+    /// Things worth knowing that are not failures, e.g. a cap not applied.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl IntentRecord {

@@ -89,6 +89,54 @@ impl Sbi {
         }
     }
 
+    /// Asks the network controller at `controller` for a meter of
+    /// `rate_mbit` on both directions of host `host`'s link; returns its id.
+    pub async fn create_meter(
+        &self,
+        controller: &str,
+        host: &str,
+        rate_mbit: f64,
+    ) -> Result<u32, String> {
+        let url = format!("{}/v1/meters", controller.trim_end_matches('/'));
+        let body = serde_json::json!({ "host": host, "direction": "both", "rate_mbit": rate_mbit });
+        let reply = self.http.post(&url).json(&body).send().await;
+        let reply = reply.map_err(|e| {
+            self.metrics.sbi_call("create_meter", false);
+            format!("network controller {url}: {e}")
+        })?;
+        let status = reply.status();
+        let text = reply.text().await.unwrap_or_default();
+        self.metrics.sbi_call("create_meter", status.is_success());
+        if !status.is_success() {
+            return Err(format!(
+                "network controller {url}: meter on {host} refused ({status}): {}",
+                text.trim()
+            ));
+        }
+        serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v.get("id")?.as_u64())
+            .and_then(|id| u32::try_from(id).ok())
+            .ok_or_else(|| format!("network controller {url}: no meter id in {text:?}"))
+    }
+
+    /// Removes meter `id` at the network controller; one it no longer
+    /// knows counts as removed.
+    pub async fn delete_meter(&self, controller: &str, id: u32) -> Result<(), String> {
+        let url = format!("{}/v1/meters/{id}", controller.trim_end_matches('/'));
+        let reply = self.http.delete(&url).send().await.map_err(|e| {
+            self.metrics.sbi_call("delete_meter", false);
+            format!("network controller {url}: {e}")
+        })?;
+        let ok = reply.status().is_success() || reply.status() == StatusCode::NOT_FOUND;
+        self.metrics.sbi_call("delete_meter", ok);
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("network controller {url}: {}", reply.status()))
+        }
+    }
+
     /// Sends a request, retrying when the agent cannot be reached, and decodes
     /// a 2xx JSON reply; other replies become an error with the agent's text.
     async fn call<T: serde::de::DeserializeOwned>(

@@ -172,6 +172,8 @@ impl Mlfo {
                 .iter()
                 .map(|(t, p)| job_record(t, p))
                 .collect(),
+            meters: Vec::new(),
+            notes: Vec::new(),
         };
         self.inner.store.save_intent(&record)?;
         tracing::info!(intent = %record.id, clients = hosts.len(), "intent accepted");

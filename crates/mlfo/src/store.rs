@@ -316,6 +316,8 @@ mod tests {
                     bytes_received: 20,
                 }],
             }],
+            meters: Vec::new(),
+            notes: Vec::new(),
         }
     }
 

@@ -4,11 +4,14 @@
 
 use crate::local::{HostError, Supervisor, http_get_ok, loopback_addr};
 use crate::netns::NetnsTestbed;
+use crate::netns::controller::Controller;
 use crate::netns::measure::{Measurements, Sampler};
+use crate::netns::meters::Meters;
 use crate::topology::Host;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::process::Command;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A running testbed.
@@ -50,6 +53,19 @@ pub trait Backend {
     /// that do not measure); call once, at the end.
     fn take_measurements(&mut self) -> Option<Measurements> {
         None
+    }
+    /// Starts the network controller (meters, `/metrics` of the links)
+    /// where the backend has one: reachable at the returned URL from inside
+    /// each of `inside` (their own loopback), and from the runner at the
+    /// returned address; `traffic` names the background-traffic hosts whose
+    /// TCP connections it reports. `None` where links are not enforced.
+    fn network_controller(
+        &mut self,
+        inside: &[&Host],
+        traffic: &[&Host],
+    ) -> Result<Option<(String, SocketAddr)>, HostError> {
+        let _ = (inside, traffic);
+        Ok(None)
     }
 }
 
@@ -127,8 +143,13 @@ pub struct NetnsBackend {
     // Field order is drop order: processes before their namespaces.
     hosts: Supervisor,
     sampler: Option<Sampler>,
+    controller: Option<Controller>,
     bed: NetnsTestbed,
 }
+
+/// The network controller's port, inside namespaces and preferred on the
+/// root namespace's loopback (ONOS's REST port, as the prototype used).
+pub const CONTROLLER_PORT: u16 = 8181;
 
 impl NetnsBackend {
     /// Runs host processes on `bed`, sampling its links and the FL
@@ -137,6 +158,7 @@ impl NetnsBackend {
         Self {
             hosts: Supervisor::new(),
             sampler: Some(Sampler::start(bed.plan().clone(), tcp_hosts)),
+            controller: None,
             bed,
         }
     }
@@ -236,8 +258,45 @@ impl Backend for NetnsBackend {
         })
     }
 
+    fn network_controller(
+        &mut self,
+        inside: &[&Host],
+        traffic: &[&Host],
+    ) -> Result<Option<(String, SocketAddr)>, HostError> {
+        let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, CONTROLLER_PORT));
+        let mut listeners = Vec::new();
+        for h in inside {
+            let l = self
+                .bed
+                .in_host(&h.name, || std::net::TcpListener::bind(loopback))
+                .map_err(|e| host_error(h, e))?
+                .map_err(|e| host_error(h, format!("network controller on {loopback}: {e}")))?;
+            listeners.push(l);
+        }
+        let root = std::net::TcpListener::bind(loopback)
+            .or_else(|_| std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
+            .map_err(|e| HostError {
+                host: "network controller".to_owned(),
+                problem: e.to_string(),
+            })?;
+        let published = root.local_addr().map_err(|e| HostError {
+            host: "network controller".to_owned(),
+            problem: e.to_string(),
+        })?;
+        listeners.push(root);
+        let meters = Arc::new(Meters::new(self.bed.plan().clone()));
+        let traffic = traffic.iter().map(|h| h.name.clone()).collect();
+        let controller = Controller::start(meters, traffic, listeners).map_err(|e| HostError {
+            host: "network controller".to_owned(),
+            problem: e.to_string(),
+        })?;
+        self.controller = Some(controller);
+        Ok(Some((format!("http://{loopback}"), published)))
+    }
+
     fn shutdown(&mut self) {
         self.sampler.take();
+        self.controller.take();
         self.hosts.shutdown();
         if let Err(e) = self.bed.down() {
             tracing::warn!("tearing down the testbed: {e}");
