@@ -102,6 +102,22 @@ fn mlfo_metrics() -> String {
     m.encode(&[("completed".to_owned(), 2)]).unwrap()
 }
 
+/// The netns testbed's own metrics (links, traffic hosts' TCP), as its
+/// network controller serves them; no testbed needs to be up for the names.
+fn testbed_metrics() -> String {
+    let topology = testbed::generate(&testbed::GenOptions {
+        cohorts: vec![2],
+        ..testbed::GenOptions::default()
+    })
+    .unwrap();
+    let plan =
+        testbed::netns::NetPlan::new(&topology, testbed::netns::RunNames::new(254), false).unwrap();
+    testbed::netns::exporter::text(&testbed::netns::exporter::registry(
+        plan,
+        vec!["app.1".to_owned()],
+    ))
+}
+
 /// Sample names a text exposition can hold, from its `# TYPE` lines.
 fn exported(text: &str) -> BTreeSet<String> {
     let mut names = BTreeSet::new();
@@ -158,13 +174,17 @@ fn every_components_metrics_pass_promtool() {
         &to_prometheus_text(&agent_metrics_with_a_connection()),
     );
     promtool_check("MLFO", &to_prometheus_text(&mlfo_metrics()));
+    promtool_check("testbed", &to_prometheus_text(&testbed_metrics()));
 }
 
 #[test]
 fn every_dashboard_query_names_an_exported_metric() {
     let mut names = exported(&agent_metrics());
     names.extend(exported(&mlfo_metrics()));
+    names.extend(exported(&testbed_metrics()));
     for name in [
+        "testbed_link_transmit_bytes_total",
+        "testbed_tcp_rtt_seconds",
         "fl_server_rounds_total",
         "fl_server_connection_rtt_seconds",
         "fl_server_connection_cwnd_segments",
@@ -181,7 +201,7 @@ fn every_dashboard_query_names_an_exported_metric() {
             let tokens = expr
                 .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
                 .filter(|t| {
-                    ["fl_", "mlfo_", "node_", "host_"]
+                    ["fl_", "mlfo_", "node_", "host_", "testbed_"]
                         .iter()
                         .any(|p| t.starts_with(p))
                 });
@@ -202,5 +222,5 @@ fn every_dashboard_query_names_an_exported_metric() {
             );
         }
     }
-    assert!(checked >= 28, "{checked}");
+    assert!(checked >= 32, "{checked}");
 }
