@@ -108,9 +108,12 @@ impl Sbi {
         let text = reply.text().await.unwrap_or_default();
         self.metrics.sbi_call("create_meter", status.is_success());
         if !status.is_success() {
+            let why = serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| Some(v.get("error")?.as_str()?.to_owned()))
+                .unwrap_or_else(|| text.trim().to_owned());
             return Err(format!(
-                "network controller {url}: meter on {host} refused ({status}): {}",
-                text.trim()
+                "network controller {url}: meter on {host} refused ({status}): {why}"
             ));
         }
         serde_json::from_str::<serde_json::Value>(&text)

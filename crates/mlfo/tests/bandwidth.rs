@@ -17,9 +17,8 @@ use testbed::netns::controller::Controller;
 use testbed::netns::meters::{Direction, Meters};
 use testbed::netns::{NetnsTestbed, RunNames, sys};
 
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
+/// The tests use their own run bytes, so they may run side by side.
+fn require_root() {
     let uid = std::fs::read_to_string("/proc/self/status")
         .unwrap_or_default()
         .lines()
@@ -30,7 +29,6 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
         })
         .unwrap_or_default();
     assert_eq!(uid, "0", "the netns tests need root (CI runs them as root)");
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Clients fc.10 and fc.11 on switch sw.
@@ -131,7 +129,7 @@ fn classes(ns: &str, dev: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bandwidth_cap_meters_each_client_until_the_intent_ends() {
-    let _serial = serial();
+    require_root();
     let run = 232;
     {
         let bench = Bench::up(run);
@@ -175,7 +173,7 @@ async fn a_bandwidth_cap_meters_each_client_until_the_intent_ends() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_controller_the_cap_is_noted_and_a_dead_one_fails_the_intent() {
-    let _serial = serial();
+    require_root();
     let run = 233;
     {
         let mut bench = Bench::up(run);
