@@ -77,7 +77,7 @@ impl Collector for NetworkCollector {
             MetricType::Gauge,
         )?;
         for c in &connections {
-            let labels = [("host", c.host.as_str()), ("peer", c.peer.as_str())];
+            let labels = [("traffic_host", c.host.as_str()), ("peer", c.peer.as_str())];
             ConstGauge::new(c.rtt_ms / 1000.0).encode(rtt.encode_family(&labels)?)?;
         }
         let mut cwnd = encoder.encode_descriptor(
@@ -87,7 +87,7 @@ impl Collector for NetworkCollector {
             MetricType::Gauge,
         )?;
         for c in &connections {
-            let labels = [("host", c.host.as_str()), ("peer", c.peer.as_str())];
+            let labels = [("traffic_host", c.host.as_str()), ("peer", c.peer.as_str())];
             ConstGauge::new(i64::from(c.cwnd)).encode(cwnd.encode_family(&labels)?)?;
         }
         Ok(())
