@@ -20,8 +20,9 @@ use std::sync::Mutex;
 
 /// Most meters at once; also the most ONOS meters and ONOS flows.
 pub const MAX_METERS: usize = 1024;
-/// Highest rate a meter may have, Mbit/s.
-pub const MAX_RATE_MBIT: f64 = 100_000.0;
+/// Highest rate a meter may have, Mbit/s (1 Tbit/s, the highest
+/// `max_bandwidth_mbps` an intent may ask for).
+pub const MAX_RATE_MBIT: f64 = 1_000_000.0;
 
 /// Which direction of a host's link a meter limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
