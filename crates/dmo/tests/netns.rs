@@ -193,14 +193,31 @@ fn testbed_up_holds_the_network_until_sigterm() {
     assert!(first.contains("58 hosts"), "{first}");
     // One namespace per host and the fabric.
     assert_eq!(namespaces(run).len(), 59);
-    let fc = lines
-        .find(|l| l.as_ref().unwrap().trim_start().starts_with("fc.10 "))
-        .unwrap()
-        .unwrap();
+    let mut fc = None;
+    let mut controller = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if line.trim_start().starts_with("fc.10 ") {
+            fc = Some(line.clone());
+        }
+        if let Some(url) =
+            line.strip_prefix("network controller (meters, ONOS meter and flow shapes, /metrics): ")
+        {
+            controller = Some(url.to_owned());
+            break;
+        }
+    }
+    let fc = fc.unwrap();
     assert!(
         fc.contains("10.0.1.10") && fc.contains(&format!("dmo-{run}-fc.10")),
         "{fc}"
     );
+    let switches: serde_json::Value =
+        reqwest::blocking::get(format!("{}/v1/switches", controller.unwrap()))
+            .unwrap()
+            .json()
+            .unwrap();
+    assert_eq!(switches.as_array().unwrap().len(), 8, "{switches}");
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(up.id() as i32),
         nix::sys::signal::Signal::SIGTERM,

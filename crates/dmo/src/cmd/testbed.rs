@@ -144,6 +144,20 @@ fn up(path: Option<PathBuf>, run_byte: Option<u8>, seed: u64) -> anyhow::Result<
             h.name, h.address, h.ns
         );
     }
+    let listener = std::net::TcpListener::bind(("127.0.0.1", testbed::backend::CONTROLLER_PORT))
+        .or_else(|_| std::net::TcpListener::bind(("127.0.0.1", 0)))
+        .context("binding the network controller")?;
+    let controller_addr = listener.local_addr()?;
+    let traffic = topology
+        .hosts_with_role(testbed::Role::Traffic)
+        .map(|h| h.name.clone())
+        .collect();
+    let meters = std::sync::Arc::new(testbed::netns::meters::Meters::new(plan.clone()));
+    let controller =
+        testbed::netns::controller::Controller::start(meters, traffic, vec![listener])?;
+    println!(
+        "network controller (meters, ONOS meter and flow shapes, /metrics): http://{controller_addr}"
+    );
     println!(
         "Ctrl-C (or SIGTERM) tears it down; `dmo testbed down --run {run}` removes it if this process is killed."
     );
@@ -152,6 +166,7 @@ fn up(path: Option<PathBuf>, run_byte: Option<u8>, seed: u64) -> anyhow::Result<
         .build()
         .context("starting the signal handler")?
         .block_on(super::shutdown_signal());
+    drop(controller);
     bed.down()?;
     println!("testbed run {run} removed");
     Ok(ExitCode::SUCCESS)
