@@ -13,16 +13,10 @@ const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
-    let uid = std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("Uid:")
-                .and_then(|v| v.split_whitespace().next())
-                .map(str::to_owned)
-        })
-        .unwrap_or_default();
-    assert_eq!(uid, "0", "the netns tests need root (CI runs them as root)");
+    assert!(
+        sys::is_root(),
+        "the netns tests need root (CI runs them as root)"
+    );
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -55,6 +49,15 @@ fn alive(pid: u32) -> bool {
                 .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
         })
         .unwrap_or(false)
+}
+
+/// `dmo run SCENARIO --backend netns --out results --run-byte RUN` in `dir`.
+fn netns_run(scenario: &str, run: u8, dir: &std::path::Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_dmo"));
+    c.args(["run", scenario, "--backend", "netns", "--out", "results"])
+        .args(["--run-byte", &run.to_string()])
+        .current_dir(dir);
+    c
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -105,17 +108,7 @@ fn a_run_on_namespaces_shows_the_satellite_delay_in_its_rounds() {
         format!("{text}\nbackground_traffic: [ {{ from: app.1, to: srv.1, rate_mbit: 20 }} ]\n"),
     )
     .unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_dmo"))
-        .args(["run", scenario.to_str().unwrap()])
-        .args([
-            "--backend",
-            "netns",
-            "--out",
-            "results",
-            "--run-byte",
-            &run.to_string(),
-        ])
-        .current_dir(cwd.path())
+    let o = netns_run(scenario.to_str().unwrap(), run, cwd.path())
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&o.stderr);
@@ -233,17 +226,7 @@ fn down_all_cleans_up_after_a_killed_runner() {
     let _serial = serial();
     let run = 242;
     let cwd = tempfile::tempdir().unwrap();
-    let mut runner = Command::new(env!("CARGO_BIN_EXE_dmo"))
-        .args(["run", &format!("{REPO}/scenarios/ci-small.yaml")])
-        .args([
-            "--backend",
-            "netns",
-            "--out",
-            "results",
-            "--run-byte",
-            &run.to_string(),
-        ])
-        .current_dir(cwd.path())
+    let mut runner = netns_run(&format!("{REPO}/scenarios/ci-small.yaml"), run, cwd.path())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -291,17 +274,7 @@ fn ctrl_c_mid_run_removes_the_testbed() {
     let _serial = serial();
     let run = 243;
     let cwd = tempfile::tempdir().unwrap();
-    let runner = Command::new(env!("CARGO_BIN_EXE_dmo"))
-        .args(["run", &format!("{REPO}/scenarios/default.yaml")])
-        .args([
-            "--backend",
-            "netns",
-            "--out",
-            "results",
-            "--run-byte",
-            &run.to_string(),
-        ])
-        .current_dir(cwd.path())
+    let runner = netns_run(&format!("{REPO}/scenarios/default.yaml"), run, cwd.path())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -343,17 +316,7 @@ fn a_bandwidth_cap_meters_only_its_cohort() {
     assert_ne!(capped, text);
     let scenario = cwd.path().join("capped.yaml");
     std::fs::write(&scenario, capped).unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_dmo"))
-        .args(["run", scenario.to_str().unwrap()])
-        .args([
-            "--backend",
-            "netns",
-            "--out",
-            "results",
-            "--run-byte",
-            &run.to_string(),
-        ])
-        .current_dir(cwd.path())
+    let o = netns_run(scenario.to_str().unwrap(), run, cwd.path())
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

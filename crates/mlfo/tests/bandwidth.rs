@@ -19,16 +19,10 @@ use testbed::netns::{NetnsTestbed, RunNames, sys};
 
 /// The tests use their own run bytes, so they may run side by side.
 fn require_root() {
-    let uid = std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("Uid:")
-                .and_then(|v| v.split_whitespace().next())
-                .map(str::to_owned)
-        })
-        .unwrap_or_default();
-    assert_eq!(uid, "0", "the netns tests need root (CI runs them as root)");
+    assert!(
+        sys::is_root(),
+        "the netns tests need root (CI runs them as root)"
+    );
 }
 
 /// Clients fc.10 and fc.11 on switch sw.

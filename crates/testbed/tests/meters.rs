@@ -2,10 +2,10 @@
 //! shapes of the prototype's sendmeter.py, measured with iperf3 between two
 //! hosts of a namespace testbed. Run bytes 230.. (one test at a time).
 
+mod common;
+
 use std::net::{Ipv4Addr, TcpListener};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
 use testbed::Topology;
 use testbed::netns::controller::Controller;
 use testbed::netns::meters::Meters;
@@ -14,16 +14,10 @@ use testbed::netns::{NetnsTestbed, RunNames, sys};
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
-    let uid = std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("Uid:")
-                .and_then(|v| v.split_whitespace().next())
-                .map(str::to_owned)
-        })
-        .unwrap_or_default();
-    assert_eq!(uid, "0", "the netns tests need root (CI runs them as root)");
+    assert!(
+        sys::is_root(),
+        "the netns tests need root (CI runs them as root)"
+    );
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -36,36 +30,6 @@ fn pair() -> Topology {
          links:\n  - { a: a, b: sw, bandwidth_mbit: 1000 }\n  - { a: b, b: sw, bandwidth_mbit: 1000 }\n",
     )
     .unwrap()
-}
-
-/// iperf3 throughput from `from` to `to`, Mbit/s, over 2 s.
-fn iperf(bed: &NetnsTestbed, from: &str, to: &str, port: u16) -> f64 {
-    let addr = bed.plan().host(to).unwrap().address.to_string();
-    let mut server = bed
-        .command(
-            to,
-            Command::new("iperf3").args(["-s", "-1", "-B", &addr, "-p", &port.to_string()]),
-        )
-        .unwrap()
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    let out = bed
-        .command(
-            from,
-            Command::new("iperf3").args(["-c", &addr, "-p", &port.to_string(), "-t", "2", "-J"]),
-        )
-        .unwrap()
-        .output()
-        .unwrap();
-    let _ = server.kill();
-    let _ = server.wait();
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    report["end"]["sum_received"]["bits_per_second"]
-        .as_f64()
-        .unwrap()
-        / 1e6
 }
 
 fn assert_gone(run: u8) {
@@ -87,8 +51,8 @@ fn a_host_meter_limits_one_direction_until_deleted() {
             )
             .unwrap();
         assert_eq!(m.applied_on, vec![format!("dmo-{run}-a/eth0")]);
-        let up = iperf(&bed, "a", "b", 5301);
-        let down = iperf(&bed, "b", "a", 5302);
+        let up = common::iperf(&bed, "a", "b", 5301, 2);
+        let down = common::iperf(&bed, "b", "a", 5302, 2);
         eprintln!("metered 10 Mbit/s: a->b {up:.1}, b->a {down:.1}");
         assert!(
             (8.5..=11.5).contains(&up),
@@ -97,7 +61,7 @@ fn a_host_meter_limits_one_direction_until_deleted() {
         assert!(down > 100.0, "b->a is not metered: {down:.1} Mbit/s");
         meters.delete(m.id).unwrap();
         assert!(meters.list().is_empty());
-        let free = iperf(&bed, "a", "b", 5303);
+        let free = common::iperf(&bed, "a", "b", 5303, 2);
         assert!(
             free > 100.0,
             "a->b after the meter is deleted: {free:.1} Mbit/s"
@@ -140,13 +104,13 @@ fn the_onos_shapes_of_sendmeter_py_meter_a_switch_port() {
             flow,
         );
         assert_eq!(status, 201, "{text}");
-        let up = iperf(&bed, "a", "b", 5311);
+        let up = common::iperf(&bed, "a", "b", 5311, 2);
         eprintln!("ONOS meter 1250 KB/s on port 2: a->b {up:.1} Mbit/s");
         assert!(
             (8.5..=11.5).contains(&up),
             "a->b through the metered port: {up:.1} Mbit/s"
         );
-        assert!(iperf(&bed, "b", "a", 5312) > 100.0);
+        assert!(common::iperf(&bed, "b", "a", 5312, 2) > 100.0);
         let switches: serde_json::Value = http
             .get(format!("{base}/v1/switches"))
             .send()
@@ -173,7 +137,7 @@ fn the_onos_shapes_of_sendmeter_py_meter_a_switch_port() {
         let (status, text) = delete("/onos/v1/flows/of:0000000000000001/1");
         assert_eq!(status, 204, "{text}");
         assert!(meters.list().is_empty());
-        let free = iperf(&bed, "a", "b", 5313);
+        let free = common::iperf(&bed, "a", "b", 5313, 2);
         assert!(
             free > 100.0,
             "a->b once the flow is deleted: {free:.1} Mbit/s"

@@ -3,6 +3,8 @@
 //! root namespace, and that nothing is left afterwards. Each test uses its
 //! own run byte (220..) so that they can run in parallel.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
@@ -16,15 +18,10 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// Fails clearly where the test cannot run: these tests need root. Holds
 /// the serialising lock for the test's duration.
 fn require_root() -> std::sync::MutexGuard<'static, ()> {
-    let uid = std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("Uid:")
-                .map(|v| v.split_whitespace().next().unwrap_or("").to_owned())
-        })
-        .unwrap_or_default();
-    assert_eq!(uid, "0", "the netns tests need root (CI runs them as root)");
+    assert!(
+        sys::is_root(),
+        "the netns tests need root (CI runs them as root)"
+    );
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -136,32 +133,7 @@ fn iperf3_over_a_100_mbit_link_gets_100_mbit() {
     let run = 221;
     {
         let bed = NetnsTestbed::up(&pair(100.0, 1.0), run, 1).unwrap();
-        let b = bed.plan().host("b").unwrap().address;
-        let mut server = bed
-            .command(
-                "b",
-                Command::new("iperf3").args(["-s", "-1", "-B", &b.to_string()]),
-            )
-            .unwrap()
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(300));
-        let out = bed
-            .command(
-                "a",
-                Command::new("iperf3").args(["-c", &b.to_string(), "-t", "3", "-J"]),
-            )
-            .unwrap()
-            .output()
-            .unwrap();
-        let _ = server.kill();
-        let _ = server.wait();
-        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        let bps = report["end"]["sum_received"]["bits_per_second"]
-            .as_f64()
-            .unwrap();
-        let mbit = bps / 1e6;
+        let mbit = common::iperf(&bed, "a", "b", 5201, 3);
         eprintln!("iperf3 over a 100 Mbit/s link: {mbit:.1} Mbit/s");
         assert!(
             (90.0..=110.0).contains(&mbit),

@@ -129,6 +129,19 @@ fn meter_error(e: MeterError) -> Response {
     error(status, e.to_string())
 }
 
+/// Runs a meter operation (it calls tc) off the async workers and answers
+/// with `ok` of its result, or the error's status.
+async fn blocking<T: Send + 'static>(
+    operation: impl FnOnce() -> Result<T, MeterError> + Send + 'static,
+    ok: impl FnOnce(T) -> Response,
+) -> Response {
+    match tokio::task::spawn_blocking(operation).await {
+        Ok(Ok(v)) => ok(v),
+        Ok(Err(e)) => meter_error(e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
 /// Parses a JSON body, naming the field that is wrong.
 fn parse<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, Box<Response>> {
     serde_json::from_str(body).map_err(|e| {
@@ -149,16 +162,18 @@ async fn create_meter(State(s): State<AppState>, body: String) -> Response {
         Err(r) => return *r,
     };
     let meters = s.meters.clone();
-    match tokio::task::spawn_blocking(move || meters.create(spec)).await {
-        Ok(Ok(m)) => (
-            StatusCode::CREATED,
-            [(header::LOCATION, format!("/v1/meters/{}", m.id))],
-            Json(m),
-        )
-            .into_response(),
-        Ok(Err(e)) => meter_error(e),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    }
+    blocking(
+        move || meters.create(spec),
+        |m| {
+            (
+                StatusCode::CREATED,
+                [(header::LOCATION, format!("/v1/meters/{}", m.id))],
+                Json(m),
+            )
+                .into_response()
+        },
+    )
+    .await
 }
 
 async fn delete_meter(State(s): State<AppState>, Path(id): Path<String>) -> Response {
@@ -169,11 +184,7 @@ async fn delete_meter(State(s): State<AppState>, Path(id): Path<String>) -> Resp
         );
     };
     let meters = s.meters.clone();
-    match tokio::task::spawn_blocking(move || meters.delete(id)).await {
-        Ok(Ok(m)) => Json(m).into_response(),
-        Ok(Err(e)) => meter_error(e),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    }
+    blocking(move || meters.delete(id), |m| Json(m).into_response()).await
 }
 
 async fn switches(State(s): State<AppState>) -> Response {
@@ -333,23 +344,21 @@ async fn onos_flow(
         .and_then(Value::as_str)
         .map(str::to_owned);
     let meters = s.meters.clone();
-    let result = tokio::task::spawn_blocking(move || {
-        meters.onos_flow(&device, in_port, output as u32, dst, meter as u32)
-    })
-    .await;
-    match result {
-        Ok(Ok(f)) => (
-            StatusCode::CREATED,
-            [(
-                header::LOCATION,
-                format!("/onos/v1/flows/{}/{}", f.device_id, f.id),
-            )],
-            Json(f),
-        )
-            .into_response(),
-        Ok(Err(e)) => meter_error(e),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    }
+    blocking(
+        move || meters.onos_flow(&device, in_port, output as u32, dst, meter as u32),
+        |f| {
+            (
+                StatusCode::CREATED,
+                [(
+                    header::LOCATION,
+                    format!("/onos/v1/flows/{}/{}", f.device_id, f.id),
+                )],
+                Json(f),
+            )
+                .into_response()
+        },
+    )
+    .await
 }
 
 async fn onos_flow_delete(
@@ -363,11 +372,11 @@ async fn onos_flow_delete(
         );
     };
     let meters = s.meters.clone();
-    match tokio::task::spawn_blocking(move || meters.onos_flow_delete(id)).await {
-        Ok(Ok(())) => StatusCode::NO_CONTENT.into_response(),
-        Ok(Err(e)) => meter_error(e),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    }
+    blocking(
+        move || meters.onos_flow_delete(id),
+        |()| StatusCode::NO_CONTENT.into_response(),
+    )
+    .await
 }
 
 async fn metrics(State(s): State<AppState>) -> Response {

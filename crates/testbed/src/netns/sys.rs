@@ -147,6 +147,12 @@ pub fn in_namespace<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> Result<T
     })
 }
 
+/// Whether this process runs as root (effective uid 0), which the netns
+/// backend needs.
+pub fn is_root() -> bool {
+    nix::unistd::Uid::effective().is_root()
+}
+
 /// The network namespaces that `ip netns` knows, by name.
 pub fn namespaces() -> Vec<String> {
     let Ok(dir) = std::fs::read_dir(NETNS_DIR) else {
