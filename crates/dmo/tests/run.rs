@@ -224,3 +224,37 @@ fn a_real_prometheus_scrapes_every_host_and_its_answers_are_saved() {
     assert!(testbed::local::listeners_in_run(R).is_empty());
     assert!(out.join("prometheus").is_dir(), "the time series are kept");
 }
+
+#[test]
+fn a_bandwidth_cap_on_the_local_backend_is_noted_not_applied() {
+    const R: u8 = 75;
+    let cwd = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(format!("{REPO}/scenarios/ci-small.yaml")).unwrap();
+    let capped = text.replacen(
+        "numround: \"3\" }",
+        "numround: \"3\", max_bandwidth_mbps: 10 }",
+        1,
+    );
+    assert_ne!(capped, text);
+    std::fs::write(cwd.path().join("capped.yaml"), capped).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_dmo"))
+        .args(["run", "capped.yaml", "--out", "results", "--run-byte"])
+        .arg(R.to_string())
+        .current_dir(cwd.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let s: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(cwd.path().join("results/summary.json")).unwrap())
+            .unwrap();
+    let job = &s["jobs"][0];
+    assert_eq!(job["state"], "completed");
+    let note = job["notes"][0].as_str().unwrap();
+    assert!(
+        note.starts_with("max_bandwidth_mbps 10: not applied"),
+        "{note}"
+    );
+    assert!(s["jobs"][1]["notes"].is_null(), "{}", s["jobs"][1]);
+    let report = std::fs::read_to_string(cwd.path().join("results/report.html")).unwrap();
+    assert!(report.contains("not applied"));
+}

@@ -256,9 +256,10 @@ pub fn render(summary: &Summary) -> Result<String, String> {
             if j.state == "completed" { "ok" } else { "bad" },
             escape(&j.state),
             j.reason
-                .as_ref()
+                .iter()
+                .chain(&j.notes)
                 .map(|r| format!(": {}", escape(r)))
-                .unwrap_or_default(),
+                .collect::<String>(),
             j.rounds.len(),
             j.rounds_planned,
             fixed(j.initial_accuracy),

@@ -49,6 +49,12 @@ pub struct JobSummary {
     /// Why it did not complete.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The MLFO's notes on the intent (e.g. a bandwidth cap not applied).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    /// Meters set for the intent's bandwidth cap (netns backend).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub meters: Vec<u32>,
     /// The FL server's address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<String>,
@@ -140,6 +146,8 @@ impl JobSummary {
                 strategy: job.strategy.clone(),
                 state: record.state.as_str().to_owned(),
                 reason: record.reason.clone(),
+                notes: record.notes.clone(),
+                meters: record.meters.clone(),
                 server: job.server.as_ref().map(|s| s.address.clone()),
                 rounds_planned: job.rounds_planned,
                 rounds: job.rounds.clone(),
@@ -242,6 +250,8 @@ pub(crate) mod tests {
             strategy: "FedAvg".into(),
             state: "completed".into(),
             reason: None,
+            notes: Vec::new(),
+            meters: Vec::new(),
             server: Some("127.0.0.11:6000".into()),
             rounds_planned: 3,
             rounds: (1..=3)
