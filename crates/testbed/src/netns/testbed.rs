@@ -54,6 +54,12 @@ impl NetnsTestbed {
     /// limits. Needs root. On failure, whatever was made is removed.
     pub fn up(topology: &Topology, run: u8, seed: u64) -> Result<NetnsTestbed, SysError> {
         let names = RunNames::new(run);
+        if !sys::is_root() {
+            return Err(SysError::new(
+                format!("bringing up run {run}"),
+                "the netns backend needs root (it creates network namespaces, links and cgroups); run as root, or use the local backend",
+            ));
+        }
         if let Some(ns) = sys::namespaces().into_iter().find(|n| names.owns(n)) {
             return Err(SysError::new(
                 format!("bringing up run {run}"),
