@@ -1,7 +1,7 @@
 //! FedAvgM (Hsu et al., 2019): FedAvg with server momentum on the
 //! pseudo-gradient `current - fedavg(results)`.
 
-use super::{AggregateError, FedAvg, FitResult, Strategy, aggregate};
+use super::{AggregateError, Strategy, aggregate};
 use crate::tensor::Tensor;
 
 /// FedAvg with server learning rate and momentum.
@@ -26,19 +26,6 @@ impl FedAvgM {
 impl Strategy for FedAvgM {
     fn name(&self) -> &'static str {
         "fedavgm"
-    }
-
-    fn aggregate_fit(
-        &mut self,
-        current: &[Tensor],
-        results: &[FitResult],
-    ) -> Result<Vec<Tensor>, AggregateError> {
-        let averaged = FedAvg.aggregate_fit(current, results)?;
-        self.aggregate_mean(current, averaged)
-    }
-
-    fn mean_based(&self) -> bool {
-        true
     }
 
     fn aggregate_mean(

@@ -12,6 +12,10 @@ impl Strategy for FedMedian {
         "fedmedian"
     }
 
+    fn mean_based(&self) -> bool {
+        false
+    }
+
     fn aggregate_fit(
         &mut self,
         _current: &[Tensor],

@@ -3,7 +3,7 @@
 //! minus the current model is the pseudo-gradient `delta`; the server keeps
 //! moments `m` and `v` and steps `w += eta * m / (sqrt(v) + tau)`.
 
-use super::{AggregateError, FedAvg, FedOptParams, FitResult, Strategy};
+use super::{AggregateError, FedOptParams, Strategy};
 use crate::tensor::Tensor;
 
 /// Which second-moment rule the optimiser uses.
@@ -47,19 +47,6 @@ impl Strategy for FedOpt {
             FedOptKind::Yogi => "fedyogi",
             FedOptKind::Adagrad => "fedadagrad",
         }
-    }
-
-    fn aggregate_fit(
-        &mut self,
-        current: &[Tensor],
-        results: &[FitResult],
-    ) -> Result<Vec<Tensor>, AggregateError> {
-        let averaged = FedAvg.aggregate_fit(current, results)?;
-        self.aggregate_mean(current, averaged)
-    }
-
-    fn mean_based(&self) -> bool {
-        true
     }
 
     fn aggregate_mean(

@@ -1,9 +1,8 @@
 //! FedProx (Li et al., 2020): FedAvg aggregation; clients add a proximal
 //! term `mu/2 * ||w - w_global||^2`, with `mu` sent as `proximal_mu`.
 
-use super::{AggregateError, FedAvg, FitResult, Strategy};
+use super::Strategy;
 use crate::config::{Config, Scalar};
-use crate::tensor::Tensor;
 
 /// FedAvg plus the `proximal_mu` fit config key.
 #[derive(Debug, Clone, Copy)]
@@ -25,17 +24,5 @@ impl Strategy for FedProx {
 
     fn fit_config(&self) -> Config {
         Config::from([("proximal_mu".to_owned(), Scalar::Double(self.mu))])
-    }
-
-    fn aggregate_fit(
-        &mut self,
-        current: &[Tensor],
-        results: &[FitResult],
-    ) -> Result<Vec<Tensor>, AggregateError> {
-        FedAvg.aggregate_fit(current, results)
-    }
-
-    fn mean_based(&self) -> bool {
-        true
     }
 }

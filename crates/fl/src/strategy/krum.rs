@@ -52,6 +52,10 @@ impl Strategy for Krum {
         "krum"
     }
 
+    fn mean_based(&self) -> bool {
+        false
+    }
+
     fn aggregate_fit(
         &mut self,
         _current: &[Tensor],

@@ -63,22 +63,29 @@ pub trait Strategy: Send {
         Config::new()
     }
     /// Combines `results` (shapes already checked against `current`) into the
-    /// next global parameters.
+    /// next global parameters. By default: their example-weighted mean,
+    /// handed to [`Strategy::aggregate_mean`] (FedAvg and the strategies
+    /// built on it); the others override this and [`Strategy::mean_based`].
     fn aggregate_fit(
         &mut self,
         current: &[Tensor],
         results: &[FitResult],
-    ) -> Result<Vec<Tensor>, AggregateError>;
+    ) -> Result<Vec<Tensor>, AggregateError> {
+        if results.is_empty() {
+            return Err(AggregateError::NoResults);
+        }
+        let (models, examples) = split(results);
+        self.aggregate_mean(current, aggregate::weighted_mean(&models, &examples))
+    }
     /// Whether the next parameters depend on the results only through their
     /// example-weighted mean. Then the server folds each `FitRes` into a
     /// running sum as it arrives ([`aggregate::MeanAccumulator`]) and calls
     /// [`Strategy::aggregate_mean`], holding one model instead of one per client.
     fn mean_based(&self) -> bool {
-        false
+        true
     }
     /// The next global parameters from `mean`, the example-weighted mean of
-    /// the round's results; what `aggregate_fit` computes, for strategies
-    /// that are [`Strategy::mean_based`].
+    /// the round's results (FedAvg: `mean` itself).
     fn aggregate_mean(
         &mut self,
         current: &[Tensor],

@@ -24,6 +24,10 @@ impl Strategy for FedTrimmedAvg {
         "fedtrimmedavg"
     }
 
+    fn mean_based(&self) -> bool {
+        false
+    }
+
     fn aggregate_fit(
         &mut self,
         _current: &[Tensor],
