@@ -265,7 +265,8 @@ fn run_on(
             .collect();
         if controller.is_some() {
             // The controller listens on Prometheus's own loopback.
-            let local = SocketAddr::from(([127, 0, 0, 1], testbed::backend::CONTROLLER_PORT));
+            let local =
+                SocketAddr::from(([127, 0, 0, 1], testbed::netns::controller::CONTROLLER_PORT));
             targets.push(("testbed".to_owned(), local, "testbed"));
         }
         let config = crate::prometheus::config(scenario.prometheus.scrape_interval_s, &targets);

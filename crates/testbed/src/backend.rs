@@ -4,14 +4,12 @@
 
 use crate::local::{HostError, Supervisor, http_get_ok, loopback_addr};
 use crate::netns::NetnsTestbed;
-use crate::netns::controller::Controller;
+use crate::netns::controller::{CONTROLLER_PORT, Controller};
 use crate::netns::measure::{Measurements, Sampler};
-use crate::netns::meters::Meters;
 use crate::topology::Host;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// A running testbed.
@@ -24,8 +22,12 @@ pub trait Backend {
     fn describe(&self) -> String;
     /// The address host processes bind and other hosts reach `host` at.
     fn address(&self, host: &Host) -> Ipv4Addr;
+    /// The supervisor of the host processes.
+    fn hosts(&mut self) -> &mut Supervisor;
     /// Starts `command` as a process of `host`, its output in `log`.
-    fn spawn(&mut self, host: &Host, command: Command, log: &Path) -> Result<(), HostError>;
+    fn spawn(&mut self, host: &Host, command: Command, log: &Path) -> Result<(), HostError> {
+        self.hosts().spawn(&host.name, command, log)
+    }
     /// Waits until `GET path` on `addr` (a port of `host`) answers 200.
     fn wait_ready(
         &mut self,
@@ -33,7 +35,9 @@ pub trait Backend {
         addr: SocketAddr,
         path: &str,
         timeout: Duration,
-    ) -> Result<(), HostError>;
+    ) -> Result<(), HostError> {
+        self.hosts().wait_ready(&host.name, addr, path, timeout)
+    }
     /// The address the runner (in the root namespace) reaches `addr`, a
     /// port of `host`, at; `preferred_port` is tried first where the
     /// backend publishes ports.
@@ -44,9 +48,13 @@ pub trait Backend {
         preferred_port: u16,
     ) -> Result<SocketAddr, HostError>;
     /// Fails naming the first host process that has exited.
-    fn check_alive(&mut self) -> Result<(), HostError>;
+    fn check_alive(&mut self) -> Result<(), HostError> {
+        self.hosts().check_alive()
+    }
     /// Memory of all host processes now (sum of PSS), bytes.
-    fn total_memory_bytes(&self) -> u64;
+    fn total_memory_bytes(&mut self) -> u64 {
+        self.hosts().total_memory_bytes()
+    }
     /// Stops every host process and removes what the backend made.
     fn shutdown(&mut self);
     /// What the backend measured of the network so far (none on backends
@@ -105,30 +113,12 @@ impl Backend for LocalBackend {
         loopback_addr(host.address, self.run_byte)
     }
 
-    fn spawn(&mut self, host: &Host, command: Command, log: &Path) -> Result<(), HostError> {
-        self.hosts.spawn(&host.name, command, log)
-    }
-
-    fn wait_ready(
-        &mut self,
-        host: &Host,
-        addr: SocketAddr,
-        path: &str,
-        timeout: Duration,
-    ) -> Result<(), HostError> {
-        self.hosts.wait_ready(&host.name, addr, path, timeout)
+    fn hosts(&mut self) -> &mut Supervisor {
+        &mut self.hosts
     }
 
     fn publish(&mut self, _: &Host, addr: SocketAddr, _: u16) -> Result<SocketAddr, HostError> {
         Ok(addr)
-    }
-
-    fn check_alive(&mut self) -> Result<(), HostError> {
-        self.hosts.check_alive()
-    }
-
-    fn total_memory_bytes(&self) -> u64 {
-        self.hosts.total_memory_bytes()
     }
 
     fn shutdown(&mut self) {
@@ -146,10 +136,6 @@ pub struct NetnsBackend {
     controller: Option<Controller>,
     bed: NetnsTestbed,
 }
-
-/// The network controller's port, inside namespaces and preferred on the
-/// root namespace's loopback (ONOS's REST port, as the prototype used).
-pub const CONTROLLER_PORT: u16 = 8181;
 
 impl NetnsBackend {
     /// Runs host processes on `bed`, sampling its links and the FL
@@ -237,12 +223,8 @@ impl Backend for NetnsBackend {
             .map_err(|e| host_error(host, e))
     }
 
-    fn check_alive(&mut self) -> Result<(), HostError> {
-        self.hosts.check_alive()
-    }
-
-    fn total_memory_bytes(&self) -> u64 {
-        self.hosts.total_memory_bytes()
+    fn hosts(&mut self) -> &mut Supervisor {
+        &mut self.hosts
     }
 
     fn take_measurements(&mut self) -> Option<Measurements> {
@@ -263,35 +245,18 @@ impl Backend for NetnsBackend {
         inside: &[&Host],
         traffic: &[&Host],
     ) -> Result<Option<(String, SocketAddr)>, HostError> {
-        let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, CONTROLLER_PORT));
-        let mut listeners = Vec::new();
-        for h in inside {
-            let l = self
-                .bed
-                .in_host(&h.name, || std::net::TcpListener::bind(loopback))
-                .map_err(|e| host_error(h, e))?
-                .map_err(|e| host_error(h, format!("network controller on {loopback}: {e}")))?;
-            listeners.push(l);
-        }
-        let root = std::net::TcpListener::bind(loopback)
-            .or_else(|_| std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
+        let inside: Vec<&str> = inside.iter().map(|h| h.name.as_str()).collect();
+        let traffic = traffic.iter().map(|h| h.name.clone()).collect();
+        let (controller, published) = Controller::for_testbed(&self.bed, &inside, traffic)
             .map_err(|e| HostError {
                 host: "network controller".to_owned(),
                 problem: e.to_string(),
             })?;
-        let published = root.local_addr().map_err(|e| HostError {
-            host: "network controller".to_owned(),
-            problem: e.to_string(),
-        })?;
-        listeners.push(root);
-        let meters = Arc::new(Meters::new(self.bed.plan().clone()));
-        let traffic = traffic.iter().map(|h| h.name.clone()).collect();
-        let controller = Controller::start(meters, traffic, listeners).map_err(|e| HostError {
-            host: "network controller".to_owned(),
-            problem: e.to_string(),
-        })?;
         self.controller = Some(controller);
-        Ok(Some((format!("http://{loopback}"), published)))
+        Ok(Some((
+            format!("http://127.0.0.1:{CONTROLLER_PORT}"),
+            published,
+        )))
     }
 
     fn shutdown(&mut self) {

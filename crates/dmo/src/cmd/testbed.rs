@@ -5,6 +5,7 @@ use anyhow::Context;
 use clap::Subcommand;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use testbed::netns::controller::Controller;
 use testbed::netns::{NetnsTestbed, down_all, down_run};
 use testbed::{GenOptions, Topology, generate, topology::even_split};
 
@@ -144,17 +145,11 @@ fn up(path: Option<PathBuf>, run_byte: Option<u8>, seed: u64) -> anyhow::Result<
             h.name, h.address, h.ns
         );
     }
-    let listener = std::net::TcpListener::bind(("127.0.0.1", testbed::backend::CONTROLLER_PORT))
-        .or_else(|_| std::net::TcpListener::bind(("127.0.0.1", 0)))
-        .context("binding the network controller")?;
-    let controller_addr = listener.local_addr()?;
     let traffic = topology
         .hosts_with_role(testbed::Role::Traffic)
         .map(|h| h.name.clone())
         .collect();
-    let meters = std::sync::Arc::new(testbed::netns::meters::Meters::new(plan.clone()));
-    let controller =
-        testbed::netns::controller::Controller::start(meters, traffic, vec![listener])?;
+    let (controller, controller_addr) = Controller::for_testbed(&bed, &[], traffic)?;
     println!(
         "network controller (meters, ONOS meter and flow shapes, /metrics): http://{controller_addr}"
     );

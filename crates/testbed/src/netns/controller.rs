@@ -6,9 +6,10 @@
 //! runtime, on listeners its caller opened (inside namespaces, e.g.
 //! 127.0.0.1:8181 of each MLFO host, and on the root namespace's loopback).
 
+use super::NetnsTestbed;
 use super::exporter;
 use super::meters::{MeterError, MeterSpec, Meters, OnosMeter, device_id};
-use super::sys::SysError;
+use super::sys::{SysError, bind_loopback};
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -16,8 +17,13 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+
+/// The controller's port inside namespaces, and on the root namespace's
+/// loopback when free (ONOS's REST port, as the prototype used).
+pub const CONTROLLER_PORT: u16 = 8181;
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -84,6 +90,37 @@ impl Controller {
             stop: Some(stop),
             thread: Some(thread),
         })
+    }
+}
+
+impl Controller {
+    /// The controller of testbed `bed`: listening on
+    /// 127.0.0.1:[`CONTROLLER_PORT`] inside each host of `inside` (their own
+    /// loopback) and on the root namespace's loopback (that port when
+    /// free, whose address is returned); reporting the TCP connections of
+    /// the hosts `traffic`.
+    pub fn for_testbed(
+        bed: &NetnsTestbed,
+        inside: &[&str],
+        traffic: Vec<String>,
+    ) -> Result<(Controller, SocketAddr), SysError> {
+        let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, CONTROLLER_PORT));
+        let mut listeners = Vec::new();
+        for host in inside {
+            let bound = bed.in_host(host, || std::net::TcpListener::bind(loopback))?;
+            listeners.push(bound.map_err(|e| {
+                SysError::new(
+                    format!("network controller on {host}"),
+                    format!("{loopback}: {e}"),
+                )
+            })?);
+        }
+        let fail = |e: std::io::Error| SysError::new("network controller", e.to_string());
+        let root = bind_loopback(CONTROLLER_PORT).map_err(fail)?;
+        let published = root.local_addr().map_err(fail)?;
+        listeners.push(root);
+        let meters = Arc::new(Meters::new(bed.plan().clone()));
+        Ok((Controller::start(meters, traffic, listeners)?, published))
     }
 }
 

@@ -198,7 +198,7 @@ impl Sampler {
             .name("netns sampler".into())
             .spawn(move || {
                 let t0 = Instant::now();
-                let mut samples = Vec::new();
+                let mut samples = std::collections::VecDeque::new();
                 while !flag.load(Ordering::Relaxed) {
                     let next = Instant::now() + INTERVAL;
                     let tcp = tcp_hosts
@@ -207,9 +207,9 @@ impl Sampler {
                         .flat_map(|h| fl_connections(&h.name, &h.ns))
                         .collect();
                     if samples.len() == MAX_SAMPLES {
-                        samples.remove(0);
+                        samples.pop_front();
                     }
-                    samples.push(Sample {
+                    samples.push_back(Sample {
                         t_s: t0.elapsed().as_secs_f64(),
                         links: link_bytes(&plan),
                         tcp,
@@ -218,7 +218,7 @@ impl Sampler {
                         std::thread::sleep(Duration::from_millis(50));
                     }
                 }
-                samples
+                Vec::from(samples)
             })
             .ok();
         Sampler { stop, thread }

@@ -5,7 +5,7 @@
 
 use super::sys::{SysError, in_namespace};
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -30,8 +30,7 @@ impl Published {
     /// Publishes `target` in namespace `ns` on 127.0.0.1, on
     /// `preferred_port` when it is free, else on a port the kernel picks.
     pub fn start(ns: &str, target: SocketAddr, preferred_port: u16) -> Result<Published, SysError> {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, preferred_port))
-            .or_else(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
+        let listener = super::sys::bind_loopback(preferred_port)
             .map_err(|e| SysError::new(format!("publishing {target} of {ns}"), e.to_string()))?;
         let local = listener
             .local_addr()

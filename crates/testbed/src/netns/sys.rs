@@ -147,6 +147,14 @@ pub fn in_namespace<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> Result<T
     })
 }
 
+/// A TCP listener on 127.0.0.1: at `preferred_port` when it is free,
+/// else at a port the kernel picks.
+pub fn bind_loopback(preferred_port: u16) -> std::io::Result<std::net::TcpListener> {
+    use std::net::{Ipv4Addr, TcpListener};
+    TcpListener::bind((Ipv4Addr::LOCALHOST, preferred_port))
+        .or_else(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
+}
+
 /// Whether this process runs as root (effective uid 0), which the netns
 /// backend needs.
 pub fn is_root() -> bool {
