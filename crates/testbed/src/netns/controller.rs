@@ -354,30 +354,26 @@ async fn onos_flow(
         Ok(v) => v,
         Err(r) => return *r,
     };
-    let output = find(&v, ["treatment", "instructions"], "OUTPUT")
-        .and_then(|i| i.get("port"))
-        .and_then(number);
+    let instruction = |kind, key| find(&v, ["treatment", "instructions"], kind)?.get(key);
+    let criterion = |kind, key| find(&v, ["selector", "criteria"], kind)?.get(key);
+    let output = instruction("OUTPUT", "port").and_then(number);
     let Some(output) = output.filter(|p| *p >= 1.0 && p.fract() == 0.0) else {
         return error(
             StatusCode::BAD_REQUEST,
             "treatment.instructions: give an OUTPUT instruction with a port number",
         );
     };
-    let meter = find(&v, ["treatment", "instructions"], "METER")
-        .and_then(|i| i.get("meterId"))
-        .and_then(number);
+    let meter = instruction("METER", "meterId").and_then(number);
     let Some(meter) = meter.filter(|m| *m >= 1.0 && m.fract() == 0.0) else {
         return error(
             StatusCode::BAD_REQUEST,
             "treatment.instructions: give a METER instruction with a meterId (flows without one are not applied)",
         );
     };
-    let in_port = find(&v, ["selector", "criteria"], "IN_PORT")
-        .and_then(|c| c.get("port"))
+    let in_port = criterion("IN_PORT", "port")
         .and_then(number)
         .map(|p| p as u32);
-    let dst = find(&v, ["selector", "criteria"], "IPV4_DST")
-        .and_then(|c| c.get("ip"))
+    let dst = criterion("IPV4_DST", "ip")
         .and_then(Value::as_str)
         .map(str::to_owned);
     let meters = s.meters.clone();
