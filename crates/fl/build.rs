@@ -5,7 +5,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let file = "flwr/transport.proto";
     println!("cargo:rerun-if-changed={proto_dir}/{file}");
     let fds = protox::compile([file], [proto_dir])?;
+    // The server side of `Join` is hand-framed (src/server/service.rs).
     tonic_prost_build::configure()
+        .build_server(false)
         .bytes(".flwr.proto.Parameters.tensors")
         .compile_fds(fds)?;
     Ok(())

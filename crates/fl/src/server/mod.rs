@@ -3,7 +3,9 @@
 
 mod client_manager;
 pub mod exposition;
+mod incoming;
 mod metrics;
+mod outgoing;
 mod proxy;
 mod rounds;
 mod service;
@@ -11,12 +13,12 @@ mod tcp_info;
 
 pub use client_manager::ClientManager;
 pub use metrics::{FlServerMetrics, Labels, ServerRecorder};
+pub use outgoing::Outgoing;
 pub use proxy::{ClientProxy, Exchange, RequestError};
 pub use service::FlowerSvc;
 
 use crate::config::Config;
 use crate::history::{CentralRecord, History};
-use crate::proto::flower_service_server::FlowerServiceServer;
 use crate::strategy::Strategy;
 use crate::tensor::Tensor;
 use std::sync::{Arc, RwLock};
@@ -165,9 +167,7 @@ impl FlServer {
         evaluate_fn: Option<EvaluateFn>,
     ) -> Result<History, ServerError> {
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let svc = FlowerServiceServer::new(FlowerSvc::new(self.manager.clone()))
-            .max_decoding_message_size(self.config.max_message_bytes)
-            .max_encoding_message_size(self.config.max_message_bytes);
+        let svc = FlowerSvc::new(self.manager.clone(), self.config.max_message_bytes);
         let recorder = self.recorder.clone();
         let incoming = TcpListenerStream::new(listener).map(move |accepted| {
             accepted.map(|stream| {
@@ -197,13 +197,14 @@ impl FlServer {
             evaluate_fn,
         );
         let outcome = runner.run(initial).await;
-        let bye = crate::proto::ServerMessage {
+        let bye = Outgoing::from(crate::proto::ServerMessage {
             msg: Some(crate::proto::server_message::Msg::ReconnectIns(
                 crate::proto::server_message::ReconnectIns { seconds: 0 },
             )),
-        };
+        });
         for client in self.manager.clear() {
-            client.send(bye.clone()).await;
+            // A client that already left needs no goodbye.
+            let _ = client.send(bye.clone()).await;
         }
         // Give clients a moment to read ReconnectIns before the streams close.
         tokio::time::sleep(Duration::from_millis(50)).await;

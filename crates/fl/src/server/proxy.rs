@@ -1,7 +1,8 @@
 //! One connected client as the server sees it: a `Join` stream on which
 //! the server sends one instruction and awaits its answer.
 
-use crate::proto::{ClientMessage, ServerMessage};
+use super::outgoing::Outgoing;
+use crate::proto::ClientMessage;
 use prost::Message;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -16,6 +17,16 @@ pub enum RequestError {
     /// No answer within the round timeout.
     #[error("no answer within {0:?}")]
     Timeout(Duration),
+    /// The instruction is over the server's message size limit.
+    #[error(
+        "instruction of {len} bytes is over the message limit of {limit} bytes; raise max_message_bytes"
+    )]
+    TooLarge {
+        /// Encoded size of the instruction.
+        len: usize,
+        /// The server's limit.
+        limit: usize,
+    },
 }
 
 /// A client's answer and the bytes that crossed the wire for it.
@@ -35,7 +46,8 @@ pub struct ClientProxy {
     id: String,
     peer: Option<SocketAddr>,
     seq: u64,
-    outbound: mpsc::Sender<Result<ServerMessage, tonic::Status>>,
+    max_message_bytes: usize,
+    outbound: mpsc::Sender<Outgoing>,
     inbound: Mutex<mpsc::Receiver<ClientMessage>>,
 }
 
@@ -45,13 +57,15 @@ impl ClientProxy {
         id: String,
         peer: Option<SocketAddr>,
         seq: u64,
-        outbound: mpsc::Sender<Result<ServerMessage, tonic::Status>>,
+        max_message_bytes: usize,
+        outbound: mpsc::Sender<Outgoing>,
         inbound: mpsc::Receiver<ClientMessage>,
     ) -> Self {
         Self {
             id,
             peer,
             seq,
+            max_message_bytes,
             outbound,
             inbound: Mutex::new(inbound),
         }
@@ -75,13 +89,13 @@ impl ClientProxy {
     /// Sends one instruction and waits for the answer; one at a time per client.
     pub async fn request(
         &self,
-        message: ServerMessage,
+        message: Outgoing,
         timeout: Option<Duration>,
     ) -> Result<Exchange, RequestError> {
         let mut inbound = self.inbound.lock().await;
-        let bytes_sent = message.encoded_len() as u64;
+        let bytes_sent = self.check_size(&message)?;
         self.outbound
-            .send(Ok(message))
+            .send(message)
             .await
             .map_err(|_| RequestError::Disconnected)?;
         let reply = match timeout {
@@ -98,10 +112,25 @@ impl ClientProxy {
         })
     }
 
-    /// Sends an instruction without waiting for an answer (used for `ReconnectIns`).
-    pub async fn send(&self, message: ServerMessage) -> u64 {
-        let n = message.encoded_len() as u64;
-        let _ = self.outbound.send(Ok(message)).await;
-        n
+    /// Sends an instruction without waiting for an answer (used for
+    /// `ReconnectIns`); returns its size.
+    pub async fn send(&self, message: Outgoing) -> Result<u64, RequestError> {
+        let n = self.check_size(&message)?;
+        self.outbound
+            .send(message)
+            .await
+            .map_err(|_| RequestError::Disconnected)?;
+        Ok(n)
+    }
+
+    fn check_size(&self, message: &Outgoing) -> Result<u64, RequestError> {
+        let len = message.message_len();
+        if len > self.max_message_bytes {
+            return Err(RequestError::TooLarge {
+                len,
+                limit: self.max_message_bytes,
+            });
+        }
+        Ok(len as u64)
     }
 }

@@ -3,6 +3,7 @@
 
 use super::client_manager::ClientManager;
 use super::metrics::ServerRecorder;
+use super::outgoing::Outgoing;
 use super::proxy::{ClientProxy, Exchange};
 use super::{EvaluateFn, ServerConfig, ServerError};
 use crate::config::Config;
@@ -161,7 +162,7 @@ impl RoundRunner {
             })),
         };
         let exchange = client
-            .request(ask, self.config.round_timeout)
+            .request(ask.into(), self.config.round_timeout)
             .await
             .map_err(|e| ServerError::InitialParameters(e.to_string()))?;
         match exchange.reply.msg {
@@ -358,6 +359,7 @@ async fn broadcast<T: Send + 'static>(
     parse: impl Fn(ClientMsg) -> Result<T, String> + Send + Sync + Clone + 'static,
     mut on_reply: impl FnMut(Reply<T>),
 ) {
+    let msg = Outgoing::from(msg);
     let mut set = JoinSet::new();
     for client in clients {
         let (client, msg, parse) = (client.clone(), msg.clone(), parse.clone());
