@@ -97,6 +97,109 @@ fn header_text(shape: &[usize]) -> String {
 /// Decodes a `.npy` tensor of float32 or float64 (converted to f32), in C or
 /// Fortran order, returning it in C order.
 pub fn decode(bytes: &[u8]) -> Result<Tensor, NpyError> {
+    NpyView::parse(bytes).map(|view| view.to_tensor())
+}
+
+/// A validated `.npy` tensor still in its encoded bytes: it can be decoded,
+/// or added to running sums without an intermediate copy.
+#[derive(Debug, Clone)]
+pub struct NpyView<B> {
+    bytes: B,
+    data_start: usize,
+    dtype: header::Dtype,
+    fortran_order: bool,
+    shape: Vec<usize>,
+}
+
+impl<B: AsRef<[u8]>> NpyView<B> {
+    /// Checks magic, version, header, dtype, shape and data length.
+    pub fn parse(bytes: B) -> Result<Self, NpyError> {
+        let (data_start, fields) = parse_header(bytes.as_ref())?;
+        let data_len = bytes.as_ref().len() - data_start;
+        let count = fields
+            .shape
+            .iter()
+            .try_fold(1usize, |acc, d| {
+                usize::try_from(*d).ok().and_then(|d| acc.checked_mul(d))
+            })
+            .ok_or_else(|| NpyError::ShapeOverflow(fields.shape.clone()))?;
+        let shape: Vec<usize> = fields.shape.iter().map(|d| *d as usize).collect();
+        let expected = count
+            .checked_mul(fields.dtype.itemsize())
+            .ok_or_else(|| NpyError::ShapeOverflow(fields.shape.clone()))?;
+        if data_len != expected {
+            return Err(NpyError::DataLength {
+                shape,
+                itemsize: fields.dtype.itemsize(),
+                expected,
+                got: data_len,
+            });
+        }
+        Ok(Self {
+            bytes,
+            data_start,
+            dtype: fields.dtype,
+            fortran_order: fields.fortran_order,
+            shape,
+        })
+    }
+
+    /// Dimensions, outermost first.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// True when the tensor holds no element.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn data(&self) -> &[u8] {
+        &self.bytes.as_ref()[self.data_start..]
+    }
+
+    /// Whether the elements are stored in C order already.
+    fn c_ordered(&self) -> bool {
+        !self.fortran_order || self.shape.len() <= 1
+    }
+
+    /// The tensor in C order, as f32.
+    pub fn to_tensor(&self) -> Tensor {
+        let mut values = vec![0.0f32; self.len()];
+        self.dtype
+            .apply(self.data(), &mut values, |slot, v| *slot = v as f32);
+        let data = if self.c_ordered() {
+            values
+        } else {
+            fortran_to_c(&values, &self.shape)
+        };
+        Tensor {
+            shape: self.shape.clone(),
+            data,
+        }
+    }
+
+    /// Adds `weight` times each element (in C order) to `sums`, which must
+    /// hold [`len`](Self::len) values.
+    pub fn add_scaled_to(&self, sums: &mut [f64], weight: f64) {
+        if self.c_ordered() {
+            self.dtype
+                .apply(self.data(), sums, |sum, v| *sum += weight * v);
+        } else {
+            for (s, v) in sums.iter_mut().zip(self.to_tensor().data) {
+                *s += weight * f64::from(v);
+            }
+        }
+    }
+}
+
+/// Reads magic, version and header: the offset of the data and the fields.
+fn parse_header(bytes: &[u8]) -> Result<(usize, header::Fields), NpyError> {
     if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
         return Err(if bytes.len() < MAGIC.len() && MAGIC.starts_with(bytes) {
             NpyError::Truncated(format!("{} bytes, no complete magic", bytes.len()))
@@ -143,37 +246,7 @@ pub fn decode(bytes: &[u8]) -> Result<Tensor, NpyError> {
     } else {
         return Err(NpyError::Header("header is not ASCII".into()));
     };
-    let fields = header::parse(header)?;
-    let data = &bytes[start + header_len..];
-    let count = fields
-        .shape
-        .iter()
-        .try_fold(1usize, |acc, d| {
-            usize::try_from(*d).ok().and_then(|d| acc.checked_mul(d))
-        })
-        .ok_or_else(|| NpyError::ShapeOverflow(fields.shape.clone()))?;
-    let shape: Vec<usize> = fields.shape.iter().map(|d| *d as usize).collect();
-    let expected = count
-        .checked_mul(fields.dtype.itemsize())
-        .ok_or_else(|| NpyError::ShapeOverflow(fields.shape.clone()))?;
-    if data.len() != expected {
-        return Err(NpyError::DataLength {
-            shape,
-            itemsize: fields.dtype.itemsize(),
-            expected,
-            got: data.len(),
-        });
-    }
-    let values = fields.dtype.read(data);
-    let values = if fields.fortran_order && shape.len() > 1 {
-        fortran_to_c(&values, &shape)
-    } else {
-        values
-    };
-    Ok(Tensor {
-        shape,
-        data: values,
-    })
+    Ok((start + header_len, header::parse(header)?))
 }
 
 /// Reorders Fortran-ordered (column-major) elements into C order.
@@ -220,31 +293,33 @@ mod header {
             }
         }
 
-        pub(super) fn read(self, data: &[u8]) -> Vec<f32> {
+        /// Applies `op(slot, value)` to each element of `data` and the
+        /// matching slot of `out`, in order.
+        pub(super) fn apply<T>(self, data: &[u8], out: &mut [T], mut op: impl FnMut(&mut T, f64)) {
             match self {
-                Dtype::F32 { big_endian } => data
-                    .chunks_exact(4)
-                    .map(|c| {
-                        let b = [c[0], c[1], c[2], c[3]];
-                        if big_endian {
-                            f32::from_be_bytes(b)
-                        } else {
-                            f32::from_le_bytes(b)
-                        }
-                    })
-                    .collect(),
-                Dtype::F64 { big_endian } => data
-                    .chunks_exact(8)
-                    .map(|c| {
+                Dtype::F32 { big_endian: false } => {
+                    for (o, c) in out.iter_mut().zip(data.chunks_exact(4)) {
+                        op(o, f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]])));
+                    }
+                }
+                Dtype::F32 { big_endian: true } => {
+                    for (o, c) in out.iter_mut().zip(data.chunks_exact(4)) {
+                        op(o, f64::from(f32::from_be_bytes([c[0], c[1], c[2], c[3]])));
+                    }
+                }
+                Dtype::F64 { big_endian } => {
+                    for (o, c) in out.iter_mut().zip(data.chunks_exact(8)) {
                         let b = [c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]];
-                        let v = if big_endian {
-                            f64::from_be_bytes(b)
-                        } else {
-                            f64::from_le_bytes(b)
-                        };
-                        v as f32
-                    })
-                    .collect(),
+                        op(
+                            o,
+                            if big_endian {
+                                f64::from_be_bytes(b)
+                            } else {
+                                f64::from_le_bytes(b)
+                            },
+                        );
+                    }
+                }
             }
         }
     }
@@ -431,13 +506,4 @@ mod header {
 /// Encodes all tensors of a model for `Parameters.tensors`.
 pub fn encode_all(tensors: &[Tensor]) -> Vec<Vec<u8>> {
     tensors.iter().map(encode).collect()
-}
-
-/// Decodes all tensors, naming the index of the first bad one.
-pub fn decode_all<B: AsRef<[u8]>>(tensors: &[B]) -> Result<Vec<Tensor>, (usize, NpyError)> {
-    tensors
-        .iter()
-        .enumerate()
-        .map(|(i, b)| decode(b.as_ref()).map_err(|e| (i, e)))
-        .collect()
 }

@@ -2,9 +2,10 @@
 //! ([`Tensor`], [`Config`]), in one place for server and client.
 
 use crate::config::{Config, Scalar};
-use crate::npy::{self, NpyError};
+use crate::npy::{self, NpyError, NpyView};
 use crate::proto;
 use crate::tensor::Tensor;
+use bytes::Bytes;
 use std::collections::HashMap;
 
 /// Converts a protocol `Scalar`; `None` when its oneof is unset.
@@ -82,11 +83,26 @@ pub fn parameters_to_proto(tensors: &[Tensor]) -> proto::Parameters {
 pub fn parameters_from_proto(
     p: Option<&proto::Parameters>,
 ) -> Result<Vec<Tensor>, ParametersError> {
+    Ok(parameter_views(p)?.iter().map(NpyView::to_tensor).collect())
+}
+
+/// Validates `Parameters` and returns its tensors still encoded, sharing
+/// the message's bytes.
+pub fn parameter_views(
+    p: Option<&proto::Parameters>,
+) -> Result<Vec<NpyView<Bytes>>, ParametersError> {
     let p = p.ok_or(ParametersError::Missing)?;
     if p.tensor_type != npy::TENSOR_TYPE && !(p.tensor_type.is_empty() && p.tensors.is_empty()) {
         return Err(ParametersError::TensorType(p.tensor_type.clone()));
     }
-    npy::decode_all(&p.tensors).map_err(|(index, source)| ParametersError::Tensor { index, source })
+    p.tensors
+        .iter()
+        .enumerate()
+        .map(|(index, bytes)| {
+            NpyView::parse(bytes.clone())
+                .map_err(|source| ParametersError::Tensor { index, source })
+        })
+        .collect()
 }
 
 /// A `Status` with code OK, as the Python client sends it.

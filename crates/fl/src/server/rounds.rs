@@ -8,6 +8,7 @@ use super::proxy::{ClientProxy, Exchange};
 use super::{EvaluateFn, ServerConfig, ServerError};
 use crate::config::Config;
 use crate::history::{Failure, History, PhaseRecord, RoundRecord, weighted_metrics};
+use crate::npy::NpyView;
 use crate::proto::client_message::Msg as ClientMsg;
 use crate::proto::server_message::{EvaluateIns, FitIns, GetParametersIns, Msg as ServerMsg};
 use crate::proto::{Code, ServerMessage};
@@ -15,6 +16,7 @@ use crate::strategy::aggregate::MeanAccumulator;
 use crate::strategy::{FitResult, Strategy};
 use crate::tensor::Tensor;
 use crate::wire;
+use bytes::Bytes;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::sync::{Arc, RwLock};
@@ -236,7 +238,7 @@ impl RoundRunner {
                             Some(sum) => sum.add(&parameters, num_examples),
                             None => kept.push(FitResult {
                                 client: reply.client,
-                                parameters,
+                                parameters: parameters.iter().map(NpyView::to_tensor).collect(),
                                 num_examples,
                                 metrics: metrics.clone(),
                             }),
@@ -407,14 +409,15 @@ fn check_status(status: Option<&crate::proto::Status>) -> Result<(), String> {
     }
 }
 
-type FitParts = (Vec<Tensor>, u64, Config);
+/// A fit answer: its tensors (validated, still encoded), examples and metrics.
+type FitParts = (Vec<NpyView<Bytes>>, u64, Config);
 
 fn parse_fit(msg: ClientMsg, shapes: &[Vec<usize>]) -> Result<FitParts, String> {
     let ClientMsg::FitRes(res) = msg else {
         return Err("client answered FitIns with another message".into());
     };
     check_status(res.status.as_ref())?;
-    let params = wire::parameters_from_proto(res.parameters.as_ref()).map_err(|e| e.to_string())?;
+    let params = wire::parameter_views(res.parameters.as_ref()).map_err(|e| e.to_string())?;
     if params.len() != shapes.len() {
         return Err(format!(
             "client returned {} tensors, the model has {}",
@@ -426,11 +429,11 @@ fn parse_fit(msg: ClientMsg, shapes: &[Vec<usize>]) -> Result<FitParts, String> 
         .iter()
         .zip(shapes)
         .enumerate()
-        .find(|(_, (t, s))| &t.shape != *s)
+        .find(|(_, (t, s))| t.shape() != s.as_slice())
     {
         return Err(format!(
             "tensor {i} has shape {:?}, the model has {s:?}",
-            t.shape
+            t.shape()
         ));
     }
     let n = u64::try_from(res.num_examples)

@@ -2,6 +2,7 @@
 //! trimmed mean, and squared distances. Each works in place over flat
 //! slices, with no per-element allocation, in parallel over element chunks.
 
+use crate::npy::NpyView;
 use crate::tensor::Tensor;
 use rayon::prelude::*;
 
@@ -52,6 +53,27 @@ pub fn weighted_mean(models: &[&[Tensor]], num_examples: &[u64]) -> Vec<Tensor> 
     weighted_sum(models, &weights)
 }
 
+/// A tensor that can add its elements, scaled, to running f64 sums.
+pub trait AddScaled {
+    /// Adds `weight` times each element (C order) to `sums`, which holds
+    /// one value per element.
+    fn add_scaled_to(&self, sums: &mut [f64], weight: f64);
+}
+
+impl AddScaled for Tensor {
+    fn add_scaled_to(&self, sums: &mut [f64], weight: f64) {
+        for (s, x) in sums.iter_mut().zip(&self.data) {
+            *s += weight * f64::from(*x);
+        }
+    }
+}
+
+impl<B: AsRef<[u8]>> AddScaled for NpyView<B> {
+    fn add_scaled_to(&self, sums: &mut [f64], weight: f64) {
+        NpyView::add_scaled_to(self, sums, weight);
+    }
+}
+
 /// The example-weighted mean of models that arrive one at a time: each is
 /// added to running sums (f64) and can be dropped at once, so a round holds
 /// one model's worth of sums instead of every client's model. The result
@@ -83,9 +105,10 @@ impl MeanAccumulator {
         }
     }
 
-    /// Adds a model trained on `num_examples` examples; its shapes must be
-    /// the accumulator's (checked by the caller).
-    pub fn add(&mut self, model: &[Tensor], num_examples: u64) {
+    /// Adds a model trained on `num_examples` examples, as decoded tensors
+    /// or still-encoded ones; its shapes must be the accumulator's (checked
+    /// by the caller).
+    pub fn add<T: AddScaled>(&mut self, model: &[T], num_examples: u64) {
         self.examples += num_examples;
         self.models += 1;
         if self.examples > 0 {
@@ -93,9 +116,7 @@ impl MeanAccumulator {
         }
         if let Some(plain) = &mut self.plain {
             for (sum, t) in plain.iter_mut().zip(model) {
-                for (s, x) in sum.iter_mut().zip(&t.data) {
-                    *s += f64::from(*x);
-                }
+                t.add_scaled_to(sum, 1.0);
             }
         }
         if num_examples == 0 {
@@ -103,13 +124,7 @@ impl MeanAccumulator {
         }
         let w = num_examples as f64;
         for (sum, t) in self.weighted.iter_mut().zip(model) {
-            sum.par_chunks_mut(CHUNK)
-                .zip(t.data.par_chunks(CHUNK))
-                .for_each(|(dst, src)| {
-                    for (s, x) in dst.iter_mut().zip(src) {
-                        *s += w * f64::from(*x);
-                    }
-                });
+            t.add_scaled_to(sum, w);
         }
     }
 
