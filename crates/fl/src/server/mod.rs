@@ -29,6 +29,9 @@ use tokio_stream::wrappers::TcpListenerStream;
 
 /// Default gRPC message size limit: large enough for a 100 MB model (Flower allows 2 GiB).
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 512 * 1024 * 1024;
+/// Largest HTTP/2 frame clients may send (the protocol's default is 16 KiB):
+/// a model then arrives in a few large reads instead of thousands of small ones.
+pub const MAX_FRAME_BYTES: u32 = 1 << 20;
 /// Default HTTP/2 keepalive interval, as Flower's server (210 s).
 pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(210);
 
@@ -182,6 +185,7 @@ impl FlServer {
         let transport = tokio::spawn(
             tonic::transport::Server::builder()
                 .http2_keepalive_interval(Some(self.config.keepalive))
+                .max_frame_size(Some(MAX_FRAME_BYTES))
                 .add_service(svc)
                 .serve_with_incoming_shutdown(incoming, async {
                     let _ = stop_rx.await;
