@@ -98,6 +98,7 @@ pub async fn run_client(
         .map_err(|_| ClientError::Address(server.to_owned()))?
         .http2_keep_alive_interval(options.keepalive)
         .tcp_nodelay(true)
+        .max_frame_size(crate::server::MAX_FRAME_BYTES)
         .connect_timeout(Duration::from_secs(5));
     let mut trainer = trainer;
     let mut summary = ClientSummary::default();

@@ -29,8 +29,9 @@ use tokio_stream::wrappers::TcpListenerStream;
 
 /// Default gRPC message size limit: large enough for a 100 MB model (Flower allows 2 GiB).
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 512 * 1024 * 1024;
-/// Largest HTTP/2 frame clients may send (the protocol's default is 16 KiB):
-/// a model then arrives in a few large reads instead of thousands of small ones.
+/// Largest HTTP/2 frame our server and client accept from their peer (the
+/// protocol's default is 16 KiB): a model then crosses in a few large reads
+/// and writes instead of thousands of small ones.
 pub const MAX_FRAME_BYTES: u32 = 1 << 20;
 /// Default HTTP/2 keepalive interval, as Flower's server (210 s).
 pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(210);
