@@ -2,12 +2,14 @@
 //!
 //! Throughput is the bytes of client models read per aggregation (models x
 //! parameters x 4); `memcpy` copies a buffer of that size with
-//! `copy_from_slice`, as a bandwidth reference. Run with
+//! `copy_from_slice`, as a bandwidth reference; `running_mean_npy` is the
+//! server's path for mean-based strategies. Run with
 //! `cargo bench -p fl --bench aggregate`.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use fl::Tensor;
-use fl::strategy::aggregate::{median, trimmed_mean, weighted_mean};
+use fl::npy::{self, NpyView};
+use fl::strategy::aggregate::{MeanAccumulator, median, trimmed_mean, weighted_mean};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::hint::black_box;
@@ -70,6 +72,26 @@ fn kernels(c: &mut Criterion) {
         });
         group.bench_function(BenchmarkId::new("fedavg", &id), |b| {
             b.iter(|| weighted_mean(black_box(&refs), black_box(&examples)));
+        });
+        // The server's path: each model folded into f64 sums straight from
+        // its `.npy` bytes as it arrives, then the mean.
+        let encoded: Vec<Vec<Vec<u8>>> = owned
+            .iter()
+            .map(|model| model.iter().map(npy::encode).collect())
+            .collect();
+        let shape_list: Vec<Vec<usize>> = shapes.iter().map(|s| s.to_vec()).collect();
+        group.bench_function(BenchmarkId::new("running_mean_npy", &id), |b| {
+            b.iter(|| {
+                let mut sum = MeanAccumulator::new(&shape_list);
+                for (model, n) in encoded.iter().zip(&examples) {
+                    let views: Vec<NpyView<&[u8]>> = model
+                        .iter()
+                        .map(|t| NpyView::parse(t.as_slice()).expect("valid .npy"))
+                        .collect();
+                    sum.add(black_box(&views), *n);
+                }
+                sum.mean()
+            });
         });
         if robust {
             group.sample_size(10);
