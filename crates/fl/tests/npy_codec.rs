@@ -177,3 +177,39 @@ proptest! {
         let _ = npy::decode(&v);
     }
 }
+
+#[test]
+fn views_fold_into_running_sums_as_their_decoded_tensors_do() {
+    use fl::npy::NpyView;
+    use fl::strategy::aggregate::MeanAccumulator;
+    // [[0,1,2],[3,4,5]] column by column, [[6..11]] as big-endian float64,
+    // and [[-6..-1]] as numpy writes float32.
+    let fortran: Vec<u8> = [0f32, 3., 1., 4., 2., 5.]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    let fortran = with_header(
+        "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3), }",
+        &fortran,
+    );
+    let big: Vec<u8> = (6..12).flat_map(|v| f64::from(v).to_be_bytes()).collect();
+    let big = with_header(
+        "{'descr': '>f8', 'fortran_order': False, 'shape': (2, 3), }",
+        &big,
+    );
+    let plain = npy::encode(&Tensor::new(vec![2, 3], (-6..0).map(|v| v as f32).collect()).unwrap());
+    let shapes = [vec![2, 3]];
+    let (mut from_views, mut from_tensors) =
+        (MeanAccumulator::new(&shapes), MeanAccumulator::new(&shapes));
+    for (weight, bytes) in [(1, &fortran), (2, &big), (3, &plain)] {
+        let view = NpyView::parse(bytes.as_slice()).unwrap();
+        assert_eq!(view.shape(), [2, 3]);
+        from_views.add(&[view], weight);
+        from_tensors.add(&[npy::decode(bytes).unwrap()], weight);
+    }
+    let mean = from_views.mean();
+    assert_eq!(mean, from_tensors.mean());
+    // (1 * i + 2 * (i + 6) + 3 * (i - 6)) / 6 = i - 1
+    let expected: Vec<f32> = (0..6).map(|i| i as f32 - 1.0).collect();
+    assert_eq!(mean[0].data, expected);
+}
