@@ -17,11 +17,12 @@ use crate::strategy::{FitResult, Strategy};
 use crate::tensor::Tensor;
 use crate::wire;
 use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
-use tokio::task::JoinSet;
 
 /// Runs the rounds of one server.
 pub(super) struct RoundRunner {
@@ -223,12 +224,11 @@ impl RoundRunner {
             .then(|| MeanAccumulator::new(&shapes));
         let mut kept: Vec<FitResult> = Vec::new();
         let mut done: Vec<(u64, Config)> = Vec::new();
-        let parse_shapes = Arc::new(shapes);
         broadcast(
             self.config.round_timeout,
             &clients,
             fit_msg,
-            move |msg| parse_fit(msg, &parse_shapes),
+            |msg| parse_fit(msg, &shapes),
             |reply| {
                 record.bytes_sent += reply.bytes_sent;
                 record.bytes_received += reply.bytes_received;
@@ -351,50 +351,47 @@ impl RoundRunner {
 }
 
 /// Sends `msg` to every client concurrently, parses each answer with
-/// `parse` (on the runtime's workers), turning transport problems into
-/// failure reasons, and hands each reply to `on_reply` as soon as it is in,
-/// so that a caller can fold it in and drop it.
-async fn broadcast<T: Send + 'static>(
+/// `parse`, turning transport problems into failure reasons, and hands
+/// each reply to `on_reply` as soon as it is in, so that a caller can fold
+/// it in and drop it. The requests run inside the calling task: an answer
+/// wakes this task directly, with no task in between.
+async fn broadcast<T>(
     timeout: Option<std::time::Duration>,
     clients: &[Arc<ClientProxy>],
     msg: ServerMessage,
-    parse: impl Fn(ClientMsg) -> Result<T, String> + Send + Sync + Clone + 'static,
+    parse: impl Fn(ClientMsg) -> Result<T, String>,
     mut on_reply: impl FnMut(Reply<T>),
 ) {
     let msg = Outgoing::from(msg);
-    let mut set = JoinSet::new();
-    for client in clients {
-        let (client, msg, parse) = (client.clone(), msg.clone(), parse.clone());
-        set.spawn(async move {
-            let id = client.id().to_owned();
-            match client.request(msg, timeout).await {
-                Ok(Exchange {
-                    reply,
-                    bytes_sent,
-                    bytes_received,
-                }) => Reply {
-                    client: id,
-                    result: reply
-                        .msg
-                        .ok_or_else(|| "empty client message".to_owned())
-                        .and_then(parse),
-                    bytes_sent,
-                    bytes_received,
-                },
-                Err(e) => Reply {
-                    client: id,
-                    result: Err(e.to_string()),
-                    bytes_sent: 0,
-                    bytes_received: 0,
-                },
-            }
+    let mut pending: FuturesUnordered<_> = clients
+        .iter()
+        .map(|client| {
+            let msg = msg.clone();
+            async move { (client.id(), client.request(msg, timeout).await) }
+        })
+        .collect();
+    while let Some((id, outcome)) = pending.next().await {
+        on_reply(match outcome {
+            Ok(Exchange {
+                reply,
+                bytes_sent,
+                bytes_received,
+            }) => Reply {
+                client: id.to_owned(),
+                result: reply
+                    .msg
+                    .ok_or_else(|| "empty client message".to_owned())
+                    .and_then(&parse),
+                bytes_sent,
+                bytes_received,
+            },
+            Err(e) => Reply {
+                client: id.to_owned(),
+                result: Err(e.to_string()),
+                bytes_sent: 0,
+                bytes_received: 0,
+            },
         });
-    }
-    while let Some(joined) = set.join_next().await {
-        match joined {
-            Ok(reply) => on_reply(reply),
-            Err(e) => tracing::error!(error = %e, "client task failed"),
-        }
     }
 }
 
