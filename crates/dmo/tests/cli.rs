@@ -154,6 +154,14 @@ fn fl_arguments_are_checked_with_the_flag_named() {
         "imagenet",
     ]);
     assert!(text(&out).contains("--dataset"), "{}", text(&out));
+    let out = dmo(&["fl", "server", "--max-message-mb", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out).contains("invalid value '0' for '--max-message-mb <MAX_MESSAGE_MB>'")
+            && text(&out).contains("1..=4095"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]

@@ -85,6 +85,10 @@ pub struct ServerArgs {
     /// Write the run's history as JSON to this file.
     #[arg(long)]
     pub history: Option<PathBuf>,
+    /// Largest gRPC message accepted or sent, in MiB (1-4095).
+    #[arg(long, default_value_t = DEFAULT_MAX_MESSAGE_MIB,
+          value_parser = clap::value_parser!(u32).range(1..=4095))]
+    pub max_message_mb: u32,
 }
 
 /// Arguments of `dmo fl client`.
@@ -123,6 +127,18 @@ pub struct ClientArgs {
     /// Connection attempts before giving up.
     #[arg(long, default_value_t = 30)]
     pub connect_attempts: u32,
+    /// Largest gRPC message accepted or sent, in MiB (1-4095).
+    #[arg(long, default_value_t = DEFAULT_MAX_MESSAGE_MIB,
+          value_parser = clap::value_parser!(u32).range(1..=4095))]
+    pub max_message_mb: u32,
+}
+
+/// `--max-message-mb` default: the library's limit, in MiB.
+const DEFAULT_MAX_MESSAGE_MIB: u32 = (fl::server::DEFAULT_MAX_MESSAGE_BYTES >> 20) as u32;
+
+/// Bytes in `mib` MiB.
+fn mib(mib: u32) -> usize {
+    (mib as usize) << 20
 }
 
 /// Runs one `dmo fl` subcommand.
@@ -227,6 +243,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<ExitCode> {
         wait_timeout: Duration::from_secs_f64(args.wait_timeout),
         seed: args.seed,
         fit_config: fit_config(&args),
+        max_message_bytes: mib(args.max_message_mb),
         ..ServerConfig::default()
     };
     let listener = tokio::net::TcpListener::bind(&args.listen)
@@ -287,6 +304,7 @@ async fn client(args: ClientArgs) -> anyhow::Result<ExitCode> {
     let trainer = tokio::task::spawn_blocking(move || ml::build_trainer(&spec)).await??;
     let options = ClientOptions {
         connect_attempts: args.connect_attempts,
+        max_message_bytes: mib(args.max_message_mb),
         ..ClientOptions::default()
     };
     let summary = run_client(&args.server, Box::new(trainer), &options).await?;
