@@ -225,3 +225,45 @@ fn a_model_without_examples_counts_only_when_none_has_any() {
     sum.add(&model(&[100.0]), 0);
     close(&sum.mean()[0].data, &[2.0]);
 }
+
+mod selection {
+    //! Median and trimmed mean select instead of sorting; a full sort is
+    //! the reference.
+    use fl::Tensor;
+    use fl::strategy::aggregate::{median, trimmed_mean};
+    use proptest::prelude::*;
+
+    fn sorted(column: &[f32]) -> Vec<f32> {
+        let mut v = column.to_vec();
+        v.sort_unstable_by(f32::total_cmp);
+        v
+    }
+
+    fn one_coordinate_models(column: &[f32]) -> Vec<Vec<Tensor>> {
+        column
+            .iter()
+            .map(|v| vec![Tensor::new(vec![1], vec![*v]).unwrap()])
+            .collect()
+    }
+
+    proptest! {
+        #[test]
+        fn select_agrees_with_a_full_sort(
+            column in prop::collection::vec(-100.0f32..100.0, 1..40),
+            trim_share in 0.0f64..0.5,
+        ) {
+            let models = one_coordinate_models(&column);
+            let refs: Vec<&[Tensor]> = models.iter().map(Vec::as_slice).collect();
+            let s = sorted(&column);
+            let n = s.len();
+            let want_median = if n % 2 == 1 { s[n / 2] } else { (s[n / 2 - 1] + s[n / 2]) / 2.0 };
+            prop_assert_eq!(median(&refs)[0].data[0], want_median);
+
+            let trim = ((n as f64 * trim_share) as usize).min((n - 1) / 2);
+            let kept = &s[trim..n - trim];
+            let got = trimmed_mean(&refs, trim)[0].data[0];
+            let want = kept.iter().sum::<f32>() / kept.len() as f32;
+            prop_assert!((got - want).abs() <= 1e-4 * want.abs().max(1.0), "{} vs {}", got, want);
+        }
+    }
+}

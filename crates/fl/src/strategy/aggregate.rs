@@ -186,12 +186,18 @@ fn coordinate_wise(models: &[&[Tensor]], reduce: impl Fn(&mut [f32]) -> f32 + Sy
 /// Coordinate-wise median (mean of the two middle values for an even count).
 pub fn median(models: &[&[Tensor]]) -> Vec<Tensor> {
     coordinate_wise(models, |values| {
-        values.sort_unstable_by(f32::total_cmp);
         let n = values.len();
+        let (lower, middle, _) = values.select_nth_unstable_by(n / 2, f32::total_cmp);
+        let middle = *middle;
         if n % 2 == 1 {
-            values[n / 2]
+            middle
         } else {
-            (values[n / 2 - 1] + values[n / 2]) / 2.0
+            let below = lower
+                .iter()
+                .copied()
+                .max_by(f32::total_cmp)
+                .unwrap_or(middle);
+            (below + middle) / 2.0
         }
     })
 }
@@ -200,8 +206,12 @@ pub fn median(models: &[&[Tensor]]) -> Vec<Tensor> {
 /// The caller ensures `2 * trim < models.len()`.
 pub fn trimmed_mean(models: &[&[Tensor]], trim: usize) -> Vec<Tensor> {
     coordinate_wise(models, |values| {
-        values.sort_unstable_by(f32::total_cmp);
-        let kept = &values[trim..values.len() - trim];
+        // The `trim` smallest to the front, then the `trim` largest to the back.
+        values.select_nth_unstable_by(trim, f32::total_cmp);
+        let rest = &mut values[trim..];
+        let last_kept = rest.len() - trim - 1;
+        rest.select_nth_unstable_by(last_kept, f32::total_cmp);
+        let kept = &rest[..=last_kept];
         kept.iter().sum::<f32>() / kept.len() as f32
     })
 }
