@@ -11,7 +11,7 @@ use crate::history::{Failure, History, PhaseRecord, RoundRecord, weighted_metric
 use crate::npy::NpyView;
 use crate::proto::client_message::Msg as ClientMsg;
 use crate::proto::server_message::{EvaluateIns, FitIns, GetParametersIns, Msg as ServerMsg};
-use crate::proto::{Code, ServerMessage};
+use crate::proto::{Code, Parameters, ServerMessage};
 use crate::strategy::aggregate::MeanAccumulator;
 use crate::strategy::{FitResult, Strategy};
 use crate::tensor::Tensor;
@@ -35,6 +35,40 @@ pub(super) struct RoundRunner {
     evaluate_fn: Option<EvaluateFn>,
     rng: ChaCha8Rng,
     started: Instant,
+}
+
+/// The global model, and its wire encoding once made: a round's
+/// evaluate phase and the next round's fit phase send the same model.
+struct GlobalModel {
+    tensors: Vec<Tensor>,
+    encoded: Option<Parameters>,
+}
+
+impl GlobalModel {
+    fn new(tensors: Vec<Tensor>) -> Self {
+        Self {
+            tensors,
+            encoded: None,
+        }
+    }
+
+    fn tensors(&self) -> &[Tensor] {
+        &self.tensors
+    }
+
+    /// Replaces the model (after aggregation).
+    fn set(&mut self, tensors: Vec<Tensor>) {
+        self.tensors = tensors;
+        self.encoded = None;
+    }
+
+    /// The model as `Parameters`, encoded once per model; clones share
+    /// the tensor bytes.
+    fn encoded(&mut self) -> Parameters {
+        self.encoded
+            .get_or_insert_with(|| wire::parameters_to_proto(&self.tensors))
+            .clone()
+    }
 }
 
 /// One evaluation answer.
@@ -120,12 +154,12 @@ impl RoundRunner {
 
     async fn run_rounds(&mut self, initial: Option<Vec<Tensor>>) -> Result<(), ServerError> {
         self.wait_for_clients().await?;
-        let mut parameters = match initial {
+        let mut parameters = GlobalModel::new(match initial {
             Some(p) => p,
             None => self.initial_from_client().await?,
-        };
+        });
         if let Some(eval) = self.evaluate_fn.as_mut() {
-            let record = eval(0, &parameters);
+            let record = eval(0, parameters.tensors());
             self.update_history(|h| h.initial_central = record);
         }
         for round in 1..=self.config.rounds {
@@ -189,7 +223,7 @@ impl RoundRunner {
     async fn round(
         &mut self,
         round: u64,
-        parameters: &mut Vec<Tensor>,
+        parameters: &mut GlobalModel,
     ) -> Result<RoundRecord, ServerError> {
         let round_start = Instant::now();
         let mut record = RoundRecord {
@@ -207,11 +241,15 @@ impl RoundRunner {
         fit_config.insert("server_round".into(), (round as i64).into());
         let fit_msg = ServerMessage {
             msg: Some(ServerMsg::FitIns(FitIns {
-                parameters: Some(wire::parameters_to_proto(parameters)),
+                parameters: Some(parameters.encoded()),
                 config: wire::config_to_proto(&fit_config),
             })),
         };
-        let shapes: Vec<Vec<usize>> = parameters.iter().map(|t| t.shape.clone()).collect();
+        let shapes: Vec<Vec<usize>> = parameters
+            .tensors()
+            .iter()
+            .map(|t| t.shape.clone())
+            .collect();
         let mut fit = PhaseRecord {
             sampled: clients.len(),
             ..PhaseRecord::default()
@@ -273,19 +311,21 @@ impl RoundRunner {
             });
         }
         let next = match mean {
-            Some(sum) => self.strategy.aggregate_mean(parameters, sum.mean()),
-            None => self.strategy.aggregate_fit(parameters, &kept),
+            Some(sum) => self
+                .strategy
+                .aggregate_mean(parameters.tensors(), sum.mean()),
+            None => self.strategy.aggregate_fit(parameters.tensors(), &kept),
         };
-        *parameters = next.map_err(|e| ServerError::Round {
+        parameters.set(next.map_err(|e| ServerError::Round {
             round,
             reason: e.to_string(),
-        })?;
+        })?);
         fit.duration_s = fit_start.elapsed().as_secs_f64();
         record.fit = fit;
 
         // Server-side evaluation.
         if let Some(eval) = self.evaluate_fn.as_mut() {
-            record.central = eval(round, parameters);
+            record.central = eval(round, parameters.tensors());
         }
 
         // Client-side evaluation.
@@ -300,7 +340,7 @@ impl RoundRunner {
             eval_config.insert("server_round".into(), (round as i64).into());
             let msg = ServerMessage {
                 msg: Some(ServerMsg::EvaluateIns(EvaluateIns {
-                    parameters: Some(wire::parameters_to_proto(parameters)),
+                    parameters: Some(parameters.encoded()),
                     config: wire::config_to_proto(&eval_config),
                 })),
             };
