@@ -8,17 +8,40 @@ use std::process::{Command, Stdio};
 
 const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 
+/// A loopback node agent (FL ports from `fl_port_base`) running an FL
+/// server made from `server` and one synthetic-data client of it with
+/// `client_labels`; returns the agent and the server's and client's job ids.
+async fn agent_with_fl_job(
+    fl_port_base: u16,
+    server: node::ServerRequest,
+    client_labels: BTreeMap<String, String>,
+) -> (node::Agent, String, String) {
+    let agent = node::Agent::new(node::AgentConfig {
+        ip: "127.0.0.1".parse().unwrap(),
+        advertise: "127.0.0.1".into(),
+        fl_port_base,
+        data_dir: None,
+        threads: 1,
+    });
+    let started = agent
+        .start_server(server.into_spec(&node::spec::JSON_NAMES).unwrap())
+        .await
+        .unwrap();
+    let client = node::ClientRequest {
+        server: started.address.unwrap(),
+        dataset: "synthetic".into(),
+        model: "logreg".into(),
+        labels: client_labels,
+        ..Default::default()
+    };
+    let client = agent.start_client(client.into_spec(&node::spec::JSON_NAMES).unwrap());
+    (agent, started.id, client.id)
+}
+
 /// A node agent's metrics after it ran a real one-round FL job (a server and a client).
 fn agent_metrics() -> String {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let agent = node::Agent::new(node::AgentConfig {
-            ip: "127.0.0.1".parse().unwrap(),
-            advertise: "127.0.0.1".into(),
-            fl_port_base: 46100,
-            data_dir: None,
-            threads: 1,
-        });
         let labels = BTreeMap::from([("intent".to_owned(), "i1".to_owned())]);
         let server = node::ServerRequest {
             rounds: Some(1),
@@ -28,20 +51,9 @@ fn agent_metrics() -> String {
             labels: labels.clone(),
             ..Default::default()
         };
-        let started = agent
-            .start_server(server.into_spec(&node::spec::JSON_NAMES).unwrap())
-            .await
-            .unwrap();
-        let client = node::ClientRequest {
-            server: started.address.unwrap(),
-            dataset: "synthetic".into(),
-            model: "logreg".into(),
-            labels,
-            ..Default::default()
-        };
-        let c = agent.start_client(client.into_spec(&node::spec::JSON_NAMES).unwrap());
+        let (agent, server, client) = agent_with_fl_job(46100, server, labels).await;
         for _ in 0..600 {
-            let done = [&started.id, &c.id]
+            let done = [&server, &client]
                 .iter()
                 .all(|id| agent.job(id).unwrap().state == node::JobState::Completed);
             if done {
@@ -58,33 +70,16 @@ fn agent_metrics() -> String {
 fn agent_metrics_with_a_connection() -> String {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let agent = node::Agent::new(node::AgentConfig {
-            ip: "127.0.0.1".parse().unwrap(),
-            advertise: "127.0.0.1".into(),
-            fl_port_base: 46200,
-            data_dir: None,
-            threads: 1,
-        });
         let server = node::ServerRequest {
             min_available: Some(2),
             labels: BTreeMap::from([("intent".to_owned(), "i1".to_owned())]),
             ..Default::default()
         };
-        let started = agent
-            .start_server(server.into_spec(&node::spec::JSON_NAMES).unwrap())
-            .await
-            .unwrap();
-        let client = node::ClientRequest {
-            server: started.address.unwrap(),
-            dataset: "synthetic".into(),
-            model: "logreg".into(),
-            ..Default::default()
-        };
-        agent.start_client(client.into_spec(&node::spec::JSON_NAMES).unwrap());
+        let (agent, server, _) = agent_with_fl_job(46200, server, BTreeMap::new()).await;
         for _ in 0..300 {
             let text = agent.metrics_text().unwrap();
             if text.contains("fl_server_connection_rtt_seconds{") {
-                agent.stop(&started.id).await.unwrap();
+                agent.stop(&server).await.unwrap();
                 return text;
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;

@@ -4,12 +4,14 @@
 //! after the runner was killed with SIGKILL. One test at a time (a mutex),
 //! since `down --all` removes every dmo testbed on the machine.
 
+mod common;
+
+use common::REPO;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use testbed::netns::{RunNames, sys};
 
-const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
@@ -307,15 +309,7 @@ fn a_bandwidth_cap_meters_only_its_cohort() {
     // cohort1's intent asks for at most 10 Mbit/s: the edge MLFO sets a
     // meter on each of its 4 clients' links through the testbed's network
     // controller.
-    let text = std::fs::read_to_string(format!("{REPO}/scenarios/ci-small.yaml")).unwrap();
-    let capped = text.replacen(
-        "numround: \"3\" }",
-        "numround: \"3\", max_bandwidth_mbps: 10 }",
-        1,
-    );
-    assert_ne!(capped, text);
-    let scenario = cwd.path().join("capped.yaml");
-    std::fs::write(&scenario, capped).unwrap();
+    let scenario = common::capped_ci_scenario(cwd.path());
     let o = netns_run(scenario.to_str().unwrap(), run, cwd.path())
         .output()
         .unwrap();

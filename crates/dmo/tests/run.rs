@@ -2,10 +2,12 @@
 //! 8 clients, 3 rounds) as real processes; results checked, and nothing
 //! left running or listening afterwards.
 
+mod common;
+
+use common::REPO;
 use std::path::Path;
 use std::process::Command;
 
-const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 const RUN_BYTE: u8 = 71;
 
 /// `dmo node` and `dmo mlfo` processes of a run: their command line names
@@ -229,14 +231,7 @@ fn a_real_prometheus_scrapes_every_host_and_its_answers_are_saved() {
 fn a_bandwidth_cap_on_the_local_backend_is_noted_not_applied() {
     const R: u8 = 75;
     let cwd = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(format!("{REPO}/scenarios/ci-small.yaml")).unwrap();
-    let capped = text.replacen(
-        "numround: \"3\" }",
-        "numround: \"3\", max_bandwidth_mbps: 10 }",
-        1,
-    );
-    assert_ne!(capped, text);
-    std::fs::write(cwd.path().join("capped.yaml"), capped).unwrap();
+    common::capped_ci_scenario(cwd.path());
     let o = Command::new(env!("CARGO_BIN_EXE_dmo"))
         .args(["run", "capped.yaml", "--out", "results", "--run-byte"])
         .arg(R.to_string())

@@ -7,19 +7,9 @@ mod common;
 use std::net::{Ipv4Addr, TcpListener};
 use std::sync::Arc;
 use testbed::Topology;
+use testbed::netns::NetnsTestbed;
 use testbed::netns::controller::Controller;
 use testbed::netns::meters::Meters;
-use testbed::netns::{NetnsTestbed, RunNames, sys};
-
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    assert!(
-        sys::is_root(),
-        "the netns tests need root (CI runs them as root)"
-    );
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// Hosts a and b on switch sw (a on port 1, b on port 2), 1 Gbit/s links.
 fn pair() -> Topology {
@@ -32,14 +22,9 @@ fn pair() -> Topology {
     .unwrap()
 }
 
-fn assert_gone(run: u8) {
-    let names = RunNames::new(run);
-    assert!(!sys::namespaces().iter().any(|n| names.owns(n)));
-}
-
 #[test]
 fn a_host_meter_limits_one_direction_until_deleted() {
-    let _serial = serial();
+    let _serial = common::require_root();
     let run = 230;
     {
         let bed = NetnsTestbed::up(&pair(), run, 1).unwrap();
@@ -67,12 +52,12 @@ fn a_host_meter_limits_one_direction_until_deleted() {
             "a->b after the meter is deleted: {free:.1} Mbit/s"
         );
     }
-    assert_gone(run);
+    common::assert_gone(run);
 }
 
 #[test]
 fn the_onos_shapes_of_sendmeter_py_meter_a_switch_port() {
-    let _serial = serial();
+    let _serial = common::require_root();
     let run = 231;
     {
         let bed = NetnsTestbed::up(&pair(), run, 1).unwrap();
@@ -171,5 +156,5 @@ fn the_onos_shapes_of_sendmeter_py_meter_a_switch_port() {
         );
         assert_eq!(status, 404);
     }
-    assert_gone(run);
+    common::assert_gone(run);
 }

@@ -12,33 +12,6 @@ use std::time::{Duration, Instant};
 use testbed::netns::{NetnsTestbed, RunNames, down_run, sys};
 use testbed::{GenOptions, Topology, generate};
 
-/// One measuring test at a time: they share two cores.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// Fails clearly where the test cannot run: these tests need root. Holds
-/// the serialising lock for the test's duration.
-fn require_root() -> std::sync::MutexGuard<'static, ()> {
-    assert!(
-        sys::is_root(),
-        "the netns tests need root (CI runs them as root)"
-    );
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Asserts that run `run` left no namespace and no cgroup.
-fn assert_gone(run: u8) {
-    let names = RunNames::new(run);
-    let left: Vec<String> = sys::namespaces()
-        .into_iter()
-        .filter(|n| names.owns(n))
-        .collect();
-    assert!(left.is_empty(), "namespaces left: {left:?}");
-    for root in ["/sys/fs/cgroup/cpu", "/sys/fs/cgroup"] {
-        let dir = std::path::Path::new(root).join(names.cgroup());
-        assert!(!dir.exists(), "cgroup left: {}", dir.display());
-    }
-}
-
 /// The prototype's topology with a small split.
 fn prototype() -> Topology {
     generate(&GenOptions {
@@ -55,7 +28,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 #[test]
 fn edge_to_cloud_rtt_is_two_satellite_hops_each_way() {
-    let _serial = require_root();
+    let _serial = common::require_root();
     let run = 220;
     {
         let bed = NetnsTestbed::up(&prototype(), run, 1).unwrap();
@@ -111,7 +84,7 @@ fn edge_to_cloud_rtt_is_two_satellite_hops_each_way() {
             !bed.delay_lines().is_empty() || bed.impairment() == testbed::netns::Impairment::Netem
         );
     }
-    assert_gone(run);
+    common::assert_gone(run);
 }
 
 /// Two hosts on one switch, `a`'s link limited to `mbit`, `b` with a CPU limit.
@@ -129,7 +102,7 @@ fn pair(mbit: f64, cpus: f64) -> Topology {
 
 #[test]
 fn iperf3_over_a_100_mbit_link_gets_100_mbit() {
-    let _serial = require_root();
+    let _serial = common::require_root();
     let run = 221;
     {
         let bed = NetnsTestbed::up(&pair(100.0, 1.0), run, 1).unwrap();
@@ -140,7 +113,7 @@ fn iperf3_over_a_100_mbit_link_gets_100_mbit() {
             "iperf3 a -> b over a 100 Mbit/s link: {mbit:.1} Mbit/s"
         );
     }
-    assert_gone(run);
+    common::assert_gone(run);
 }
 
 /// CPU seconds (user + system) of process `pid` so far.
@@ -158,7 +131,7 @@ fn cpu_seconds(pid: u32) -> f64 {
 
 #[test]
 fn a_host_limited_to_half_a_cpu_gets_half_a_cpu() {
-    let _serial = require_root();
+    let _serial = common::require_root();
     let run = 222;
     {
         let bed = NetnsTestbed::up(&pair(1000.0, 0.5), run, 1).unwrap();
@@ -179,12 +152,12 @@ fn a_host_limited_to_half_a_cpu_gets_half_a_cpu() {
             "CPU share {share:.3}, limit 0.5"
         );
     }
-    assert_gone(run);
+    common::assert_gone(run);
 }
 
 #[test]
 fn nothing_routes_off_the_machine_and_the_root_namespace_is_untouched() {
-    let _serial = require_root();
+    let _serial = common::require_root();
     let run = 223;
     let root_links = || {
         sys::ip(&["-o", "link", "show"])
@@ -242,7 +215,7 @@ fn nothing_routes_off_the_machine_and_the_root_namespace_is_untouched() {
         echo.join().unwrap();
     }
     assert_eq!(root_links(), before);
-    assert_gone(run);
+    common::assert_gone(run);
 }
 
 /// ENETUNREACH on Linux.
@@ -252,7 +225,7 @@ fn libc_enetunreach() -> i32 {
 
 #[test]
 fn a_forgotten_testbed_is_removed_by_down_run() {
-    let _serial = require_root();
+    let _serial = common::require_root();
     let run = 224;
     let bed = NetnsTestbed::up(&pair(10.0, 0.5), run, 1).unwrap();
     let mut child = bed
@@ -266,11 +239,11 @@ fn a_forgotten_testbed_is_removed_by_down_run() {
     down_run(run).unwrap();
     let status = child.wait().unwrap();
     assert!(!status.success(), "the host's process was killed");
-    assert_gone(run);
+    common::assert_gone(run);
     // Bringing the same run up again works once it is gone.
     let again = NetnsTestbed::up(&pair(10.0, 0.5), run, 1).unwrap();
     let err = NetnsTestbed::up(&pair(10.0, 0.5), run, 1).err().unwrap();
     assert!(err.to_string().contains("already exists"), "{err}");
     drop(again);
-    assert_gone(run);
+    common::assert_gone(run);
 }

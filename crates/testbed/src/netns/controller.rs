@@ -157,6 +157,21 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
 }
 
+/// `201 Created` with the new resource's `Location` and its body.
+fn created(location: String, body: impl IntoResponse) -> Response {
+    (StatusCode::CREATED, [(header::LOCATION, location)], body).into_response()
+}
+
+/// A numeric id from the path; a 400 naming `field` when it is not one.
+fn path_id(id: &str, field: &str, what: &str) -> Result<u32, Box<Response>> {
+    id.parse().map_err(|_| {
+        Box::new(error(
+            StatusCode::BAD_REQUEST,
+            format!("{field}: {id:?} is not a {what}"),
+        ))
+    })
+}
+
 fn meter_error(e: MeterError) -> Response {
     let status = match &e {
         MeterError::Invalid { .. } => StatusCode::BAD_REQUEST,
@@ -201,24 +216,15 @@ async fn create_meter(State(s): State<AppState>, body: String) -> Response {
     let meters = s.meters.clone();
     blocking(
         move || meters.create(spec),
-        |m| {
-            (
-                StatusCode::CREATED,
-                [(header::LOCATION, format!("/v1/meters/{}", m.id))],
-                Json(m),
-            )
-                .into_response()
-        },
+        |m| created(format!("/v1/meters/{}", m.id), Json(m)),
     )
     .await
 }
 
 async fn delete_meter(State(s): State<AppState>, Path(id): Path<String>) -> Response {
-    let Ok(id) = id.parse::<u32>() else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            format!("id: {id:?} is not a meter id"),
-        );
+    let id = match path_id(&id, "id", "meter id") {
+        Ok(id) => id,
+        Err(r) => return *r,
     };
     let meters = s.meters.clone();
     blocking(move || meters.delete(id), |m| Json(m).into_response()).await
@@ -286,15 +292,10 @@ async fn onos_meter(
         );
     };
     match s.meters.onos_meter(&device, rate) {
-        Ok(m) => (
-            StatusCode::CREATED,
-            [(
-                header::LOCATION,
-                format!("/onos/v1/meters/{}/{}", m.device_id, m.id),
-            )],
+        Ok(m) => created(
+            format!("/onos/v1/meters/{}/{}", m.device_id, m.id),
             Json(onos_meter_json(&m)),
-        )
-            .into_response(),
+        ),
         Err(e) => meter_error(e),
     }
 }
@@ -320,11 +321,9 @@ async fn onos_meter_delete(
     State(s): State<AppState>,
     Path((device, id)): Path<(String, String)>,
 ) -> Response {
-    let Ok(id) = id.parse::<u32>() else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            format!("meterId: {id:?} is not a meter id"),
-        );
+    let id = match path_id(&id, "meterId", "meter id") {
+        Ok(id) => id,
+        Err(r) => return *r,
     };
     match s.meters.onos_meter_delete(&device, id) {
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
@@ -379,17 +378,7 @@ async fn onos_flow(
     let meters = s.meters.clone();
     blocking(
         move || meters.onos_flow(&device, in_port, output as u32, dst, meter as u32),
-        |f| {
-            (
-                StatusCode::CREATED,
-                [(
-                    header::LOCATION,
-                    format!("/onos/v1/flows/{}/{}", f.device_id, f.id),
-                )],
-                Json(f),
-            )
-                .into_response()
-        },
+        |f| created(format!("/onos/v1/flows/{}/{}", f.device_id, f.id), Json(f)),
     )
     .await
 }
@@ -398,11 +387,9 @@ async fn onos_flow_delete(
     State(s): State<AppState>,
     Path((_device, id)): Path<(String, String)>,
 ) -> Response {
-    let Ok(id) = id.parse::<u32>() else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            format!("flowId: {id:?} is not a flow id"),
-        );
+    let id = match path_id(&id, "flowId", "flow id") {
+        Ok(id) => id,
+        Err(r) => return *r,
     };
     let meters = s.meters.clone();
     blocking(
