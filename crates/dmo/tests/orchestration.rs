@@ -30,6 +30,19 @@ impl Testbed {
     /// 127.R.1.(10..); `missing` clients are listed in the inventory but
     /// not started.
     fn start(r: u8, aggregators: u8, clients: u8, missing: &[u8]) -> Testbed {
+        Self::start_with(r, aggregators, 1, clients, missing, "")
+    }
+
+    /// As [`Testbed::start`], with `capacity` servers per aggregator and
+    /// `edge_extra` appended to the edge MLFO's configuration.
+    fn start_with(
+        r: u8,
+        aggregators: u8,
+        capacity: usize,
+        clients: u8,
+        missing: &[u8],
+        edge_extra: &str,
+    ) -> Testbed {
         let mut tb = Testbed {
             dir: tempfile::tempdir().unwrap(),
             r,
@@ -44,8 +57,9 @@ impl Testbed {
         for k in 1..=aggregators {
             let ip = format!("127.{r}.0.{}", 10 + k);
             tb.spawn_node(&format!("fed.{k}"), &ip);
-            cloud_inv +=
-                &format!("  - {{ name: fed.{k}, url: 'http://{ip}:5000', role: aggregator }}\n");
+            cloud_inv += &format!(
+                "  - {{ name: fed.{k}, url: 'http://{ip}:5000', role: aggregator, capacity: {capacity} }}\n"
+            );
         }
         let mut edge_inv = String::new();
         for octet in 10..10 + clients {
@@ -71,7 +85,7 @@ impl Testbed {
             "edge.yaml",
             &format!(
                 "name: mo.1\nrole: edge\nlisten: 127.{r}.1.1:8000\nparent: http://127.{r}.0.1:9000\n\
-                 state: edge.sqlite\n{common}inventory:\n{edge_inv}"
+                 state: edge.sqlite\n{edge_extra}{common}inventory:\n{edge_inv}"
             ),
         );
         tb.spawn_mlfo("cloud");
@@ -672,5 +686,245 @@ fn the_dashboard_shows_a_running_job_and_its_chart_in_a_browser() {
         .send()
         .unwrap();
     assert_eq!(reply.status(), 200);
+    tb.assert_nothing_running();
+}
+
+/// Posts configuration `name` of the prototype's `sendintent.py` as that
+/// script does; returns the intent ids of the replies, in order.
+fn send_prototype_configuration(tb: &Testbed, name: &str) -> Vec<String> {
+    let out = Command::new(python())
+        .args([
+            &format!("{REPO}/tests/mlfo/prototype/send_configuration.py"),
+            &tb.edge(),
+            &format!("{REPO}/tests/mlfo/prototype/configurations.json"),
+            name,
+        ])
+        .output()
+        .expect("python with requests (the .venv that .ci/run makes)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+        .lines()
+        .map(|l| {
+            l.strip_prefix("200 OK ")
+                .unwrap_or_else(|| panic!("{name}: reply {l:?}\n{}", tb.logs()))
+                .to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn every_cohort_configuration_of_the_prototype_script_completes_unchanged() {
+    // The prototype's 50 clients; three aggregators of capacity 1, so the
+    // configurations with more cohorts than aggregators queue.
+    let tb = Testbed::start(65, 3, 50, &[]);
+    let configurations: Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{REPO}/tests/mlfo/prototype/configurations.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let mut queued = 0;
+    for (name, c) in configurations["configurations"].as_object().unwrap() {
+        let ids = send_prototype_configuration(&tb, name);
+        let sizes = c["cohortdistr"].as_array().unwrap();
+        assert_eq!(ids.len(), sizes.len(), "{name}");
+        let mut first_host = 10;
+        for (k, (id, size)) in ids.iter().zip(sizes).enumerate() {
+            let v = tb.wait_final(id);
+            assert_eq!(v["state"], "completed", "{name}, cohort {k}: {v:#}");
+            let rounds = v["jobs"][0]["rounds"].as_array().unwrap();
+            assert_eq!(rounds.len(), 20, "{name}, cohort {k}: numround 20");
+            let size = size.as_u64().unwrap();
+            let hosts: Vec<String> = (first_host..first_host + size)
+                .map(|o| format!("fc.{o}"))
+                .collect();
+            assert_eq!(v["cohort"]["hosts"], serde_json::json!(hosts), "{name}");
+            first_host += size;
+            let notes = v["notes"].to_string();
+            if k == 0 {
+                assert!(
+                    notes.contains(
+                        "sameserver \\\"nor\\\" is not yes, true, no or false: read as no"
+                    ),
+                    "{name}: {notes}"
+                );
+            }
+            assert_eq!(v["jobs"][0]["server"]["reused"], false, "{name}: {v:#}");
+            queued += usize::from(v["timings"]["queued_s"].is_number());
+        }
+    }
+    assert!(
+        queued >= 9 + 5 + 2,
+        "12, 8 and 5 cohorts on 3 aggregators: at least 16 intents waited, {queued} did"
+    );
+    tb.assert_nothing_running();
+}
+
+/// Posts `count` one-client intents at once from as many threads; returns their ids.
+fn post_at_once(tb: &Testbed, count: usize, fields: &[(&str, &str)]) -> Vec<String> {
+    std::thread::scope(|s| {
+        let posts: Vec<_> = (0..count)
+            .map(|_| s.spawn(|| tb.receive(&intent_file("cutting"), fields)))
+            .collect();
+        posts
+            .into_iter()
+            .map(|p| {
+                let (status, text) = p.join().unwrap();
+                assert_eq!(status, 200, "{text}");
+                text.trim().trim_start_matches("OK ").to_owned()
+            })
+            .collect()
+    })
+}
+
+#[test]
+fn intents_wait_in_a_fifo_queue_for_capacity_survive_a_restart_and_can_be_cancelled() {
+    let mut tb = Testbed::start(66, 3, 6, &[]);
+    let ids: Vec<String> = (0..6)
+        .map(|k| {
+            let ipstart = (10 + k).to_string();
+            let rounds = if k < 3 { "150" } else { "5" };
+            tb.submit(
+                &intent_file("cutting"),
+                &[
+                    ("ipstart", ipstart.as_str()),
+                    ("cohortsize", "1"),
+                    ("numround", rounds),
+                ],
+            )
+        })
+        .collect();
+    // Three run, three wait in arrival order.
+    let start = Instant::now();
+    let positions = loop {
+        let all: Vec<Value> = ids.iter().map(|id| tb.intent(id)).collect();
+        let queued: Vec<(String, u64)> = all
+            .iter()
+            .filter(|v| v["state"] == "queued")
+            .map(|v| {
+                (
+                    v["id"].as_str().unwrap().to_owned(),
+                    v["queue"]["position"].as_u64().unwrap_or(0),
+                )
+            })
+            .collect();
+        if queued.len() == 3 {
+            break queued;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "expected three queued: {all:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // Whichever three got the aggregators, the others wait in arrival order.
+    let order: Vec<usize> = positions
+        .iter()
+        .map(|(id, _)| ids.iter().position(|i| i == id).unwrap())
+        .collect();
+    assert!(order.is_sorted(), "{positions:?}");
+    let at: Vec<u64> = positions.iter().map(|(_, p)| *p).collect();
+    assert_eq!(at, [1, 2, 3], "{positions:?}");
+    let queued_ids: Vec<String> = positions.iter().map(|(id, _)| id.clone()).collect();
+    let waiting = tb.intent(&queued_ids[0]);
+    assert!(
+        waiting["queue"]["waiting_for"]
+            .as_str()
+            .unwrap()
+            .contains("no aggregator has free capacity"),
+        "{waiting:#}"
+    );
+    assert!(waiting["timings"]["queued_s"].as_f64().unwrap() >= 0.0);
+
+    // A seventh queues behind them; DELETE takes it out.
+    let seventh = tb.submit(
+        &intent_file("cutting"),
+        &[("ipstart", "10"), ("cohortsize", "1")],
+    );
+    assert_eq!(tb.intent(&seventh)["state"], "queued");
+    assert_eq!(tb.intent(&seventh)["queue"]["position"], 4);
+    let cancelled: Value = tb
+        .http
+        .delete(format!("{}/v1/intents/{seventh}", tb.edge()))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(cancelled["state"], "cancelled", "{cancelled:#}");
+
+    // The edge MLFO restarts: the queue is rebuilt in the same order.
+    tb.kill("mlfo-edge");
+    tb.spawn_mlfo("edge");
+    tb.wait_healthy("mlfo-edge");
+    let after: Vec<Value> = queued_ids.iter().map(|id| tb.intent(id)).collect();
+    if after.iter().all(|v| v["state"] == "queued") {
+        let positions: Vec<&Value> = after.iter().map(|v| &v["queue"]["position"]).collect();
+        assert_eq!(positions, [1, 2, 3], "{after:#?}");
+    }
+    for id in &ids {
+        let v = tb.wait_final(id);
+        assert_eq!(v["state"], "completed", "{v:#}");
+    }
+    for id in &ids {
+        let waited = tb.intent(id)["timings"]["queued_s"].is_number();
+        assert_eq!(waited, queued_ids.contains(id), "{id}: {:#}", tb.intent(id));
+    }
+    let placed = tb.get(&format!("{}/v1/servers", tb.url_of("mlfo-cloud")));
+    assert_eq!(placed.as_array().unwrap().len(), 6, "{placed:#}");
+    tb.assert_nothing_running();
+}
+
+#[test]
+fn a_burst_of_200_intents_ends_with_every_intent_final_none_lost_and_no_orphan_server() {
+    let tb = Testbed::start_with(67, 3, 20, 10, &[], "");
+    let ids = post_at_once(&tb, 200, &[("cohortsize", "1"), ("numround", "2")]);
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 200, "every intent has its own id");
+    let mut states = std::collections::BTreeMap::new();
+    let mut per_host = std::collections::BTreeMap::new();
+    for id in &ids {
+        let v = tb.wait_final(id);
+        *states
+            .entry(v["state"].as_str().unwrap().to_owned())
+            .or_insert(0) += 1;
+        *per_host
+            .entry(v["cohort"]["hosts"][0].as_str().unwrap().to_owned())
+            .or_insert(0) += 1;
+    }
+    assert_eq!(
+        states.get("completed"),
+        Some(&200),
+        "{states:?}\n{}",
+        tb.logs()
+    );
+    let most = per_host.values().max().copied().unwrap_or(0);
+    assert!(
+        most <= 40,
+        "cohorts by size spread over the 10 client hosts: {per_host:?}"
+    );
+    let all = tb.get(&format!("{}/v1/intents", tb.edge()));
+    assert_eq!(all.as_array().unwrap().len(), 200);
+    let placed = tb.get(&format!("{}/v1/servers", tb.url_of("mlfo-cloud")));
+    let still: Vec<String> = placed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["active"] != false)
+        .map(|s| {
+            let id = s["intents"][0].as_str().unwrap_or_default();
+            format!("{s:#}\nat the edge: {:#}", tb.intent(id))
+        })
+        .collect();
+    assert!(
+        still.is_empty(),
+        "servers still active:\n{}",
+        still.join("\n")
+    );
     tb.assert_nothing_running();
 }

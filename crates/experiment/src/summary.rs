@@ -274,6 +274,7 @@ pub(crate) mod tests {
                 clients_started_s: Some(0.012),
                 first_round_s: Some(0.6),
                 done_s: Some(1.8),
+                ..Timings::default()
             },
         };
         Summary {

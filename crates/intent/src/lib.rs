@@ -29,6 +29,7 @@ pub use model::{
     AGGREGATE_OPERAND, AGGREGATE_OPERATION, Cohort, Constraints, Intent, PrivacyLevel, Target,
 };
 pub use names::{Dataset, ModelName, resolve_model_alias, resolve_source_alias};
+pub use number::flag_word;
 pub use parse::{load, parse};
 pub use resolve::{FlPlan, Plan, Resolved, ResolvedTarget};
 pub use rules::{MAX_CLIENTS, MAX_DOCUMENT_BYTES, MAX_ROUNDS};

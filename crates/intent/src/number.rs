@@ -120,15 +120,21 @@ pub(crate) fn count_in(v: &Value, range: Count) -> Result<u32, Refusal> {
 /// A flag, from `true`/`false`, or those words or `yes`/`no` as strings (the
 /// prototype's form fields said `yes`).
 pub(crate) fn flag(v: &Value) -> Result<bool, Refusal> {
-    let word = match v {
-        Value::Bool(b) => return Ok(*b),
-        Value::String(s) => s.trim().to_ascii_lowercase(),
-        _ => String::new(),
+    let read = match v {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) => flag_word(s),
+        _ => None,
     };
-    match word.as_str() {
-        "true" | "yes" => Ok(true),
-        "false" | "no" => Ok(false),
-        _ => Err(refuse("must be true or false (or yes or no)".to_owned(), v)),
+    read.ok_or_else(|| refuse("must be true or false (or yes or no)".to_owned(), v))
+}
+
+/// A flag written as a word, as intents take it: `true`/`yes` or
+/// `false`/`no`, in any case; `None` for any other word.
+pub fn flag_word(word: &str) -> Option<bool> {
+    match word.trim().to_ascii_lowercase().as_str() {
+        "true" | "yes" => Some(true),
+        "false" | "no" => Some(false),
+        _ => None,
     }
 }
 

@@ -1,6 +1,7 @@
 //! The MLFO's REST API: the prototype's `POST /receive` (multipart), the
 //! JSON API under `/v1`, `/healthz` and `/metrics`.
 
+use crate::config::MomoMode;
 use crate::planner::CohortRequest;
 use crate::record::{IntentRecord, ServerRecord};
 use crate::service::{Mlfo, MlfoError};
@@ -60,14 +61,18 @@ pub fn router(mlfo: Mlfo) -> Router {
 }
 
 /// The prototype's form fields that set constraints, and the constraint each sets.
-const FORM_CONSTRAINTS: [(&str, &str); 6] = [
-    ("sameserver", "sameserv"),
+const FORM_CONSTRAINTS: [(&str, &str); 5] = [
     ("avgalgo", "avgalgo"),
     ("fracfit", "fracfit"),
     ("minfit", "minfit"),
     ("minav", "minav"),
     ("numround", "numround"),
 ];
+
+/// Every form field `/receive` takes: the thesis script's (`sendintent.py`)
+/// and those of the prototype's later branches (`hybrid_sendintent.py`).
+const FORM_FIELDS: &str = "file, ipstart, cohortsize, sameserver, avgalgo, fracfit, minfit, \
+     minav, numround, nodesperedge, clipernode, mlfostatus, flstatus, hierflstatus";
 
 async fn text_field(field: Field<'_>, name: &str) -> Result<String, ApiError> {
     field
@@ -84,8 +89,134 @@ fn form_number(name: &str, value: &str) -> Result<u32, ApiError> {
     })
 }
 
+/// `enabled` or `disabled` (any case), as the prototype's status switches.
+fn form_switch(name: &str, value: &str) -> Result<bool, ApiError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "enabled" => Ok(true),
+        "disabled" => Ok(false),
+        _ => Err(bad_request(format!(
+            "{name}: must be enabled or disabled, got {value:?}"
+        ))),
+    }
+}
+
+/// The form of `POST /receive` as read so far.
+#[derive(Default)]
+struct ReceiveForm {
+    file: Option<(String, Vec<u8>)>,
+    cohort: CohortRequest,
+    nodes_per_edge: Option<u32>,
+    clients_per_node: Option<u32>,
+    constraints: Map<String, Value>,
+    notes: Vec<String>,
+    momo: Option<MomoMode>,
+    skip_clients: bool,
+}
+
+impl ReceiveForm {
+    /// Takes one text field of the form.
+    fn text(&mut self, name: &str, value: &str) -> Result<(), ApiError> {
+        if value.trim().is_empty() {
+            return Ok(());
+        }
+        match name {
+            "ipstart" => self.cohort.ipstart = Some(form_number(name, value)?),
+            "cohortsize" => self.cohort.size = Some(form_number(name, value)?),
+            "nodesperedge" => self.nodes_per_edge = Some(form_number(name, value)?),
+            "clipernode" => self.clients_per_node = Some(form_number(name, value)?),
+            "sameserver" => self.same_server(value),
+            "mlfostatus" => {
+                self.momo = Some(if form_switch(name, value)? {
+                    MomoMode::Aggregated
+                } else {
+                    MomoMode::PerClient
+                });
+            }
+            "flstatus" => self.skip_clients = !form_switch(name, value)?,
+            "hierflstatus" => {
+                if form_switch(name, value)? {
+                    self.notes.push(
+                        "hierflstatus enabled: edge aggregation is not provided; the job runs flat (one FL server per target)"
+                            .to_owned(),
+                    );
+                }
+            }
+            _ => {
+                let Some((_, key)) = FORM_CONSTRAINTS.iter().find(|(f, _)| *f == name) else {
+                    return Err(bad_request(format!(
+                        "{name}: unknown form field; the fields are {FORM_FIELDS}"
+                    )));
+                };
+                self.constraints
+                    .insert((*key).to_owned(), Value::String(value.to_owned()));
+            }
+        }
+        Ok(())
+    }
+
+    /// `sameserver`: yes/true/no/false as intents read them; any other value
+    /// means a new server, as the prototype (which ignored the field) did.
+    fn same_server(&mut self, value: &str) {
+        let shared = intent::flag_word(value).unwrap_or_else(|| {
+            self.notes.push(format!(
+                "sameserver {value:?} is not yes, true, no or false: read as no (a new FL server), as the prototype did"
+            ));
+            false
+        });
+        self.constraints
+            .insert("sameserv".to_owned(), Value::Bool(shared));
+    }
+
+    /// The submission, once every field is read.
+    fn into_submission(mut self) -> Result<Submission, ApiError> {
+        let Some((file, document)) = self.file else {
+            return Err(bad_request(
+                "file: missing; send the intent YAML as form field `file` (curl -F file=@intent.yaml ...)"
+                    .to_owned(),
+            ));
+        };
+        match (self.nodes_per_edge, self.clients_per_node) {
+            (None, None) => {}
+            (Some(nodes), Some(clients)) if self.cohort == CohortRequest::default() => {
+                self.cohort.size = Some(nodes.saturating_mul(clients));
+                self.notes.push(format!(
+                    "nodesperedge {nodes} x clipernode {clients}: a cohort of {} client(s)",
+                    nodes.saturating_mul(clients)
+                ));
+            }
+            (Some(_), Some(_)) => {
+                return Err(bad_request(
+                    "nodesperedge and clipernode: give them instead of ipstart and cohortsize, not with them"
+                        .to_owned(),
+                ));
+            }
+            _ => {
+                return Err(bad_request(
+                    "nodesperedge and clipernode: give both (the cohort is nodesperedge x clipernode clients) or neither"
+                        .to_owned(),
+                ));
+            }
+        }
+        if self.cohort.ipstart.is_some() && self.cohort.size.is_none() {
+            return Err(bad_request(
+                "ipstart and cohortsize: give both (clients are the hosts whose last address octet is in [ipstart, ipstart+cohortsize)) or neither".to_owned(),
+            ));
+        }
+        Ok(Submission {
+            file,
+            document,
+            cohort: self.cohort,
+            constraints: self.constraints,
+            notes: self.notes,
+            momo: self.momo,
+            skip_clients: self.skip_clients,
+        })
+    }
+}
+
 /// `POST /receive`: the prototype's multipart form (`file` plus ipstart,
-/// cohortsize, sameserver, avgalgo, fracfit, minfit, minav, numround).
+/// cohortsize, sameserver, avgalgo, fracfit, minfit, minav, numround; the
+/// later branches' nodesperedge, clipernode, mlfostatus, flstatus, hierflstatus).
 async fn receive(
     State(mlfo): State<Mlfo>,
     multipart: Result<Multipart, MultipartRejection>,
@@ -97,65 +228,30 @@ async fn receive(
             e.body_text()
         ))
     })?;
-    let mut file = None;
-    let mut cohort = CohortRequest::default();
-    let mut constraints = Map::new();
+    let mut form = ReceiveForm::default();
     while let Some(field) = multipart
         .next_field()
         .await
         .map_err(|e| bad_request(format!("reading the multipart form: {}", e.body_text())))?
     {
         let name = field.name().unwrap_or_default().to_owned();
-        match name.as_str() {
-            "file" => {
-                let file_name = field.file_name().unwrap_or("file").to_owned();
-                let bytes = field.bytes().await.map_err(|e| {
-                    bad_request(format!("file: cannot read the upload: {}", e.body_text()))
-                })?;
-                file = Some((file_name, bytes.to_vec()));
+        if name == "file" {
+            if form.file.is_some() {
+                return Err(bad_request(
+                    "file: given twice; send one intent per POST /receive".to_owned(),
+                ));
             }
-            "ipstart" | "cohortsize" => {
-                let value = text_field(field, &name).await?;
-                if !value.trim().is_empty() {
-                    let n = form_number(&name, &value)?;
-                    if name == "ipstart" {
-                        cohort.ipstart = Some(n);
-                    } else {
-                        cohort.size = Some(n);
-                    }
-                }
-            }
-            _ => {
-                let Some((_, key)) = FORM_CONSTRAINTS.iter().find(|(f, _)| *f == name) else {
-                    return Err(bad_request(format!(
-                        "{name}: unknown form field; the fields are file, ipstart, cohortsize, {}",
-                        FORM_CONSTRAINTS.map(|(f, _)| f).join(", ")
-                    )));
-                };
-                let value = text_field(field, &name).await?;
-                if !value.trim().is_empty() {
-                    constraints.insert((*key).to_owned(), Value::String(value));
-                }
-            }
+            let file_name = field.file_name().unwrap_or("file").to_owned();
+            let bytes = field.bytes().await.map_err(|e| {
+                bad_request(format!("file: cannot read the upload: {}", e.body_text()))
+            })?;
+            form.file = Some((file_name, bytes.to_vec()));
+        } else {
+            let value = text_field(field, &name).await?;
+            form.text(&name, &value)?;
         }
     }
-    let Some((file, document)) = file else {
-        return Err(bad_request(
-            "file: missing; send the intent YAML as form field `file` (curl -F file=@intent.yaml ...)"
-                .to_owned(),
-        ));
-    };
-    if cohort.ipstart.is_some() != cohort.size.is_some() {
-        return Err(bad_request(
-            "ipstart and cohortsize: give both (clients are the hosts whose last address octet is in [ipstart, ipstart+cohortsize)) or neither".to_owned(),
-        ));
-    }
-    let record = mlfo.submit(&Submission {
-        file,
-        document,
-        cohort,
-        constraints,
-    })?;
+    let record = mlfo.submit(&form.into_submission()?)?;
     Ok((
         StatusCode::OK,
         [(LOCATION, format!("/v1/intents/{}", record.id))],

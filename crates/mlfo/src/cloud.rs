@@ -2,6 +2,7 @@
 //! federated-aggregation intent (or reuse one with `sameserver`), and stop
 //! it when no intent needs it any more.
 
+use crate::config::AgentEntry;
 use crate::momo::{proto, to_document};
 use crate::planner::choose_aggregator;
 use crate::record::{ServerPlacement, ServerRecord, now_unix_s};
@@ -10,7 +11,8 @@ use intent::{FlPlan, ResolvedTarget, Strategy};
 use node::spec::EvaluateRequest;
 use node::{JobState, ServerRequest};
 use serde_json::{Map, Value, json};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 /// The Mo-Mo gRPC service of a cloud MLFO.
@@ -55,7 +57,8 @@ impl proto::orchestrate_server::Orchestrate for MomoService {
 }
 
 impl Mlfo {
-    /// Handles Mo-Mo `Deploy`: resolves the aggregation intent and places its server.
+    /// Handles Mo-Mo `Deploy`: resolves the aggregation intent and places its
+    /// server, or answers with the server this intent's target already has.
     async fn deploy(&self, message: &proto::Intent) -> Result<proto::Status, Status> {
         let doc = to_document(message).map_err(Status::invalid_argument)?;
         let intent =
@@ -72,61 +75,220 @@ impl Mlfo {
         let plan = target.plan.federated().ok_or_else(|| {
             Status::invalid_argument("momo: only federated (privacy high) targets get an FL server")
         })?;
-        let placing = self.inner.placing.lock().await;
-        let active = self.refresh_servers().await;
+        let key = format!("{}/{}", message.intent_id, target.id);
+        let _this_target = self.inner.deploying.lock(&key).await;
+        let sharing = if plan.same_server {
+            Some(self.inner.sharing.lock().await)
+        } else {
+            None
+        };
+        let stored = self.inner.store.servers(true).map_err(internal)?;
+        if let Some(own) = stored.iter().find(|s| s.targets.contains(&key)) {
+            tracing::info!(intent = %message.intent_id, client = %message.client, server = %own.placement.address, "Deploy again: the target's FL server");
+            return Ok(status(&own.placement, true));
+        }
         let source = target.pipeline.src.kind.to_string();
         let model = target.pipeline.model.kind.to_string();
         let strategy = plan.strategy.kind().to_string();
-        if plan.same_server
-            && let Some(mut shared) = active
-                .iter()
+        if sharing.is_some() {
+            let _placing = self.inner.placing.lock().await;
+            if let Some(mut shared) = self
+                .refresh_servers()
+                .await
+                .into_iter()
                 .find(|s| s.source == source && s.model == model && s.strategy == strategy)
-                .cloned()
-        {
-            shared.intents.push(message.intent_id.clone());
-            self.save_server(&shared)?;
-            tracing::info!(intent = %message.intent_id, server = %shared.placement.address, "sameserver: reusing FL server");
-            return Ok(status(&shared.placement, true));
+            {
+                shared.intents.push(message.intent_id.clone());
+                shared.targets.push(key);
+                self.save_server(&shared)?;
+                tracing::info!(intent = %message.intent_id, server = %shared.placement.address, "sameserver: reusing FL server");
+                return Ok(status(&shared.placement, true));
+            }
         }
-        let mut busy: Vec<String> = active
-            .iter()
-            .map(|s| s.placement.agent_host.clone())
-            .collect();
-        busy.extend(self.lock_starting().iter().cloned());
-        let agent = choose_aggregator(&self.inner.config.inventory, &busy)
-            .map_err(Status::resource_exhausted)?
-            .clone();
-        // The slot is taken while the agent starts the server, so other
-        // placements need not wait (unless they may share this server).
-        let _slot = Starting::take(self, &agent.name);
-        if !plan.same_server {
-            drop(placing);
-        }
-        let request = self.server_request(&message.intent_id, target, plan);
-        let started = self
-            .inner
-            .sbi
-            .start_server(&agent, &request)
-            .await
-            .map_err(|e| Status::unavailable(format!("FL server: {e}")))?;
-        let placement = ServerPlacement {
-            address: started.address.unwrap_or_default(),
-            job_id: started.id,
-            agent_host: agent.name.clone(),
-            agent_url: agent.url.clone(),
-            reused: false,
+        let (agent, slot) = {
+            let _placing = self.inner.placing.lock().await;
+            let stored = self.inner.store.servers(true).map_err(internal)?;
+            match self.reserve_aggregator(&stored) {
+                Ok(reserved) => reserved,
+                // Records may still count servers that have ended: look again.
+                Err(_) => {
+                    let active = self.refresh_servers().await;
+                    self.reserve_aggregator(&active)
+                        .map_err(Status::resource_exhausted)?
+                }
+            }
         };
         let record = ServerRecord {
-            placement,
+            placement: ServerPlacement {
+                address: String::new(),
+                job_id: String::new(),
+                agent_host: agent.name.clone(),
+                agent_url: agent.url.clone(),
+                reused: false,
+            },
             source,
             model,
             strategy,
             intents: vec![message.intent_id.clone()],
+            targets: vec![key],
             active: true,
             placed_unix_s: now_unix_s(),
         };
-        self.save_server(&record)?;
-        Ok(status(&record.placement, false))
+        let request = self.server_request(&message.intent_id, target, plan);
+        self.start_server(agent, slot, request, record).await
+    }
+
+    /// Starts the server in a task of its own, so that it is recorded, or
+    /// stopped, even when the Deploy that asked for it is abandoned (the edge
+    /// timed out or went away): no server is left running that no record holds.
+    async fn start_server(
+        &self,
+        agent: AgentEntry,
+        slot: Starting,
+        request: ServerRequest,
+        record: ServerRecord,
+    ) -> Result<proto::Status, Status> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let mlfo = self.clone();
+        tokio::spawn(async move {
+            let token = request
+                .labels
+                .get(PLACEMENT_LABEL)
+                .cloned()
+                .unwrap_or_default();
+            let called = std::time::Instant::now();
+            let started = mlfo.inner.sbi.start_server(&agent, &request).await;
+            let retried = called.elapsed() >= mlfo.inner.config.timeouts.sbi();
+            let mut record = record;
+            let outcome = match started {
+                Ok(started) => {
+                    record.placement.address = started.address.unwrap_or_default();
+                    record.placement.job_id = started.id;
+                    if retried {
+                        mlfo.sweep_later(
+                            &agent,
+                            &token,
+                            &request,
+                            Some(record.placement.job_id.clone()),
+                        );
+                    }
+                    mlfo.record_or_stop(record, slot, reply).await;
+                    return;
+                }
+                Err(e) => {
+                    mlfo.sweep_later(&agent, &token, &request, None);
+                    Err(Status::unavailable(format!("FL server: {e}")))
+                }
+            };
+            drop(slot);
+            let _ = reply.send(outcome);
+        });
+        answer.await.unwrap_or_else(|_| {
+            Err(Status::internal(
+                "the placement task ended without an answer",
+            ))
+        })
+    }
+
+    /// Saves a started server's record and answers the Deploy; stops the
+    /// server instead when nobody waits for the answer any more.
+    async fn record_or_stop(
+        &self,
+        record: ServerRecord,
+        slot: Starting,
+        reply: tokio::sync::oneshot::Sender<Result<proto::Status, Status>>,
+    ) {
+        let placing = self.inner.placing.lock().await;
+        let abandoned = reply.is_closed() || {
+            if let Err(e) = self.inner.store.save_server(&record) {
+                let _ = reply.send(Err(internal(e)));
+                true
+            } else {
+                reply.send(Ok(status(&record.placement, false))).is_err()
+            }
+        };
+        // The record counts the aggregator's load from now on, not the slot.
+        drop(slot);
+        drop(placing);
+        if abandoned {
+            tracing::warn!(intents = ?record.intents, server = %record.placement.address, "Deploy abandoned while its FL server started: stopping it");
+            if let Err(e) = self
+                .inner
+                .sbi
+                .stop(&record.placement.agent(), &record.placement.job_id)
+                .await
+            {
+                tracing::error!("cannot stop the abandoned FL server: {e}");
+            }
+            let mut record = record;
+            record.active = false;
+            if let Err(e) = self.inner.store.save_server(&record) {
+                tracing::error!("cannot save server record: {e}");
+            }
+        }
+    }
+
+    /// After a start that failed or needed retries, stops on `agent` every
+    /// server of placement `token` but `keep` once the agent can no longer
+    /// start one (its `start_by_unix_s` has passed).
+    fn sweep_later(
+        &self,
+        agent: &AgentEntry,
+        token: &str,
+        request: &ServerRequest,
+        keep: Option<String>,
+    ) {
+        let (mlfo, agent, token) = (self.clone(), agent.clone(), token.to_owned());
+        let wait = request
+            .start_by_unix_s
+            .map_or(0.0, |t| (t - now_unix_s()).max(0.0))
+            + SWEEP_MARGIN_S;
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_secs_f64(wait)).await;
+            for attempt in 0..SWEEP_ATTEMPTS {
+                match mlfo.inner.sbi.jobs(&agent).await {
+                    Ok(jobs) => {
+                        for job in jobs.iter().filter(|j| {
+                            j.labels.get(PLACEMENT_LABEL) == Some(&token)
+                                && Some(&j.id) != keep.as_ref()
+                                && matches!(j.state, JobState::Starting | JobState::Running)
+                        }) {
+                            tracing::warn!(agent = %agent.name, job = %job.id, "stopping an FL server whose start was given up");
+                            if let Err(e) = mlfo.inner.sbi.stop(&agent, &job.id).await {
+                                tracing::error!("{e}");
+                            }
+                        }
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(attempt, "sweep of {}: {e}", agent.name);
+                        tokio::time::sleep(std::time::Duration::from_secs(1 << attempt.min(5)))
+                            .await;
+                    }
+                }
+            }
+        });
+    }
+
+    /// Chooses the aggregator for a new server, given the active servers'
+    /// records and the servers being started, and holds a slot on it.
+    fn reserve_aggregator(
+        &self,
+        active: &[ServerRecord],
+    ) -> Result<(AgentEntry, Starting), String> {
+        let mut starting = self.lock_starting();
+        let mut busy: Vec<String> = active
+            .iter()
+            .map(|s| s.placement.agent_host.clone())
+            .collect();
+        busy.extend(starting.iter().cloned());
+        let agent = choose_aggregator(&self.inner.config.inventory, &busy)?.clone();
+        starting.push(agent.name.clone());
+        let slot = Starting {
+            mlfo: self.clone(),
+            host: agent.name.clone(),
+        };
+        Ok((agent, slot))
     }
 
     fn lock_starting(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
@@ -138,17 +300,22 @@ impl Mlfo {
 
     /// Active servers, after marking inactive those whose job has ended.
     async fn refresh_servers(&self) -> Vec<ServerRecord> {
+        let mut checks = tokio::task::JoinSet::new();
+        for record in self.inner.store.servers(true).unwrap_or_default() {
+            let sbi = self.inner.sbi.clone();
+            checks.spawn(async move {
+                let running = match sbi
+                    .job(&record.placement.agent(), &record.placement.job_id)
+                    .await
+                {
+                    Ok(view) => matches!(view.state, JobState::Starting | JobState::Running),
+                    Err(e) => !e.not_found,
+                };
+                (record, running)
+            });
+        }
         let mut active = Vec::new();
-        for mut record in self.inner.store.servers(true).unwrap_or_default() {
-            let running = match self
-                .inner
-                .sbi
-                .job(&record.placement.agent(), &record.placement.job_id)
-                .await
-            {
-                Ok(view) => matches!(view.state, JobState::Starting | JobState::Running),
-                Err(e) => !e.not_found,
-            };
+        while let Some(Ok((mut record, running))) = checks.join_next().await {
             if running {
                 active.push(record);
             } else {
@@ -158,6 +325,7 @@ impl Mlfo {
                 }
             }
         }
+        active.sort_by(|a, b| a.placed_unix_s.total_cmp(&b.placed_unix_s));
         active
     }
 
@@ -192,56 +360,135 @@ impl Mlfo {
                 dataset: target.pipeline.src.kind.to_string(),
                 model: target.pipeline.model.kind.to_string(),
             }),
-            labels: BTreeMap::from([("intent".to_owned(), intent_id.to_owned())]),
+            start_by_unix_s: Some(now_unix_s() + self.start_window_s()),
+            labels: BTreeMap::from([
+                ("intent".to_owned(), intent_id.to_owned()),
+                (PLACEMENT_LABEL.to_owned(), placement_token(intent_id)),
+            ]),
         }
+    }
+
+    /// Seconds an agent has to start a server: every attempt of the SBI call.
+    fn start_window_s(&self) -> f64 {
+        let t = &self.inner.config.timeouts;
+        t.sbi_s * f64::from(t.sbi_attempts)
     }
 
     /// Handles Mo-Mo `Release`: the intent no longer needs its server; a
     /// server no intent needs is stopped.
     async fn release(&self, intent_id: &str) -> Result<proto::Status, Status> {
-        let _placing = self.inner.placing.lock().await;
-        let mut released = 0;
+        let placing = self.inner.placing.lock().await;
+        let own = format!("{intent_id}/");
+        let mut to_stop = Vec::new();
         for mut record in self.inner.store.servers(true).map_err(internal)? {
             let before = record.intents.len();
             record.intents.retain(|i| i != intent_id);
             if record.intents.len() == before {
                 continue;
             }
-            released += 1;
-            if record.intents.is_empty() {
-                self.inner
-                    .sbi
-                    .stop(&record.placement.agent(), &record.placement.job_id)
-                    .await
-                    .map_err(|e| Status::unavailable(format!("stopping FL server: {e}")))?;
-                record.active = false;
-            }
+            record.targets.retain(|t| !t.starts_with(&own));
             self.save_server(&record)?;
+            if record.intents.is_empty() {
+                to_stop.push(record);
+            }
+        }
+        drop(placing);
+        let released = to_stop.len();
+        for record in to_stop {
+            self.stop_server(record).await;
         }
         Ok(proto::Status {
             status: format!("released {released} server(s)"),
             ..Default::default()
         })
     }
-}
 
-/// An aggregator slot held while its FL server starts; freed on drop.
-struct Starting<'a> {
-    mlfo: &'a Mlfo,
-    host: String,
-}
+    /// Stops a server no intent needs and marks its record inactive; an
+    /// agent that cannot be reached now is tried again in the background.
+    async fn stop_server(&self, record: ServerRecord) {
+        if self.try_stop(&record).await {
+            return self.mark_inactive(record).await;
+        }
+        let mlfo = self.clone();
+        tokio::spawn(async move {
+            for attempt in 0..SWEEP_ATTEMPTS {
+                tokio::time::sleep(std::time::Duration::from_secs(1 << attempt.min(5))).await;
+                if mlfo.try_stop(&record).await {
+                    return mlfo.mark_inactive(record).await;
+                }
+            }
+            tracing::error!("gave up stopping FL server {}", record.placement.address);
+        });
+    }
 
-impl<'a> Starting<'a> {
-    fn take(mlfo: &'a Mlfo, host: &str) -> Self {
-        mlfo.lock_starting().push(host.to_owned());
-        Self {
-            mlfo,
-            host: host.to_owned(),
+    async fn try_stop(&self, record: &ServerRecord) -> bool {
+        let agent = record.placement.agent();
+        match self.inner.sbi.stop(&agent, &record.placement.job_id).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!("stopping FL server {}: {e}", record.placement.address);
+                false
+            }
+        }
+    }
+
+    async fn mark_inactive(&self, mut record: ServerRecord) {
+        let _placing = self.inner.placing.lock().await;
+        record.active = false;
+        if let Err(e) = self.inner.store.save_server(&record) {
+            tracing::error!("cannot save server record: {e}");
         }
     }
 }
 
-impl Drop for Starting<'_> {
+/// The label that ties a server job to the placement that asked for it.
+const PLACEMENT_LABEL: &str = "placement";
+/// Seconds past an agent's start limit before a sweep looks for late servers.
+const SWEEP_MARGIN_S: f64 = 1.0;
+/// Times a sweep tries to reach the agent.
+const SWEEP_ATTEMPTS: u32 = 8;
+
+/// A token unique to one placement attempt.
+fn placement_token(intent_id: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{intent_id}#{}-{n}", std::process::id())
+}
+
+/// One async lock per key, made on first use and dropped when unused.
+#[derive(Default)]
+pub(crate) struct IntentLocks {
+    locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl IntentLocks {
+    /// Waits for and holds the lock of `key`.
+    pub(crate) async fn lock(&self, key: &str) -> KeyGuard<'_> {
+        let lock = {
+            let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+            locks.retain(|_, l| Arc::strong_count(l) > 1);
+            locks.entry(key.to_owned()).or_default().clone()
+        };
+        KeyGuard {
+            _guard: lock.lock_owned().await,
+            _locks: self,
+        }
+    }
+}
+
+/// A held [`IntentLocks`] lock.
+pub(crate) struct KeyGuard<'a> {
+    _guard: tokio::sync::OwnedMutexGuard<()>,
+    _locks: &'a IntentLocks,
+}
+
+/// An aggregator slot held while its FL server starts; freed on drop.
+struct Starting {
+    mlfo: Mlfo,
+    host: String,
+}
+
+impl Drop for Starting {
     fn drop(&mut self) {
         let mut starting = self.mlfo.lock_starting();
         if let Some(i) = starting.iter().position(|h| *h == self.host) {

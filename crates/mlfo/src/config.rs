@@ -89,6 +89,28 @@ impl AgentEntry {
     }
 }
 
+/// How an edge MLFO asks its cloud for FL servers over Mo-Mo.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MomoMode {
+    /// One Deploy per target of an intent (the prototype with its edge MLFO on).
+    #[default]
+    Aggregated,
+    /// One Deploy per client, each answered with the same shared server (the
+    /// prototype with its edge MLFO off, `mlfostatus: disabled`).
+    PerClient,
+}
+
+impl MomoMode {
+    /// The mode's name, as in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MomoMode::Aggregated => "aggregated",
+            MomoMode::PerClient => "per-client",
+        }
+    }
+}
+
 /// Time limits and retries of the MLFO's calls.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -103,6 +125,9 @@ pub struct Timeouts {
     pub job_s: f64,
     /// Seconds between polls of a running job.
     pub poll_s: f64,
+    /// Seconds an intent may wait in the admission queue for an aggregator
+    /// (unless the intent sets `deadline_s`, which counts from its arrival).
+    pub queue_s: f64,
 }
 
 impl Default for Timeouts {
@@ -113,6 +138,7 @@ impl Default for Timeouts {
             momo_s: 30.0,
             job_s: 3600.0,
             poll_s: 0.5,
+            queue_s: 600.0,
         }
     }
 }
@@ -201,6 +227,9 @@ pub struct MlfoConfig {
     /// FL client options (edge).
     #[serde(default)]
     pub client: ClientOptions,
+    /// How FL servers are asked for over Mo-Mo (edge): `aggregated` or `per-client`.
+    #[serde(default)]
+    pub momo: MomoMode,
     /// The testbed's network controller, e.g. `http://127.0.0.1:8181`
     /// (edge): an intent's `max_bandwidth_mbps` becomes a meter on each of
     /// its clients' links through its `/v1/meters` API.
@@ -314,6 +343,7 @@ impl MlfoConfig {
             ("momo_s", t.momo_s),
             ("job_s", t.job_s),
             ("poll_s", t.poll_s),
+            ("queue_s", t.queue_s),
         ] {
             if !(v.is_finite() && v > 0.0) {
                 return Err(format!("timeouts.{field}: must be seconds > 0, got {v}"));

@@ -2,20 +2,23 @@
 //! Mo-Mo, start the cohort's clients, follow the rounds to the end, and
 //! stop everything that was started when something fails.
 
-use crate::config::AgentEntry;
+use crate::config::{AgentEntry, MomoMode};
 use crate::momo::{proto, to_message};
 use crate::record::{
-    ClientPlacement, IntentRecord, IntentState, JobRecord, RoundSummary, ServerPlacement,
-    now_unix_s,
+    ClientPlacement, IntentRecord, IntentState, JobRecord, QueueEntry, RoundSummary,
+    ServerPlacement, now_unix_s,
 };
 use crate::service::Mlfo;
 use intent::{FlPlan, ResolvedTarget};
 use node::{ClientRequest, JobState};
+use prost::Message;
 use std::collections::BTreeMap;
 use tokio::task::JoinSet;
 
 /// Consecutive failed polls of a server before its job counts as lost.
 const MAX_MISSED_POLLS: u32 = 20;
+/// Attempts of a Mo-Mo Release that could not reach the cloud.
+const RELEASE_ATTEMPTS: u32 = 3;
 /// Polls of the server between two checks of the clients.
 const CLIENT_CHECK_EVERY: u32 = 10;
 
@@ -27,8 +30,26 @@ pub(crate) async fn run(
     clients: Vec<AgentEntry>,
 ) {
     match deploy(&mlfo, &mut record, &targets, &clients).await {
+        Ok(()) if record.skip_clients => {
+            let problems = tear_down(&mlfo, &mut record).await;
+            record.reason = Some(with_problems(
+                "flstatus disabled: the FL servers were placed and released, no client was started"
+                    .to_owned(),
+                &problems,
+            ));
+            finish(&mlfo, &mut record, IntentState::Completed);
+        }
         Ok(()) => follow(&mlfo, record).await,
         Err(reason) => fail(&mlfo, &mut record, IntentState::Failed, reason).await,
+    }
+}
+
+/// `reason`, followed by the problems met while stopping, if any.
+fn with_problems(reason: String, problems: &[String]) -> String {
+    if problems.is_empty() {
+        reason
+    } else {
+        format!("{reason}; while stopping: {}", problems.join("; "))
     }
 }
 
@@ -38,6 +59,11 @@ pub(crate) async fn resume(mlfo: Mlfo, mut record: IntentRecord) {
         record.state == IntentState::Training && record.jobs.iter().all(|j| j.server.is_some());
     if deployed {
         follow(&mlfo, record).await;
+    } else if record.state == IntentState::Queued {
+        match mlfo.prepared_again(&record) {
+            Ok((targets, clients)) => run(mlfo, record, targets, clients).await,
+            Err(reason) => fail(&mlfo, &mut record, IntentState::Lost, reason).await,
+        }
     } else {
         let reason = format!(
             "the MLFO restarted while the intent was {}; what had been started was stopped",
@@ -59,8 +85,13 @@ fn set_state(mlfo: &Mlfo, record: &mut IntentRecord, state: IntentState) {
     save(mlfo, record);
 }
 
-/// Records a final state and its timing.
+/// Records a final state and its timing; the intent leaves the admission
+/// queue, and the queue's head tries again (capacity may have freed).
 pub(crate) fn finish(mlfo: &Mlfo, record: &mut IntentRecord, state: IntentState) {
+    mlfo.inner.queue.leave(&record.id);
+    if let Some(entry) = record.queue.take() {
+        record.timings.queued_s = Some((now_unix_s() - entry.since_unix_s).max(0.0));
+    }
     let elapsed = record.elapsed_s();
     record.timings.done_s = Some(elapsed);
     mlfo.inner.metrics.latency("done", elapsed);
@@ -70,11 +101,7 @@ pub(crate) fn finish(mlfo: &Mlfo, record: &mut IntentRecord, state: IntentState)
 
 async fn fail(mlfo: &Mlfo, record: &mut IntentRecord, state: IntentState, reason: String) {
     let problems = tear_down(mlfo, record).await;
-    record.reason = Some(if problems.is_empty() {
-        reason
-    } else {
-        format!("{reason}; while stopping: {}", problems.join("; "))
-    });
+    record.reason = Some(with_problems(reason, &problems));
     finish(mlfo, record, state);
 }
 
@@ -84,20 +111,25 @@ fn milestone(mlfo: &Mlfo, record: &IntentRecord, phase: &str) -> f64 {
     elapsed
 }
 
-/// Places the servers and starts the clients of every job.
+/// Places the servers (waiting in the admission queue while no aggregator
+/// has room) and starts the clients of every job.
 async fn deploy(
     mlfo: &Mlfo,
     record: &mut IntentRecord,
     targets: &[(ResolvedTarget, FlPlan)],
     clients: &[AgentEntry],
 ) -> Result<(), String> {
-    set_state(mlfo, record, IntentState::Planning);
-    cap_bandwidth(mlfo, record, targets, clients).await?;
-    for (k, (target, _)) in targets.iter().enumerate() {
-        let placement = request_server(mlfo, record, target).await?;
-        record.timings.server_ready_s = Some(milestone(mlfo, record, "server_ready"));
-        record.jobs[k].server = Some(placement);
-        record.jobs[k].clients = clients
+    if record.state != IntentState::Queued {
+        set_state(mlfo, record, IntentState::Planning);
+    }
+    if !record.skip_clients {
+        cap_bandwidth(mlfo, record, targets, clients).await?;
+    }
+    let placements = place_servers(mlfo, record, targets, clients).await?;
+    record.timings.server_ready_s = Some(milestone(mlfo, record, "server_ready"));
+    for (job, placement) in record.jobs.iter_mut().zip(placements) {
+        job.server = Some(placement);
+        job.clients = clients
             .iter()
             .enumerate()
             .map(|(index, a)| ClientPlacement {
@@ -107,7 +139,13 @@ async fn deploy(
                 job_id: None,
             })
             .collect();
-        set_state(mlfo, record, IntentState::Deploying);
+    }
+    if record.skip_clients {
+        save(mlfo, record);
+        return Ok(());
+    }
+    set_state(mlfo, record, IntentState::Deploying);
+    for (k, (target, _)) in targets.iter().enumerate() {
         start_clients(mlfo, record, k, target, clients).await?;
     }
     let took = milestone(mlfo, record, "clients_started");
@@ -115,6 +153,203 @@ async fn deploy(
     tracing::info!(intent = %record.id, "HTTP Intent took {:.3} ms", took * 1000.0);
     set_state(mlfo, record, IntentState::Training);
     Ok(())
+}
+
+/// Why the cloud gave no server.
+enum Refused {
+    /// No aggregator has room now: wait in the queue.
+    Full(String),
+    /// Anything else: the intent fails.
+    Failed(String),
+}
+
+/// A server for every target, in order. While no aggregator has room the
+/// intent waits in the admission queue (first in, first out) until its
+/// `deadline_s` (from arrival) or `timeouts.queue_s` (from joining) passes.
+async fn place_servers(
+    mlfo: &Mlfo,
+    record: &mut IntentRecord,
+    targets: &[(ResolvedTarget, FlPlan)],
+    clients: &[AgentEntry],
+) -> Result<Vec<ServerPlacement>, String> {
+    let queue = &mlfo.inner.queue;
+    if record.state != IntentState::Queued && !queue.is_empty() {
+        enqueue(mlfo, record, "intents that arrived earlier are waiting");
+    }
+    let retry = (mlfo.inner.config.timeouts.poll() * 2).max(std::time::Duration::from_millis(200));
+    loop {
+        if record.state != IntentState::Queued || queue.position(&record.id) == Some(1) {
+            match request_servers(mlfo, record, targets, clients).await {
+                Ok(placements) => {
+                    if let Some(entry) = record.queue.take() {
+                        record.timings.queued_s = Some(now_unix_s() - entry.since_unix_s);
+                        queue.leave(&record.id);
+                        tracing::info!(intent = %record.id, waited_s = now_unix_s() - entry.since_unix_s, "left the admission queue");
+                    }
+                    return Ok(placements);
+                }
+                Err(Refused::Failed(reason)) => return Err(reason),
+                Err(Refused::Full(why)) => {
+                    // A server got for an earlier target is given back while waiting.
+                    release(mlfo, record).await;
+                    enqueue(mlfo, record, &why);
+                }
+            }
+        }
+        if let Some(reason) = queue_expired(mlfo, record, targets) {
+            return Err(reason);
+        }
+        queue.changed(retry).await;
+    }
+}
+
+/// Puts the intent in the admission queue (or updates why it waits).
+fn enqueue(mlfo: &Mlfo, record: &mut IntentRecord, why: &str) {
+    mlfo.inner.queue.join(&record.id, record.received_unix_s);
+    let since = record
+        .queue
+        .as_ref()
+        .map_or_else(now_unix_s, |q| q.since_unix_s);
+    record.queue = Some(QueueEntry {
+        since_unix_s: since,
+        position: None,
+        waiting_for: why.to_owned(),
+    });
+    if record.state != IntentState::Queued {
+        tracing::info!(intent = %record.id, position = ?mlfo.inner.queue.position(&record.id), "queued: {why}");
+        set_state(mlfo, record, IntentState::Queued);
+    }
+}
+
+/// Why a queued intent gives up waiting, once its time is up.
+fn queue_expired(
+    mlfo: &Mlfo,
+    record: &IntentRecord,
+    targets: &[(ResolvedTarget, FlPlan)],
+) -> Option<String> {
+    let entry = record.queue.as_ref()?;
+    let waited = now_unix_s() - entry.since_unix_s;
+    let deadline = targets
+        .iter()
+        .filter_map(|(_, p)| p.deadline_s)
+        .min_by(f64::total_cmp);
+    let (over, limit) = match deadline {
+        Some(d) => (record.elapsed_s() > d, format!("its deadline_s of {d} s")),
+        None => {
+            let q = mlfo.inner.config.timeouts.queue_s;
+            (waited > q, format!("timeouts.queue_s ({q} s)"))
+        }
+    };
+    over.then(|| {
+        format!(
+            "waited {waited:.1} s in the admission queue for an aggregator, past {limit}: {}",
+            entry.waiting_for
+        )
+    })
+}
+
+/// Asks the cloud for a server for each target: one Mo-Mo Deploy per target,
+/// or per client in `per-client` mode.
+async fn request_servers(
+    mlfo: &Mlfo,
+    record: &mut IntentRecord,
+    targets: &[(ResolvedTarget, FlPlan)],
+    clients: &[AgentEntry],
+) -> Result<Vec<ServerPlacement>, Refused> {
+    let Some(parent) = mlfo.inner.parent.clone() else {
+        return Err(Refused::Failed(
+            "this edge MLFO has no parent cloud MLFO to place the FL server".to_owned(),
+        ));
+    };
+    let mut placements = Vec::new();
+    for (target, _) in targets {
+        let aggregate = target
+            .to_aggregate_intent(&record.id)
+            .ok_or_else(|| Refused::Failed(format!("target {}: not federated", target.id)))?;
+        let message = to_message(&aggregate);
+        let askers: Vec<String> = match record.momo.mode {
+            MomoMode::Aggregated => vec![String::new()],
+            MomoMode::PerClient => clients.iter().map(|c| c.name.clone()).collect(),
+        };
+        // Counted (and saved) before sending, so a restart mid-call still releases.
+        record.momo.messages += askers.len() as u64;
+        save(mlfo, record);
+        let started = std::time::Instant::now();
+        let mut calls = JoinSet::new();
+        for client in askers {
+            let mut parent = parent.clone();
+            let message = proto::Intent {
+                client,
+                ..message.clone()
+            };
+            calls.spawn(async move {
+                let sent = message.encoded_len();
+                let reply = parent.deploy(message).await.map(|r| r.into_inner());
+                let got = reply.as_ref().map_or(0, |s| s.encoded_len());
+                (reply, (sent + got) as u64)
+            });
+        }
+        let mut replies = Vec::new();
+        while let Some(joined) = calls.join_next().await {
+            let (reply, bytes) =
+                joined.map_err(|e| Refused::Failed(format!("Mo-Mo Deploy: {e}")))?;
+            record.momo.bytes += bytes;
+            mlfo.inner
+                .metrics
+                .momo_call("client", "deploy", reply.is_ok());
+            replies.push(reply);
+        }
+        let rtt = started.elapsed().as_secs_f64();
+        mlfo.inner.metrics.latency("momo_round_trip", rtt);
+        record.timings.momo_round_trip_s = Some(rtt);
+        placements.push(one_server(replies)?);
+    }
+    Ok(placements)
+}
+
+/// The server the Deploy replies name (all the same one in per-client mode).
+fn one_server(
+    replies: Vec<Result<proto::Status, tonic::Status>>,
+) -> Result<ServerPlacement, Refused> {
+    let mut placement: Option<ServerPlacement> = None;
+    for reply in replies {
+        let status = reply.map_err(|s| {
+            let why = format!(
+                "cloud MLFO refused the FL server (Mo-Mo Deploy): {}",
+                s.message()
+            );
+            if s.code() == tonic::Code::ResourceExhausted {
+                Refused::Full(why)
+            } else {
+                Refused::Failed(why)
+            }
+        })?;
+        if status.job_id.is_empty() || status.agent_url.is_empty() {
+            return Err(Refused::Failed(format!(
+                "cloud MLFO answered {:?} without the server's agent and job (is it a dist-ml-orch MLFO?)",
+                status.status
+            )));
+        }
+        match &mut placement {
+            Some(p) if p.job_id != status.job_id || p.agent_url != status.agent_url => {
+                return Err(Refused::Failed(format!(
+                    "per-client Mo-Mo: the cloud answered with two servers, {} and {}",
+                    p.address, status.status
+                )));
+            }
+            Some(p) => p.reused &= status.reused,
+            None => {
+                placement = Some(ServerPlacement {
+                    address: status.status,
+                    job_id: status.job_id,
+                    agent_host: status.agent_host,
+                    agent_url: status.agent_url,
+                    reused: status.reused,
+                });
+            }
+        }
+    }
+    placement.ok_or_else(|| Refused::Failed("no Mo-Mo Deploy was sent".to_owned()))
 }
 
 /// Applies the intent's bandwidth cap (the smallest `max_bandwidth_mbps` of
@@ -133,10 +368,17 @@ async fn cap_bandwidth(
     else {
         return Ok(());
     };
+    if !record.meters.is_empty() {
+        // Set before the MLFO restarted (a queued intent taken up again).
+        return Ok(());
+    }
     let Some(controller) = mlfo.inner.config.network_controller.clone() else {
-        record.notes.push(format!(
+        let note = format!(
             "max_bandwidth_mbps {cap}: not applied, this MLFO has no network_controller (the netns testbed provides one)"
-        ));
+        );
+        if !record.notes.contains(&note) {
+            record.notes.push(note);
+        }
         save(mlfo, record);
         return Ok(());
     };
@@ -166,49 +408,6 @@ async fn cap_bandwidth(
             problems.join("; ")
         ))
     }
-}
-
-/// Asks the cloud MLFO over Mo-Mo for an FL server for `target`.
-async fn request_server(
-    mlfo: &Mlfo,
-    record: &mut IntentRecord,
-    target: &ResolvedTarget,
-) -> Result<ServerPlacement, String> {
-    let Some(mut client) = mlfo.inner.parent.clone() else {
-        return Err("this edge MLFO has no parent cloud MLFO to place the FL server".to_owned());
-    };
-    let aggregate = target
-        .to_aggregate_intent(&record.id)
-        .ok_or_else(|| format!("target {}: not federated", target.id))?;
-    let started = std::time::Instant::now();
-    let reply = client.deploy(to_message(&aggregate)).await;
-    let rtt = started.elapsed().as_secs_f64();
-    mlfo.inner
-        .metrics
-        .momo_call("client", "deploy", reply.is_ok());
-    mlfo.inner.metrics.latency("momo_round_trip", rtt);
-    record.timings.momo_round_trip_s = Some(rtt);
-    let status = reply
-        .map_err(|s| {
-            format!(
-                "cloud MLFO refused the FL server (Mo-Mo Deploy): {}",
-                s.message()
-            )
-        })?
-        .into_inner();
-    if status.job_id.is_empty() || status.agent_url.is_empty() {
-        return Err(format!(
-            "cloud MLFO answered {:?} without the server's agent and job (is it a dist-ml-orch MLFO?)",
-            status.status
-        ));
-    }
-    Ok(ServerPlacement {
-        address: status.status,
-        job_id: status.job_id,
-        agent_host: status.agent_host,
-        agent_url: status.agent_url,
-        reused: status.reused,
-    })
 }
 
 /// Starts job `k`'s clients in parallel; fails naming the first host that could not start.
@@ -276,7 +475,7 @@ async fn start_clients(
 
 /// Stops every client of the intent and releases its servers at the cloud.
 /// Returns the problems met (the caller records them).
-pub(crate) async fn tear_down(mlfo: &Mlfo, record: &IntentRecord) -> Vec<String> {
+pub(crate) async fn tear_down(mlfo: &Mlfo, record: &mut IntentRecord) -> Vec<String> {
     let mut calls = JoinSet::new();
     for client in record.jobs.iter().flat_map(|j| &j.clients) {
         if let Some(job) = &client.job_id {
@@ -301,22 +500,48 @@ pub(crate) async fn tear_down(mlfo: &Mlfo, record: &IntentRecord) -> Vec<String>
             }
         }
     }
-    if record.jobs.iter().any(|j| j.server.is_some())
-        && let Some(mut client) = mlfo.inner.parent.clone()
-    {
-        let reply = client
-            .release(proto::ReleaseRequest {
-                intent_id: record.id.clone(),
-            })
-            .await;
+    if let Some(problem) = release(mlfo, record).await {
+        problems.push(problem);
+    }
+    problems
+}
+
+/// Tells the cloud the intent needs no server any more (after any Deploy,
+/// answered or not, so a server placed for a lost answer is stopped too).
+async fn release(mlfo: &Mlfo, record: &mut IntentRecord) -> Option<String> {
+    let mut client = mlfo.inner.parent.clone()?;
+    if record.momo.messages == 0 && record.jobs.iter().all(|j| j.server.is_none()) {
+        return None;
+    }
+    let request = proto::ReleaseRequest {
+        intent_id: record.id.clone(),
+    };
+    let mut reply = Err(tonic::Status::unknown("not sent"));
+    for attempt in 0..RELEASE_ATTEMPTS {
+        if attempt > 0 {
+            tokio::time::sleep(mlfo.inner.config.timeouts.poll() * 2).await;
+        }
+        let sent = request.encoded_len();
+        reply = client.release(request.clone()).await;
+        record.momo.messages += 1;
+        record.momo.bytes +=
+            (sent + reply.as_ref().map_or(0, |r| r.get_ref().encoded_len())) as u64;
         mlfo.inner
             .metrics
             .momo_call("client", "release", reply.is_ok());
-        if let Err(s) = reply {
-            problems.push(format!("cloud MLFO (Mo-Mo Release): {}", s.message()));
+        let transient = reply.as_ref().err().is_some_and(|s| {
+            matches!(
+                s.code(),
+                tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Unknown
+            )
+        });
+        if !transient {
+            break;
         }
     }
-    problems
+    reply
+        .err()
+        .map(|s| format!("cloud MLFO (Mo-Mo Release): {}", s.message()))
 }
 
 /// How one poll of a job ended.
@@ -364,19 +589,15 @@ async fn follow(mlfo: &Mlfo, mut record: IntentRecord) {
             save(mlfo, &mut record);
         }
         if done.iter().all(|d| *d) {
-            let problems = tear_down(mlfo, &record).await;
+            let problems = tear_down(mlfo, &mut record).await;
             if !problems.is_empty() {
                 tracing::warn!(intent = %record.id, "after completion: {}", problems.join("; "));
             }
             return finish(mlfo, &mut record, IntentState::Completed);
         }
         if let Some(reason) = target_reached(&record) {
-            let problems = tear_down(mlfo, &record).await;
-            record.reason = Some(if problems.is_empty() {
-                reason
-            } else {
-                format!("{reason}; while stopping: {}", problems.join("; "))
-            });
+            let problems = tear_down(mlfo, &mut record).await;
+            record.reason = Some(with_problems(reason, &problems));
             return finish(mlfo, &mut record, IntentState::Completed);
         }
         if record.elapsed_s() > deadline {

@@ -14,13 +14,14 @@ mod edge;
 pub mod metrics;
 pub mod momo;
 pub mod planner;
+mod queue;
 pub mod record;
 pub mod sbi;
 pub mod service;
 pub mod store;
 pub mod submission;
 
-pub use config::{AgentEntry, AgentRole, MlfoConfig, Role};
+pub use config::{AgentEntry, AgentRole, MlfoConfig, MomoMode, Role};
 pub use record::{IntentRecord, IntentState};
 pub use service::{Mlfo, MlfoError};
 

@@ -67,6 +67,7 @@ pub fn to_message(intent: &intent::Intent) -> proto::Intent {
     proto::Intent {
         intent_id: intent.intent_id.clone(),
         targets,
+        client: String::new(),
     }
 }
 
@@ -99,9 +100,16 @@ pub fn to_document(message: &proto::Intent) -> Result<Vec<u8>, String> {
                 &c.avgalgo,
             ];
             for (key, value) in PROTOTYPE_FIELDS.iter().zip(values) {
-                if !value.is_empty() {
-                    constraints.insert((*key).to_owned(), Value::String(value.clone()));
+                if value.is_empty() {
+                    continue;
                 }
+                // The prototype sent any word (`nor`) and ignored it: a new server.
+                let value = if *key == "sameserv" {
+                    Value::Bool(intent::flag_word(value).unwrap_or(false))
+                } else {
+                    Value::String(value.clone())
+                };
+                constraints.insert((*key).to_owned(), value);
             }
         }
         let mut target = Map::new();
@@ -143,6 +151,15 @@ mod tests {
     }
 
     #[test]
+    fn a_sameserv_word_other_than_a_flag_means_a_new_server() {
+        let yaml = "intentID: e1\ntargets:\n  - id: t\n    operation: aggregate.global\n    operand: model.federated\n    constraints: {sameserv: true}\n";
+        let mut message = to_message(&intent::parse("a.yaml", yaml.as_bytes()).unwrap());
+        message.targets[0].constraints.as_mut().unwrap().sameserv = "nor".into();
+        let again = intent::parse("momo.json", &to_document(&message).unwrap()).unwrap();
+        assert_eq!(again.targets[0].constraints.same_server, Some(false));
+    }
+
+    #[test]
     fn bad_extensions_are_named() {
         let message = proto::Intent {
             intent_id: "x".into(),
@@ -153,6 +170,7 @@ mod tests {
                 }),
                 ..Default::default()
             }],
+            ..Default::default()
         };
         assert_eq!(
             to_document(&message).unwrap_err(),

@@ -44,8 +44,9 @@ fn cohort_error(field: &str, problem: String) -> CohortError {
 /// Chooses the client agents of a cohort, in partition order.
 ///
 /// With no selection at all, every client agent of the inventory takes part.
-/// `busy` lists hosts running another intent's client; a selection by size
-/// alone prefers the others.
+/// `busy` lists the host of every client another intent runs (a host once per
+/// client); a selection by size alone takes the least-loaded hosts first
+/// (inventory order among equals), so a burst of intents spreads over them.
 pub fn select_cohort<'a>(
     inventory: &'a [AgentEntry],
     request: &CohortRequest,
@@ -138,9 +139,10 @@ pub fn select_cohort<'a>(
                 ),
             ));
         }
-        let (free, taken): (Vec<&AgentEntry>, Vec<&AgentEntry>) =
-            clients.iter().partition(|a| !busy.contains(&a.name));
-        free.into_iter().chain(taken).take(size).collect()
+        let mut by_load = clients.clone();
+        by_load.sort_by_key(|a| busy.iter().filter(|h| **h == a.name).count());
+        by_load.truncate(size);
+        by_load
     } else {
         clients
     };
@@ -300,6 +302,15 @@ mod tests {
         assert_eq!(
             names(&select_cohort(&inv, &by_size, &busy).unwrap()),
             ["fc.11", "fc.12"]
+        );
+        let mut loaded: Vec<String> = ["fc.10", "fc.11", "fc.12", "fc.13", "fc.14"]
+            .map(str::to_owned)
+            .to_vec();
+        loaded.extend(["fc.10", "fc.15"].map(str::to_owned));
+        assert_eq!(
+            names(&select_cohort(&inv, &by_size, &loaded).unwrap()),
+            ["fc.11", "fc.12"],
+            "hosts with one client go before the one with two"
         );
         assert_eq!(
             select_cohort(&inv, &CohortRequest::default(), &[])

@@ -10,6 +10,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub enum IntentState {
     /// Validated and stored; work has not begun.
     Accepted,
+    /// Waiting, first in first out, for an aggregator with free capacity.
+    Queued,
     /// Choosing clients and asking the cloud for a server.
     Planning,
     /// Starting the FL server and the clients.
@@ -28,8 +30,9 @@ pub enum IntentState {
 
 impl IntentState {
     /// Every state, for metrics.
-    pub const ALL: [IntentState; 8] = [
+    pub const ALL: [IntentState; 9] = [
         IntentState::Accepted,
+        IntentState::Queued,
         IntentState::Planning,
         IntentState::Deploying,
         IntentState::Training,
@@ -43,6 +46,7 @@ impl IntentState {
     pub fn as_str(self) -> &'static str {
         match self {
             IntentState::Accepted => "accepted",
+            IntentState::Queued => "queued",
             IntentState::Planning => "planning",
             IntentState::Deploying => "deploying",
             IntentState::Training => "training",
@@ -68,6 +72,10 @@ impl IntentState {
 /// Seconds from the intent's arrival to each orchestration milestone.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Timings {
+    /// Seconds spent in the admission queue waiting for an aggregator (live
+    /// while queued; absent when the intent never queued).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued_s: Option<f64>,
     /// Duration of the Mo-Mo Deploy call (edge to cloud and back).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub momo_round_trip_s: Option<f64>,
@@ -83,6 +91,30 @@ pub struct Timings {
     /// Until the intent reached a final state.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub done_s: Option<f64>,
+}
+
+/// An intent's place in the admission queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueEntry {
+    /// When it entered the queue, seconds since the Unix epoch (orders the queue).
+    pub since_unix_s: f64,
+    /// 1-based position in the queue, filled in when the record is read
+    /// (1: the next to be placed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<usize>,
+    /// Why it waits: the cloud's answer to the last placement attempt.
+    pub waiting_for: String,
+}
+
+/// How an intent's FL servers were asked for over Mo-Mo.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MomoStats {
+    /// `aggregated` (one Deploy per target) or `per-client` (one per client).
+    pub mode: crate::config::MomoMode,
+    /// Mo-Mo calls made for the intent (Deploy and Release).
+    pub messages: u64,
+    /// Protobuf bytes of those calls, requests and replies.
+    pub bytes: u64,
 }
 
 /// Where a job's FL server runs.
@@ -256,6 +288,16 @@ pub struct IntentRecord {
     /// Things worth knowing that are not failures, e.g. a cap not applied.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// Its place in the admission queue while `queued`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<QueueEntry>,
+    /// The Mo-Mo traffic it caused.
+    #[serde(default)]
+    pub momo: MomoStats,
+    /// FL clients are not started: the prototype's `flstatus: disabled`, the
+    /// management plane alone (servers placed, then released).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skip_clients: bool,
 }
 
 impl IntentRecord {
@@ -278,6 +320,10 @@ pub struct ServerRecord {
     pub strategy: String,
     /// Intents that use the server and have not released it.
     pub intents: Vec<String>,
+    /// The `intent/target` pairs it serves, so a repeated Deploy (a retry, or
+    /// per-client Mo-Mo) gets the same server.
+    #[serde(default)]
+    pub targets: Vec<String>,
     /// Whether the server is still wanted (some intent uses it).
     pub active: bool,
     /// Placement time, seconds since the Unix epoch.

@@ -70,6 +70,12 @@ impl Sbi {
             .await
     }
 
+    /// Every job of `agent`.
+    pub async fn jobs(&self, agent: &AgentEntry) -> Result<Vec<JobView>, SbiError> {
+        let url = format!("{}/v1/jobs", agent.url);
+        self.call("list_jobs", agent, || self.http.get(&url)).await
+    }
+
     /// A job's state and history.
     pub async fn job(&self, agent: &AgentEntry, id: &str) -> Result<JobView, SbiError> {
         let url = format!("{}/v1/jobs/{id}", agent.url);

@@ -37,6 +37,9 @@ pub enum MlfoError {
     Store(#[from] StoreError),
 }
 
+/// A target with its FL plan.
+pub(crate) type PlannedTarget = (ResolvedTarget, FlPlan);
+
 /// Largest number of intents the MLFO keeps running at once.
 pub const MAX_ACTIVE_INTENTS: usize = 1000;
 
@@ -52,10 +55,19 @@ pub(crate) struct Inner {
     pub(crate) parent: Option<OrchestrateClient<Channel>>,
     /// Running intent tasks (edge).
     pub(crate) tasks: Mutex<HashMap<String, JoinHandle<()>>>,
-    /// Serialises the cloud's placement decisions.
+    /// Serialises the cloud's reads and writes of server records.
     pub(crate) placing: tokio::sync::Mutex<()>,
+    /// Serialises `sameserver` Deploys (cloud), so two never start two servers to share.
+    pub(crate) sharing: tokio::sync::Mutex<()>,
     /// Aggregators of FL servers being started (cloud), counted as busy.
     pub(crate) starting: Mutex<Vec<String>>,
+    /// Serialises choosing an intent's id and storing it (edge).
+    pub(crate) admitting: Mutex<()>,
+    /// The admission queue (edge): intents waiting for an aggregator.
+    pub(crate) queue: crate::queue::AdmissionQueue,
+    /// Deploys of one intent run one at a time (cloud), so that repeated
+    /// Deploys of an intent (per-client Mo-Mo, retries) share one server.
+    pub(crate) deploying: crate::cloud::IntentLocks,
 }
 
 /// An MLFO: cheap to clone, shared by its handlers and tasks.
@@ -96,7 +108,11 @@ impl Mlfo {
                 parent,
                 tasks: Mutex::new(HashMap::new()),
                 placing: tokio::sync::Mutex::new(()),
+                sharing: tokio::sync::Mutex::new(()),
                 starting: Mutex::new(Vec::new()),
+                admitting: Mutex::new(()),
+                queue: crate::queue::AdmissionQueue::default(),
+                deploying: crate::cloud::IntentLocks::default(),
             }),
         })
     }
@@ -152,6 +168,11 @@ impl Mlfo {
                 "{active} intents are running, the limit is {MAX_ACTIVE_INTENTS}; wait for some to finish"
             )));
         }
+        let admitting = self
+            .inner
+            .admitting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         let id = self.unique_id(&prepared.intent.intent_id)?;
         let now = now_unix_s();
         let record = IntentRecord {
@@ -173,9 +194,16 @@ impl Mlfo {
                 .map(|(t, p)| job_record(t, p))
                 .collect(),
             meters: Vec::new(),
-            notes: Vec::new(),
+            notes: submission.notes.clone(),
+            queue: None,
+            momo: crate::record::MomoStats {
+                mode: submission.momo.unwrap_or(self.inner.config.momo),
+                ..Default::default()
+            },
+            skip_clients: submission.skip_clients,
         };
         self.inner.store.save_intent(&record)?;
+        drop(admitting);
         tracing::info!(intent = %record.id, clients = hosts.len(), "intent accepted");
         self.spawn(
             record.id.clone(),
@@ -236,15 +264,22 @@ impl Mlfo {
 
     /// Every intent, oldest first.
     pub fn intents(&self) -> Result<Vec<IntentRecord>, MlfoError> {
-        Ok(self.inner.store.intents()?)
+        let mut records = self.inner.store.intents()?;
+        records
+            .iter_mut()
+            .for_each(|r| self.inner.queue.annotate(r));
+        Ok(records)
     }
 
     /// One intent.
     pub fn intent(&self, id: &str) -> Result<IntentRecord, MlfoError> {
-        self.inner
+        let mut record = self
+            .inner
             .store
             .intent(id)?
-            .ok_or_else(|| MlfoError::NotFound(id.to_owned()))
+            .ok_or_else(|| MlfoError::NotFound(id.to_owned()))?;
+        self.inner.queue.annotate(&mut record);
+        Ok(record)
     }
 
     /// The FL servers the cloud placed (active ones and past ones).
@@ -270,7 +305,7 @@ impl Mlfo {
                 record.state.as_str()
             )));
         }
-        let problems = crate::edge::tear_down(self, &record).await;
+        let problems = crate::edge::tear_down(self, &mut record).await;
         record.reason = (!problems.is_empty())
             .then(|| format!("cancelled; while stopping: {}", problems.join("; ")));
         crate::edge::finish(self, &mut record, IntentState::Cancelled);
@@ -278,16 +313,56 @@ impl Mlfo {
     }
 
     /// Takes up the intents a previous run left unfinished: jobs still
-    /// training are followed again; intents caught mid-deployment are
-    /// rolled back and marked `lost` with the reason.
+    /// training are followed again; queued intents keep their place in the
+    /// queue; intents caught mid-deployment are rolled back and marked
+    /// `lost` with the reason.
     pub fn recover(&self) -> Result<usize, MlfoError> {
         let mut resumed = 0;
         for record in self.inner.store.unfinished_intents()? {
+            if record.state == IntentState::Queued {
+                self.inner.queue.join(&record.id, record.received_unix_s);
+            }
             resumed += 1;
             tracing::info!(intent = %record.id, state = record.state.as_str(), "recovering intent");
             self.spawn(record.id.clone(), crate::edge::resume(self.clone(), record));
         }
         Ok(resumed)
+    }
+
+    /// A stored intent's targets and clients, resolved again (a queued intent
+    /// taken up after a restart).
+    pub(crate) fn prepared_again(
+        &self,
+        record: &IntentRecord,
+    ) -> Result<(Vec<PlannedTarget>, Vec<AgentEntry>), String> {
+        let document = serde_json::to_vec(&record.document).map_err(|e| e.to_string())?;
+        let submission = Submission {
+            file: format!("intent {}", record.id),
+            document,
+            ..Default::default()
+        };
+        let prepared = prepare(&self.inner.catalog, &submission).map_err(|e| {
+            format!("after the MLFO restarted, the queued intent no longer resolves: {e}")
+        })?;
+        let hosts = record
+            .cohort
+            .hosts
+            .iter()
+            .map(|h| {
+                self.inner
+                    .config
+                    .inventory
+                    .iter()
+                    .find(|a| &a.name == h)
+                    .cloned()
+                    .ok_or_else(|| {
+                        format!(
+                            "after the MLFO restarted, client {h} is no longer in the inventory"
+                        )
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok((prepared.targets, hosts))
     }
 
     /// OpenMetrics text of the MLFO's metrics.

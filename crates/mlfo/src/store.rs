@@ -318,6 +318,9 @@ mod tests {
             }],
             meters: Vec::new(),
             notes: Vec::new(),
+            queue: None,
+            momo: Default::default(),
+            skip_clients: false,
         }
     }
 

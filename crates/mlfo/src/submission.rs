@@ -1,6 +1,7 @@
 //! An intent as a user submits it: the document, the cohort selection and
 //! constraint overrides (the prototype's form fields), checked and resolved.
 
+use crate::config::MomoMode;
 use crate::planner::CohortRequest;
 use intent::{Catalog, FlPlan, Intent, ResolvedTarget};
 use serde::Deserialize;
@@ -19,10 +20,16 @@ pub struct IntentRequest {
     /// format (e.g. `{"fracfit": 0.5, "numround": 20, "sameserv": true}`).
     #[serde(default)]
     pub constraints: Map<String, Value>,
+    /// Mo-Mo mode for this intent, over the MLFO's `momo` setting.
+    #[serde(default)]
+    pub momo: Option<MomoMode>,
+    /// Place the servers but start no client (the management plane alone).
+    #[serde(default)]
+    pub skip_clients: bool,
 }
 
 /// A submission the MLFO can work on.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Submission {
     /// Name of the document in errors (the uploaded file's name).
     pub file: String,
@@ -32,6 +39,12 @@ pub struct Submission {
     pub cohort: CohortRequest,
     /// Constraint overrides applied to every target.
     pub constraints: Map<String, Value>,
+    /// How lenient form values were read, kept in the record's notes.
+    pub notes: Vec<String>,
+    /// Mo-Mo mode for this intent (the prototype's `mlfostatus`), else the MLFO's.
+    pub momo: Option<MomoMode>,
+    /// Start no FL client (the prototype's `flstatus: disabled`).
+    pub skip_clients: bool,
 }
 
 impl IntentRequest {
@@ -52,6 +65,9 @@ impl IntentRequest {
             document,
             cohort: self.cohort,
             constraints: self.constraints,
+            notes: Vec::new(),
+            momo: self.momo,
+            skip_clients: self.skip_clients,
         })
     }
 }
@@ -120,8 +136,8 @@ mod tests {
         Submission {
             file: "welding.yaml".into(),
             document: doc.as_bytes().to_vec(),
-            cohort: CohortRequest::default(),
             constraints: constraints.as_object().cloned().unwrap_or_default(),
+            ..Default::default()
         }
     }
 

@@ -6,7 +6,6 @@
 //! socket that never answers, so each intent waits in deployment, after
 //! its cap, until the test cancels it. Run bytes 232 and 233.
 
-use mlfo::planner::CohortRequest;
 use mlfo::submission::Submission;
 use mlfo::{IntentRecord, IntentState, Mlfo, MlfoConfig};
 use std::net::{Ipv4Addr, TcpListener};
@@ -90,8 +89,7 @@ fn submit(mlfo: &Mlfo) -> IntentRecord {
     mlfo.submit(&Submission {
         file: "capped.yaml".into(),
         document: CAPPED.as_bytes().to_vec(),
-        cohort: CohortRequest::default(),
-        constraints: Default::default(),
+        ..Default::default()
     })
     .unwrap()
 }

@@ -56,6 +56,13 @@ pub enum JobError {
     /// Server-side evaluation could not be set up (e.g. dataset missing).
     #[error("evaluate: {0}")]
     Evaluate(String),
+    /// The server could not be started by the request's `start_by_unix_s`
+    /// (its caller has stopped waiting), so nothing was started.
+    #[error("not started: ready {late_s:.3} s after start_by_unix_s, the caller has given up")]
+    TooLate {
+        /// Seconds past the limit.
+        late_s: f64,
+    },
 }
 
 /// What a job runs.
@@ -324,6 +331,13 @@ impl Agent {
             }
             None => None,
         };
+        if let Some(limit) = spec.start_by_unix_s
+            && now() > limit
+        {
+            return Err(JobError::TooLate {
+                late_s: now() - limit,
+            });
+        }
         let mut registry = self.registry();
         let (listener, port) = self.bind_fl_port(&registry.ports_in_use())?;
         let address = format!("{}:{port}", self.config.advertise);

@@ -121,6 +121,11 @@ pub struct ServerRequest {
     pub seed: Option<u64>,
     /// Server-side evaluation, if wanted.
     pub evaluate: Option<EvaluateRequest>,
+    /// Start nothing unless the server is ready by this time (seconds since
+    /// the Unix epoch): a caller that gives up then knows no server is left
+    /// behind (clocks of caller and agent agree on one machine or with NTP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_by_unix_s: Option<f64>,
     /// Extra labels of the job and its metrics (e.g. intent id, cohort).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
@@ -166,6 +171,8 @@ pub struct ServerSpec {
     pub config: ServerConfig,
     /// Server-side evaluation: dataset and model.
     pub evaluate: Option<(DatasetName, ModelName)>,
+    /// Start nothing past this time, seconds since the Unix epoch.
+    pub start_by_unix_s: Option<f64>,
     /// Extra labels.
     pub labels: BTreeMap<String, String>,
     /// The request as given, shown in the job's `config`.
@@ -383,6 +390,7 @@ impl ServerRequest {
                 ..d
             },
             evaluate,
+            start_by_unix_s: self.start_by_unix_s.filter(|t| t.is_finite()),
             labels: self.labels,
             shown,
         })
