@@ -928,3 +928,85 @@ fn a_burst_of_200_intents_ends_with_every_intent_final_none_lost_and_no_orphan_s
     );
     tb.assert_nothing_running();
 }
+
+#[test]
+fn the_hierfl_branch_form_switches_per_client_momo_and_the_management_plane_alone() {
+    let tb = Testbed::start(68, 2, 4, &[]);
+    // mlfostatus disabled: one Mo-Mo Deploy per client, all answered with one server.
+    let per_client = tb.submit(
+        &intent_file("cutting"),
+        &[
+            ("nodesperedge", "2"),
+            ("clipernode", "2"),
+            ("mlfostatus", "disabled"),
+            ("flstatus", "enabled"),
+            ("hierflstatus", "disabled"),
+            ("numround", "3"),
+        ],
+    );
+    let v = tb.wait_final(&per_client);
+    assert_eq!(v["state"], "completed", "{v:#}");
+    assert_eq!(v["cohort"]["hosts"].as_array().unwrap().len(), 4, "{v:#}");
+    assert_eq!(v["momo"]["mode"], "per-client");
+    assert_eq!(
+        v["momo"]["messages"],
+        4 + 1,
+        "four Deploys and a Release: {v:#}"
+    );
+    assert!(v["momo"]["bytes"].as_u64().unwrap() > 4 * 40, "{v:#}");
+    let servers = tb.get(&format!("{}/v1/servers", tb.url_of("mlfo-cloud")));
+    assert_eq!(
+        servers.as_array().unwrap().len(),
+        1,
+        "one shared server: {servers:#}"
+    );
+
+    // mlfostatus enabled: one Deploy; flstatus disabled: no client starts.
+    let plane = tb.submit(
+        &intent_file("cutting"),
+        &[
+            ("ipstart", "10"),
+            ("cohortsize", "4"),
+            ("mlfostatus", "enabled"),
+            ("flstatus", "disabled"),
+        ],
+    );
+    let v = tb.wait_final(&plane);
+    assert_eq!(v["state"], "completed", "{v:#}");
+    assert!(
+        v["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("flstatus disabled"),
+        "{v:#}"
+    );
+    assert_eq!(v["momo"]["mode"], "aggregated");
+    assert_eq!(v["momo"]["messages"], 2, "a Deploy and a Release: {v:#}");
+    let clients = v["jobs"][0]["clients"].as_array().unwrap();
+    assert!(clients.iter().all(|c| c["job_id"].is_null()), "{v:#}");
+    let servers = tb.get(&format!("{}/v1/servers", tb.url_of("mlfo-cloud")));
+    assert_eq!(servers.as_array().unwrap().len(), 2, "{servers:#}");
+    assert!(
+        servers
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["active"] == false)
+    );
+
+    let (status, text) = tb.receive(&intent_file("cutting"), &[("mlfostatus", "maybe")]);
+    assert_eq!(
+        (status, text.trim()),
+        (
+            400,
+            "mlfostatus: must be enabled or disabled, got \"maybe\""
+        )
+    );
+    let (status, text) = tb.receive(&intent_file("cutting"), &[("nodesperedge", "2")]);
+    assert_eq!(status, 400, "{text}");
+    assert!(
+        text.starts_with("nodesperedge and clipernode: give both"),
+        "{text}"
+    );
+    tb.assert_nothing_running();
+}

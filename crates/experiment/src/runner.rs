@@ -211,9 +211,10 @@ fn run_on(
             edge_rest,
             format!(
                 "name: '{}'\nrole: edge\nlisten: {edge_rest}\nparent: http://{cloud_momo}\nstate: '{}'\n{catalog_line}{timeouts}{controller_line}\
-                 client: {{ partition: '{}', seed: {} }}\ninventory:\n{edge_inv}",
+                 momo: {}\nclient: {{ partition: '{}', seed: {} }}\ninventory:\n{edge_inv}",
                 edge.name,
                 state.join("edge.sqlite").display(),
+                scenario.momo.as_str(),
                 scenario.partition,
                 scenario.seed
             ),

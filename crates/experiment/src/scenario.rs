@@ -157,6 +157,11 @@ pub struct Scenario {
     /// Partition scheme of each cohort's data.
     #[serde(default = "iid")]
     pub partition: String,
+    /// How the edge MLFO asks for FL servers over Mo-Mo: `aggregated` (one
+    /// Deploy per target) or `per-client` (one per client, the prototype's
+    /// `mlfostatus: disabled`).
+    #[serde(default)]
+    pub momo: mlfo::MomoMode,
     /// Time limits.
     #[serde(default)]
     pub timeouts: RunTimeouts,

@@ -2,7 +2,7 @@
 //! `docs/results.md`) and `rounds.csv`, built from the edge MLFO's intent
 //! records.
 
-use mlfo::record::{IntentRecord, RoundSummary, Timings};
+use mlfo::record::{IntentRecord, MomoStats, RoundSummary, Timings};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -70,6 +70,9 @@ pub struct JobSummary {
     pub final_accuracy: Option<f64>,
     /// Orchestration timings, seconds from the intent's arrival.
     pub orchestration: Timings,
+    /// Mo-Mo mode, messages and bytes of the intent (all its jobs together).
+    #[serde(default)]
+    pub momo: MomoStats,
 }
 
 /// A checked expectation.
@@ -154,6 +157,7 @@ impl JobSummary {
                 initial_accuracy: job.initial_accuracy,
                 final_accuracy: job.rounds.last().and_then(|r| r.accuracy),
                 orchestration: record.timings.clone(),
+                momo: record.momo.clone(),
             })
             .collect()
     }
@@ -276,6 +280,7 @@ pub(crate) mod tests {
                 done_s: Some(1.8),
                 ..Timings::default()
             },
+            momo: MomoStats::default(),
         };
         Summary {
             schema: SCHEMA_VERSION,
