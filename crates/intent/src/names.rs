@@ -10,12 +10,16 @@ pub enum Dataset {
     Mnist,
     /// Fashion-MNIST (prototype alias `fashionmnist`).
     FashionMnist,
+    /// KMNIST (Kuzushiji-MNIST).
+    Kmnist,
     /// CIFAR-10 (prototype alias `cifar`).
     Cifar10,
     /// LEAF Synthetic(alpha, beta) feature vectors; needs no download.
     Synthetic,
     /// Generated MNIST-shaped images; needs no download.
     SyntheticImages,
+    /// Generated CIFAR-10-shaped images (32x32x3); needs no download.
+    SyntheticCifar,
 }
 
 /// A model the ML crate can train.
@@ -35,12 +39,14 @@ pub enum ModelName {
 
 impl Dataset {
     /// Every dataset, in the order they are listed to users.
-    pub const ALL: [Dataset; 5] = [
+    pub const ALL: [Dataset; 7] = [
         Dataset::Mnist,
         Dataset::FashionMnist,
+        Dataset::Kmnist,
         Dataset::Cifar10,
         Dataset::Synthetic,
         Dataset::SyntheticImages,
+        Dataset::SyntheticCifar,
     ];
 
     /// The canonical name, e.g. `fashion-mnist`.
@@ -48,9 +54,11 @@ impl Dataset {
         match self {
             Dataset::Mnist => "mnist",
             Dataset::FashionMnist => "fashion-mnist",
+            Dataset::Kmnist => "kmnist",
             Dataset::Cifar10 => "cifar10",
             Dataset::Synthetic => "synthetic",
             Dataset::SyntheticImages => "synthetic-images",
+            Dataset::SyntheticCifar => "synthetic-cifar",
         }
     }
 

@@ -65,7 +65,7 @@ pub(crate) const PROXIMAL_MU: Interval = Interval {
     hi: 10.0,
     hi_open: false,
 };
-/// `server_lr` (FedAvgM, FedAdam).
+/// `server_lr` (FedAvgM, FedAdam, FedYogi, FedAdagrad).
 pub(crate) const SERVER_LR: Interval = LEARNING_RATE;
 /// `server_momentum` (FedAvgM).
 pub(crate) const SERVER_MOMENTUM: Interval = Interval {

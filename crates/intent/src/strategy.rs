@@ -15,6 +15,10 @@ pub enum StrategyKind {
     FedAvgM,
     /// Adam on the server (`server_lr`).
     FedAdam,
+    /// Yogi on the server (`server_lr`).
+    FedYogi,
+    /// Adagrad on the server (`server_lr`).
+    FedAdagrad,
     /// Coordinate-wise median.
     FedMedian,
     /// Coordinate-wise trimmed mean (`trim_fraction`).
@@ -25,11 +29,13 @@ pub enum StrategyKind {
 
 impl StrategyKind {
     /// Every strategy name.
-    pub const ALL: [StrategyKind; 7] = [
+    pub const ALL: [StrategyKind; 9] = [
         StrategyKind::FedAvg,
         StrategyKind::FedProx,
         StrategyKind::FedAvgM,
         StrategyKind::FedAdam,
+        StrategyKind::FedYogi,
+        StrategyKind::FedAdagrad,
         StrategyKind::FedMedian,
         StrategyKind::FedTrimmedAvg,
         StrategyKind::Krum,
@@ -42,17 +48,24 @@ impl StrategyKind {
             StrategyKind::FedProx => "FedProx",
             StrategyKind::FedAvgM => "FedAvgM",
             StrategyKind::FedAdam => "FedAdam",
+            StrategyKind::FedYogi => "FedYogi",
+            StrategyKind::FedAdagrad => "FedAdagrad",
             StrategyKind::FedMedian => "FedMedian",
             StrategyKind::FedTrimmedAvg => "FedTrimmedAvg",
             StrategyKind::Krum => "Krum",
         }
     }
 
-    /// Parses a name, ignoring case (`fedavg`, `FedAvg`).
+    /// Parses a name, ignoring case (`fedavg`, `FedAvg`; Krum also as
+    /// `MultiKrum` or `Multi-Krum`, as the FL runtime takes it).
     pub fn from_name(name: &str) -> Option<StrategyKind> {
+        let name = name.trim();
+        if ["multikrum", "multi-krum"].contains(&name.to_ascii_lowercase().as_str()) {
+            return Some(StrategyKind::Krum);
+        }
         StrategyKind::ALL
             .into_iter()
-            .find(|k| k.as_str().eq_ignore_ascii_case(name.trim()))
+            .find(|k| k.as_str().eq_ignore_ascii_case(name))
     }
 
     /// `FedAvg | FedProx | ...`, for error messages.
@@ -155,6 +168,16 @@ pub enum Strategy {
         /// Server learning rate (default 0.1).
         server_lr: f64,
     },
+    /// Yogi on the server.
+    FedYogi {
+        /// Server learning rate (default 0.01, as Flower's).
+        server_lr: f64,
+    },
+    /// Adagrad on the server.
+    FedAdagrad {
+        /// Server learning rate (default 0.1).
+        server_lr: f64,
+    },
     /// Coordinate-wise median.
     FedMedian,
     /// Coordinate-wise trimmed mean.
@@ -178,7 +201,9 @@ impl Strategy {
             StrategyKind::FedAvg | StrategyKind::FedMedian => &[],
             StrategyKind::FedProx => &["proximal_mu"],
             StrategyKind::FedAvgM => &["server_lr", "server_momentum"],
-            StrategyKind::FedAdam => &["server_lr"],
+            StrategyKind::FedAdam | StrategyKind::FedYogi | StrategyKind::FedAdagrad => {
+                &["server_lr"]
+            }
             StrategyKind::FedTrimmedAvg => &["trim_fraction"],
             StrategyKind::Krum => &["byzantine_clients"],
         };
@@ -198,6 +223,12 @@ impl Strategy {
             StrategyKind::FedAdam => Strategy::FedAdam {
                 server_lr: params.server_lr.unwrap_or(0.1),
             },
+            StrategyKind::FedYogi => Strategy::FedYogi {
+                server_lr: params.server_lr.unwrap_or(0.01),
+            },
+            StrategyKind::FedAdagrad => Strategy::FedAdagrad {
+                server_lr: params.server_lr.unwrap_or(0.1),
+            },
             StrategyKind::FedTrimmedAvg => Strategy::FedTrimmedAvg {
                 trim_fraction: params.trim_fraction.unwrap_or(0.2),
             },
@@ -214,6 +245,8 @@ impl Strategy {
             Strategy::FedProx { .. } => StrategyKind::FedProx,
             Strategy::FedAvgM { .. } => StrategyKind::FedAvgM,
             Strategy::FedAdam { .. } => StrategyKind::FedAdam,
+            Strategy::FedYogi { .. } => StrategyKind::FedYogi,
+            Strategy::FedAdagrad { .. } => StrategyKind::FedAdagrad,
             Strategy::FedMedian => StrategyKind::FedMedian,
             Strategy::FedTrimmedAvg { .. } => StrategyKind::FedTrimmedAvg,
             Strategy::Krum { .. } => StrategyKind::Krum,
@@ -233,7 +266,9 @@ impl Strategy {
                 p.server_lr = Some(server_lr);
                 p.server_momentum = Some(server_momentum);
             }
-            Strategy::FedAdam { server_lr } => p.server_lr = Some(server_lr),
+            Strategy::FedAdam { server_lr }
+            | Strategy::FedYogi { server_lr }
+            | Strategy::FedAdagrad { server_lr } => p.server_lr = Some(server_lr),
             Strategy::FedTrimmedAvg { trim_fraction } => p.trim_fraction = Some(trim_fraction),
             Strategy::Krum { byzantine_clients } => p.byzantine_clients = Some(byzantine_clients),
         }

@@ -166,7 +166,7 @@ fn unknown_names_list_the_known_ones() {
     assert_eq!(
         constraint_error("sourcekind: imagenet"),
         "intent.yaml: targets[0].constraints.sourcekind: must be one of mnist | fashion-mnist | \
-         cifar10 | synthetic | synthetic-images (aliases: handmnist, fashionmnist, cifar), got \"imagenet\""
+         kmnist | cifar10 | synthetic | synthetic-images | synthetic-cifar (aliases: handmnist, fashionmnist, cifar), got \"imagenet\""
     );
     assert_eq!(
         constraint_error("modelkind: resnet"),
@@ -176,7 +176,7 @@ fn unknown_names_list_the_known_ones() {
     assert_eq!(
         constraint_error("avgalgo: FedSGD"),
         "intent.yaml: targets[0].constraints.avgalgo: must be one of FedAvg | FedProx | FedAvgM | \
-         FedAdam | FedMedian | FedTrimmedAvg | Krum, got \"FedSGD\""
+         FedAdam | FedYogi | FedAdagrad | FedMedian | FedTrimmedAvg | Krum, got \"FedSGD\""
     );
 }
 

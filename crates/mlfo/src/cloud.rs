@@ -521,7 +521,9 @@ fn strategy_request(strategy: &Strategy) -> (&'static str, Map<String, Value>) {
             server_lr,
             server_momentum,
         } => json!({ "server_lr": server_lr, "momentum": server_momentum }),
-        Strategy::FedAdam { server_lr } => json!({ "eta": server_lr }),
+        Strategy::FedAdam { server_lr }
+        | Strategy::FedYogi { server_lr }
+        | Strategy::FedAdagrad { server_lr } => json!({ "eta": server_lr }),
         Strategy::FedTrimmedAvg { trim_fraction } => json!({ "beta": trim_fraction }),
         Strategy::Krum { byzantine_clients } => json!({ "num_malicious": byzantine_clients }),
     };
@@ -531,6 +533,8 @@ fn strategy_request(strategy: &Strategy) -> (&'static str, Map<String, Value>) {
         Strategy::FedProx { .. } => "fedprox",
         Strategy::FedAvgM { .. } => "fedavgm",
         Strategy::FedAdam { .. } => "fedadam",
+        Strategy::FedYogi { .. } => "fedyogi",
+        Strategy::FedAdagrad { .. } => "fedadagrad",
         Strategy::FedTrimmedAvg { .. } => "fedtrimmedavg",
         Strategy::Krum { .. } => "krum",
     };

@@ -429,3 +429,66 @@ async fn metrics_show_each_fl_connections_tcp_statistics_while_it_is_open() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Every dataset, model and strategy name any layer takes, aliases
+/// included, resolves in every other layer: the intent catalog, the ML
+/// crate, the node agent's requests and the FL runtime.
+#[test]
+fn every_name_resolves_in_every_layer() {
+    let aliases = ["handmnist", "fashionmnist", "cifar"];
+    let intent_datasets = intent::Dataset::ALL.map(intent::Dataset::as_str);
+    for name in intent_datasets.iter().copied().chain(aliases) {
+        let ml = node::spec::dataset("dataset", name)
+            .unwrap_or_else(|e| panic!("intent dataset {name}: {e}"));
+        assert_eq!(
+            intent::Dataset::from_name(name).map(|d| d.as_str()),
+            Some(ml.as_str()),
+            "{name}"
+        );
+    }
+    for d in ml::datasets::DatasetName::ALL {
+        assert!(
+            intent::Dataset::from_name(d.as_str()).is_some(),
+            "the catalog cannot name ml's dataset {}",
+            d.as_str()
+        );
+    }
+    let model_aliases = ["simple", "complex", "mobilenet"];
+    let intent_models = intent::ModelName::ALL.map(intent::ModelName::as_str);
+    for name in intent_models.iter().copied().chain(model_aliases) {
+        let ml =
+            node::spec::model("model", name).unwrap_or_else(|e| panic!("intent model {name}: {e}"));
+        assert_eq!(
+            intent::ModelName::from_name(name).map(|m| m.as_str()),
+            Some(ml.as_str()),
+            "{name}"
+        );
+    }
+    for m in ml::ModelName::ALL {
+        assert!(
+            intent::ModelName::from_name(m.as_str()).is_some(),
+            "the catalog cannot name ml's model {}",
+            m.as_str()
+        );
+    }
+    for kind in intent::StrategyKind::ALL {
+        assert!(
+            fl::strategy::StrategyConfig::from_name(kind.as_str()).is_some(),
+            "the FL runtime has no strategy {kind}"
+        );
+    }
+    for name in fl::strategy::STRATEGY_NAMES
+        .iter()
+        .copied()
+        .chain(["multikrum", "multi-krum"])
+    {
+        assert!(
+            fl::strategy::StrategyConfig::from_name(name).is_some(),
+            "{name}"
+        );
+        assert!(
+            intent::StrategyKind::from_name(name).is_some(),
+            "an intent cannot name the FL runtime's strategy {name}"
+        );
+    }
+}
