@@ -856,7 +856,17 @@ fn intents_wait_in_a_fifo_queue_for_capacity_survive_a_restart_and_can_be_cancel
         .unwrap();
     assert_eq!(cancelled["state"], "cancelled", "{cancelled:#}");
 
-    // The edge MLFO restarts: the queue is rebuilt in the same order.
+    // The edge MLFO restarts while three train and three wait: the queue is
+    // rebuilt in the same order.
+    let start = Instant::now();
+    while !ids
+        .iter()
+        .filter(|id| !queued_ids.contains(id))
+        .all(|id| tb.intent(id)["state"] == "training")
+    {
+        assert!(start.elapsed() < Duration::from_secs(60), "{}", tb.logs());
+        std::thread::sleep(Duration::from_millis(50));
+    }
     tb.kill("mlfo-edge");
     tb.spawn_mlfo("edge");
     tb.wait_healthy("mlfo-edge");

@@ -8,8 +8,8 @@ use crate::record::{
     ClientPlacement, IntentRecord, IntentState, JobRecord, QueueEntry, RoundSummary,
     ServerPlacement, now_unix_s,
 };
-use crate::service::Mlfo;
-use intent::{FlPlan, ResolvedTarget};
+use crate::service::{Mlfo, PlannedTarget};
+use intent::ResolvedTarget;
 use node::{ClientRequest, JobState};
 use prost::Message;
 use std::collections::BTreeMap;
@@ -26,7 +26,7 @@ const CLIENT_CHECK_EVERY: u32 = 10;
 pub(crate) async fn run(
     mlfo: Mlfo,
     mut record: IntentRecord,
-    targets: Vec<(ResolvedTarget, FlPlan)>,
+    targets: Vec<PlannedTarget>,
     clients: Vec<AgentEntry>,
 ) {
     match deploy(&mlfo, &mut record, &targets, &clients).await {
@@ -59,7 +59,12 @@ pub(crate) async fn resume(mlfo: Mlfo, mut record: IntentRecord) {
         record.state == IntentState::Training && record.jobs.iter().all(|j| j.server.is_some());
     if deployed {
         follow(&mlfo, record).await;
-    } else if record.state == IntentState::Queued {
+    } else if matches!(
+        record.state,
+        IntentState::Accepted | IntentState::Planning | IntentState::Queued
+    ) {
+        // Nothing but servers was asked for, and a Deploy repeated for the
+        // same intent and target gets the same server: start again.
         match mlfo.prepared_again(&record) {
             Ok((targets, clients)) => run(mlfo, record, targets, clients).await,
             Err(reason) => fail(&mlfo, &mut record, IntentState::Lost, reason).await,
@@ -88,10 +93,7 @@ fn set_state(mlfo: &Mlfo, record: &mut IntentRecord, state: IntentState) {
 /// Records a final state and its timing; the intent leaves the admission
 /// queue, and the queue's head tries again (capacity may have freed).
 pub(crate) fn finish(mlfo: &Mlfo, record: &mut IntentRecord, state: IntentState) {
-    mlfo.inner.queue.leave(&record.id);
-    if let Some(entry) = record.queue.take() {
-        record.timings.queued_s = Some((now_unix_s() - entry.since_unix_s).max(0.0));
-    }
+    leave_queue(mlfo, record);
     let elapsed = record.elapsed_s();
     record.timings.done_s = Some(elapsed);
     mlfo.inner.metrics.latency("done", elapsed);
@@ -116,7 +118,7 @@ fn milestone(mlfo: &Mlfo, record: &IntentRecord, phase: &str) -> f64 {
 async fn deploy(
     mlfo: &Mlfo,
     record: &mut IntentRecord,
-    targets: &[(ResolvedTarget, FlPlan)],
+    targets: &[PlannedTarget],
     clients: &[AgentEntry],
 ) -> Result<(), String> {
     if record.state != IntentState::Queued {
@@ -169,7 +171,7 @@ enum Refused {
 async fn place_servers(
     mlfo: &Mlfo,
     record: &mut IntentRecord,
-    targets: &[(ResolvedTarget, FlPlan)],
+    targets: &[PlannedTarget],
     clients: &[AgentEntry],
 ) -> Result<Vec<ServerPlacement>, String> {
     let queue = &mlfo.inner.queue;
@@ -181,11 +183,7 @@ async fn place_servers(
         if record.state != IntentState::Queued || queue.position(&record.id) == Some(1) {
             match request_servers(mlfo, record, targets, clients).await {
                 Ok(placements) => {
-                    if let Some(entry) = record.queue.take() {
-                        record.timings.queued_s = Some(now_unix_s() - entry.since_unix_s);
-                        queue.leave(&record.id);
-                        tracing::info!(intent = %record.id, waited_s = now_unix_s() - entry.since_unix_s, "left the admission queue");
-                    }
+                    leave_queue(mlfo, record);
                     return Ok(placements);
                 }
                 Err(Refused::Failed(reason)) => return Err(reason),
@@ -200,6 +198,17 @@ async fn place_servers(
             return Err(reason);
         }
         queue.changed(retry).await;
+    }
+}
+
+/// Takes the intent out of the admission queue (waking the next), keeping
+/// how long it waited.
+fn leave_queue(mlfo: &Mlfo, record: &mut IntentRecord) {
+    mlfo.inner.queue.leave(&record.id);
+    if let Some(entry) = record.queue.take() {
+        let waited = (now_unix_s() - entry.since_unix_s).max(0.0);
+        record.timings.queued_s = Some(waited);
+        tracing::info!(intent = %record.id, waited_s = waited, "left the admission queue");
     }
 }
 
@@ -222,11 +231,7 @@ fn enqueue(mlfo: &Mlfo, record: &mut IntentRecord, why: &str) {
 }
 
 /// Why a queued intent gives up waiting, once its time is up.
-fn queue_expired(
-    mlfo: &Mlfo,
-    record: &IntentRecord,
-    targets: &[(ResolvedTarget, FlPlan)],
-) -> Option<String> {
+fn queue_expired(mlfo: &Mlfo, record: &IntentRecord, targets: &[PlannedTarget]) -> Option<String> {
     let entry = record.queue.as_ref()?;
     let waited = now_unix_s() - entry.since_unix_s;
     let deadline = targets
@@ -253,7 +258,7 @@ fn queue_expired(
 async fn request_servers(
     mlfo: &Mlfo,
     record: &mut IntentRecord,
-    targets: &[(ResolvedTarget, FlPlan)],
+    targets: &[PlannedTarget],
     clients: &[AgentEntry],
 ) -> Result<Vec<ServerPlacement>, Refused> {
     let Some(parent) = mlfo.inner.parent.clone() else {
@@ -358,7 +363,7 @@ fn one_server(
 async fn cap_bandwidth(
     mlfo: &Mlfo,
     record: &mut IntentRecord,
-    targets: &[(ResolvedTarget, FlPlan)],
+    targets: &[PlannedTarget],
     clients: &[AgentEntry],
 ) -> Result<(), String> {
     let Some(cap) = targets

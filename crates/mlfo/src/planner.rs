@@ -56,93 +56,14 @@ pub fn select_cohort<'a>(
         .iter()
         .filter(|a| a.role == AgentRole::Client)
         .collect();
-    let chosen: Vec<&AgentEntry> = if let Some(name) = &request.name {
-        let members: Vec<_> = clients
-            .iter()
-            .copied()
-            .filter(|a| a.cohort.as_deref() == Some(name))
-            .collect();
-        if members.is_empty() {
-            let mut names: Vec<&str> = clients.iter().filter_map(|a| a.cohort.as_deref()).collect();
-            names.dedup();
-            return Err(cohort_error(
-                "cohort.name",
-                format!(
-                    "no client agent belongs to cohort {name:?}; the inventory's cohorts are {}",
-                    if names.is_empty() {
-                        "none".to_owned()
-                    } else {
-                        names.join(", ")
-                    }
-                ),
-            ));
-        }
-        members
+    let chosen = if let Some(name) = &request.name {
+        by_name(clients, name)?
     } else if !request.hosts.is_empty() {
-        let mut chosen = Vec::new();
-        for host in &request.hosts {
-            let agent = clients.iter().find(|a| &a.name == host).ok_or_else(|| {
-                cohort_error(
-                    "cohort.hosts",
-                    format!("{host:?} is not a client agent in the inventory"),
-                )
-            })?;
-            if chosen.iter().any(|a: &&AgentEntry| a.name == *host) {
-                return Err(cohort_error(
-                    "cohort.hosts",
-                    format!("{host:?} is listed twice"),
-                ));
-            }
-            chosen.push(*agent);
-        }
-        chosen
+        by_hosts(&clients, &request.hosts)?
     } else if let Some(start) = request.ipstart {
-        let size = request.size.unwrap_or(0);
-        if size == 0 {
-            return Err(cohort_error(
-                "cohortsize",
-                "must be >= 1 with ipstart".to_owned(),
-            ));
-        }
-        let end = u64::from(start) + u64::from(size);
-        let chosen: Vec<_> = clients
-            .iter()
-            .copied()
-            .filter(|a| {
-                a.last_octet()
-                    .is_some_and(|o| (u64::from(start)..end).contains(&u64::from(o)))
-            })
-            .collect();
-        if chosen.len() != size as usize {
-            let octets: Vec<String> = clients
-                .iter()
-                .filter_map(|a| a.last_octet().map(|o| o.to_string()))
-                .collect();
-            return Err(cohort_error(
-                "ipstart",
-                format!(
-                    "[{start}, {end}) selects {} client agent(s), cohortsize asks for {size}; the client agents' last address octets are {}",
-                    chosen.len(),
-                    summarise(&octets)
-                ),
-            ));
-        }
-        chosen
+        by_ip_range(clients, start, request.size.unwrap_or(0))?
     } else if let Some(size) = request.size {
-        let size = size as usize;
-        if size == 0 || size > clients.len() {
-            return Err(cohort_error(
-                "cohort.size",
-                format!(
-                    "must be in 1..={} (the inventory's client agents), got {size}",
-                    clients.len()
-                ),
-            ));
-        }
-        let mut by_load = clients.clone();
-        by_load.sort_by_key(|a| busy.iter().filter(|h| **h == a.name).count());
-        by_load.truncate(size);
-        by_load
+        least_loaded(clients, size as usize, busy)?
     } else {
         clients
     };
@@ -153,6 +74,118 @@ pub fn select_cohort<'a>(
         ));
     }
     Ok(chosen)
+}
+
+/// The client agents of inventory cohort `name`.
+fn by_name<'a>(
+    clients: Vec<&'a AgentEntry>,
+    name: &str,
+) -> Result<Vec<&'a AgentEntry>, CohortError> {
+    let mut names: Vec<&str> = clients.iter().filter_map(|a| a.cohort.as_deref()).collect();
+    names.dedup();
+    let members: Vec<_> = clients
+        .into_iter()
+        .filter(|a| a.cohort.as_deref() == Some(name))
+        .collect();
+    if members.is_empty() {
+        return Err(cohort_error(
+            "cohort.name",
+            format!(
+                "no client agent belongs to cohort {name:?}; the inventory's cohorts are {}",
+                if names.is_empty() {
+                    "none".to_owned()
+                } else {
+                    names.join(", ")
+                }
+            ),
+        ));
+    }
+    Ok(members)
+}
+
+/// The client agents named in `hosts`, in that order, each once.
+fn by_hosts<'a>(
+    clients: &[&'a AgentEntry],
+    hosts: &[String],
+) -> Result<Vec<&'a AgentEntry>, CohortError> {
+    let mut chosen: Vec<&AgentEntry> = Vec::new();
+    for host in hosts {
+        let agent = clients.iter().find(|a| &a.name == host).ok_or_else(|| {
+            cohort_error(
+                "cohort.hosts",
+                format!("{host:?} is not a client agent in the inventory"),
+            )
+        })?;
+        if chosen.iter().any(|a| a.name == *host) {
+            return Err(cohort_error(
+                "cohort.hosts",
+                format!("{host:?} is listed twice"),
+            ));
+        }
+        chosen.push(*agent);
+    }
+    Ok(chosen)
+}
+
+/// The prototype's selection: clients whose last address octet lies in
+/// `[start, start + size)`, exactly `size` of them.
+fn by_ip_range(
+    clients: Vec<&AgentEntry>,
+    start: u32,
+    size: u32,
+) -> Result<Vec<&AgentEntry>, CohortError> {
+    if size == 0 {
+        return Err(cohort_error(
+            "cohortsize",
+            "must be >= 1 with ipstart".to_owned(),
+        ));
+    }
+    let end = u64::from(start) + u64::from(size);
+    let in_range = |a: &AgentEntry| {
+        a.last_octet()
+            .is_some_and(|o| (u64::from(start)..end).contains(&u64::from(o)))
+    };
+    let chosen: Vec<_> = clients.iter().copied().filter(|a| in_range(a)).collect();
+    if chosen.len() != size as usize {
+        let octets: Vec<String> = clients
+            .iter()
+            .filter_map(|a| a.last_octet().map(|o| o.to_string()))
+            .collect();
+        return Err(cohort_error(
+            "ipstart",
+            format!(
+                "[{start}, {end}) selects {} client agent(s), cohortsize asks for {size}; the client agents' last address octets are {}",
+                chosen.len(),
+                summarise(&octets)
+            ),
+        ));
+    }
+    Ok(chosen)
+}
+
+/// `size` clients, those running the fewest clients in `busy` first
+/// (inventory order among equals).
+fn least_loaded<'a>(
+    mut clients: Vec<&'a AgentEntry>,
+    size: usize,
+    busy: &[String],
+) -> Result<Vec<&'a AgentEntry>, CohortError> {
+    if size == 0 || size > clients.len() {
+        return Err(cohort_error(
+            "cohort.size",
+            format!(
+                "must be in 1..={} (the inventory's client agents), got {size}",
+                clients.len()
+            ),
+        ));
+    }
+    let mut load: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for host in busy {
+        *load.entry(host.as_str()).or_default() += 1;
+    }
+    clients.sort_by_key(|a| load.get(a.name.as_str()).copied().unwrap_or(0));
+    clients.truncate(size);
+    Ok(clients)
 }
 
 /// A short list: the first and last few of `items`.

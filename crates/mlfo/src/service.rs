@@ -314,8 +314,8 @@ impl Mlfo {
 
     /// Takes up the intents a previous run left unfinished: jobs still
     /// training are followed again; queued intents keep their place in the
-    /// queue; intents caught mid-deployment are rolled back and marked
-    /// `lost` with the reason.
+    /// queue; intents caught placing their servers start again; intents
+    /// caught starting clients are rolled back and marked `lost` with the reason.
     pub fn recover(&self) -> Result<usize, MlfoError> {
         let mut resumed = 0;
         for record in self.inner.store.unfinished_intents()? {
