@@ -9,23 +9,40 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "train")]
 pub mod client;
 pub mod datasets;
+#[cfg(feature = "train")]
 mod engine;
+#[cfg(feature = "train")]
 mod error;
+#[cfg(feature = "train")]
 pub mod evaluator;
+#[cfg(feature = "train")]
 pub mod fit_config;
 pub mod models;
+pub mod names;
 pub mod partition;
+#[cfg(feature = "train")]
 mod runtime;
+#[cfg(feature = "train")]
 pub mod trainer;
 
+#[cfg(feature = "train")]
 pub use client::{ClientSpec, build_trainer};
+#[cfg(feature = "train")]
 pub use engine::{EVAL_BATCH_SIZE, Evaluation};
+#[cfg(feature = "train")]
 pub use error::MlError;
+#[cfg(feature = "train")]
 pub use evaluator::CentralEvaluator;
+#[cfg(feature = "train")]
 pub use fit_config::{FitConfig, OptimizerKind};
-pub use models::{ModelName, Net, build_model};
+pub use models::ModelName;
+#[cfg(feature = "train")]
+pub use models::{Net, build_model};
 pub use partition::{ClientData, Partition, Scheme};
+#[cfg(feature = "train")]
 pub use runtime::Runtime;
+#[cfg(feature = "train")]
 pub use trainer::LocalTrainer;

@@ -60,22 +60,14 @@ pub fn strategy_rule() -> String {
     format!("one of {}", STRATEGY_NAMES.join(", "))
 }
 
-/// The dataset rule, listing canonical names.
+/// The dataset rule, listing the names and the prototype's aliases.
 pub fn dataset_rule() -> String {
-    let names: Vec<_> = DatasetName::ALL.iter().map(|d| d.as_str()).collect();
-    format!(
-        "a dataset: {} (prototype aliases handmnist, fashionmnist, cifar)",
-        names.join(", ")
-    )
+    format!("a dataset: {}", DatasetName::choices())
 }
 
-/// The model rule, listing canonical names.
+/// The model rule, listing the names and the prototype's aliases.
 pub fn model_rule() -> String {
-    let names: Vec<_> = ModelName::ALL.iter().map(|m| m.as_str()).collect();
-    format!(
-        "a model: {} (prototype aliases simple, complex, mobilenet)",
-        names.join(", ")
-    )
+    format!("a model: {}", ModelName::choices())
 }
 
 /// Server-side evaluation of the global model after every round.
@@ -245,16 +237,12 @@ fn check<T: ToString>(field: &str, rule: &str, value: T, ok: bool) -> Result<T, 
 
 /// Resolves a prototype alias or canonical dataset name.
 pub fn dataset(field: &str, name: &str) -> Result<DatasetName, FieldError> {
-    intent::resolve_source_alias(name)
-        .parse()
-        .map_err(|_| FieldError::invalid(field, &dataset_rule(), name))
+    DatasetName::from_name(name).ok_or_else(|| FieldError::invalid(field, &dataset_rule(), name))
 }
 
 /// Resolves a prototype alias or canonical model name.
 pub fn model(field: &str, name: &str) -> Result<ModelName, FieldError> {
-    intent::resolve_model_alias(name)
-        .parse()
-        .map_err(|_| FieldError::invalid(field, &model_rule(), name))
+    ModelName::from_name(name).ok_or_else(|| FieldError::invalid(field, &model_rule(), name))
 }
 
 fn strategy(

@@ -2,11 +2,16 @@
 //! that runs them on burn, PyTorch-default initialisation, and their
 //! parameters as `fl::Tensor`s in PyTorch's layout.
 
+#[cfg(feature = "train")]
 mod init;
+#[cfg(feature = "train")]
 mod net;
+#[cfg(feature = "train")]
 mod weights;
 
+#[cfg(feature = "train")]
 pub use net::Net;
+#[cfg(feature = "train")]
 pub use weights::WeightsError;
 
 use std::fmt;
@@ -140,6 +145,7 @@ pub enum ModelError {
 
 /// Builds model `name` for inputs of `input` shape and `classes` classes on
 /// `device`, initialised like PyTorch's defaults from `seed` (see [`Net::new`]).
+#[cfg(feature = "train")]
 pub fn build_model(
     name: ModelName,
     input: InputShape,
