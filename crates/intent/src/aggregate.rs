@@ -1,20 +1,26 @@
 //! The federated-aggregation intent the edge MLFO sends to the cloud MLFO over Mo-Mo.
 
-use crate::model::{AGGREGATE_OPERAND, AGGREGATE_OPERATION, Constraints, Intent, Target};
-use crate::resolve::ResolvedTarget;
+use crate::model::{
+    AGGREGATE_OPERAND, AGGREGATE_OPERATION, Constraints, Intent, PrivacyLevel, Target,
+};
+use crate::resolve::{ResolvedTarget, TrainingMode};
 
 impl ResolvedTarget {
     /// The prototype's federated-aggregation intent for this target
     /// (`operation: aggregate.global`, `operand: model.federated`), with id
-    /// `intent_id`; `None` when the plan is not federated.
+    /// `intent_id`. A centralised plan's intent says `privacylevel: low`, so
+    /// that the cloud places a central trainer instead of an FL server.
     ///
     /// Its constraints carry the prototype's sourcekind, modelkind, avgalgo,
     /// fracfit, minfit, minav, numround and sameserv, plus every extension the
     /// plan holds, all explicit, so that resolving it yields the same plan.
-    pub fn to_aggregate_intent(&self, intent_id: &str) -> Option<Intent> {
-        let plan = self.plan.federated()?;
+    pub fn to_aggregate_intent(&self, intent_id: &str) -> Intent {
+        let plan = self.plan.settings();
         let constraints = Constraints {
-            privacy_level: None,
+            privacy_level: match self.plan.mode() {
+                TrainingMode::Federated => None,
+                TrainingMode::Centralised => Some(PrivacyLevel::Low),
+            },
             source_kind: Some(self.pipeline.src.kind),
             model_kind: Some(self.pipeline.model.kind),
             avg_algo: Some(plan.strategy.kind()),
@@ -32,7 +38,7 @@ impl ResolvedTarget {
             deadline_s: plan.deadline_s,
             max_bandwidth_mbps: plan.max_bandwidth_mbps,
         };
-        Some(Intent {
+        Intent {
             intent_id: intent_id.to_owned(),
             targets: vec![Target {
                 id: self.id.clone(),
@@ -40,6 +46,6 @@ impl ResolvedTarget {
                 operand: AGGREGATE_OPERAND.to_owned(),
                 constraints,
             }],
-        })
+        }
     }
 }

@@ -31,6 +31,6 @@ pub use model::{
 pub use names::{Dataset, ModelName, resolve_model_alias, resolve_source_alias};
 pub use number::flag_word;
 pub use parse::{load, parse};
-pub use resolve::{FlPlan, Plan, Resolved, ResolvedTarget};
+pub use resolve::{FlPlan, Plan, Resolved, ResolvedTarget, TrainingMode};
 pub use rules::{MAX_CLIENTS, MAX_DOCUMENT_BYTES, MAX_ROUNDS};
 pub use strategy::{Strategy, StrategyKind, StrategyParams};

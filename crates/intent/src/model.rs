@@ -106,9 +106,9 @@ pub struct Constraints {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PrivacyLevel {
-    /// Data may be collected centrally.
+    /// Data may be collected centrally: centralised training.
     Low,
-    /// Data may be collected centrally (treated like `low`).
+    /// Refused when resolved: no plan of its own (use `high` or `low`).
     Medium,
     /// Data must not leave the clients: federated learning.
     High,

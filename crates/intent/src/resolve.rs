@@ -6,7 +6,7 @@ use crate::model::{
     AGGREGATE_OPERAND, AGGREGATE_OPERATION, Cohort, Constraints, Intent, PrivacyLevel, Target,
 };
 use crate::strategy::Strategy;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// An intent with every target resolved.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -38,20 +38,51 @@ pub struct ResolvedTarget {
 pub enum Plan {
     /// Federated learning (privacy level high): data stays on the clients.
     Federated(FlPlan),
-    /// Centralised training (privacy level low or medium). No component
-    /// supports it: the MLFO rejects such targets.
-    CentralisedUnsupported {
-        /// The privacy level that asked for it.
-        privacy_level: PrivacyLevel,
-    },
+    /// Centralised training (privacy level low): every client sends its
+    /// data to one trainer, which trains the same model with the same
+    /// settings for [`FlPlan::passes`] passes over the pooled data.
+    Centralised(FlPlan),
+}
+
+/// Where the training happens: the two plans of Y.3172 that we run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrainingMode {
+    /// On the clients, aggregated by an FL server.
+    Federated,
+    /// On one central trainer that the clients send their data to.
+    Centralised,
+}
+
+impl TrainingMode {
+    /// The mode's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrainingMode::Federated => "federated",
+            TrainingMode::Centralised => "centralised",
+        }
+    }
+}
+
+impl std::fmt::Display for TrainingMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl Plan {
-    /// The FL plan, or `None` for the unsupported centralised plan.
-    pub fn federated(&self) -> Option<&FlPlan> {
+    /// The training settings, whichever the mode.
+    pub fn settings(&self) -> &FlPlan {
         match self {
-            Plan::Federated(plan) => Some(plan),
-            Plan::CentralisedUnsupported { .. } => None,
+            Plan::Federated(plan) | Plan::Centralised(plan) => plan,
+        }
+    }
+
+    /// Federated or centralised.
+    pub fn mode(&self) -> TrainingMode {
+        match self {
+            Plan::Federated(_) => TrainingMode::Federated,
+            Plan::Centralised(_) => TrainingMode::Centralised,
         }
     }
 }
@@ -89,6 +120,16 @@ pub struct FlPlan {
     /// Bandwidth cap in Mbit/s, when given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_bandwidth_mbps: Option<f64>,
+}
+
+impl FlPlan {
+    /// Passes over the cohort's data that federated training makes on
+    /// average, `rounds x local_epochs x fraction_fit` rounded (at least 1):
+    /// how long a centralised plan trains for the same work.
+    pub fn passes(&self) -> u32 {
+        let passes = f64::from(self.rounds) * f64::from(self.local_epochs) * self.fraction_fit;
+        (passes.round() as u32).max(1)
+    }
 }
 
 impl Catalog {
@@ -141,9 +182,16 @@ impl Catalog {
         let fl = fl_plan(c, &defaults, &cpath)?;
         let plan = match privacy {
             PrivacyLevel::High => Plan::Federated(fl),
-            level => Plan::CentralisedUnsupported {
-                privacy_level: level,
-            },
+            PrivacyLevel::Low => Plan::Centralised(fl),
+            PrivacyLevel::Medium => {
+                return Err(vec![FieldError::new(
+                    format!("{cpath}.privacylevel"),
+                    "must be high (federated learning) or low (centralised training); \
+                     medium has no plan of its own"
+                        .to_owned(),
+                    "medium".to_owned(),
+                )]);
+            }
         };
         Ok(ResolvedTarget {
             id: t.id.clone(),
@@ -197,11 +245,14 @@ impl Catalog {
                 format!("{:?}", t.operand),
             ));
         }
-        if let Some(level) = c.privacy_level.filter(|l| *l != PrivacyLevel::High) {
+        let privacy = c.privacy_level.unwrap_or(PrivacyLevel::High);
+        if privacy == PrivacyLevel::Medium {
             errors.push(FieldError::new(
                 format!("{cpath}.privacylevel"),
-                format!("must be high or absent for operation {AGGREGATE_OPERATION}"),
-                level.as_str(),
+                format!(
+                    "must be high (federated), low (centralised) or absent for operation {AGGREGATE_OPERATION}"
+                ),
+                privacy.as_str(),
             ));
         }
         let required = |field: &str| {
@@ -228,7 +279,7 @@ impl Catalog {
                 || (Pipeline::federated(dataset, model), FlDefaults::default()),
                 |e| (e.pipeline.clone(), e.fl.clone()),
             );
-        Ok((pipeline, defaults, PrivacyLevel::High))
+        Ok((pipeline, defaults, privacy))
     }
 }
 

@@ -14,7 +14,7 @@ fn aggregate_intent_carries_the_plan_and_resolves_to_it() {
         .resolve(&intent::parse("intent.yaml", text.as_bytes()).unwrap())
         .unwrap();
     let target = &edge.targets[0];
-    let aggregate = target.to_aggregate_intent("edgeintent01").unwrap();
+    let aggregate = target.to_aggregate_intent("edgeintent01");
     let t = &aggregate.targets[0];
     assert_eq!(
         (t.operation.as_str(), t.operand.as_str()),
@@ -44,7 +44,7 @@ fn prototype_aggregate_intent_with_string_numbers_and_aliases_is_valid() {
     let target = &resolved.targets[0];
     assert_eq!(target.pipeline.src.kind, Dataset::Mnist);
     let Plan::Federated(fl) = &target.plan else {
-        panic!("aggregate.global is always federated");
+        panic!("aggregate.global without privacylevel is federated");
     };
     assert_eq!(
         (fl.rounds, fl.fraction_fit, fl.min_fit, fl.min_available),

@@ -270,11 +270,11 @@ fn oversized_documents_are_refused() {
 #[test]
 fn aggregate_intents_need_their_kinds() {
     let text = "intentID: x\ntargets:\n  - id: t\n    operation: aggregate.global\n    \
-                operand: model.local\n    constraints: {privacylevel: low}\n";
+                operand: model.local\n    constraints: {privacylevel: medium}\n";
     assert_eq!(
         errors("agg.yaml", text),
         "agg.yaml: targets[0].operand: must be model.federated for operation aggregate.global, got \"model.local\"\n\
-         agg.yaml: targets[0].constraints.privacylevel: must be high or absent for operation aggregate.global, got low\n\
+         agg.yaml: targets[0].constraints.privacylevel: must be high (federated), low (centralised) or absent for operation aggregate.global, got medium\n\
          agg.yaml: targets[0].constraints.sourcekind: required for operation aggregate.global\n\
          agg.yaml: targets[0].constraints.modelkind: required for operation aggregate.global"
     );

@@ -85,9 +85,8 @@ fn json_intents_and_string_numbers_are_accepted() {
     let intent = intent::parse("request", text.as_bytes()).unwrap();
     let fl = Catalog::builtin().resolve(&intent).unwrap().targets[0]
         .plan
-        .federated()
-        .cloned()
-        .unwrap();
+        .settings()
+        .clone();
     assert_eq!(fl.fraction_fit, 0.25);
     assert_eq!((fl.min_fit, fl.min_available, fl.rounds), (2, 3, 5));
     assert!(fl.same_server);
@@ -96,20 +95,60 @@ fn json_intents_and_string_numbers_are_accepted() {
 }
 
 #[test]
-fn low_privacy_plans_centralised_training_which_is_unsupported() {
+fn low_privacy_plans_centralised_training_with_the_same_settings() {
+    let high = intent::parse("high.yaml", SEEDS[0].1.as_bytes()).unwrap();
     let text = SEEDS[0]
         .1
         .replace("privacylevel: high", "privacylevel: low");
-    let intent = intent::parse("low.yaml", text.as_bytes()).unwrap();
-    let resolved = Catalog::builtin().resolve(&intent).unwrap();
-    let target = &resolved.targets[0];
+    let low = intent::parse("low.yaml", text.as_bytes()).unwrap();
+    let federated = Catalog::builtin().resolve(&high).unwrap().targets.remove(0);
+    let target = Catalog::builtin().resolve(&low).unwrap().targets.remove(0);
+    assert_eq!(target.plan.mode(), intent::TrainingMode::Centralised);
+    let Plan::Centralised(settings) = &target.plan else {
+        panic!("{:?}", target.plan)
+    };
+    assert_eq!(settings, federated.plan.settings());
+    // The Mo-Mo intent says low, and resolves back to the same plan.
+    let aggregate = target.to_aggregate_intent("x");
     assert_eq!(
-        target.plan,
-        Plan::CentralisedUnsupported {
-            privacy_level: intent::PrivacyLevel::Low
-        }
+        aggregate.targets[0].constraints.privacy_level,
+        Some(intent::PrivacyLevel::Low)
     );
-    assert!(target.to_aggregate_intent("x").is_none());
+    let back = Catalog::builtin().resolve(&aggregate).unwrap();
+    assert_eq!(back.targets[0].plan, target.plan);
+}
+
+#[test]
+fn medium_privacy_is_refused_naming_the_levels_that_have_a_plan() {
+    let text = SEEDS[0]
+        .1
+        .replace("privacylevel: high", "privacylevel: medium");
+    let intent = intent::parse("medium.yaml", text.as_bytes()).unwrap();
+    let errors = Catalog::builtin().resolve(&intent).unwrap_err();
+    let message = intent::IntentError::from_fields("medium.yaml", errors).to_string();
+    assert!(
+        message.contains("targets[0].constraints.privacylevel")
+            && message.contains("high (federated learning) or low (centralised training)")
+            && message.contains("medium"),
+        "{message}"
+    );
+}
+
+#[test]
+fn passes_are_the_work_of_federated_training_over_the_data() {
+    let intent = intent::parse("high.yaml", SEEDS[0].1.as_bytes()).unwrap();
+    let target = Catalog::builtin()
+        .resolve(&intent)
+        .unwrap()
+        .targets
+        .remove(0);
+    let mut plan = target.plan.settings().clone();
+    (plan.rounds, plan.local_epochs, plan.fraction_fit) = (20, 1, 0.5);
+    assert_eq!(plan.passes(), 10);
+    (plan.rounds, plan.local_epochs, plan.fraction_fit) = (3, 2, 1.0);
+    assert_eq!(plan.passes(), 6);
+    (plan.rounds, plan.local_epochs, plan.fraction_fit) = (1, 1, 0.1);
+    assert_eq!(plan.passes(), 1);
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use crate::MlError;
 use crate::datasets::{DatasetName, idx, registry};
 use crate::models::ModelName;
-use crate::partition::{self, Partition};
+use crate::partition::{self, ClientData, Partition};
 use crate::trainer::LocalTrainer;
 
 /// Everything a client needs to build its trainer.
@@ -26,23 +26,31 @@ pub struct ClientSpec {
     pub seed: u64,
 }
 
-/// Loads this client's part of the dataset and builds its trainer. IDX
-/// datasets are streamed so that only the client's examples are kept.
-pub fn build_trainer(spec: &ClientSpec) -> Result<LocalTrainer, MlError> {
+/// Loads this client's part of the dataset: its training and held-out
+/// examples. IDX datasets are streamed so that only the client's examples
+/// are kept.
+pub fn load_client_data(spec: &ClientSpec) -> Result<ClientData, MlError> {
     let p = &spec.partition;
-    let data = match registry::idx_train_files(spec.dataset, spec.data_dir.as_deref())? {
-        Some((images, labels)) => {
-            let classes = spec.dataset.num_classes();
-            let mine = idx::read_selected_images(&images, &labels, classes, |labels| {
-                partition::client_indices(labels, classes, p).map_err(MlError::from)
-            })?;
-            let rows: Vec<usize> = (0..mine.len()).collect();
-            partition::split_client(&mine, &rows, p)
-        }
-        None => {
-            let splits = registry::load(spec.dataset, spec.data_dir.as_deref())?;
-            partition::client_data(&splits.train, p)?
-        }
-    };
+    Ok(
+        match registry::idx_train_files(spec.dataset, spec.data_dir.as_deref())? {
+            Some((images, labels)) => {
+                let classes = spec.dataset.num_classes();
+                let mine = idx::read_selected_images(&images, &labels, classes, |labels| {
+                    partition::client_indices(labels, classes, p).map_err(MlError::from)
+                })?;
+                let rows: Vec<usize> = (0..mine.len()).collect();
+                partition::split_client(&mine, &rows, p)
+            }
+            None => {
+                let splits = registry::load(spec.dataset, spec.data_dir.as_deref())?;
+                partition::client_data(&splits.train, p)?
+            }
+        },
+    )
+}
+
+/// Loads this client's part of the dataset and builds its trainer.
+pub fn build_trainer(spec: &ClientSpec) -> Result<LocalTrainer, MlError> {
+    let data = load_client_data(spec)?;
     LocalTrainer::new(spec.model, data, spec.threads, spec.seed)
 }

@@ -11,6 +11,7 @@
 
 #[cfg(feature = "train")]
 pub mod client;
+pub mod data_part;
 pub mod datasets;
 #[cfg(feature = "train")]
 mod engine;
@@ -29,7 +30,7 @@ mod runtime;
 pub mod trainer;
 
 #[cfg(feature = "train")]
-pub use client::{ClientSpec, build_trainer};
+pub use client::{ClientSpec, build_trainer, load_client_data};
 #[cfg(feature = "train")]
 pub use engine::{EVAL_BATCH_SIZE, Evaluation};
 #[cfg(feature = "train")]

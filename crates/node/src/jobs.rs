@@ -6,10 +6,12 @@ use crate::spec::{ClientJobSpec, ServerSpec};
 use fl::client::{ClientOptions, ClientSummary, run_client};
 use fl::history::{CentralRecord, History};
 use fl::server::{ClientManager, EvaluateFn, FlServer, Labels};
+use intent::TrainingMode;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::task::JoinHandle;
@@ -138,8 +140,12 @@ pub struct ClientReport {
     pub errors: u64,
     /// Seconds of local training.
     pub train_seconds: f64,
-    /// Examples trained on, summed over fits.
+    /// Examples trained on, summed over fits (a centralised client: the
+    /// training examples it sent).
     pub train_examples: u64,
+    /// Bytes of data a centralised client sent to the central trainer.
+    #[serde(default)]
+    pub uploaded_bytes: u64,
 }
 
 impl From<&ClientSummary> for ClientReport {
@@ -150,6 +156,7 @@ impl From<&ClientSummary> for ClientReport {
             errors: s.errors,
             train_seconds: s.train_seconds,
             train_examples: s.train_examples,
+            uploaded_bytes: 0,
         }
     }
 }
@@ -210,6 +217,8 @@ struct Job {
     clients: Option<Arc<ClientManager>>,
     summary: Option<ClientReport>,
     task: Option<JoinHandle<()>>,
+    /// Set on stop: a central trainer's training thread ends at its next pass.
+    cancel: Arc<AtomicBool>,
 }
 
 impl Job {
@@ -272,6 +281,15 @@ impl JobRegistry {
     }
 }
 
+/// The name a centralised client's part goes by at the trainer: its cohort
+/// and index, so that a part sent twice replaces the first.
+fn sender_name(labels: &BTreeMap<String, String>, id: u64, index: usize) -> String {
+    match (labels.get("intent"), labels.get("cohort")) {
+        (_, Some(cohort)) | (Some(cohort), None) => format!("{cohort}/{index}"),
+        (None, None) => format!("job {}/{index}", job_id(id)),
+    }
+}
+
 fn job_id(n: u64) -> String {
     format!("j{n}")
 }
@@ -316,10 +334,11 @@ impl Agent {
         l
     }
 
-    /// Binds the next free FL port and starts an FL server job on it.
+    /// Binds the next free FL port and starts an FL server job on it, or a
+    /// centralised plan's trainer when the spec names one.
     pub async fn start_server(&self, spec: ServerSpec) -> Result<Started, JobError> {
-        let evaluate_fn = match spec.evaluate {
-            Some((dataset, model)) => {
+        let evaluate_fn = match (spec.evaluate, spec.trainer) {
+            (Some((dataset, model)), None) => {
                 let dir = self.config.data_dir.clone();
                 let built = tokio::task::spawn_blocking(move || {
                     ml::CentralEvaluator::new(dataset, model, dir.as_deref(), 0)
@@ -329,7 +348,7 @@ impl Agent {
                 .map_err(|e| JobError::Evaluate(e.to_string()))?;
                 Some(central(built))
             }
-            None => None,
+            _ => None,
         };
         if let Some(limit) = spec.start_by_unix_s
             && now() > limit
@@ -342,44 +361,85 @@ impl Agent {
         let (listener, port) = self.bind_fl_port(&registry.ports_in_use())?;
         let address = format!("{}:{port}", self.config.advertise);
         let id = registry.next + 1;
-        let server = FlServer::new(
-            spec.config,
-            self.metrics
-                .fl
-                .for_server(Self::metric_labels(id, &spec.labels)),
-        );
-        registry.insert(Job {
+        let mut job = Job {
             kind: JobKind::Server,
             state: JobState::Running,
             reason: None,
             address: Some(address.clone()),
             port: Some(port),
             config: spec.shown,
-            labels: spec.labels,
+            labels: spec.labels.clone(),
             started: now(),
             finished: None,
-            history: Some(server.history()),
-            clients: Some(server.clients()),
+            history: None,
+            clients: None,
             summary: None,
             task: None,
-        });
+            cancel: Arc::default(),
+        };
         let agent = self.clone();
-        let strategy = spec.strategy.build();
-        let task = tokio::spawn(async move {
-            let outcome = server.run(listener, strategy, None, evaluate_fn).await;
-            let result = match outcome {
-                Ok(h) => h.error.map_or(Ok(()), Err),
-                Err(e) => Err(e.to_string()),
-            };
-            agent.finish(id, result, None);
-        });
-        if let Some(job) = registry.jobs.get_mut(&id) {
-            job.task = Some(task);
-        }
-        tracing::info!(job = %job_id(id), %address, "FL server started");
+        let task = if let Some((dataset, model)) = spec.trainer {
+            let trainer =
+                self.trainer_job(&spec.config, spec.evaluate.is_some(), dataset, model)?;
+            let history = Arc::new(RwLock::new(History {
+                strategy: "centralised".to_owned(),
+                rounds_planned: spec.config.rounds,
+                ..History::default()
+            }));
+            job.history = Some(history.clone());
+            let cancel = job.cancel.clone();
+            tokio::spawn(async move {
+                let result = crate::central::trainer::run(listener, trainer, history, cancel).await;
+                agent.finish(id, result, None);
+            })
+        } else {
+            let server = FlServer::new(
+                spec.config,
+                self.metrics
+                    .fl
+                    .for_server(Self::metric_labels(id, &spec.labels)),
+            );
+            job.history = Some(server.history());
+            job.clients = Some(server.clients());
+            let strategy = spec.strategy.build();
+            tokio::spawn(async move {
+                let outcome = server.run(listener, strategy, None, evaluate_fn).await;
+                let result = match outcome {
+                    Ok(h) => h.error.map_or(Ok(()), Err),
+                    Err(e) => Err(e.to_string()),
+                };
+                agent.finish(id, result, None);
+            })
+        };
+        job.task = Some(task);
+        registry.insert(job);
+        tracing::info!(job = %job_id(id), %address, central = spec.trainer.is_some(), "server started");
         Ok(Started {
             id: job_id(id),
             address: Some(address),
+        })
+    }
+
+    /// A central trainer's settings from a server's configuration.
+    fn trainer_job(
+        &self,
+        config: &fl::server::ServerConfig,
+        evaluate: bool,
+        dataset: ml::datasets::DatasetName,
+        model: ml::ModelName,
+    ) -> Result<crate::central::TrainerJob, JobError> {
+        let fit = ml::FitConfig::from_config(&config.fit_config)
+            .map_err(|e| JobError::Evaluate(e.to_string()))?;
+        Ok(crate::central::TrainerJob {
+            dataset,
+            model,
+            fit,
+            passes: config.rounds,
+            parts_wanted: config.min_available_clients,
+            evaluate,
+            seed: config.seed,
+            threads: self.config.threads,
+            data_dir: self.config.data_dir.clone(),
         })
     }
 
@@ -406,7 +466,8 @@ impl Agent {
         })
     }
 
-    /// Starts an FL client job: it loads its data, then joins the server.
+    /// Starts a client job: it loads its data, then joins the FL server, or
+    /// (centralised mode) sends its data to the central trainer.
     pub fn start_client(&self, spec: ClientJobSpec) -> Started {
         let ml_spec = ml::ClientSpec {
             dataset: spec.dataset,
@@ -419,14 +480,29 @@ impl Agent {
             partition: spec.partition,
             threads: spec.threads.unwrap_or(self.config.threads),
         };
-        let options = ClientOptions {
-            connect_attempts: spec.connect_attempts,
-            max_backoff: CONNECT_MAX_BACKOFF,
-            ..ClientOptions::default()
-        };
         let mut registry = self.registry();
         let id = registry.next + 1;
         let labels = Self::metric_labels(id, &spec.labels);
+        let sender = sender_name(&spec.labels, id, spec.partition.index);
+        let agent = self.clone();
+        let (server, attempts) = (spec.server, spec.connect_attempts);
+        let task = match spec.mode {
+            TrainingMode::Federated => tokio::spawn(async move {
+                let result = agent.run_fl_client(id, &server, ml_spec, attempts).await;
+                if let Ok(summary) = &result {
+                    agent.metrics.client_trained(&labels, summary);
+                }
+                let report = result.as_ref().ok().map(ClientReport::from);
+                agent.finish(id, result.map(drop), report);
+            }),
+            TrainingMode::Centralised => tokio::spawn(async move {
+                let result = agent
+                    .send_part(id, &server, &sender, ml_spec, attempts)
+                    .await;
+                let report = result.as_ref().ok().cloned();
+                agent.finish(id, result.map(drop), report);
+            }),
+        };
         registry.insert(Job {
             kind: JobKind::Client,
             state: JobState::Starting,
@@ -440,37 +516,71 @@ impl Agent {
             history: None,
             clients: None,
             summary: None,
-            task: None,
+            task: Some(task),
+            cancel: Arc::default(),
         });
-        let agent = self.clone();
-        let server = spec.server;
-        let task = tokio::spawn(async move {
-            let built = tokio::task::spawn_blocking(move || ml::build_trainer(&ml_spec)).await;
-            let trainer = match built {
-                Ok(Ok(t)) => t,
-                Ok(Err(e)) => {
-                    return agent.finish(id, Err(format!("preparing the trainer: {e}")), None);
-                }
-                Err(e) => {
-                    return agent.finish(id, Err(format!("preparing the trainer: {e}")), None);
-                }
-            };
-            agent.set_running(id);
-            match run_client(&server, Box::new(trainer), &options).await {
-                Ok(summary) => {
-                    agent.metrics.client_trained(&labels, &summary);
-                    agent.finish(id, Ok(()), Some(ClientReport::from(&summary)));
-                }
-                Err(e) => agent.finish(id, Err(e.to_string()), None),
-            }
-        });
-        if let Some(job) = registry.jobs.get_mut(&id) {
-            job.task = Some(task);
-        }
         Started {
             id: job_id(id),
             address: None,
         }
+    }
+
+    /// Builds the trainer, then takes part in the FL session at `server`.
+    async fn run_fl_client(
+        &self,
+        id: u64,
+        server: &str,
+        spec: ml::ClientSpec,
+        connect_attempts: u32,
+    ) -> Result<ClientSummary, String> {
+        let trainer = tokio::task::spawn_blocking(move || ml::build_trainer(&spec))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|built| built.map_err(|e| e.to_string()))
+            .map_err(|e| format!("preparing the trainer: {e}"))?;
+        self.set_running(id);
+        let options = ClientOptions {
+            connect_attempts,
+            max_backoff: CONNECT_MAX_BACKOFF,
+            ..ClientOptions::default()
+        };
+        run_client(server, Box::new(trainer), &options)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// Loads the client's data part and sends it to the trainer at `server`.
+    async fn send_part(
+        &self,
+        id: u64,
+        server: &str,
+        sender: &str,
+        spec: ml::ClientSpec,
+        connect_attempts: u32,
+    ) -> Result<ClientReport, String> {
+        let name = sender.to_owned();
+        let (part, examples) = tokio::task::spawn_blocking(move || {
+            ml::load_client_data(&spec)
+                .map(|data| (ml::data_part::encode(&name, &data), data.train.len()))
+        })
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|loaded| loaded.map_err(|e| e.to_string()))
+        .map_err(|e| format!("loading the data part: {e}"))?;
+        self.set_running(id);
+        let bytes = part.len() as u64;
+        let receipt =
+            crate::central::upload::send_part(server, part, connect_attempts, CONNECT_MAX_BACKOFF)
+                .await?;
+        tracing::info!(job = %job_id(id), bytes, parts = receipt.parts, wanted = receipt.wanted, "data part sent");
+        Ok(ClientReport {
+            fits: 0,
+            evaluates: 0,
+            errors: 0,
+            train_seconds: 0.0,
+            train_examples: examples as u64,
+            uploaded_bytes: bytes,
+        })
     }
 
     fn set_running(&self, id: u64) {
@@ -535,6 +645,7 @@ impl Agent {
                 job.state = JobState::Stopped;
                 job.finished = Some(now());
             }
+            job.cancel.store(true, Ordering::Relaxed);
             (job.task.take(), job.clients.clone(), job.port)
         };
         if let Some(task) = task {

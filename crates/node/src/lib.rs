@@ -9,6 +9,7 @@
 
 pub mod api_form;
 pub mod api_json;
+pub mod central;
 pub mod error;
 pub mod host;
 pub mod jobs;

@@ -4,6 +4,7 @@
 use fl::server::ServerConfig;
 use fl::strategy::{STRATEGY_NAMES, StrategyConfig};
 use fl::{Config, Scalar};
+use intent::TrainingMode;
 use ml::ModelName;
 use ml::datasets::DatasetName;
 use serde::{Deserialize, Serialize};
@@ -80,10 +81,22 @@ pub struct EvaluateRequest {
     pub model: String,
 }
 
-/// Body of `POST /v1/servers`; every field is optional.
+/// Body of `POST /v1/servers`; every field is optional but `dataset` and
+/// `model` of a centralised trainer.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerRequest {
+    /// `federated` (default): an FL server; `centralised`: a central
+    /// trainer that takes the clients' data parts and trains on them,
+    /// `rounds` passes of `local_epochs` epochs each.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<TrainingMode>,
+    /// The dataset a centralised trainer's parts come from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<String>,
+    /// The model a centralised trainer trains.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
     /// Aggregation strategy name (default fedavg).
     pub strategy: Option<String>,
     /// Strategy parameters, e.g. `{"proximal_mu": 0.1}`.
@@ -127,7 +140,11 @@ pub struct ServerRequest {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientRequest {
-    /// FL server address, HOST:PORT.
+    /// `federated` (default): join the FL server at `server`;
+    /// `centralised`: send the data part to the central trainer there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<TrainingMode>,
+    /// FL server (or central trainer) address, HOST:PORT.
     pub server: String,
     /// Dataset (canonical name or prototype alias).
     pub dataset: String,
@@ -163,6 +180,8 @@ pub struct ServerSpec {
     pub config: ServerConfig,
     /// Server-side evaluation: dataset and model.
     pub evaluate: Option<(DatasetName, ModelName)>,
+    /// A centralised trainer's dataset and model; `None` for an FL server.
+    pub trainer: Option<(DatasetName, ModelName)>,
     /// Start nothing past this time, seconds since the Unix epoch.
     pub start_by_unix_s: Option<f64>,
     /// Extra labels.
@@ -173,7 +192,9 @@ pub struct ServerSpec {
 
 /// A validated FL client job.
 pub struct ClientJobSpec {
-    /// FL server address.
+    /// Join an FL server, or send the data part to a central trainer.
+    pub mode: TrainingMode,
+    /// FL server (or central trainer) address.
     pub server: String,
     /// Dataset.
     pub dataset: DatasetName,
@@ -362,6 +383,19 @@ impl ServerRequest {
             )),
             None => None,
         };
+        let trainer = match self.mode.unwrap_or(TrainingMode::Federated) {
+            TrainingMode::Federated => None,
+            TrainingMode::Centralised => {
+                let need = "required by mode centralised";
+                let d = self.dataset.as_deref().ok_or_else(|| {
+                    FieldError::missing("dataset", &format!("{} ({need})", dataset_rule()))
+                })?;
+                let m = self.model.as_deref().ok_or_else(|| {
+                    FieldError::missing("model", &format!("{} ({need})", model_rule()))
+                })?;
+                Some((dataset("dataset", d)?, model("model", m)?))
+            }
+        };
         labels(&self.labels)?;
         Ok(ServerSpec {
             strategy,
@@ -378,6 +412,7 @@ impl ServerRequest {
                 ..d
             },
             evaluate,
+            trainer,
             start_by_unix_s: self.start_by_unix_s.filter(|t| t.is_finite()),
             labels: self.labels,
             shown,
@@ -426,6 +461,7 @@ impl ClientRequest {
         )?;
         labels(&self.labels)?;
         Ok(ClientJobSpec {
+            mode: self.mode.unwrap_or(TrainingMode::Federated),
             server,
             dataset,
             model,

@@ -492,3 +492,153 @@ fn every_name_resolves_in_every_layer() {
         );
     }
 }
+
+/// Posts raw bytes to a central trainer's parts endpoint.
+async fn post_part(address: &str, body: Vec<u8>) -> (u16, String) {
+    let reply = reqwest::Client::new()
+        .post(format!("http://{address}{}", node::central::PARTS_PATH))
+        .body(body)
+        .send()
+        .await
+        .expect("post");
+    (reply.status().as_u16(), reply.text().await.expect("body"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_centralised_trainer_pools_the_clients_parts_and_trains_pass_by_pass() {
+    let agent = agent(free_port()).await;
+    let created = post_json(
+        agent,
+        "/v1/servers",
+        json!({"mode": "centralised", "dataset": "synthetic", "model": "logreg", "rounds": 3,
+               "min_available": 3, "local_epochs": 1, "batch_size": 16, "learning_rate": 0.05,
+               "evaluate": {"dataset": "synthetic", "model": "logreg"}}),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let created = created.json();
+    let server = created["id"].as_str().expect("id").to_owned();
+    let address = created["address"].as_str().expect("address").to_owned();
+
+    // Not a part, and a part of the wrong dataset: refused, nothing held.
+    let (status, why) = post_part(&address, b"hello".to_vec()).await;
+    assert_eq!((status, why.contains("DMOPART")), (400, true), "{why}");
+    let images = ml::datasets::registry::load(ml::datasets::DatasetName::SyntheticImages, None)
+        .expect("generated");
+    let rows: Vec<usize> = (0..10).collect();
+    let wrong = ml::ClientData {
+        train: images.train.subset(&rows),
+        test: images.test.subset(&rows),
+    };
+    let (status, why) = post_part(&address, ml::data_part::encode("x/0", &wrong)).await;
+    assert_eq!(status, 422, "{why}");
+    assert!(why.contains("this trainer trains on synthetic"), "{why}");
+
+    let mut clients = Vec::new();
+    for index in 0..3 {
+        let started = post_json(
+            agent,
+            "/v1/clients",
+            json!({"mode": "centralised", "server": address, "dataset": "synthetic",
+                   "model": "logreg", "num_clients": 3, "index": index,
+                   "labels": {"cohort": "c1"}}),
+        )
+        .await;
+        assert_eq!(started.status, 201, "{}", started.body);
+        clients.push(started.json()["id"].as_str().expect("id").to_owned());
+    }
+    let (mut examples, mut uploaded) = (0, 0);
+    for id in &clients {
+        let job = wait_done(agent, id, Duration::from_secs(60)).await;
+        assert_eq!(job["state"], "completed", "{job}");
+        examples += job["summary"]["train_examples"].as_u64().expect("examples");
+        uploaded += job["summary"]["uploaded_bytes"].as_u64().expect("bytes");
+    }
+    let job = wait_done(agent, &server, Duration::from_secs(120)).await;
+    assert_eq!(job["state"], "completed", "{job}");
+    let history = &job["history"];
+    let rounds = history["rounds"].as_array().expect("rounds");
+    assert_eq!(rounds.len(), 3, "{history}");
+    assert_eq!(history["strategy"], "centralised");
+    assert_eq!(rounds[0]["fit"]["num_examples"].as_u64(), Some(examples));
+    assert_eq!(rounds[0]["fit"]["completed"], 3);
+    assert_eq!(rounds[0]["bytes_received"].as_u64(), Some(uploaded));
+    assert_eq!(rounds[1]["bytes_received"], 0);
+    let accuracy = |r: &Value| {
+        r["central"]["metrics"]["accuracy"]
+            .as_f64()
+            .expect("accuracy")
+    };
+    let initial = history["initial_central"]["metrics"]["accuracy"]
+        .as_f64()
+        .expect("initial");
+    assert!(
+        accuracy(&rounds[2]) > initial + 0.2,
+        "{initial} -> {history}"
+    );
+    assert!(
+        rounds[2]["evaluate"]["metrics"]["accuracy"]
+            .as_f64()
+            .is_some()
+    );
+
+    // A part that comes after training started is refused, and its client fails saying so.
+    let late = post_json(
+        agent,
+        "/v1/clients",
+        json!({"mode": "centralised", "server": address, "dataset": "synthetic",
+               "model": "logreg", "connect_attempts": 1}),
+    )
+    .await;
+    let id = late.json()["id"].as_str().expect("id").to_owned();
+    let job = wait_done(agent, &id, Duration::from_secs(30)).await;
+    assert_eq!(job["state"], "failed", "{job}");
+    let reason = job["reason"].as_str().expect("reason");
+    assert!(
+        reason.contains(&address) || reason.contains("refused"),
+        "{reason}"
+    );
+}
+
+#[tokio::test]
+async fn a_centralised_trainer_needs_its_dataset_and_model() {
+    let agent = agent(free_port()).await;
+    let bad = post_json(
+        agent,
+        "/v1/servers",
+        json!({"mode": "centralised", "model": "logreg"}),
+    )
+    .await;
+    assert_eq!(bad.status, 400);
+    assert!(
+        bad.body.starts_with("dataset: missing; must be a dataset:")
+            && bad.body.ends_with("(required by mode centralised)"),
+        "{}",
+        bad.body
+    );
+    let bad = post_json(agent, "/v1/servers", json!({"mode": "central"})).await;
+    assert_eq!(bad.status, 422);
+    assert!(
+        bad.body.contains("federated") && bad.body.contains("centralised"),
+        "{}",
+        bad.body
+    );
+}
+
+#[tokio::test]
+async fn a_stopped_trainer_frees_its_port_while_it_waits_for_parts() {
+    let agent = agent(free_port()).await;
+    let created = post_json(
+        agent,
+        "/v1/servers",
+        json!({"mode": "centralised", "dataset": "synthetic", "model": "logreg",
+               "min_available": 2}),
+    )
+    .await
+    .json();
+    let id = created["id"].as_str().expect("id");
+    let stopped = http(agent, "DELETE", &format!("/v1/jobs/{id}"), None).await;
+    assert_eq!(stopped.json()["state"], "stopped");
+    std::net::TcpListener::bind(created["address"].as_str().expect("address"))
+        .expect("the stopped trainer's port is free");
+}

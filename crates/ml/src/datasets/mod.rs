@@ -150,6 +150,43 @@ impl Dataset {
         &self.labels
     }
 
+    /// The feature values of every example, row after row.
+    pub fn features(&self) -> &Features {
+        &self.features
+    }
+
+    /// One dataset of all examples of `parts`, in order; the parts must
+    /// share their shape, classes and kind of feature values.
+    pub fn concat(parts: &[&Dataset]) -> Result<Dataset, InconsistentDataset> {
+        let Some(first) = parts.first() else {
+            return Err(InconsistentDataset("no part to join".into()));
+        };
+        let mut labels = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
+        let mut features = match first.features {
+            Features::Bytes(_) => Features::Bytes(Vec::new()),
+            Features::Floats(_) => Features::Floats(Vec::new()),
+        };
+        for (i, part) in parts.iter().enumerate() {
+            if part.shape != first.shape || part.num_classes != first.num_classes {
+                return Err(InconsistentDataset(format!(
+                    "part {i} has {} examples of {} classes, part 0 {} of {}",
+                    part.shape, part.num_classes, first.shape, first.num_classes
+                )));
+            }
+            match (&mut features, &part.features) {
+                (Features::Bytes(all), Features::Bytes(v)) => all.extend_from_slice(v),
+                (Features::Floats(all), Features::Floats(v)) => all.extend_from_slice(v),
+                _ => {
+                    return Err(InconsistentDataset(format!(
+                        "part {i} holds other feature values (bytes or floats) than part 0"
+                    )));
+                }
+            }
+            labels.extend_from_slice(&part.labels);
+        }
+        Dataset::new(features, labels, first.shape, first.num_classes)
+    }
+
     /// How many examples carry each label, indexed by label.
     pub fn label_histogram(&self) -> Vec<usize> {
         let mut counts = vec![0; self.num_classes];
