@@ -102,9 +102,17 @@ fn a_run_on_namespaces_shows_the_satellite_delay_in_its_rounds() {
     let run = 240;
     let cwd = tempfile::tempdir().unwrap();
     // The CI scenario with the prototype's background flow, 20 Mbit/s
-    // from the edge's traffic app to the cloud's traffic server.
+    // from the edge's traffic app to the cloud's traffic server, and
+    // cohort1's intent run centralised too once it has ended federated.
     let scenario = cwd.path().join("scenario.yaml");
-    let text = std::fs::read_to_string(format!("{REPO}/scenarios/ci-small.yaml")).unwrap();
+    let text = std::fs::read_to_string(format!("{REPO}/scenarios/ci-small.yaml"))
+        .unwrap()
+        .replacen(
+            "  - cohort: cohort1\n",
+            "  - cohort: cohort1\n    also_centralised: true\n",
+            1,
+        );
+    assert!(text.contains("also_centralised"));
     std::fs::write(
         &scenario,
         format!("{text}\nbackground_traffic: [ {{ from: app.1, to: srv.1, rate_mbit: 20 }} ]\n"),
@@ -134,7 +142,8 @@ fn a_run_on_namespaces_shows_the_satellite_delay_in_its_rounds() {
     assert!(median1 < 1.0, "cohort1 unmetered: median round {median1} s");
     // Each round sends FitIns and EvaluateIns across two 12 ms hops and
     // back: at least two 48 ms round trips.
-    for job in s["jobs"].as_array().unwrap() {
+    let jobs = s["jobs"].as_array().unwrap();
+    for job in jobs.iter().filter(|j| j["mode"] == "federated") {
         for r in job["rounds"].as_array().unwrap() {
             let d = r["duration_s"].as_f64().unwrap();
             assert!(
@@ -161,7 +170,26 @@ fn a_run_on_namespaces_shows_the_satellite_delay_in_its_rounds() {
     let flow = &s["network"]["background"][0];
     let mean = flow["mean_mbit"].as_f64().unwrap();
     assert!((17.0..=23.0).contains(&mean), "background flow: {flow}");
+    // The centralised twin ran after cohort1's federated job, on the same
+    // clients; its data parts crossed the satellite, whose link counters
+    // saw at least their bytes.
+    let (fl, central) = (&jobs[0], &jobs[1]);
+    assert_eq!(
+        (fl["mode"].as_str(), central["mode"].as_str()),
+        (Some("federated"), Some("centralised"))
+    );
+    assert_eq!(central["state"], "completed", "{central:#}");
+    assert_eq!(central["clients"], fl["clients"]);
+    assert_eq!(central["passes_planned"], fl["passes_planned"]);
+    let parts = central["rounds"][0]["bytes_received"].as_u64().unwrap();
+    let over_satellite = central["satellite_bytes"].as_u64().unwrap();
+    assert!(
+        parts > 100_000 && over_satellite >= parts,
+        "{parts} B of parts, {over_satellite} B over the satellite"
+    );
+    assert!(fl["satellite_bytes"].as_u64().unwrap() > 0);
     let report = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(report.contains("Federated vs centralised"));
     assert!(report.contains("Background traffic (iperf3)"));
     assert!(report.contains("Throughput of the busiest links"));
     assert!(report.contains("TCP RTT of the FL connections"));

@@ -721,7 +721,7 @@ fn send_prototype_configuration(tb: &Testbed, name: &str) -> Vec<String> {
 fn every_cohort_configuration_of_the_prototype_script_completes_unchanged() {
     // The prototype's 50 clients; three aggregators of capacity 1, so the
     // configurations with more cohorts than aggregators queue.
-    let tb = Testbed::start(65, 3, 50, &[]);
+    let tb = Testbed::start(69, 3, 50, &[]);
     let configurations: Value = serde_json::from_str(
         &std::fs::read_to_string(format!("{REPO}/tests/mlfo/prototype/configurations.json"))
             .unwrap(),
@@ -1018,5 +1018,87 @@ fn the_hierfl_branch_form_switches_per_client_momo_and_the_management_plane_alon
         text.starts_with("nodesperedge and clipernode: give both"),
         "{text}"
     );
+    tb.assert_nothing_running();
+}
+
+#[test]
+fn a_privacy_low_intent_trains_centrally_on_the_data_its_clients_send() {
+    let tb = Testbed::start(70, 1, 4, &[]);
+    let send = |level: &str| {
+        dmo()
+            .args([
+                "intent",
+                "send",
+                &intent_file("welding"),
+                "--mlfo",
+                &tb.edge(),
+            ])
+            .args(["--set", &format!("privacylevel={level}")])
+            .args([
+                "--set",
+                "numround=6",
+                "--set",
+                "sameserv=yes",
+                "--size",
+                "4",
+            ])
+            .output()
+            .unwrap()
+    };
+    let refused = send("medium");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        stderr.contains("privacylevel")
+            && stderr.contains("high (federated learning) or low (centralised training)"),
+        "{stderr}"
+    );
+    let out = send("low");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let v = tb.wait_final(&id);
+    assert_learned(&v);
+    let job = &v["jobs"][0];
+    assert_eq!(job["mode"], "centralised", "{v:#}");
+    assert_eq!(job["strategy"], "centralised");
+    // 6 rounds x 1 local epoch x fracfit 0.5: 3 passes over the pooled data.
+    assert_eq!(
+        (
+            job["rounds_planned"].as_u64(),
+            job["passes_planned"].as_u64()
+        ),
+        (Some(3), Some(3))
+    );
+    let rounds = job["rounds"].as_array().unwrap();
+    assert_eq!(
+        rounds[0]["participants"], 4,
+        "every client's part is pooled"
+    );
+    let notes = v["notes"].to_string();
+    assert!(
+        notes.contains("centralised training") && notes.contains("never shared"),
+        "{notes}"
+    );
+    // Every client sent its part over the network; the trainer counted them all.
+    let mut sent = 0;
+    for client in job["clients"].as_array().unwrap() {
+        let url = format!(
+            "{}/v1/jobs/{}",
+            client["agent_url"].as_str().unwrap(),
+            client["job_id"].as_str().unwrap()
+        );
+        let agent_job = tb.get(&url);
+        assert_eq!(agent_job["state"], "completed", "{agent_job:#}");
+        assert_eq!(agent_job["config"]["mode"], "centralised");
+        sent += agent_job["summary"]["uploaded_bytes"].as_u64().unwrap();
+    }
+    assert!(sent > 0);
+    assert_eq!(rounds[0]["bytes_received"].as_u64(), Some(sent));
+    let placed = tb.get(&format!("{}/v1/servers", tb.url_of("mlfo-cloud")));
+    assert_eq!(placed[0]["strategy"], "centralised", "{placed:#}");
     tb.assert_nothing_running();
 }

@@ -123,6 +123,37 @@ pub struct NetworkSummary {
     pub background: Vec<TrafficSummary>,
 }
 
+/// Bytes over `links` (indices; both directions, summed over the links)
+/// from `from_unix_s` to `to_unix_s`, by the link counters: from the last
+/// sample taken at or before `from_unix_s` (else the first) to the first
+/// taken at or after `to_unix_s` (else the last). `None` without samples.
+pub fn bytes_between(
+    m: &Measurements,
+    links: &[usize],
+    from_unix_s: f64,
+    to_unix_s: f64,
+) -> Option<u64> {
+    let total = |s: &testbed::netns::measure::Sample| -> u64 {
+        s.links
+            .iter()
+            .filter(|l| links.contains(&l.link))
+            .map(|l| l.a_to_b + l.b_to_a)
+            .sum()
+    };
+    let first = m
+        .samples
+        .iter()
+        .rev()
+        .find(|s| s.unix_s <= from_unix_s)
+        .or(m.samples.first())?;
+    let last = m
+        .samples
+        .iter()
+        .find(|s| s.unix_s >= to_unix_s)
+        .or(m.samples.last())?;
+    Some(total(last).saturating_sub(total(first)))
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     if v.is_empty() {
         return 0.0;
@@ -279,6 +310,7 @@ mod tests {
     fn rates_come_from_counter_differences_and_idle_links_are_left_out() {
         let sample = |t_s: f64, ab: u64, conn_rtt: f64| Sample {
             t_s,
+            unix_s: 1000.0 + t_s,
             links: vec![
                 LinkBytes {
                     link: 0,
@@ -319,6 +351,12 @@ mod tests {
         assert_eq!(n.tcp[0].median_rtt_ms, 49.0);
         assert_eq!(n.median_rtt_ms("fed.1"), Some(49.0));
         assert_eq!(n.median_rtt_ms("fed.2"), None);
+        // Both directions of link 0 from t=1 to t=2, and the whole run.
+        assert_eq!(bytes_between(&m, &[0], 1001.0, 1002.0), Some(1_875_000));
+        assert_eq!(bytes_between(&m, &[0, 1], 0.0, 5000.0), Some(3_750_000));
+        assert_eq!(bytes_between(&m, &[1], 1000.5, 1001.5), Some(0));
+        let none = Measurements::default();
+        assert_eq!(bytes_between(&none, &[0], 0.0, 1.0), None);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! with plotters as SVG embedded in one offline HTML file.
 
 use crate::summary::{JobSummary, ResultsError, Summary};
+use intent::TrainingMode;
 use plotters::prelude::*;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -315,11 +316,69 @@ pub fn render(summary: &Summary) -> Result<String, String> {
         }
         html += "</table>";
     }
+    if jobs.iter().any(|j| j.mode == TrainingMode::Centralised) {
+        html += &comparison_section(jobs)?;
+    }
     if let Some(n) = &summary.network {
         html += &network_section(n)?;
     }
     html += "<p>Data: <a href=\"summary.json\">summary.json</a>, <a href=\"rounds.csv\">rounds.csv</a>, \
              host logs in <a href=\"logs/\">logs/</a>.</p></body></html>\n";
+    Ok(html)
+}
+
+fn megabytes(bytes: Option<u64>) -> String {
+    bytes.map_or_else(|| "–".to_owned(), |b| format!("{:.2}", b as f64 / 1e6))
+}
+
+/// Federated and centralised jobs side by side: accuracy per pass over the
+/// data, bytes, wall time.
+fn comparison_section(jobs: &[JobSummary]) -> Result<String, String> {
+    let mut html = "<h2>Federated vs centralised</h2><p>A centralised job's clients sent their \
+        data to one trainer on the aggregator, which trained the same model with the same \
+        batch size and learning rate for as many passes over the data as the federated plan \
+        makes (rounds × local epochs × fracfit). Bytes: between the clients and the FL server \
+        or trainer (messages and data parts); satellite: the satellite hops' link counters \
+        while the intent ran, both directions, mean over the hops (netns backend; other \
+        traffic at the same time counts too).</p>\
+        <table><tr><th>cohort / intent</th><th>mode</th><th>passes</th><th>final acc.</th>\
+        <th>wall s</th><th>MB to/from server</th><th>MB over the satellite</th></tr>"
+        .to_owned();
+    for j in jobs {
+        let _ = write!(
+            html,
+            "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td>\
+             <td>{:.2}</td><td>{}</td><td>{}</td></tr>",
+            escape(&j.label()),
+            j.mode,
+            j.passes_planned,
+            fixed(j.final_accuracy),
+            j.wall_s,
+            megabytes(Some(j.bytes)),
+            megabytes(j.satellite_bytes),
+        );
+    }
+    html += "</table>";
+    let series: Series = jobs
+        .iter()
+        .map(|j| {
+            let mut points: Vec<(f64, f64)> = j
+                .rounds
+                .iter()
+                .filter_map(|r| r.accuracy.map(|a| (j.pass_of_round(r.round), a)))
+                .collect();
+            if let Some(a) = j.initial_accuracy {
+                points.insert(0, (0.0, a));
+            }
+            (format!("{} · {}", j.label(), j.mode), points)
+        })
+        .collect();
+    html += &line_chart(
+        "Accuracy per pass over the data (pass 0: initial model)",
+        "pass",
+        "accuracy",
+        &series,
+    )?;
     Ok(html)
 }
 
@@ -454,6 +513,32 @@ mod tests {
         assert_eq!(html.matches("<circle").count(), 20);
         assert!(html.contains("recorded, not enforced"));
         assert!(html.contains("<td>0.8000</td>"), "final accuracy of job a");
+    }
+
+    #[test]
+    fn centralised_jobs_get_a_side_by_side_section_on_one_pass_axis() {
+        let mut s = sample();
+        assert!(!render(&s).unwrap().contains("Federated vs centralised"));
+        s.jobs[0].passes_planned = 6;
+        let central = &mut s.jobs[1];
+        central.mode = TrainingMode::Centralised;
+        central.strategy = "centralised".into();
+        (central.rounds_planned, central.passes_planned) = (6, 6);
+        central.satellite_bytes = Some(2_500_000);
+        let html = render(&s).unwrap();
+        assert!(html.contains("<h2>Federated vs centralised</h2>"));
+        assert!(
+            html.contains("cohort1 (a) · federated") && html.contains("cohort2 (b) · centralised")
+        );
+        assert!(
+            html.contains("<td>2.50</td>"),
+            "satellite MB of the centralised job"
+        );
+        assert!(html.contains("<td>0.01</td>"), "MB to and from the server");
+        // Federated rounds 1..3 of a 6-pass plan end passes 2, 4, 6.
+        assert_eq!(s.jobs[0].pass_of_round(3), 6.0);
+        assert_eq!(s.jobs[1].pass_of_round(3), 3.0);
+        assert_eq!(html.matches("<svg").count(), 5);
     }
 
     #[test]

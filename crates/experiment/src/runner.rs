@@ -338,45 +338,36 @@ fn run_on(
             .map_err(|e| e.to_string())?;
     }
     let edge_url = format!("http://{edge_rest}");
-    let mut ids = Vec::new();
-    for (i, intent) in scenario.intents.iter().enumerate() {
-        let body = serde_json::json!({
-            "intent": scenario.intent_text(i)?,
-            "cohort": { "name": intent.cohort },
-            "constraints": intent.constraints,
-        });
-        let reply = http
-            .post(format!("{edge_url}/v1/intents"))
-            .json(&body)
-            .send()
-            .map_err(|e| format!("sending intents[{i}] to the edge MLFO: {e}"))?;
-        let status = reply.status();
-        let text = reply.text().unwrap_or_default();
-        if !status.is_success() {
-            return Err(format!(
-                "intents[{i}]: the edge MLFO refused it ({status}): {}",
-                text.trim()
-            ));
-        }
-        let record: IntentRecord = serde_json::from_str(&text).map_err(|e| e.to_string())?;
-        ids.push((record.id, intent.cohort.clone()));
-    }
+    let posts = scenario.posts();
+    // Per post: its intent's id and cohort once sent, and whether it ended.
+    let mut sent: Vec<Option<(String, String)>> = vec![None; posts.len()];
+    let mut ended = vec![false; posts.len()];
     let deadline = Duration::from_secs_f64(scenario.timeouts.run_s);
     let mut peak_memory = 0;
-    let records = loop {
+    let (records, ids) = loop {
+        for (k, post) in posts.iter().enumerate() {
+            if sent[k].is_none() && post.after.is_none_or(|a| ended[a]) {
+                sent[k] = Some(post_intent(&http, &edge_url, scenario, post)?);
+            }
+        }
         peak_memory = peak_memory.max(hosts.total_memory_bytes());
         let mut records = Vec::new();
-        for (id, _) in &ids {
+        for (k, (id, _)) in sent
+            .iter()
+            .enumerate()
+            .filter_map(|(k, s)| Some((k, s.as_ref()?)))
+        {
             let r: IntentRecord = http
                 .get(format!("{edge_url}/v1/intents/{id}"))
                 .send()
                 .and_then(|r| r.json())
                 .map_err(|e| format!("following intent {id}: {e}"))?;
+            ended[k] = r.state.is_final();
             records.push(r);
         }
         progress(&records);
-        if records.iter().all(|r| r.state.is_final()) {
-            break records;
+        if ended.iter().all(|e| *e) {
+            break (records, sent.into_iter().flatten().collect::<Vec<_>>());
         }
         hosts.check_alive().map_err(|e| e.to_string())?;
         if options.cancel.load(Ordering::Relaxed) {
@@ -400,9 +391,10 @@ fn run_on(
         let text = serde_json::to_string_pretty(&saved).map_err(|e| e.to_string())?;
         std::fs::write(&path, text).map_err(|e| io(&path, e))?;
     }
-    let mut network = hosts
-        .take_measurements()
-        .map(|m| NetworkSummary::new(&m, &topology.links));
+    let measurements = hosts.take_measurements();
+    let mut network = measurements
+        .as_ref()
+        .map(|m| NetworkSummary::new(m, &topology.links));
     hosts.shutdown();
     if let Some(n) = &mut network {
         for (i, f) in scenario.background_traffic.iter().enumerate() {
@@ -418,10 +410,30 @@ fn run_on(
     if let Some(n) = &network {
         n.write_csv(out).map_err(|e| e.to_string())?;
     }
+    let satellite = satellite_links(&topology);
     let jobs: Vec<JobSummary> = records
         .iter()
         .zip(&ids)
-        .flat_map(|(r, (_, cohort))| JobSummary::from_record(r, Some(cohort)))
+        .flat_map(|(r, (_, cohort))| {
+            let bytes = measurements
+                .as_ref()
+                .filter(|_| !satellite.is_empty())
+                .and_then(|m| {
+                    crate::network::bytes_between(
+                        m,
+                        &satellite,
+                        r.received_unix_s,
+                        r.updated_unix_s,
+                    )
+                })
+                .map(|sum| sum / satellite.len() as u64);
+            JobSummary::from_record(r, Some(cohort))
+                .into_iter()
+                .map(move |j| JobSummary {
+                    satellite_bytes: bytes,
+                    ..j
+                })
+        })
         .collect();
     let expectations = check(scenario, &jobs);
     let ok = jobs.iter().all(|j| j.state == "completed") && expectations.iter().all(|e| e.ok);
@@ -451,6 +463,55 @@ fn run_on(
         summary,
         peak_memory_bytes: peak_memory,
     })
+}
+
+/// The satellite hops: links between two switches that have a delay (in
+/// the generated topology aggsw - satsw and satsw - edgesw).
+fn satellite_links(topology: &Topology) -> Vec<usize> {
+    let switch = |name: &str| topology.switches.iter().any(|s| s.name == name);
+    topology
+        .links
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| switch(&l.a) && switch(&l.b) && l.delay_ms.is_some_and(|d| d > 0.0))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// Sends one intent to the edge MLFO; its id and cohort.
+fn post_intent(
+    http: &reqwest::blocking::Client,
+    edge_url: &str,
+    scenario: &Scenario,
+    post: &crate::scenario::IntentPost,
+) -> Result<(String, String), String> {
+    let i = post.intent;
+    let cohort = scenario.intents[i].cohort.clone();
+    let body = serde_json::json!({
+        "intent": scenario.intent_text(i)?,
+        "cohort": { "name": cohort },
+        "constraints": scenario.post_constraints(post),
+    });
+    let reply = http
+        .post(format!("{edge_url}/v1/intents"))
+        .json(&body)
+        .send()
+        .map_err(|e| format!("sending intents[{i}] to the edge MLFO: {e}"))?;
+    let status = reply.status();
+    let text = reply.text().unwrap_or_default();
+    if !status.is_success() {
+        return Err(format!(
+            "intents[{i}]{}: the edge MLFO refused it ({status}): {}",
+            if post.centralised {
+                " (centralised)"
+            } else {
+                ""
+            },
+            text.trim()
+        ));
+    }
+    let record: IntentRecord = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    Ok((record.id, cohort))
 }
 
 /// Checks the scenario's expectations against the jobs.

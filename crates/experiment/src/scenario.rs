@@ -57,6 +57,22 @@ pub struct ScenarioIntent {
     /// Constraints set over the document's (`numround`, `fracfit`, ...).
     #[serde(default)]
     pub constraints: Map<String, Value>,
+    /// Also run the intent centralised (`privacylevel: low`) once it has
+    /// ended federated, so that the report puts the two side by side.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub also_centralised: bool,
+}
+
+/// One intent the runner sends: a scenario intent as written, or its
+/// centralised twin.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IntentPost {
+    /// Index in the scenario's `intents`.
+    pub intent: usize,
+    /// Sent with `privacylevel: low` over its constraints.
+    pub centralised: bool,
+    /// Sent once the post at this index has ended.
+    pub after: Option<usize>,
 }
 
 /// Time limits of a run.
@@ -353,6 +369,36 @@ impl Scenario {
             }
             (None, None) => Err(format!("intents[{i}]: no document")),
         }
+    }
+
+    /// What the runner sends, in order: every intent, each followed by its
+    /// centralised twin when it asks for one.
+    pub fn posts(&self) -> Vec<IntentPost> {
+        let mut posts = Vec::new();
+        for (i, intent) in self.intents.iter().enumerate() {
+            posts.push(IntentPost {
+                intent: i,
+                centralised: false,
+                after: None,
+            });
+            if intent.also_centralised {
+                posts.push(IntentPost {
+                    intent: i,
+                    centralised: true,
+                    after: Some(posts.len() - 1),
+                });
+            }
+        }
+        posts
+    }
+
+    /// The constraints a post sends over its document's.
+    pub fn post_constraints(&self, post: &IntentPost) -> Map<String, Value> {
+        let mut constraints = self.intents[post.intent].constraints.clone();
+        if post.centralised {
+            constraints.insert("privacylevel".into(), Value::from("low"));
+        }
+        constraints
     }
 
     /// The catalog to give the MLFOs, as a file path, writing an inline one into `dir`.

@@ -42,8 +42,12 @@ pub struct JobSummary {
     pub source: String,
     /// Model.
     pub model: String,
-    /// Aggregation strategy.
+    /// Aggregation strategy (`centralised` for a centralised plan).
     pub strategy: String,
+    /// Federated, or centralised (the clients sent their data to one
+    /// trainer; its rounds are passes over the pooled data).
+    #[serde(default = "federated")]
+    pub mode: intent::TrainingMode,
     /// Final state of the intent.
     pub state: String,
     /// Why it did not complete.
@@ -60,6 +64,23 @@ pub struct JobSummary {
     pub server: Option<String>,
     /// Rounds planned.
     pub rounds_planned: u64,
+    /// Passes over the cohort's data planned (`rounds x local_epochs x
+    /// fracfit`; a centralised job's rounds are its passes).
+    #[serde(default)]
+    pub passes_planned: u64,
+    /// Bytes the server or trainer exchanged with the clients (message and
+    /// data-part sizes), summed over the rounds.
+    #[serde(default)]
+    pub bytes: u64,
+    /// Bytes that crossed the satellite while the intent ran: the link
+    /// counters of the satellite hops (switch-to-switch links with a delay),
+    /// both directions, mean over the hops (netns backend; other traffic at
+    /// the same time counts too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub satellite_bytes: Option<u64>,
+    /// Seconds from the intent's arrival to its final state.
+    #[serde(default)]
+    pub wall_s: f64,
     /// Per round: participants, failures, loss, accuracy, duration, bytes.
     pub rounds: Vec<RoundSummary>,
     /// Accuracy of the initial model, when the server evaluated it.
@@ -131,7 +152,19 @@ fn results_error(path: &Path, problem: impl ToString) -> ResultsError {
     }
 }
 
+fn federated() -> intent::TrainingMode {
+    intent::TrainingMode::Federated
+}
+
 impl JobSummary {
+    /// The pass over the cohort's data that round `round` ends.
+    pub fn pass_of_round(&self, round: u64) -> f64 {
+        if self.rounds_planned == 0 || self.passes_planned == 0 {
+            return round as f64;
+        }
+        round as f64 * self.passes_planned as f64 / self.rounds_planned as f64
+    }
+
     /// The jobs of one intent record, labelled with `cohort`.
     pub fn from_record(record: &IntentRecord, cohort: Option<&str>) -> Vec<JobSummary> {
         record
@@ -147,12 +180,21 @@ impl JobSummary {
                 source: job.source.clone(),
                 model: job.model.clone(),
                 strategy: job.strategy.clone(),
+                mode: job.mode,
                 state: record.state.as_str().to_owned(),
                 reason: record.reason.clone(),
                 notes: record.notes.clone(),
                 meters: record.meters.clone(),
                 server: job.server.as_ref().map(|s| s.address.clone()),
                 rounds_planned: job.rounds_planned,
+                passes_planned: job.passes_planned,
+                bytes: job
+                    .rounds
+                    .iter()
+                    .map(|r| r.bytes_sent + r.bytes_received)
+                    .sum(),
+                satellite_bytes: None,
+                wall_s: record.updated_unix_s - record.received_unix_s,
                 rounds: job.rounds.clone(),
                 initial_accuracy: job.initial_accuracy,
                 final_accuracy: job.rounds.last().and_then(|r| r.accuracy),
@@ -252,12 +294,17 @@ pub(crate) mod tests {
             source: "synthetic-images".into(),
             model: "mlp".into(),
             strategy: "FedAvg".into(),
+            mode: intent::TrainingMode::Federated,
             state: "completed".into(),
             reason: None,
             notes: Vec::new(),
             meters: Vec::new(),
             server: Some("127.0.0.11:6000".into()),
             rounds_planned: 3,
+            passes_planned: 3,
+            bytes: 9000,
+            satellite_bytes: None,
+            wall_s: 1.8,
             rounds: (1..=3)
                 .map(|r| RoundSummary {
                     round: r,

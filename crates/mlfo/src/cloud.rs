@@ -7,7 +7,7 @@ use crate::momo::{proto, to_document};
 use crate::planner::choose_aggregator;
 use crate::record::{ServerPlacement, ServerRecord, now_unix_s};
 use crate::service::Mlfo;
-use intent::{FlPlan, ResolvedTarget, Strategy};
+use intent::{FlPlan, ResolvedTarget, Strategy, TrainingMode};
 use node::spec::EvaluateRequest;
 use node::{JobState, ServerRequest};
 use serde_json::{Map, Value, json};
@@ -72,12 +72,12 @@ impl Mlfo {
                 resolved.targets.len()
             )));
         };
-        let plan = target.plan.federated().ok_or_else(|| {
-            Status::invalid_argument("momo: only federated (privacy high) targets get an FL server")
-        })?;
+        let plan = target.plan.settings();
+        let mode = target.plan.mode();
         let key = format!("{}/{}", message.intent_id, target.id);
         let _this_target = self.inner.deploying.lock(&key).await;
-        let sharing = if plan.same_server {
+        // A central trainer holds one intent's data: it is never shared.
+        let sharing = if plan.same_server && mode == TrainingMode::Federated {
             Some(self.inner.sharing.lock().await)
         } else {
             None
@@ -89,7 +89,10 @@ impl Mlfo {
         }
         let source = target.pipeline.src.kind.to_string();
         let model = target.pipeline.model.kind.to_string();
-        let strategy = plan.strategy.kind().to_string();
+        let strategy = match mode {
+            TrainingMode::Federated => plan.strategy.kind().to_string(),
+            TrainingMode::Centralised => mode.to_string(),
+        };
         if sharing.is_some() {
             let _placing = self.inner.placing.lock().await;
             if let Some(mut shared) = self
@@ -342,24 +345,37 @@ impl Mlfo {
     ) -> ServerRequest {
         let options = &self.inner.config.server;
         let (strategy, params) = strategy_request(&plan.strategy);
+        let (dataset, model) = (
+            target.pipeline.src.kind.to_string(),
+            target.pipeline.model.kind.to_string(),
+        );
+        let centralised = target.plan.mode() == TrainingMode::Centralised;
+        // A centralised trainer makes the passes FL would make, one epoch each.
+        let (rounds, local_epochs) = if centralised {
+            (plan.passes(), 1)
+        } else {
+            (plan.rounds, plan.local_epochs)
+        };
         ServerRequest {
+            mode: centralised.then_some(TrainingMode::Centralised),
+            dataset: centralised.then(|| dataset.clone()),
+            model: centralised.then(|| model.clone()),
             strategy: Some(strategy.to_owned()),
             strategy_params: params,
-            rounds: Some(u64::from(plan.rounds)),
+            rounds: Some(u64::from(rounds)),
             fraction_fit: Some(plan.fraction_fit),
             min_fit: Some(plan.min_fit as usize),
             min_available: Some(plan.min_available as usize),
             fraction_evaluate: None,
             min_evaluate: Some(plan.min_fit as usize),
-            local_epochs: Some(i64::from(plan.local_epochs)),
+            local_epochs: Some(i64::from(local_epochs)),
             batch_size: Some(i64::from(plan.batch_size)),
             learning_rate: Some(plan.learning_rate),
             round_timeout_s: options.round_timeout_s,
             seed: Some(options.seed),
-            evaluate: options.central_evaluation.then(|| EvaluateRequest {
-                dataset: target.pipeline.src.kind.to_string(),
-                model: target.pipeline.model.kind.to_string(),
-            }),
+            evaluate: options
+                .central_evaluation
+                .then_some(EvaluateRequest { dataset, model }),
             start_by_unix_s: Some(now_unix_s() + self.start_window_s()),
             labels: BTreeMap::from([
                 ("intent".to_owned(), intent_id.to_owned()),

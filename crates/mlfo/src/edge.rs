@@ -9,7 +9,7 @@ use crate::record::{
     ServerPlacement, now_unix_s,
 };
 use crate::service::{Mlfo, PlannedTarget};
-use intent::ResolvedTarget;
+use intent::{ResolvedTarget, TrainingMode};
 use node::{ClientRequest, JobState};
 use prost::Message;
 use std::collections::BTreeMap;
@@ -268,9 +268,11 @@ async fn request_servers(
     };
     let mut placements = Vec::new();
     for (target, _) in targets {
-        let aggregate = target
-            .to_aggregate_intent(&record.id)
-            .ok_or_else(|| Refused::Failed(format!("target {}: not federated", target.id)))?;
+        let mut aggregate = target.to_aggregate_intent(&record.id);
+        if target.plan.mode() == TrainingMode::Centralised {
+            // The trainer waits for every client's data before it trains.
+            aggregate.targets[0].constraints.min_available = Some(clients.len() as u32);
+        }
         let message = to_message(&aggregate);
         let askers: Vec<String> = match record.momo.mode {
             MomoMode::Aggregated => vec![String::new()],
@@ -437,6 +439,7 @@ async fn start_clients(
     let mut calls = JoinSet::new();
     for (index, agent) in clients.iter().enumerate() {
         let request = ClientRequest {
+            mode: Some(target.plan.mode()),
             server: server.clone(),
             dataset: target.pipeline.src.kind.to_string(),
             model: target.pipeline.model.kind.to_string(),
@@ -580,7 +583,7 @@ async fn follow(mlfo: &Mlfo, mut record: IntentRecord) {
                 Poll::Ended(state, reason) => return fail(mlfo, &mut record, state, reason).await,
             }
             if polls.is_multiple_of(CLIENT_CHECK_EVERY)
-                && let Some(reason) = all_clients_failed(mlfo, &record.jobs[k]).await
+                && let Some(reason) = clients_failed(mlfo, &record.jobs[k]).await
             {
                 return fail(mlfo, &mut record, IntentState::Failed, reason).await;
             }
@@ -691,23 +694,30 @@ async fn poll_server(
     }
 }
 
-/// When every client of `job` failed, the reason, naming the first one.
-async fn all_clients_failed(mlfo: &Mlfo, job: &JobRecord) -> Option<String> {
+/// Why `job` cannot go on for its clients' failures: every client of an FL
+/// job failed, or any client of a centralised one (its trainer waits for
+/// every part); the reason names the first failed client.
+async fn clients_failed(mlfo: &Mlfo, job: &JobRecord) -> Option<String> {
+    let any_is_fatal = job.mode == TrainingMode::Centralised;
     let mut first = None;
     for client in &job.clients {
-        let id = client.job_id.as_ref()?;
-        let agent = client.agent();
-        let view = mlfo.inner.sbi.job(&agent, id).await.ok()?;
-        if view.state != JobState::Failed {
+        let view = match &client.job_id {
+            Some(id) => mlfo.inner.sbi.job(&client.agent(), id).await.ok(),
+            None => None,
+        };
+        let Some(view) = view.filter(|v| v.state == JobState::Failed) else {
+            if any_is_fatal {
+                continue;
+            }
             return None;
+        };
+        let why = format!("{}: {}", client.host, view.reason.unwrap_or_default());
+        if any_is_fatal {
+            return Some(format!(
+                "a client could not send its data to the central trainer; {why}"
+            ));
         }
-        first = first.or_else(|| {
-            Some(format!(
-                "every client failed; {}: {}",
-                client.host,
-                view.reason.unwrap_or_default()
-            ))
-        });
+        first = first.or(Some(format!("every client failed; {why}")));
     }
     first
 }

@@ -215,19 +215,29 @@ impl RoundSummary {
     }
 }
 
-/// One FL job of an intent: a federated target with its server and clients.
+/// One job of an intent: a target with its server (an FL server, or a
+/// centralised plan's trainer) and clients.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobRecord {
     /// The intent target it serves.
     pub target: String,
+    /// Federated (an FL server) or centralised (a central trainer that the
+    /// clients send their data to; its rounds are passes over the data).
+    #[serde(default = "federated")]
+    pub mode: intent::TrainingMode,
     /// Dataset.
     pub source: String,
     /// Model.
     pub model: String,
-    /// Aggregation strategy.
+    /// Aggregation strategy (`centralised` for a centralised plan).
     pub strategy: String,
-    /// Rounds planned.
+    /// Rounds planned (a centralised plan: passes over the pooled data).
     pub rounds_planned: u64,
+    /// Passes over the cohort's data the plan makes, `rounds x local_epochs
+    /// x fracfit` (the same for both modes of one intent): what puts
+    /// federated rounds and centralised passes on one axis.
+    #[serde(default)]
+    pub passes_planned: u64,
     /// The FL server, once placed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server: Option<ServerPlacement>,
@@ -238,6 +248,10 @@ pub struct JobRecord {
     pub initial_accuracy: Option<f64>,
     /// Rounds done so far.
     pub rounds: Vec<RoundSummary>,
+}
+
+fn federated() -> intent::TrainingMode {
+    intent::TrainingMode::Federated
 }
 
 impl JobRecord {

@@ -11,7 +11,7 @@ use crate::record::{
 use crate::sbi::Sbi;
 use crate::store::{Store, StoreError};
 use crate::submission::{Submission, prepare};
-use intent::{Catalog, FlPlan, ResolvedTarget};
+use intent::{Catalog, FlPlan, ResolvedTarget, TrainingMode};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::task::JoinHandle;
@@ -194,7 +194,7 @@ impl Mlfo {
                 .map(|(t, p)| job_record(t, p))
                 .collect(),
             meters: Vec::new(),
-            notes: submission.notes.clone(),
+            notes: plan_notes(&prepared.targets, &submission.notes),
             queue: None,
             momo: crate::record::MomoStats {
                 mode: submission.momo.unwrap_or(self.inner.config.momo),
@@ -375,13 +375,44 @@ impl Mlfo {
     }
 }
 
+/// The submission's notes, and how centralised targets read settings that
+/// only federated training has.
+fn plan_notes(targets: &[PlannedTarget], notes: &[String]) -> Vec<String> {
+    let mut notes = notes.to_vec();
+    for (target, plan) in targets {
+        if target.plan.mode() != TrainingMode::Centralised {
+            continue;
+        }
+        notes.push(format!(
+            "target {}: privacylevel low, centralised training: the clients send their data to one trainer, \
+             which makes {} passes over it (rounds x local_epochs x fracfit); avgalgo does not apply",
+            target.id,
+            plan.passes()
+        ));
+        if plan.same_server {
+            notes.push(format!(
+                "target {}: sameserver: a central trainer holds one intent's data and is never shared",
+                target.id
+            ));
+        }
+    }
+    notes
+}
+
 fn job_record(target: &ResolvedTarget, plan: &FlPlan) -> JobRecord {
+    let mode = target.plan.mode();
+    let (strategy, rounds) = match mode {
+        TrainingMode::Federated => (plan.strategy.kind().to_string(), plan.rounds),
+        TrainingMode::Centralised => (mode.to_string(), plan.passes()),
+    };
     JobRecord {
         target: target.id.clone(),
+        mode,
         source: target.pipeline.src.kind.to_string(),
         model: target.pipeline.model.kind.to_string(),
-        strategy: plan.strategy.kind().to_string(),
-        rounds_planned: u64::from(plan.rounds),
+        strategy,
+        rounds_planned: u64::from(rounds),
+        passes_planned: u64::from(plan.passes()),
         server: None,
         clients: Vec::new(),
         initial_accuracy: None,

@@ -113,16 +113,14 @@ pub fn prepare(catalog: &Catalog, submission: &Submission) -> Result<Prepared, S
     let resolved = catalog
         .resolve(&intent)
         .map_err(|errors| intent::IntentError::from_fields(file, errors).to_string())?;
-    let mut targets = Vec::new();
-    for (i, target) in resolved.targets.into_iter().enumerate() {
-        let Some(plan) = target.plan.federated().cloned() else {
-            return Err(format!(
-                "{file}: targets[{i}].constraints.privacylevel: only privacylevel high \
-                 (federated learning) can be orchestrated; centralised training is not provided"
-            ));
-        };
-        targets.push((target, plan));
-    }
+    let targets = resolved
+        .targets
+        .into_iter()
+        .map(|target| {
+            let plan = target.plan.settings().clone();
+            (target, plan)
+        })
+        .collect();
     Ok(Prepared { intent, targets })
 }
 
@@ -164,13 +162,19 @@ mod tests {
             "{e}"
         );
 
-        let low = WELDING.replace("high", "low");
-        let e = prepare(&Catalog::builtin(), &submission(&low, Value::Null)).unwrap_err();
+        let medium = WELDING.replace("high", "medium");
+        let e = prepare(&Catalog::builtin(), &submission(&medium, Value::Null)).unwrap_err();
         assert!(
             e.starts_with(
-                "welding.yaml: targets[0].constraints.privacylevel: only privacylevel high"
+                "welding.yaml: targets[0].constraints.privacylevel: must be high (federated learning) or low (centralised training)"
             ),
             "{e}"
+        );
+        let low = WELDING.replace("high", "low");
+        let p = prepare(&Catalog::builtin(), &submission(&low, Value::Null)).unwrap();
+        assert_eq!(
+            p.targets[0].0.plan.mode(),
+            intent::TrainingMode::Centralised
         );
 
         let r: IntentRequest = serde_json::from_value(serde_json::json!({"intent": 3})).unwrap();

@@ -51,6 +51,10 @@ pub struct TcpConn {
 pub struct Sample {
     /// Seconds since sampling started.
     pub t_s: f64,
+    /// When it was taken, seconds since the Unix epoch (to line samples up
+    /// with an intent's life).
+    #[serde(default)]
+    pub unix_s: f64,
     /// Every link's byte counters.
     pub links: Vec<LinkBytes>,
     /// The FL connections on the aggregators.
@@ -211,6 +215,9 @@ impl Sampler {
                     }
                     samples.push_back(Sample {
                         t_s: t0.elapsed().as_secs_f64(),
+                        unix_s: std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0.0, |d| d.as_secs_f64()),
                         links: link_bytes(&plan),
                         tcp,
                     });
