@@ -298,10 +298,12 @@ mod tests {
             timings: Timings::default(),
             jobs: vec![JobRecord {
                 target: "factory.all".into(),
+                mode: intent::TrainingMode::Centralised,
                 source: "mnist".into(),
                 model: "mlp".into(),
-                strategy: "fedavg".into(),
+                strategy: "centralised".into(),
                 rounds_planned: 3,
+                passes_planned: 3,
                 server: None,
                 clients: vec![],
                 initial_accuracy: None,

@@ -1,5 +1,6 @@
 //! Node agent: a REST service that starts and stops FL servers and clients
-//! on its host. It serves the prototype's form endpoints (`POST /serv`,
+//! on its host, and the central trainers of centralised plans with the
+//! clients that send them data. It serves the prototype's form endpoints (`POST /serv`,
 //! `POST /cli`) beside a JSON API (`/v1/servers`, `/v1/clients`,
 //! `/v1/jobs`), plus `/healthz` and OpenMetrics at `/metrics` (jobs, FL
 //! servers and their connections' TCP statistics, the host's interfaces).
