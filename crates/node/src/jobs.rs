@@ -337,8 +337,8 @@ impl Agent {
     /// Binds the next free FL port and starts an FL server job on it, or a
     /// centralised plan's trainer when the spec names one.
     pub async fn start_server(&self, spec: ServerSpec) -> Result<Started, JobError> {
-        let evaluate_fn = match (spec.evaluate, spec.trainer) {
-            (Some((dataset, model)), None) => {
+        let mut evaluator = match spec.evaluate {
+            Some((dataset, model)) => {
                 let dir = self.config.data_dir.clone();
                 let built = tokio::task::spawn_blocking(move || {
                     ml::CentralEvaluator::new(dataset, model, dir.as_deref(), 0)
@@ -346,9 +346,9 @@ impl Agent {
                 .await
                 .map_err(|e| JobError::Evaluate(e.to_string()))?
                 .map_err(|e| JobError::Evaluate(e.to_string()))?;
-                Some(central(built))
+                Some(built)
             }
-            _ => None,
+            None => None,
         };
         if let Some(limit) = spec.start_by_unix_s
             && now() > limit
@@ -379,8 +379,7 @@ impl Agent {
         };
         let agent = self.clone();
         let task = if let Some((dataset, model)) = spec.trainer {
-            let trainer =
-                self.trainer_job(&spec.config, spec.evaluate.is_some(), dataset, model)?;
+            let trainer = self.trainer_job(&spec.config, evaluator.take(), dataset, model)?;
             let history = Arc::new(RwLock::new(History {
                 strategy: "centralised".to_owned(),
                 rounds_planned: spec.config.rounds,
@@ -402,6 +401,7 @@ impl Agent {
             job.history = Some(server.history());
             job.clients = Some(server.clients());
             let strategy = spec.strategy.build();
+            let evaluate_fn = evaluator.map(central);
             tokio::spawn(async move {
                 let outcome = server.run(listener, strategy, None, evaluate_fn).await;
                 let result = match outcome {
@@ -424,7 +424,7 @@ impl Agent {
     fn trainer_job(
         &self,
         config: &fl::server::ServerConfig,
-        evaluate: bool,
+        evaluator: Option<ml::CentralEvaluator>,
         dataset: ml::datasets::DatasetName,
         model: ml::ModelName,
     ) -> Result<crate::central::TrainerJob, JobError> {
@@ -436,10 +436,9 @@ impl Agent {
             fit,
             passes: config.rounds,
             parts_wanted: config.min_available_clients,
-            evaluate,
+            evaluator,
             seed: config.seed,
             threads: self.config.threads,
-            data_dir: self.config.data_dir.clone(),
         })
     }
 

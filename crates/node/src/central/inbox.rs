@@ -53,6 +53,23 @@ impl Inbox {
         self.held.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Refuses, before it is decoded, a part of `bytes` bytes that would
+    /// take the parts held over the limit even if it replaced one.
+    pub fn room_for(&self, bytes: u64) -> Result<(), (StatusCode, String)> {
+        let held = self.held();
+        let largest = held.parts.values().map(|(_, b)| *b).max().unwrap_or(0);
+        if held.bytes - largest + bytes > self.limit_bytes {
+            return Err((
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "a part of {bytes} bytes would take the trainer's parts over its limit of {} bytes",
+                    self.limit_bytes
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Takes a decoded part of `bytes` bytes, or says why not (an HTTP
     /// status and a message naming the fix).
     pub fn add(&self, part: DataPart, bytes: u64) -> Result<Receipt, (StatusCode, String)> {
@@ -124,5 +141,70 @@ impl Inbox {
         let parts = std::mem::take(&mut held.parts);
         held.closed = Some(parts.len());
         (parts.into_values().map(|(d, _)| d).collect(), held.bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ml::datasets::{Dataset, Features};
+
+    fn part(sender: &str, n: usize) -> DataPart {
+        let shape = DatasetName::Synthetic.input_shape();
+        let set = |n: usize| {
+            Dataset::new(
+                Features::Floats(vec![0.5; n * shape.features()]),
+                vec![1; n],
+                shape,
+                10,
+            )
+            .unwrap()
+        };
+        DataPart {
+            sender: sender.to_owned(),
+            data: ClientData {
+                train: set(n),
+                test: set(1),
+            },
+        }
+    }
+
+    #[test]
+    fn a_resent_part_replaces_the_first_and_late_or_oversized_ones_are_refused() {
+        let inbox = Inbox::new(DatasetName::Synthetic, 2, 1000);
+        assert_eq!(inbox.add(part("c/0", 3), 400).unwrap().parts, 1);
+        assert_eq!(inbox.add(part("c/0", 4), 500).unwrap().parts, 1, "replaced");
+        assert!(inbox.room_for(900).is_ok(), "it may replace the part held");
+        assert_eq!(
+            inbox.room_for(1001).unwrap_err().0,
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+        let (status, why) = inbox.add(part("c/1", 2), 600).unwrap_err();
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{why}");
+        assert_eq!(
+            inbox.add(part("c/1", 2), 300).unwrap(),
+            Receipt {
+                parts: 2,
+                wanted: 2
+            }
+        );
+        let (parts, bytes) = inbox.close();
+        assert_eq!((parts.len(), bytes), (2, 800));
+        assert_eq!(parts[0].train.len(), 4, "sender order, the resent part");
+        let (status, why) = inbox.add(part("c/2", 2), 10).unwrap_err();
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert!(why.contains("training started with 2 parts"), "{why}");
+    }
+
+    #[test]
+    fn parts_of_another_dataset_or_without_examples_are_refused() {
+        let inbox = Inbox::new(DatasetName::FashionMnist, 1, 1000);
+        let (status, why) = inbox.add(part("c/0", 3), 10).unwrap_err();
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(why.contains("fashion-mnist"), "{why}");
+        let inbox = Inbox::new(DatasetName::Synthetic, 1, 1000);
+        let (status, why) = inbox.add(part("c/0", 0), 10).unwrap_err();
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(why.contains("no training example"), "{why}");
     }
 }

@@ -14,7 +14,6 @@ use fl::Trainer;
 use fl::history::{CentralRecord, History, PhaseRecord, RoundRecord};
 use ml::datasets::{Dataset, DatasetName};
 use ml::{ClientData, FitConfig, ModelName};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Instant;
@@ -27,7 +26,7 @@ pub const PART_LIMIT_BYTES: usize = 256 * 1024 * 1024;
 pub const POOL_LIMIT_BYTES: u64 = 2 * 1024 * 1024 * 1024;
 
 /// What a central trainer trains.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct TrainerJob {
     /// The dataset the parts come from.
     pub dataset: DatasetName,
@@ -39,14 +38,12 @@ pub struct TrainerJob {
     pub passes: u64,
     /// Parts to wait for before training.
     pub parts_wanted: usize,
-    /// Score every pass on the dataset's official test split.
-    pub evaluate: bool,
+    /// Scores every pass on the dataset's official test split, when wanted.
+    pub evaluator: Option<ml::CentralEvaluator>,
     /// Seed of the initial weights and the shuffling.
     pub seed: u64,
     /// Training threads.
     pub threads: usize,
-    /// Dataset directory, for the test split.
-    pub data_dir: Option<PathBuf>,
 }
 
 /// Serves `PARTS_PATH` on `listener` while it waits for the parts and
@@ -72,7 +69,7 @@ pub async fn run(
             bytes,
             "central trainer: data pooled, training"
         );
-        tokio::task::spawn_blocking(move || train(&job, &parts, bytes, &history, &cancel))
+        tokio::task::spawn_blocking(move || train(job, &parts, bytes, &history, &cancel))
             .await
             .map_err(|e| format!("training task: {e}"))?
     };
@@ -86,12 +83,13 @@ async fn receive(
     State(inbox): State<Arc<Inbox>>,
     body: Bytes,
 ) -> Result<axum::Json<Receipt>, (StatusCode, String)> {
-    let part =
-        tokio::task::spawn_blocking(move || ml::data_part::decode(&body).map(|p| (p, body.len())))
-            .await
-            .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-            .map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?;
-    inbox.add(part.0, part.1 as u64).map(axum::Json)
+    let bytes = body.len() as u64;
+    inbox.room_for(bytes)?;
+    let part = tokio::task::spawn_blocking(move || ml::data_part::decode(&body))
+        .await
+        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?;
+    inbox.add(part, bytes).map(axum::Json)
 }
 
 fn pooled(parts: &[ClientData]) -> Result<ClientData, String> {
@@ -112,7 +110,7 @@ fn central_record(e: ml::Evaluation) -> CentralRecord {
 
 /// Trains on the pooled parts, one round of `history` per pass.
 fn train(
-    job: &TrainerJob,
+    job: TrainerJob,
     parts: &[ClientData],
     bytes: u64,
     history: &RwLock<History>,
@@ -122,13 +120,7 @@ fn train(
     let data = pooled(parts)?;
     let held_out = !data.test.is_empty();
     let examples = data.train.len() as u64;
-    let mut evaluator = job
-        .evaluate
-        .then(|| {
-            ml::CentralEvaluator::new(job.dataset, job.model, job.data_dir.as_deref(), job.threads)
-        })
-        .transpose()
-        .map_err(|e| format!("central evaluation: {e}"))?;
+    let mut evaluator = job.evaluator;
     let mut trainer = ml::LocalTrainer::new(job.model, data, job.threads, job.seed)
         .map_err(|e| format!("building the model: {e}"))?;
     let mut score = |trainer: &mut ml::LocalTrainer| -> Result<Option<CentralRecord>, String> {
