@@ -1,6 +1,14 @@
 //! Compiles Flower's transport protocol with protox (pure Rust, no protoc).
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    if std::env::var_os("CARGO_FEATURE_RUNTIME").is_none() {
+        return Ok(());
+    }
+    compile()
+}
+
+#[cfg(feature = "runtime")]
+fn compile() -> Result<(), Box<dyn std::error::Error>> {
     let proto_dir = "../../proto";
     let file = "flwr/transport.proto";
     println!("cargo:rerun-if-changed={proto_dir}/{file}");
@@ -10,5 +18,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_server(false)
         .bytes(".flwr.proto.Parameters.tensors")
         .compile_fds(fds)?;
+    Ok(())
+}
+
+#[cfg(not(feature = "runtime"))]
+fn compile() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }

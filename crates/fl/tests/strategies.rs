@@ -152,7 +152,7 @@ fn krum_rejects_the_outlier() {
 
 #[test]
 fn names_resolve_and_json_parses() {
-    for name in fl::strategy::STRATEGY_NAMES {
+    for name in &fl::strategy::STRATEGY_NAMES {
         let cfg = StrategyConfig::from_name(name).unwrap();
         assert_eq!(cfg.build().name(), *name);
     }
@@ -192,7 +192,7 @@ fn the_running_mean_equals_the_weighted_mean_and_falls_back_to_plain() {
 fn mean_based_strategies_give_the_same_model_from_the_running_mean() {
     use fl::strategy::aggregate::MeanAccumulator;
     let results = [result(&[1.0, 2.0], 1), result(&[3.0, 6.0], 3)];
-    for name in fl::strategy::STRATEGY_NAMES {
+    for name in &fl::strategy::STRATEGY_NAMES {
         let cfg = StrategyConfig::from_name(name).unwrap();
         let (mut batch, mut streamed) = (cfg.build(), cfg.build());
         if !streamed.mean_based() {

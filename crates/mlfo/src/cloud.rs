@@ -7,10 +7,11 @@ use crate::momo::{proto, to_document};
 use crate::planner::choose_aggregator;
 use crate::record::{ServerPlacement, ServerRecord, now_unix_s};
 use crate::service::Mlfo;
+use fl::strategy::StrategyConfig;
 use intent::{FlPlan, ResolvedTarget, Strategy, TrainingMode};
 use node::spec::EvaluateRequest;
 use node::{JobState, ServerRequest};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
@@ -527,32 +528,106 @@ fn internal(e: impl std::fmt::Display) -> Status {
     Status::internal(e.to_string())
 }
 
-/// The node agent's strategy name and parameters for an intent's strategy.
+/// The node agent's strategy name and parameters for an intent's strategy:
+/// the FL runtime's own configuration, so that its field names are used.
 fn strategy_request(strategy: &Strategy) -> (&'static str, Map<String, Value>) {
-    let params = match *strategy {
-        Strategy::FedAvg => json!({}),
-        Strategy::FedMedian => json!({}),
-        Strategy::FedProx { proximal_mu } => json!({ "proximal_mu": proximal_mu }),
-        Strategy::FedAvgM {
-            server_lr,
-            server_momentum,
-        } => json!({ "server_lr": server_lr, "momentum": server_momentum }),
-        Strategy::FedAdam { server_lr }
-        | Strategy::FedYogi { server_lr }
-        | Strategy::FedAdagrad { server_lr } => json!({ "eta": server_lr }),
-        Strategy::FedTrimmedAvg { trim_fraction } => json!({ "beta": trim_fraction }),
-        Strategy::Krum { byzantine_clients } => json!({ "num_malicious": byzantine_clients }),
+    let mut config = StrategyConfig::of(strategy.kind());
+    match (&mut config, strategy.clone()) {
+        (StrategyConfig::Fedprox { proximal_mu }, Strategy::FedProx { proximal_mu: mu }) => {
+            *proximal_mu = mu;
+        }
+        (
+            StrategyConfig::Fedavgm {
+                server_lr,
+                momentum,
+            },
+            Strategy::FedAvgM {
+                server_lr: lr,
+                server_momentum,
+            },
+        ) => {
+            *server_lr = lr as f32;
+            *momentum = server_momentum as f32;
+        }
+        (
+            StrategyConfig::Fedadam(p) | StrategyConfig::Fedyogi(p) | StrategyConfig::Fedadagrad(p),
+            Strategy::FedAdam { server_lr }
+            | Strategy::FedYogi { server_lr }
+            | Strategy::FedAdagrad { server_lr },
+        ) => p.eta = server_lr as f32,
+        (StrategyConfig::Fedtrimmedavg { beta }, Strategy::FedTrimmedAvg { trim_fraction }) => {
+            *beta = trim_fraction as f32;
+        }
+        (StrategyConfig::Krum { num_malicious, .. }, Strategy::Krum { byzantine_clients }) => {
+            *num_malicious = byzantine_clients as usize
+        }
+        _ => {}
+    }
+    let mut params = match serde_json::to_value(&config) {
+        Ok(Value::Object(map)) => map,
+        _ => Map::new(),
     };
-    let name = match strategy {
-        Strategy::FedAvg => "fedavg",
-        Strategy::FedMedian => "fedmedian",
-        Strategy::FedProx { .. } => "fedprox",
-        Strategy::FedAvgM { .. } => "fedavgm",
-        Strategy::FedAdam { .. } => "fedadam",
-        Strategy::FedYogi { .. } => "fedyogi",
-        Strategy::FedAdagrad { .. } => "fedadagrad",
-        Strategy::FedTrimmedAvg { .. } => "fedtrimmedavg",
-        Strategy::Krum { .. } => "krum",
-    };
-    (name, params.as_object().cloned().unwrap_or_default())
+    params.remove("name");
+    (strategy.kind().api_name(), params)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_intent_strategy_reaches_the_agent_with_its_parameters() {
+        let cases = [
+            (Strategy::FedAvg, StrategyConfig::Fedavg),
+            (
+                Strategy::FedProx { proximal_mu: 0.3 },
+                StrategyConfig::Fedprox { proximal_mu: 0.3 },
+            ),
+            (
+                Strategy::FedAvgM {
+                    server_lr: 0.5,
+                    server_momentum: 0.8,
+                },
+                StrategyConfig::Fedavgm {
+                    server_lr: 0.5,
+                    momentum: 0.8,
+                },
+            ),
+            (
+                Strategy::FedTrimmedAvg {
+                    trim_fraction: 0.25,
+                },
+                StrategyConfig::Fedtrimmedavg { beta: 0.25 },
+            ),
+            (
+                Strategy::Krum {
+                    byzantine_clients: 2,
+                },
+                StrategyConfig::Krum {
+                    num_malicious: 2,
+                    num_to_keep: 1,
+                },
+            ),
+        ];
+        for (strategy, expected) in cases {
+            let (name, params) = strategy_request(&strategy);
+            let spec = ServerRequest {
+                strategy: Some(name.to_owned()),
+                strategy_params: params,
+                ..ServerRequest::default()
+            }
+            .into_spec(&node::spec::JSON_NAMES)
+            .unwrap();
+            assert_eq!(spec.strategy, expected, "{strategy:?}");
+        }
+        for strategy in [
+            Strategy::FedAdam { server_lr: 0.5 },
+            Strategy::FedYogi { server_lr: 0.5 },
+            Strategy::FedAdagrad { server_lr: 0.5 },
+        ] {
+            let (name, params) = strategy_request(&strategy);
+            assert_eq!(name, strategy.kind().api_name());
+            assert_eq!(params["eta"], 0.5, "{strategy:?}: {params:?}");
+        }
+    }
 }

@@ -19,6 +19,7 @@ pub use krum::Krum;
 pub use trimmed::FedTrimmedAvg;
 
 use crate::config::Config;
+use crate::names::StrategyKind;
 use crate::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
@@ -199,48 +200,43 @@ fn default_tau() -> f32 {
     1e-9
 }
 
-/// Names accepted by [`StrategyConfig::from_name`].
-pub const STRATEGY_NAMES: &[&str] = &[
-    "fedavg",
-    "fedavgm",
-    "fedprox",
-    "fedadam",
-    "fedyogi",
-    "fedadagrad",
-    "fedmedian",
-    "fedtrimmedavg",
-    "krum",
-];
+/// The API names accepted by [`StrategyConfig::from_name`] (intent names
+/// and aliases are taken too: [`StrategyKind::from_name`]).
+pub const STRATEGY_NAMES: [&str; 9] = StrategyKind::API_NAMES;
 
 impl StrategyConfig {
     /// The strategy called `name` (case-insensitive) with default parameters.
     pub fn from_name(name: &str) -> Option<Self> {
-        Some(match name.to_ascii_lowercase().as_str() {
-            "fedavg" => Self::Fedavg,
-            "fedavgm" => Self::Fedavgm {
+        Some(Self::of(StrategyKind::from_name(name)?))
+    }
+
+    /// The strategy `kind` with default parameters.
+    pub fn of(kind: StrategyKind) -> Self {
+        match kind {
+            StrategyKind::FedAvg => Self::Fedavg,
+            StrategyKind::FedAvgM => Self::Fedavgm {
                 server_lr: one(),
                 momentum: default_momentum(),
             },
-            "fedprox" => Self::Fedprox {
+            StrategyKind::FedProx => Self::Fedprox {
                 proximal_mu: default_mu(),
             },
-            "fedadam" => Self::Fedadam(FedOptParams::default()),
-            "fedyogi" => Self::Fedyogi(FedOptParams {
+            StrategyKind::FedAdam => Self::Fedadam(FedOptParams::default()),
+            StrategyKind::FedYogi => Self::Fedyogi(FedOptParams {
                 eta: 0.01,
                 tau: 1e-3,
                 ..FedOptParams::default()
             }),
-            "fedadagrad" => Self::Fedadagrad(FedOptParams::default()),
-            "fedmedian" => Self::Fedmedian,
-            "fedtrimmedavg" => Self::Fedtrimmedavg {
+            StrategyKind::FedAdagrad => Self::Fedadagrad(FedOptParams::default()),
+            StrategyKind::FedMedian => Self::Fedmedian,
+            StrategyKind::FedTrimmedAvg => Self::Fedtrimmedavg {
                 beta: default_beta(),
             },
-            "krum" | "multikrum" | "multi-krum" => Self::Krum {
+            StrategyKind::Krum => Self::Krum {
                 num_malicious: 0,
                 num_to_keep: 1,
             },
-            _ => return None,
-        })
+        }
     }
 
     /// Builds the strategy.
