@@ -196,6 +196,89 @@ fn fixed(x: Option<f64>) -> String {
     x.map_or_else(|| "–".to_owned(), |v| format!("{v:.4}"))
 }
 
+/// The jobs with their settings, outcome and orchestration timings.
+fn jobs_table(jobs: &[JobSummary]) -> String {
+    let mut html = String::new();
+    html += "<h2>Jobs</h2><table><tr><th>cohort / intent</th><th>clients</th><th>source</th>\
+             <th>model</th><th>strategy</th><th>state</th><th>rounds</th><th>initial acc.</th>\
+             <th>final acc.</th><th>Mo-Mo RTT ms</th><th>clients started ms</th>\
+             <th>first round ms</th><th>done s</th></tr>";
+    for j in jobs {
+        let t = &j.orchestration;
+        let _ = write!(
+            html,
+            "<tr><td class=\"l\">{}</td><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td>\
+             <td class=\"l\">{}</td><td class=\"l {}\">{}{}</td><td>{}/{}</td><td>{}</td><td>{}</td>\
+             <td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&j.label()),
+            j.clients.len(),
+            escape(&j.source),
+            escape(&j.model),
+            escape(&j.strategy),
+            if j.state == "completed" { "ok" } else { "bad" },
+            escape(&j.state),
+            j.reason
+                .iter()
+                .chain(&j.notes)
+                .map(|r| format!(": {}", escape(r)))
+                .collect::<String>(),
+            j.rounds.len(),
+            j.rounds_planned,
+            fixed(j.initial_accuracy),
+            fixed(j.final_accuracy),
+            ms(t.momo_round_trip_s),
+            ms(t.clients_started_s),
+            ms(t.first_round_s),
+            t.done_s
+                .map_or_else(|| "–".to_owned(), |s| format!("{s:.2}")),
+        );
+    }
+    html += "</table>";
+    html
+}
+
+/// The scenario's expectations, checked (nothing when it has none).
+fn expectations_table(expectations: &[crate::summary::ExpectationResult]) -> String {
+    let mut html = String::new();
+    if !expectations.is_empty() {
+        html += "<h2>Expectations</h2><table><tr><th>check</th><th>actual</th><th>result</th></tr>";
+        for e in expectations {
+            let _ = write!(
+                html,
+                "<tr><td class=\"l\">{}</td><td>{}</td><td class=\"{}\">{}</td></tr>",
+                escape(&e.check),
+                fixed(e.actual),
+                if e.ok { "ok" } else { "bad" },
+                if e.ok { "met" } else { "NOT met" }
+            );
+        }
+        html += "</table>";
+    }
+    html
+}
+
+/// The topology's links with their figures (nothing when it has none).
+fn links_table(links: &[testbed::Link]) -> String {
+    let mut html = String::new();
+    if !links.is_empty() {
+        html += "<h2>Links</h2><table><tr><th>a</th><th>b</th><th>Mbit/s</th><th>delay ms</th><th>loss %</th></tr>";
+        for l in links {
+            let opt = |x: Option<f64>| x.map_or_else(|| "–".to_owned(), |v| v.to_string());
+            let _ = write!(
+                html,
+                "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&l.a),
+                escape(&l.b),
+                opt(l.bandwidth_mbit),
+                opt(l.delay_ms),
+                opt(l.loss_pct)
+            );
+        }
+        html += "</table>";
+    }
+    html
+}
+
 /// The report's HTML.
 pub fn render(summary: &Summary) -> Result<String, String> {
     let jobs = &summary.jobs;
@@ -238,55 +321,8 @@ pub fn render(summary: &Summary) -> Result<String, String> {
         html += "<p class=\"note\">Link bandwidth, delay and loss were recorded, not enforced: \
                  this backend runs every host on loopback. Use the netns backend to enforce them.</p>";
     }
-    html += "<h2>Jobs</h2><table><tr><th>cohort / intent</th><th>clients</th><th>source</th>\
-             <th>model</th><th>strategy</th><th>state</th><th>rounds</th><th>initial acc.</th>\
-             <th>final acc.</th><th>Mo-Mo RTT ms</th><th>clients started ms</th>\
-             <th>first round ms</th><th>done s</th></tr>";
-    for j in jobs {
-        let t = &j.orchestration;
-        let _ = write!(
-            html,
-            "<tr><td class=\"l\">{}</td><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td>\
-             <td class=\"l\">{}</td><td class=\"l {}\">{}{}</td><td>{}/{}</td><td>{}</td><td>{}</td>\
-             <td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            escape(&j.label()),
-            j.clients.len(),
-            escape(&j.source),
-            escape(&j.model),
-            escape(&j.strategy),
-            if j.state == "completed" { "ok" } else { "bad" },
-            escape(&j.state),
-            j.reason
-                .iter()
-                .chain(&j.notes)
-                .map(|r| format!(": {}", escape(r)))
-                .collect::<String>(),
-            j.rounds.len(),
-            j.rounds_planned,
-            fixed(j.initial_accuracy),
-            fixed(j.final_accuracy),
-            ms(t.momo_round_trip_s),
-            ms(t.clients_started_s),
-            ms(t.first_round_s),
-            t.done_s
-                .map_or_else(|| "–".to_owned(), |s| format!("{s:.2}")),
-        );
-    }
-    html += "</table>";
-    if !summary.expectations.is_empty() {
-        html += "<h2>Expectations</h2><table><tr><th>check</th><th>actual</th><th>result</th></tr>";
-        for e in &summary.expectations {
-            let _ = write!(
-                html,
-                "<tr><td class=\"l\">{}</td><td>{}</td><td class=\"{}\">{}</td></tr>",
-                escape(&e.check),
-                fixed(e.actual),
-                if e.ok { "ok" } else { "bad" },
-                if e.ok { "met" } else { "NOT met" }
-            );
-        }
-        html += "</table>";
-    }
+    html += &jobs_table(jobs);
+    html += &expectations_table(&summary.expectations);
     html += "<h2>Accuracy</h2>";
     html += &line_chart(
         "Accuracy per round (round 0: initial model)",
@@ -300,22 +336,7 @@ pub fn render(summary: &Summary) -> Result<String, String> {
     html += &line_chart("Round duration", "round", "seconds", &durations)?;
     html += "<h2>Orchestration</h2>";
     html += &timeline_chart(jobs)?;
-    if !tb.links.is_empty() {
-        html += "<h2>Links</h2><table><tr><th>a</th><th>b</th><th>Mbit/s</th><th>delay ms</th><th>loss %</th></tr>";
-        for l in &tb.links {
-            let opt = |x: Option<f64>| x.map_or_else(|| "–".to_owned(), |v| v.to_string());
-            let _ = write!(
-                html,
-                "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                escape(&l.a),
-                escape(&l.b),
-                opt(l.bandwidth_mbit),
-                opt(l.delay_ms),
-                opt(l.loss_pct)
-            );
-        }
-        html += "</table>";
-    }
+    html += &links_table(&tb.links);
     if jobs.iter().any(|j| j.mode == TrainingMode::Centralised) {
         html += &comparison_section(jobs)?;
     }

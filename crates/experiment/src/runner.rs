@@ -8,7 +8,8 @@ use crate::scenario::Scenario;
 use crate::summary::{ExpectationResult, JobSummary, SCHEMA_VERSION, Summary, TestbedSummary};
 use mlfo::IntentRecord;
 use mlfo::record::now_unix_s;
-use std::net::SocketAddr;
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -49,12 +50,6 @@ pub struct RunOutcome {
     pub peak_memory_bytes: u64,
 }
 
-/// Node agent REST port.
-const AGENT_PORT: u16 = 5000;
-/// MLFO REST port.
-const MLFO_PORT: u16 = 8000;
-/// Mo-Mo port.
-const MOMO_PORT: u16 = 9000;
 /// Prometheus port.
 const PROMETHEUS_PORT: u16 = 9090;
 /// iperf3 port of the first background flow; flow `i` uses this + `i`.
@@ -98,21 +93,106 @@ pub fn run(
     result
 }
 
+/// Where a run's hosts are and what the runner started on them.
+struct Layout {
+    topology: Topology,
+    /// The results directory (absolute: host configurations name files in it).
+    out: PathBuf,
+    logs: PathBuf,
+    state: PathBuf,
+    /// Each host's address on the backend.
+    addresses: BTreeMap<String, Ipv4Addr>,
+    cloud: Host,
+    edge: Host,
+    /// Aggregator and client hosts with their agents' REST addresses.
+    agents: Vec<(Host, SocketAddr)>,
+}
+
+impl Layout {
+    fn addr(&self, h: &Host, port: u16) -> SocketAddr {
+        SocketAddr::new(self.addresses[&h.name].into(), port)
+    }
+
+    fn log(&self, h: &Host) -> PathBuf {
+        self.logs.join(format!("{}.log", h.name))
+    }
+
+    fn traffic_log(&self, i: usize) -> PathBuf {
+        self.logs.join(format!("traffic-{i}.log"))
+    }
+}
+
+/// The hosts as the runner reaches them once they are ready.
+struct Started {
+    /// Prometheus's host, its address as the runner reaches it, and the
+    /// number of targets it scrapes.
+    prometheus: Option<(Host, SocketAddr, usize)>,
+    /// The edge MLFO's REST URL as the runner reaches it.
+    edge_url: String,
+}
+
 fn run_on(
     scenario: &Scenario,
     options: &RunOptions,
     hosts: &mut dyn Backend,
     progress: &mut dyn FnMut(&[IntentRecord]),
 ) -> Result<RunOutcome, String> {
-    let started = Instant::now();
+    let started_at = Instant::now();
     let started_unix_s = now_unix_s();
+    let layout = lay_out(scenario, options, hosts)?;
+    if !scenario.background_traffic.is_empty() && !hosts.links_enforced() {
+        return Err(
+            "background_traffic: needs --backend netns (the local backend does not run traffic hosts); \
+             remove it or run with --backend netns"
+                .to_owned(),
+        );
+    }
+    let controller = start_controller(scenario, &layout, hosts)?;
+    let configs = mlfo_configs(scenario, &layout, controller.as_ref().map(|(url, _)| url))?;
+    start_traffic_servers(scenario, &layout, hosts)?;
+    start_agents(options, &layout, hosts)?;
+    let mlfos = start_mlfos(options, &layout, hosts, configs)?;
+    let prometheus = start_prometheus(scenario, &layout, hosts, &mlfos, controller.is_some())?;
+    let started = wait_ready(scenario, options, &layout, hosts, mlfos, prometheus)?;
+    let http = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let ready = Duration::from_secs_f64(scenario.timeouts.ready_s);
+    if let Some((_, a, count)) = &started.prometheus {
+        crate::prometheus::wait_targets(&http, *a, *count, ready)?;
+    }
+    start_traffic(scenario, &layout, hosts)?;
+    let followed = follow_intents(
+        scenario, options, hosts, &http, &started, started_at, progress,
+    )?;
+    if let Some((_, a, _)) = &started.prometheus {
+        save_prometheus(scenario, &layout, &http, *a)?;
+    }
+    let summary = collect(
+        scenario,
+        &layout,
+        hosts,
+        &followed,
+        started_unix_s,
+        started_at,
+    )?;
+    Ok(RunOutcome {
+        summary,
+        peak_memory_bytes: followed.peak_memory_bytes,
+    })
+}
+
+/// Clears the results directory's state, logs and time series (a run
+/// starts from scratch) and finds the hosts the run needs.
+fn lay_out(
+    scenario: &Scenario,
+    options: &RunOptions,
+    hosts: &dyn Backend,
+) -> Result<Layout, String> {
     let topology = scenario.topology()?;
-    // Absolute, since the hosts' configurations name files in it.
-    let out = &std::path::absolute(&options.out).map_err(|e| io(&options.out, e))?;
-    let logs = out.join("logs");
-    let state = out.join("state");
-    // A run starts from scratch: an earlier run's state, logs and time
-    // series in the same directory are replaced.
+    let out = std::path::absolute(&options.out).map_err(|e| io(&options.out, e))?;
+    let (logs, state) = (out.join("logs"), out.join("state"));
     for dir in [&logs, &state, &out.join("prometheus")] {
         if dir.exists() {
             std::fs::remove_dir_all(dir).map_err(|e| io(dir, e))?;
@@ -121,236 +201,360 @@ fn run_on(
     for dir in [&logs, &state] {
         std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
     }
-    let addresses: std::collections::BTreeMap<&str, std::net::Ipv4Addr> = topology
+    let addresses = topology
         .hosts
         .iter()
-        .map(|h| (h.name.as_str(), hosts.address(h)))
+        .map(|h| (h.name.clone(), hosts.address(h)))
         .collect();
-    let addr = |h: &Host, port| SocketAddr::new(addresses[h.name.as_str()].into(), port);
-    let catalog = scenario.catalog_file(&state)?;
-    let catalog_line = catalog
-        .map(|c| format!("catalog: '{}'\n", c.display()))
-        .unwrap_or_default();
-    let cloud = topology
-        .hosts_with_role(Role::MlfoCloud)
+    let first = |role: Role, name: &str| {
+        topology
+            .hosts_with_role(role)
+            .next()
+            .cloned()
+            .ok_or(format!("topology: needs a host with role {name}"))
+    };
+    let (cloud, edge) = (
+        first(Role::MlfoCloud, "mlfo-cloud")?,
+        first(Role::MlfoEdge, "mlfo-edge")?,
+    );
+    let mut layout = Layout {
+        topology,
+        out,
+        logs,
+        state,
+        addresses,
+        cloud,
+        edge,
+        agents: Vec::new(),
+    };
+    layout.agents = layout
+        .topology
+        .hosts
+        .iter()
+        .filter(|h| matches!(h.role, Role::Aggregator | Role::Client))
+        .map(|h| (h.clone(), layout.addr(h, node::DEFAULT_PORT)))
+        .collect();
+    Ok(layout)
+}
+
+/// The network controller (netns): inside the MLFOs' and Prometheus's
+/// namespaces on their own loopback, and published for the runner.
+fn start_controller(
+    scenario: &Scenario,
+    layout: &Layout,
+    hosts: &mut dyn Backend,
+) -> Result<Option<(String, SocketAddr)>, String> {
+    let t = &layout.topology;
+    let prometheus = t
+        .hosts_with_role(Role::Prometheus)
         .next()
-        .ok_or("topology: needs a host with role mlfo-cloud")?;
-    let edge = topology
-        .hosts_with_role(Role::MlfoEdge)
-        .next()
-        .ok_or("topology: needs a host with role mlfo-edge")?;
-    let mut cloud_inv = String::new();
-    let mut edge_inv = String::new();
-    let mut agents: Vec<(&Host, SocketAddr)> = Vec::new();
-    for h in &topology.hosts {
-        let a = addr(h, AGENT_PORT);
-        let cohort = h
-            .cohort
-            .as_ref()
-            .map(|c| format!(", cohort: {c}"))
-            .unwrap_or_default();
+        .filter(|_| scenario.prometheus.enabled);
+    let inside: Vec<&Host> = [Some(&layout.cloud), Some(&layout.edge), prometheus]
+        .into_iter()
+        .flatten()
+        .collect();
+    let traffic: Vec<&Host> = t.hosts_with_role(Role::Traffic).collect();
+    hosts
+        .network_controller(&inside, &traffic)
+        .map_err(|e| e.to_string())
+}
+
+/// FL servers an aggregator host may run at once in `dmo run`: a generated
+/// topology has one aggregator per cohort, and this leaves room on it for
+/// intents that share servers or run again centralised.
+const AGGREGATOR_CAPACITY: usize = 4;
+
+/// The cloud and edge MLFOs' configurations.
+fn mlfo_configs(
+    scenario: &Scenario,
+    layout: &Layout,
+    controller: Option<&String>,
+) -> Result<[mlfo::MlfoConfig; 2], String> {
+    let entry = |h: &Host, a: SocketAddr, role, capacity| mlfo::AgentEntry {
+        name: h.name.clone(),
+        url: format!("http://{a}"),
+        role,
+        cohort: h.cohort.clone(),
+        campus: None,
+        capacity,
+    };
+    let mut cloud_inventory = Vec::new();
+    let mut edge_inventory = Vec::new();
+    for (h, a) in &layout.agents {
         match h.role {
-            Role::Aggregator => {
-                cloud_inv += &format!(
-                    "  - {{ name: '{}', url: 'http://{a}', role: aggregator, capacity: 4{cohort} }}\n",
-                    h.name
-                );
-                agents.push((h, a));
-            }
-            Role::Client => {
-                edge_inv += &format!(
-                    "  - {{ name: '{}', url: 'http://{a}', role: client{cohort} }}\n",
-                    h.name
-                );
-                agents.push((h, a));
-            }
-            _ => {}
+            Role::Aggregator => cloud_inventory.push(entry(
+                h,
+                *a,
+                mlfo::AgentRole::Aggregator,
+                AGGREGATOR_CAPACITY,
+            )),
+            _ => edge_inventory.push(entry(h, *a, mlfo::AgentRole::Client, 1)),
         }
     }
-    let cloud_rest = addr(cloud, MLFO_PORT);
-    let cloud_momo = addr(cloud, MOMO_PORT);
-    let edge_rest = addr(edge, MLFO_PORT);
-    let timeouts = format!(
-        "timeouts: {{ poll_s: 0.25, job_s: {} }}\n",
-        scenario.timeouts.run_s
-    );
-    // The network controller (netns): inside the MLFOs' and Prometheus's
-    // namespaces on their own loopback, and published for the runner.
-    let prom_host = topology.hosts_with_role(Role::Prometheus).next();
-    let inside: Vec<&Host> = [
-        Some(cloud),
-        Some(edge),
-        prom_host.filter(|_| scenario.prometheus.enabled),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    let traffic: Vec<&Host> = topology.hosts_with_role(Role::Traffic).collect();
-    let controller = hosts
-        .network_controller(&inside, &traffic)
-        .map_err(|e| e.to_string())?;
-    let controller_line = controller
-        .as_ref()
-        .map(|(url, _)| format!("network_controller: '{url}'\n"))
-        .unwrap_or_default();
-    let configs = [
-        (
-            cloud,
-            cloud_rest,
-            format!(
-                "name: '{}'\nrole: cloud\nlisten: {cloud_rest}\nmomo_listen: {cloud_momo}\nstate: '{}'\n{catalog_line}{timeouts}\
-                 server: {{ central_evaluation: {}, seed: {} }}\ninventory:\n{cloud_inv}",
-                cloud.name,
-                state.join("cloud.sqlite").display(),
-                scenario.central_evaluation,
-                scenario.seed
-            ),
-        ),
-        (
-            edge,
-            edge_rest,
-            format!(
-                "name: '{}'\nrole: edge\nlisten: {edge_rest}\nparent: http://{cloud_momo}\nstate: '{}'\n{catalog_line}{timeouts}{controller_line}\
-                 momo: {}\nclient: {{ partition: '{}', seed: {} }}\ninventory:\n{edge_inv}",
-                edge.name,
-                state.join("edge.sqlite").display(),
-                scenario.momo.as_str(),
-                scenario.partition,
-                scenario.seed
-            ),
-        ),
-    ];
-    let log = |h: &Host| logs.join(format!("{}.log", h.name));
-    if !scenario.background_traffic.is_empty() && !hosts.links_enforced() {
-        return Err(
-            "background_traffic: needs --backend netns (the local backend does not run traffic hosts); \
-             remove it or run with --backend netns"
-                .to_owned(),
-        );
-    }
-    let traffic_log = |i: usize| logs.join(format!("traffic-{i}.log"));
-    let traffic_port = |i: usize| (TRAFFIC_PORT + i as u16).to_string();
+    let catalog = scenario.catalog_file(&layout.state)?;
+    let timeouts = mlfo::config::Timeouts {
+        poll_s: 0.25,
+        job_s: scenario.timeouts.run_s,
+        ..Default::default()
+    };
+    let cloud_momo = layout.addr(&layout.cloud, mlfo::DEFAULT_MOMO_PORT);
+    let base = |h: &Host, role, inventory| mlfo::MlfoConfig {
+        name: h.name.clone(),
+        role,
+        listen: layout.addr(h, mlfo::DEFAULT_REST_PORT),
+        momo_listen: None,
+        parent: None,
+        state: layout.state.join(match role {
+            mlfo::Role::Cloud => "cloud.sqlite",
+            mlfo::Role::Edge => "edge.sqlite",
+        }),
+        catalog: catalog.clone(),
+        inventory,
+        timeouts: timeouts.clone(),
+        server: mlfo::config::ServerOptions::default(),
+        client: mlfo::config::ClientOptions::default(),
+        momo: mlfo::MomoMode::default(),
+        network_controller: None,
+    };
+    let cloud = mlfo::MlfoConfig {
+        momo_listen: Some(cloud_momo),
+        server: mlfo::config::ServerOptions {
+            central_evaluation: scenario.central_evaluation,
+            seed: scenario.seed,
+            ..Default::default()
+        },
+        ..base(&layout.cloud, mlfo::Role::Cloud, cloud_inventory)
+    };
+    let edge = mlfo::MlfoConfig {
+        parent: Some(format!("http://{cloud_momo}")),
+        network_controller: controller.cloned(),
+        momo: scenario.momo,
+        client: mlfo::config::ClientOptions {
+            partition: scenario.partition.clone(),
+            seed: scenario.seed,
+            ..Default::default()
+        },
+        ..base(&layout.edge, mlfo::Role::Edge, edge_inventory)
+    };
+    Ok([cloud, edge])
+}
+
+fn traffic_port(i: usize) -> String {
+    (TRAFFIC_PORT + i as u16).to_string()
+}
+
+/// An iperf3 server on each background flow's receiving host.
+fn start_traffic_servers(
+    scenario: &Scenario,
+    layout: &Layout,
+    hosts: &mut dyn Backend,
+) -> Result<(), String> {
     for (i, f) in scenario.background_traffic.iter().enumerate() {
-        let to = topology
+        let to = layout
+            .topology
             .host(&f.to)
             .ok_or("background_traffic: unknown host")?;
         let mut c = Command::new("iperf3");
         c.args(["-s", "-f", "m", "-p", &traffic_port(i), "-B"])
-            .arg(addr(to, 0).ip().to_string());
+            .arg(layout.addr(to, 0).ip().to_string());
         hosts
-            .spawn(to, c, &logs.join(format!("traffic-{i}-server.log")))
+            .spawn(to, c, &layout.logs.join(format!("traffic-{i}-server.log")))
             .map_err(|e| e.to_string())?;
     }
-    for (h, a) in &agents {
+    Ok(())
+}
+
+/// A node agent on every aggregator and client host.
+fn start_agents(
+    options: &RunOptions,
+    layout: &Layout,
+    hosts: &mut dyn Backend,
+) -> Result<(), String> {
+    for (h, a) in &layout.agents {
         let mut c = Command::new(&options.dmo);
         c.args(["-v", "node", "--listen", &a.to_string(), "--threads", "1"]);
-        hosts.spawn(h, c, &log(h)).map_err(|e| e.to_string())?;
+        hosts
+            .spawn(h, c, &layout.log(h))
+            .map_err(|e| e.to_string())?;
     }
-    for (h, _, text) in &configs {
-        let path = state.join(format!("{}.yaml", h.name));
+    Ok(())
+}
+
+/// Writes the MLFOs' configurations and starts them; their hosts and REST
+/// addresses.
+fn start_mlfos(
+    options: &RunOptions,
+    layout: &Layout,
+    hosts: &mut dyn Backend,
+    configs: [mlfo::MlfoConfig; 2],
+) -> Result<[(Host, SocketAddr); 2], String> {
+    let [cloud, edge] = configs;
+    let mut started = Vec::new();
+    for (h, config) in [(&layout.cloud, cloud), (&layout.edge, edge)] {
+        let path = layout.state.join(format!("{}.yaml", h.name));
+        let text =
+            yaml_serde::to_string(&config).map_err(|e| format!("{}: {e}", path.display()))?;
         std::fs::write(&path, text).map_err(|e| io(&path, e))?;
         let mut c = Command::new(&options.dmo);
         c.args(["-v", "mlfo", "--config", &path.display().to_string()]);
-        hosts.spawn(h, c, &log(h)).map_err(|e| e.to_string())?;
-    }
-    let prom = if scenario.prometheus.enabled {
-        let host = topology
-            .hosts_with_role(Role::Prometheus)
-            .next()
-            .ok_or("prometheus.enabled: the topology has no host with role prometheus")?;
-        let listen = addr(host, PROMETHEUS_PORT);
-        let mut targets: Vec<(String, SocketAddr, &str)> = agents
-            .iter()
-            .map(|(h, a)| (h.name.clone(), *a, "node"))
-            .chain(configs.iter().map(|(h, a, _)| (h.name.clone(), *a, "mlfo")))
-            .collect();
-        if controller.is_some() {
-            // The controller listens on Prometheus's own loopback.
-            let local =
-                SocketAddr::from(([127, 0, 0, 1], testbed::netns::controller::CONTROLLER_PORT));
-            targets.push(("testbed".to_owned(), local, "testbed"));
-        }
-        let config = crate::prometheus::config(scenario.prometheus.scrape_interval_s, &targets);
-        let target_count = targets.len();
-        let path = state.join("prometheus.yml");
-        std::fs::write(&path, config).map_err(|e| io(&path, e))?;
-        let mut c = Command::new(crate::prometheus::binary()?);
-        c.arg(format!("--config.file={}", path.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                out.join("prometheus").display()
-            ))
-            .arg(format!("--web.listen-address={listen}"));
         hosts
-            .spawn(host, c, &log(host))
+            .spawn(h, c, &layout.log(h))
             .map_err(|e| e.to_string())?;
-        Some((host, listen, target_count))
-    } else {
-        None
-    };
-    let ready = Duration::from_secs_f64(scenario.timeouts.ready_s);
-    for (h, a) in agents
+        started.push((h.clone(), config.listen));
+    }
+    let [cloud, edge]: [(Host, SocketAddr); 2] =
+        started.try_into().map_err(|_| "two MLFOs".to_owned())?;
+    Ok([cloud, edge])
+}
+
+/// Prometheus on its host when the scenario enables it, scraping every
+/// agent, both MLFOs and the network controller.
+fn start_prometheus(
+    scenario: &Scenario,
+    layout: &Layout,
+    hosts: &mut dyn Backend,
+    mlfos: &[(Host, SocketAddr); 2],
+    controller: bool,
+) -> Result<Option<(Host, SocketAddr, usize)>, String> {
+    if !scenario.prometheus.enabled {
+        return Ok(None);
+    }
+    let host = layout
+        .topology
+        .hosts_with_role(Role::Prometheus)
+        .next()
+        .ok_or("prometheus.enabled: the topology has no host with role prometheus")?;
+    let listen = layout.addr(host, PROMETHEUS_PORT);
+    let mut targets: Vec<(String, SocketAddr, &str)> = layout
+        .agents
         .iter()
-        .copied()
-        .chain(configs.iter().map(|(h, a, _)| (*h, *a)))
-    {
+        .map(|(h, a)| (h.name.clone(), *a, "node"))
+        .chain(mlfos.iter().map(|(h, a)| (h.name.clone(), *a, "mlfo")))
+        .collect();
+    if controller {
+        // The controller listens on Prometheus's own loopback.
+        let local = SocketAddr::from(([127, 0, 0, 1], testbed::netns::controller::CONTROLLER_PORT));
+        targets.push(("testbed".to_owned(), local, "testbed"));
+    }
+    let config = crate::prometheus::config(scenario.prometheus.scrape_interval_s, &targets);
+    let path = layout.state.join("prometheus.yml");
+    std::fs::write(&path, config).map_err(|e| io(&path, e))?;
+    let mut c = Command::new(crate::prometheus::binary()?);
+    c.arg(format!("--config.file={}", path.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            layout.out.join("prometheus").display()
+        ))
+        .arg(format!("--web.listen-address={listen}"));
+    hosts
+        .spawn(host, c, &layout.log(host))
+        .map_err(|e| e.to_string())?;
+    Ok(Some((host.clone(), listen, targets.len())))
+}
+
+/// Waits until every agent, MLFO and Prometheus answers, then publishes
+/// the ports the runner uses (netns backend).
+fn wait_ready(
+    scenario: &Scenario,
+    options: &RunOptions,
+    layout: &Layout,
+    hosts: &mut dyn Backend,
+    mlfos: [(Host, SocketAddr); 2],
+    prometheus: Option<(Host, SocketAddr, usize)>,
+) -> Result<Started, String> {
+    let ready = Duration::from_secs_f64(scenario.timeouts.ready_s);
+    for (h, a) in layout.agents.iter().chain(mlfos.iter()) {
         if options.cancel.load(Ordering::Relaxed) {
             return Err("cancelled".to_owned());
         }
         hosts
-            .wait_ready(h, a, "/healthz", ready)
+            .wait_ready(h, *a, "/healthz", ready)
             .map_err(|e| e.to_string())?;
     }
-    // The runner's own way in: published ports on the netns backend.
-    let prom = match prom {
+    let prometheus = match prometheus {
         Some((h, a, count)) => {
             hosts
-                .wait_ready(h, a, "/-/ready", ready)
+                .wait_ready(&h, a, "/-/ready", ready)
                 .map_err(|e| e.to_string())?;
             let local = hosts
-                .publish(h, a, PROMETHEUS_PORT)
+                .publish(&h, a, PROMETHEUS_PORT)
                 .map_err(|e| e.to_string())?;
             Some((h, local, count))
         }
         None => None,
     };
+    let (edge, edge_rest) = &mlfos[1];
     let edge_rest = hosts
-        .publish(edge, edge_rest, MLFO_PORT)
+        .publish(edge, *edge_rest, mlfo::DEFAULT_REST_PORT)
         .map_err(|e| e.to_string())?;
-    let http = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .map_err(|e| e.to_string())?;
-    if let Some((_, a, count)) = &prom {
-        crate::prometheus::wait_targets(&http, *a, *count, ready)?;
-    }
+    Ok(Started {
+        prometheus,
+        edge_url: format!("http://{edge_rest}"),
+    })
+}
+
+/// Starts each background flow's iperf3 client.
+fn start_traffic(
+    scenario: &Scenario,
+    layout: &Layout,
+    hosts: &mut dyn Backend,
+) -> Result<(), String> {
     for (i, f) in scenario.background_traffic.iter().enumerate() {
-        let (from, to) = (topology.host(&f.from), topology.host(&f.to));
-        let (Some(from), Some(to)) = (from, to) else {
+        let t = &layout.topology;
+        let (Some(from), Some(to)) = (t.host(&f.from), t.host(&f.to)) else {
             return Err(format!("background_traffic[{i}]: unknown host"));
         };
         let mut c = Command::new("iperf3");
-        c.args(["-c", &addr(to, 0).ip().to_string(), "-p", &traffic_port(i)])
-            .args(["-b", &format!("{}K", (f.rate_mbit * 1000.0).round() as u64)])
-            .args(["-t", "86400", "-i", "1", "-f", "m", "--forceflush"]);
+        c.args([
+            "-c",
+            &layout.addr(to, 0).ip().to_string(),
+            "-p",
+            &traffic_port(i),
+        ])
+        .args(["-b", &format!("{}K", (f.rate_mbit * 1000.0).round() as u64)])
+        .args(["-t", "86400", "-i", "1", "-f", "m", "--forceflush"]);
         hosts
-            .spawn(from, c, &traffic_log(i))
+            .spawn(from, c, &layout.traffic_log(i))
             .map_err(|e| e.to_string())?;
     }
-    let edge_url = format!("http://{edge_rest}");
+    Ok(())
+}
+
+/// The intents as they ended.
+struct Followed {
+    /// Each sent intent's final record, in the order of the posts.
+    records: Vec<IntentRecord>,
+    /// Their ids and cohorts.
+    ids: Vec<(String, String)>,
+    /// Peak memory of all host processes together, bytes.
+    peak_memory_bytes: u64,
+}
+
+/// Sends the intents (each centralised twin once its intent has ended) and
+/// follows them until all are final.
+fn follow_intents(
+    scenario: &Scenario,
+    options: &RunOptions,
+    hosts: &mut dyn Backend,
+    http: &reqwest::blocking::Client,
+    started: &Started,
+    started_at: Instant,
+    progress: &mut dyn FnMut(&[IntentRecord]),
+) -> Result<Followed, String> {
+    let edge_url = &started.edge_url;
     let posts = scenario.posts();
     // Per post: its intent's id and cohort once sent, and whether it ended.
     let mut sent: Vec<Option<(String, String)>> = vec![None; posts.len()];
     let mut ended = vec![false; posts.len()];
     let deadline = Duration::from_secs_f64(scenario.timeouts.run_s);
-    let mut peak_memory = 0;
-    let (records, ids) = loop {
+    let mut peak_memory_bytes = 0;
+    loop {
         for (k, post) in posts.iter().enumerate() {
             if sent[k].is_none() && post.after.is_none_or(|a| ended[a]) {
-                sent[k] = Some(post_intent(&http, &edge_url, scenario, post)?);
+                sent[k] = Some(post_intent(http, edge_url, scenario, post)?);
             }
         }
-        peak_memory = peak_memory.max(hosts.total_memory_bytes());
+        peak_memory_bytes = peak_memory_bytes.max(hosts.total_memory_bytes());
         let mut records = Vec::new();
         for (k, (id, _)) in sent
             .iter()
@@ -367,30 +571,54 @@ fn run_on(
         }
         progress(&records);
         if ended.iter().all(|e| *e) {
-            break (records, sent.into_iter().flatten().collect::<Vec<_>>());
+            return Ok(Followed {
+                records,
+                ids: sent.into_iter().flatten().collect(),
+                peak_memory_bytes,
+            });
         }
         hosts.check_alive().map_err(|e| e.to_string())?;
         if options.cancel.load(Ordering::Relaxed) {
             return Err("cancelled; every host was stopped".to_owned());
         }
-        if started.elapsed() > deadline {
+        if started_at.elapsed() > deadline {
             return Err(format!(
                 "the run took more than timeouts.run_s ({} s)",
                 deadline.as_secs()
             ));
         }
         std::thread::sleep(Duration::from_millis(250));
-    };
-    if let Some((_, a, _)) = &prom {
-        // Two more scrapes so that the final values are in, then save the queries.
-        std::thread::sleep(Duration::from_secs_f64(
-            2.0 * scenario.prometheus.scrape_interval_s + 0.5,
-        ));
-        let saved = crate::prometheus::query_all(&http, *a, &scenario.prometheus.queries)?;
-        let path = out.join("metrics.json");
-        let text = serde_json::to_string_pretty(&saved).map_err(|e| e.to_string())?;
-        std::fs::write(&path, text).map_err(|e| io(&path, e))?;
     }
+}
+
+/// Saves the scenario's Prometheus queries after two more scrapes, so
+/// that the final values are in.
+fn save_prometheus(
+    scenario: &Scenario,
+    layout: &Layout,
+    http: &reqwest::blocking::Client,
+    prometheus: SocketAddr,
+) -> Result<(), String> {
+    std::thread::sleep(Duration::from_secs_f64(
+        2.0 * scenario.prometheus.scrape_interval_s + 0.5,
+    ));
+    let saved = crate::prometheus::query_all(http, prometheus, &scenario.prometheus.queries)?;
+    let path = layout.out.join("metrics.json");
+    let text = serde_json::to_string_pretty(&saved).map_err(|e| e.to_string())?;
+    std::fs::write(&path, text).map_err(|e| io(&path, e))
+}
+
+/// Stops the hosts and writes the results: `summary.json`, `rounds.csv`,
+/// the network's CSV files and `report.html`.
+fn collect(
+    scenario: &Scenario,
+    layout: &Layout,
+    hosts: &mut dyn Backend,
+    followed: &Followed,
+    started_unix_s: f64,
+    started_at: Instant,
+) -> Result<Summary, String> {
+    let topology = &layout.topology;
     let measurements = hosts.take_measurements();
     let mut network = measurements
         .as_ref()
@@ -398,7 +626,7 @@ fn run_on(
     hosts.shutdown();
     if let Some(n) = &mut network {
         for (i, f) in scenario.background_traffic.iter().enumerate() {
-            let output = std::fs::read_to_string(traffic_log(i)).unwrap_or_default();
+            let output = std::fs::read_to_string(layout.traffic_log(i)).unwrap_or_default();
             n.background.push(TrafficSummary::from_iperf3(
                 &f.from,
                 &f.to,
@@ -406,14 +634,13 @@ fn run_on(
                 &output,
             ));
         }
+        n.write_csv(&layout.out).map_err(|e| e.to_string())?;
     }
-    if let Some(n) = &network {
-        n.write_csv(out).map_err(|e| e.to_string())?;
-    }
-    let satellite = satellite_links(&topology);
-    let jobs: Vec<JobSummary> = records
+    let satellite = satellite_links(topology);
+    let jobs: Vec<JobSummary> = followed
+        .records
         .iter()
-        .zip(&ids)
+        .zip(&followed.ids)
         .flat_map(|(r, (_, cohort))| {
             let bytes = measurements
                 .as_ref()
@@ -442,7 +669,7 @@ fn run_on(
         scenario: scenario.name.clone(),
         seed: scenario.seed,
         started_unix_s,
-        wall_s: started.elapsed().as_secs_f64(),
+        wall_s: started_at.elapsed().as_secs_f64(),
         testbed: TestbedSummary {
             backend: hosts.name().to_owned(),
             links_enforced: hosts.links_enforced(),
@@ -456,13 +683,11 @@ fn run_on(
         ok,
         network,
     };
+    let out = &layout.out;
     summary.write_json(out).map_err(|e| e.to_string())?;
     summary.write_csv(out).map_err(|e| e.to_string())?;
     crate::report::write(&summary, out).map_err(|e| e.to_string())?;
-    Ok(RunOutcome {
-        summary,
-        peak_memory_bytes: peak_memory,
-    })
+    Ok(summary)
 }
 
 /// The satellite hops: links between two switches that have a delay (in

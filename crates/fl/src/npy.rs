@@ -502,8 +502,3 @@ mod header {
         })
     }
 }
-
-/// Encodes all tensors of a model for `Parameters.tensors`.
-pub fn encode_all(tensors: &[Tensor]) -> Vec<Vec<u8>> {
-    tensors.iter().map(encode).collect()
-}

@@ -44,6 +44,19 @@ impl CentralEvaluator {
         })
     }
 
+    /// This evaluator as an FL server's server-side evaluation: the loss
+    /// and `accuracy` of each round's global model (none when the
+    /// parameters do not fit the model).
+    pub fn into_evaluate_fn(mut self) -> fl::server::EvaluateFn {
+        Box::new(move |_round, params| {
+            let e = self.evaluate(params).ok()?;
+            Some(fl::history::CentralRecord {
+                loss: e.loss,
+                metrics: [("accuracy".to_owned(), e.accuracy)].into(),
+            })
+        })
+    }
+
     /// Number of test examples.
     pub fn num_examples(&self) -> usize {
         self.test.len()

@@ -7,6 +7,21 @@ use burn::optim::{AdamConfig, ModuleOptimizer, SgdConfig};
 use fl::config::{get_f64, get_i64};
 use fl::{Config, Scalar};
 
+/// Config key of [`FitConfig::local_epochs`].
+pub const LOCAL_EPOCHS: &str = "local_epochs";
+/// Config key of [`FitConfig::batch_size`].
+pub const BATCH_SIZE: &str = "batch_size";
+/// Config key of [`FitConfig::learning_rate`].
+pub const LEARNING_RATE: &str = "learning_rate";
+/// Config key of [`FitConfig::optimizer`].
+pub const OPTIMIZER: &str = "optimizer";
+/// Config key of [`FitConfig::momentum`].
+pub const MOMENTUM: &str = "momentum";
+/// Config key of [`FitConfig::weight_decay`].
+pub const WEIGHT_DECAY: &str = "weight_decay";
+/// Config key of [`FitConfig::proximal_mu`].
+pub const PROXIMAL_MU: &str = "proximal_mu";
+
 /// Default for `local_epochs`.
 pub const DEFAULT_LOCAL_EPOCHS: usize = 1;
 /// Default for `batch_size`.
@@ -91,7 +106,7 @@ impl FitConfig {
     /// Reads the keys from a fit's configuration, with defaults for absent ones.
     pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
         let d = FitConfig::default();
-        let optimizer = match config.get("optimizer") {
+        let optimizer = match config.get(OPTIMIZER) {
             None => d.optimizer,
             Some(Scalar::String(s)) => match s.to_ascii_lowercase().as_str() {
                 "sgd" => OptimizerKind::Sgd,
@@ -109,11 +124,11 @@ impl FitConfig {
             }
         };
         Ok(FitConfig {
-            local_epochs: positive_int(config, "local_epochs", d.local_epochs)?,
-            batch_size: positive_int(config, "batch_size", d.batch_size)?,
+            local_epochs: positive_int(config, LOCAL_EPOCHS, d.local_epochs)?,
+            batch_size: positive_int(config, BATCH_SIZE, d.batch_size)?,
             learning_rate: real(
                 config,
-                "learning_rate",
+                LEARNING_RATE,
                 d.learning_rate,
                 |v| v > 0.0,
                 "a positive number",
@@ -121,26 +136,46 @@ impl FitConfig {
             optimizer,
             momentum: real(
                 config,
-                "momentum",
+                MOMENTUM,
                 d.momentum,
                 |v| (0.0..1.0).contains(&v),
                 "in [0, 1)",
             )?,
             weight_decay: real(
                 config,
-                "weight_decay",
+                WEIGHT_DECAY,
                 d.weight_decay,
                 |v| v >= 0.0,
                 "zero or positive",
             )?,
             proximal_mu: real(
                 config,
-                "proximal_mu",
+                PROXIMAL_MU,
                 d.proximal_mu,
                 |v| v >= 0.0,
                 "zero or positive",
             )?,
         })
+    }
+
+    /// The keys of the settings given (the others stay the clients'
+    /// defaults): what a server sends when its user chose some of them.
+    pub fn given(
+        local_epochs: Option<i64>,
+        batch_size: Option<i64>,
+        learning_rate: Option<f64>,
+    ) -> Config {
+        let mut c = Config::new();
+        if let Some(v) = local_epochs {
+            c.insert(LOCAL_EPOCHS.into(), Scalar::Sint64(v));
+        }
+        if let Some(v) = batch_size {
+            c.insert(BATCH_SIZE.into(), Scalar::Sint64(v));
+        }
+        if let Some(v) = learning_rate {
+            c.insert(LEARNING_RATE.into(), Scalar::Double(v));
+        }
+        c
     }
 
     /// A fresh optimiser as configured (its state lives for one fit, as in a

@@ -27,6 +27,8 @@ pub mod partition;
 #[cfg(feature = "train")]
 mod runtime;
 #[cfg(feature = "train")]
+pub mod simulation;
+#[cfg(feature = "train")]
 pub mod trainer;
 
 #[cfg(feature = "train")]

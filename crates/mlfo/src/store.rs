@@ -86,11 +86,6 @@ impl Store {
         Self::init(Connection::open(path)?)
     }
 
-    /// A database in memory (tests, throw-away runs).
-    pub fn in_memory() -> Result<Store, StoreError> {
-        Self::init(Connection::open_in_memory()?)
-    }
-
     fn init(conn: Connection) -> Result<Store, StoreError> {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;

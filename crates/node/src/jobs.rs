@@ -4,8 +4,8 @@
 use crate::metrics::NodeMetrics;
 use crate::spec::{ClientJobSpec, ServerSpec};
 use fl::client::{ClientOptions, ClientSummary, run_client};
-use fl::history::{CentralRecord, History};
-use fl::server::{ClientManager, EvaluateFn, FlServer, Labels};
+use fl::history::History;
+use fl::server::{ClientManager, FlServer, Labels};
 use intent::TrainingMode;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -401,7 +401,7 @@ impl Agent {
             job.history = Some(server.history());
             job.clients = Some(server.clients());
             let strategy = spec.strategy.build();
-            let evaluate_fn = evaluator.map(central);
+            let evaluate_fn = evaluator.map(ml::CentralEvaluator::into_evaluate_fn);
             tokio::spawn(async move {
                 let outcome = server.run(listener, strategy, None, evaluate_fn).await;
                 let result = match outcome {
@@ -676,14 +676,4 @@ impl Agent {
         let counts = self.registry().counts();
         self.metrics.encode(&counts)
     }
-}
-
-fn central(mut evaluator: ml::CentralEvaluator) -> EvaluateFn {
-    Box::new(move |_round, params| {
-        let e = evaluator.evaluate(params).ok()?;
-        Some(CentralRecord {
-            loss: e.loss,
-            metrics: [("accuracy".to_owned(), e.accuracy)].into(),
-        })
-    })
 }

@@ -3,7 +3,6 @@
 
 use fl::server::ServerConfig;
 use fl::strategy::{STRATEGY_NAMES, StrategyConfig};
-use fl::{Config, Scalar};
 use intent::TrainingMode;
 use ml::ModelName;
 use ml::datasets::DatasetName;
@@ -356,26 +355,17 @@ impl ServerRequest {
             }
             None => None,
         };
-        let mut fit_config = Config::new();
         if let Some(v) = self.local_epochs {
-            fit_config.insert(
-                "local_epochs".into(),
-                Scalar::Sint64(check("local_epochs", AT_LEAST_ONE, v, v >= 1)?),
-            );
+            check("local_epochs", AT_LEAST_ONE, v, v >= 1)?;
         }
         if let Some(v) = self.batch_size {
-            fit_config.insert(
-                "batch_size".into(),
-                Scalar::Sint64(check("batch_size", AT_LEAST_ONE, v, v >= 1)?),
-            );
+            check("batch_size", AT_LEAST_ONE, v, v >= 1)?;
         }
         if let Some(v) = self.learning_rate {
-            let ok = v.is_finite() && v > 0.0;
-            fit_config.insert(
-                "learning_rate".into(),
-                Scalar::Double(check("learning_rate", "a number > 0", v, ok)?),
-            );
+            check("learning_rate", "a number > 0", v, v.is_finite() && v > 0.0)?;
         }
+        let fit_config =
+            ml::FitConfig::given(self.local_epochs, self.batch_size, self.learning_rate);
         let evaluate = match &self.evaluate {
             Some(e) => Some((
                 dataset("evaluate.dataset", &e.dataset)?,

@@ -148,16 +148,6 @@ impl NetnsBackend {
             bed,
         }
     }
-
-    /// The testbed.
-    pub fn testbed(&self) -> &NetnsTestbed {
-        &self.bed
-    }
-
-    /// The testbed, to change (meters, published ports).
-    pub fn testbed_mut(&mut self) -> &mut NetnsTestbed {
-        &mut self.bed
-    }
 }
 
 fn host_error(host: &Host, e: impl std::fmt::Display) -> HostError {

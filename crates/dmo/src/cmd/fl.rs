@@ -2,11 +2,11 @@
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
+use fl::Config;
 use fl::client::{ClientOptions, run_client};
-use fl::history::{CentralRecord, History, RoundRecord};
+use fl::history::{History, RoundRecord};
 use fl::server::{EvaluateFn, FlServer, ServerConfig, ServerRecorder};
 use fl::strategy::{STRATEGY_NAMES, StrategyConfig};
-use fl::{Config, Scalar};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -177,28 +177,12 @@ fn central_evaluator(args: &ServerArgs) -> anyhow::Result<Option<EvaluateFn>> {
     };
     let dataset: ml::datasets::DatasetName = dataset.parse().context("--evaluate-dataset")?;
     let model: ml::ModelName = model.parse().context("--model")?;
-    let mut evaluator = ml::CentralEvaluator::new(dataset, model, args.data_dir.as_deref(), 0)?;
-    Ok(Some(Box::new(move |_round, params| {
-        let e = evaluator.evaluate(params).ok()?;
-        Some(CentralRecord {
-            loss: e.loss,
-            metrics: [("accuracy".to_owned(), e.accuracy)].into(),
-        })
-    })))
+    let evaluator = ml::CentralEvaluator::new(dataset, model, args.data_dir.as_deref(), 0)?;
+    Ok(Some(evaluator.into_evaluate_fn()))
 }
 
 fn fit_config(args: &ServerArgs) -> Config {
-    let mut c = Config::new();
-    if let Some(v) = args.local_epochs {
-        c.insert("local_epochs".into(), Scalar::Sint64(v));
-    }
-    if let Some(v) = args.batch_size {
-        c.insert("batch_size".into(), Scalar::Sint64(v));
-    }
-    if let Some(v) = args.learning_rate {
-        c.insert("learning_rate".into(), Scalar::Double(v));
-    }
-    c
+    ml::FitConfig::given(args.local_epochs, args.batch_size, args.learning_rate)
 }
 
 /// One line describing a finished round.

@@ -4,12 +4,8 @@
 use super::fl::{round_line, strategy_from_args};
 use anyhow::{Context, bail};
 use clap::Args;
-use fl::client::{ClientOptions, run_client};
-use fl::history::CentralRecord;
-use fl::server::{EvaluateFn, FlServer, ServerConfig, ServerRecorder};
-use fl::{Config, Scalar};
 use indicatif::{ProgressBar, ProgressStyle};
-use ml::datasets::registry;
+use ml::simulation::Simulation;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -72,115 +68,44 @@ pub async fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
             args.fraction_fit
         );
     }
-    let strategy = strategy_from_args(&args.strategy, args.strategy_params.as_deref())?;
-    let dataset: ml::datasets::DatasetName = args.dataset.parse().context("--dataset")?;
-    let model: ml::ModelName = args.model.parse().context("--model")?;
-    let scheme: ml::Scheme = args.partition.parse().context("--partition")?;
-    let started = Instant::now();
-    let splits = registry::load(dataset, args.data_dir.as_deref())?;
-    let mut trainers = Vec::with_capacity(args.clients);
-    for index in 0..args.clients {
-        let partition = ml::Partition {
-            scheme,
-            num_clients: args.clients,
-            index,
-            seed: args.seed,
-            test_fraction: 0.1,
-        };
-        let data = ml::partition::client_data(&splits.train, &partition)?;
-        trainers.push(ml::LocalTrainer::new(model, data, 1, args.seed)?);
-    }
-    let mut evaluator = ml::CentralEvaluator::with_test_set(splits.test, model, 0)?;
-    let evaluate_fn: EvaluateFn = Box::new(move |_, params| {
-        let e = evaluator.evaluate(params).ok()?;
-        Some(CentralRecord {
-            loss: e.loss,
-            metrics: [("accuracy".to_owned(), e.accuracy)].into(),
-        })
-    });
-    let fit_config = Config::from([
-        ("local_epochs".to_owned(), Scalar::Sint64(args.local_epochs)),
-        ("batch_size".to_owned(), Scalar::Sint64(args.batch_size)),
-        (
-            "learning_rate".to_owned(),
-            Scalar::Double(args.learning_rate),
-        ),
-    ]);
-    let config = ServerConfig {
+    let simulation = Simulation {
+        clients: args.clients,
         rounds: args.rounds,
-        min_available_clients: args.clients,
-        min_fit_clients: 1,
+        dataset: args.dataset.parse().context("--dataset")?,
+        model: args.model.parse().context("--model")?,
+        scheme: args.partition.parse().context("--partition")?,
+        strategy: strategy_from_args(&args.strategy, args.strategy_params.as_deref())?,
         fraction_fit: args.fraction_fit,
-        fraction_evaluate: 0.0,
-        min_evaluate_clients: 0,
+        local_epochs: args.local_epochs,
+        batch_size: args.batch_size,
+        learning_rate: args.learning_rate,
         seed: args.seed,
-        fit_config,
-        ..ServerConfig::default()
+        data_dir: args.data_dir.clone(),
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?.to_string();
-    eprintln!(
-        "simulating {} clients on {} ({}, {} partition) with {} over gRPC at {addr}",
-        args.clients,
-        dataset.as_str(),
-        model.as_str(),
-        args.partition,
-        strategy.build().name()
-    );
-    let server = FlServer::new(config, ServerRecorder::detached());
-    let (mut progress, live) = (server.progress(), server.history());
+    let (dataset, model) = (simulation.dataset, simulation.model);
+    let strategy = simulation.strategy.build().name().to_owned();
+    let started = Instant::now();
     let bar = ProgressBar::new(args.rounds).with_style(
         ProgressStyle::with_template("{spinner} round {pos}/{len} [{bar:30}] {msg} ({elapsed})")?
             .progress_chars("=> "),
     );
-    let first_initial = trainers
-        .first_mut()
-        .map(|t| fl::Trainer::get_parameters(t, &Config::new()));
-    let initial = match first_initial {
-        Some(Ok(p)) => p,
-        Some(Err(e)) => bail!("initial parameters: {e}"),
-        None => bail!("no clients"),
-    };
-    let run =
-        tokio::spawn(server.run(listener, strategy.build(), Some(initial), Some(evaluate_fn)));
-    let clients: Vec<_> = trainers
-        .into_iter()
-        .map(|t| {
-            let addr = addr.clone();
-            tokio::spawn(
-                async move { run_client(&addr, Box::new(t), &ClientOptions::default()).await },
-            )
-        })
-        .collect();
-    let watcher = {
-        let bar = bar.clone();
-        tokio::spawn(async move {
-            while progress.changed().await.is_ok() {
-                let h = live.read().map(|h| h.clone()).unwrap_or_default();
-                if let Some(r) = h.rounds.last() {
-                    bar.set_position(r.round);
-                    bar.set_message(format!(
-                        "accuracy {:.4} loss {:.4}",
-                        r.accuracy().unwrap_or(f64::NAN),
-                        r.loss().unwrap_or(f64::NAN)
-                    ));
-                    let line = round_line(r, h.rounds_planned);
-                    if bar.is_hidden() {
-                        println!("{line}");
-                    } else {
-                        bar.println(line);
-                    }
-                }
-            }
-        })
-    };
-    let history = run.await?;
-    watcher.abort();
+    let shown = bar.clone();
+    let history = simulation
+        .run(
+            |addr| {
+                eprintln!(
+                    "simulating {} clients on {} ({}, {} partition) with {strategy} over gRPC at {addr}",
+                    args.clients,
+                    dataset.as_str(),
+                    model.as_str(),
+                    args.partition,
+                )
+            },
+            move |h| show_round(&shown, h),
+        )
+        .await;
     bar.finish_and_clear();
-    let history = history.context("FL run failed")?;
-    for c in clients {
-        c.await??;
-    }
+    let history = history?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("--out: cannot create {}", args.out.display()))?;
     let path = args.out.join("history.json");
@@ -200,4 +125,23 @@ pub async fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         path.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Moves the bar to the latest round and prints its line.
+fn show_round(bar: &ProgressBar, h: &fl::history::History) {
+    let Some(r) = h.rounds.last() else {
+        return;
+    };
+    bar.set_position(r.round);
+    bar.set_message(format!(
+        "accuracy {:.4} loss {:.4}",
+        r.accuracy().unwrap_or(f64::NAN),
+        r.loss().unwrap_or(f64::NAN)
+    ));
+    let line = round_line(r, h.rounds_planned);
+    if bar.is_hidden() {
+        println!("{line}");
+    } else {
+        bar.println(line);
+    }
 }

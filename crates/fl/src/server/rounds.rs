@@ -220,6 +220,8 @@ impl RoundRunner {
         wanted.max(minimum).min(available)
     }
 
+    /// One round, as Flower's `fit_round` then `evaluate_round`: fit and
+    /// aggregate, server-side evaluation, client-side evaluation.
     async fn round(
         &mut self,
         round: u64,
@@ -231,20 +233,45 @@ impl RoundRunner {
             started_s: self.started.elapsed().as_secs_f64(),
             ..RoundRecord::default()
         };
+        let mut traffic = Traffic::default();
+        record.fit = self.fit_round(round, parameters, &mut traffic).await?;
+        if let Some(eval) = self.evaluate_fn.as_mut() {
+            record.central = eval(round, parameters.tensors());
+        }
+        if self.config.fraction_evaluate > 0.0 {
+            record.evaluate = Some(self.evaluate_round(round, parameters, &mut traffic).await);
+        }
+        (record.bytes_sent, record.bytes_received) = (traffic.sent, traffic.received);
+        record.duration_s = round_start.elapsed().as_secs_f64();
+        Ok(record)
+    }
 
-        // Fit.
-        let fit_start = Instant::now();
-        let n = self.sample_size(self.config.fraction_fit, self.config.min_fit_clients);
-        let clients = self.manager.sample(n, &mut self.rng);
+    /// The fit instruction of `round`: the global model and the config.
+    fn fit_message(&mut self, round: u64, parameters: &mut GlobalModel) -> ServerMessage {
         let mut fit_config = self.config.fit_config.clone();
         fit_config.extend(self.strategy.fit_config());
         fit_config.insert("server_round".into(), (round as i64).into());
-        let fit_msg = ServerMessage {
+        ServerMessage {
             msg: Some(ServerMsg::FitIns(FitIns {
                 parameters: Some(parameters.encoded()),
                 config: wire::config_to_proto(&fit_config),
             })),
-        };
+        }
+    }
+
+    /// Samples clients, sends them the model to train and aggregates what
+    /// they send back into `parameters`; fails the round when no client
+    /// answered, or any failed and failures are not accepted.
+    async fn fit_round(
+        &mut self,
+        round: u64,
+        parameters: &mut GlobalModel,
+        traffic: &mut Traffic,
+    ) -> Result<PhaseRecord, ServerError> {
+        let fit_start = Instant::now();
+        let n = self.sample_size(self.config.fraction_fit, self.config.min_fit_clients);
+        let clients = self.manager.sample(n, &mut self.rng);
+        let fit_msg = self.fit_message(round, parameters);
         let shapes: Vec<Vec<usize>> = parameters
             .tensors()
             .iter()
@@ -268,8 +295,7 @@ impl RoundRunner {
             fit_msg,
             |msg| parse_fit(msg, &shapes),
             |reply| {
-                record.bytes_sent += reply.bytes_sent;
-                record.bytes_received += reply.bytes_received;
+                traffic.add(reply.bytes_sent, reply.bytes_received);
                 match reply.result {
                     Ok((parameters, num_examples, metrics)) => {
                         match mean.as_mut() {
@@ -298,18 +324,7 @@ impl RoundRunner {
         fit.metrics = weighted_metrics(done.iter().map(|(n, m)| (*n, m)));
         fit.loss = fit.metrics.get("train_loss").copied();
         self.recorder.failures("fit", fit.failures.len());
-        if done.is_empty() || (!fit.failures.is_empty() && !self.config.accept_failures) {
-            let reasons: Vec<String> = fit.failures.iter().map(|f| f.reason.clone()).collect();
-            return Err(ServerError::Round {
-                round,
-                reason: format!(
-                    "fit: {} of {} clients failed ({})",
-                    fit.failures.len(),
-                    fit.sampled,
-                    reasons.join("; ")
-                ),
-            });
-        }
+        self.check_fit(round, &fit, done.is_empty())?;
         let next = match mean {
             Some(sum) => self
                 .strategy
@@ -321,72 +336,102 @@ impl RoundRunner {
             reason: e.to_string(),
         })?);
         fit.duration_s = fit_start.elapsed().as_secs_f64();
-        record.fit = fit;
+        Ok(fit)
+    }
 
-        // Server-side evaluation.
-        if let Some(eval) = self.evaluate_fn.as_mut() {
-            record.central = eval(round, parameters.tensors());
+    /// Fails the round when no client answered its fit, or any failed and
+    /// failures are not accepted.
+    fn check_fit(&self, round: u64, fit: &PhaseRecord, none_done: bool) -> Result<(), ServerError> {
+        if none_done || (!fit.failures.is_empty() && !self.config.accept_failures) {
+            let reasons: Vec<String> = fit.failures.iter().map(|f| f.reason.clone()).collect();
+            return Err(ServerError::Round {
+                round,
+                reason: format!(
+                    "fit: {} of {} clients failed ({})",
+                    fit.failures.len(),
+                    fit.sampled,
+                    reasons.join("; ")
+                ),
+            });
         }
+        Ok(())
+    }
 
-        // Client-side evaluation.
-        if self.config.fraction_evaluate > 0.0 {
-            let eval_start = Instant::now();
-            let n = self.sample_size(
-                self.config.fraction_evaluate,
-                self.config.min_evaluate_clients,
-            );
-            let clients = self.manager.sample(n, &mut self.rng);
-            let mut eval_config = self.config.evaluate_config.clone();
-            eval_config.insert("server_round".into(), (round as i64).into());
-            let msg = ServerMessage {
-                msg: Some(ServerMsg::EvaluateIns(EvaluateIns {
-                    parameters: Some(parameters.encoded()),
-                    config: wire::config_to_proto(&eval_config),
-                })),
-            };
-            let mut phase = PhaseRecord {
-                sampled: clients.len(),
-                ..PhaseRecord::default()
-            };
-            let mut ok = Vec::new();
-            broadcast(
-                self.config.round_timeout,
-                &clients,
-                msg,
-                parse_evaluate,
-                |reply| {
-                    record.bytes_sent += reply.bytes_sent;
-                    record.bytes_received += reply.bytes_received;
-                    match reply.result {
-                        Ok(r) => ok.push((reply.client, r)),
-                        Err(reason) => phase.failures.push(Failure {
-                            client: reply.client,
-                            reason,
-                        }),
-                    }
-                },
-            )
-            .await;
-            phase.failures.sort_by(|a, b| a.client.cmp(&b.client));
-            // Sums in client order, so that runs reproduce.
-            ok.sort_by(|a, b| a.0.cmp(&b.0));
-            let ok: Vec<EvalResult> = ok.into_iter().map(|(_, r)| r).collect();
-            phase.completed = ok.len();
-            phase.num_examples = ok.iter().map(|r| r.num_examples).sum();
-            if phase.num_examples > 0 {
-                let weighted: f64 = ok
-                    .iter()
-                    .map(|r| f64::from(r.loss) * r.num_examples as f64)
-                    .sum();
-                phase.loss = Some(weighted / phase.num_examples as f64);
-            }
-            phase.metrics = weighted_metrics(ok.iter().map(|r| (r.num_examples, &r.metrics)));
-            phase.duration_s = eval_start.elapsed().as_secs_f64();
-            self.recorder.failures("evaluate", phase.failures.len());
-            record.evaluate = Some(phase);
+    /// Samples clients and has them evaluate the global model on their own
+    /// data; their example-weighted loss and metrics.
+    async fn evaluate_round(
+        &mut self,
+        round: u64,
+        parameters: &mut GlobalModel,
+        traffic: &mut Traffic,
+    ) -> PhaseRecord {
+        let eval_start = Instant::now();
+        let n = self.sample_size(
+            self.config.fraction_evaluate,
+            self.config.min_evaluate_clients,
+        );
+        let clients = self.manager.sample(n, &mut self.rng);
+        let mut eval_config = self.config.evaluate_config.clone();
+        eval_config.insert("server_round".into(), (round as i64).into());
+        let msg = ServerMessage {
+            msg: Some(ServerMsg::EvaluateIns(EvaluateIns {
+                parameters: Some(parameters.encoded()),
+                config: wire::config_to_proto(&eval_config),
+            })),
+        };
+        let mut phase = PhaseRecord {
+            sampled: clients.len(),
+            ..PhaseRecord::default()
+        };
+        let mut ok = Vec::new();
+        broadcast(
+            self.config.round_timeout,
+            &clients,
+            msg,
+            parse_evaluate,
+            |reply| {
+                traffic.add(reply.bytes_sent, reply.bytes_received);
+                match reply.result {
+                    Ok(r) => ok.push((reply.client, r)),
+                    Err(reason) => phase.failures.push(Failure {
+                        client: reply.client,
+                        reason,
+                    }),
+                }
+            },
+        )
+        .await;
+        phase.failures.sort_by(|a, b| a.client.cmp(&b.client));
+        // Sums in client order, so that runs reproduce.
+        ok.sort_by(|a, b| a.0.cmp(&b.0));
+        let ok: Vec<EvalResult> = ok.into_iter().map(|(_, r)| r).collect();
+        phase.completed = ok.len();
+        phase.num_examples = ok.iter().map(|r| r.num_examples).sum();
+        if phase.num_examples > 0 {
+            let weighted: f64 = ok
+                .iter()
+                .map(|r| f64::from(r.loss) * r.num_examples as f64)
+                .sum();
+            phase.loss = Some(weighted / phase.num_examples as f64);
         }
-        record.duration_s = round_start.elapsed().as_secs_f64();
-        Ok(record)
+        phase.metrics = weighted_metrics(ok.iter().map(|r| (r.num_examples, &r.metrics)));
+        phase.duration_s = eval_start.elapsed().as_secs_f64();
+        self.recorder.failures("evaluate", phase.failures.len());
+        phase
+    }
+}
+
+/// Bytes a round sent to and received from its clients.
+#[derive(Default)]
+struct Traffic {
+    sent: u64,
+    received: u64,
+}
+
+impl Traffic {
+    fn add(&mut self, sent: u64, received: u64) {
+        self.sent += sent;
+        self.received += received;
     }
 }
 
