@@ -1102,3 +1102,48 @@ fn a_privacy_low_intent_trains_centrally_on_the_data_its_clients_send() {
     assert_eq!(placed[0]["strategy"], "centralised", "{placed:#}");
     tb.assert_nothing_running();
 }
+
+#[test]
+fn an_intent_ends_at_its_target_accuracy_or_fails_at_its_deadline() {
+    let tb = Testbed::start(71, 2, 4, &[]);
+    let send = |set: &[&str]| {
+        let mut c = dmo();
+        c.args([
+            "intent",
+            "send",
+            &intent_file("welding"),
+            "--mlfo",
+            &tb.edge(),
+        ])
+        .args(["--size", "2"]);
+        for s in set {
+            c.args(["--set", s]);
+        }
+        let out = c.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let early = send(&["numround=200", "target_accuracy=0.5"]);
+    let late = send(&["numround=10000", "deadline_s=3"]);
+    let v = tb.wait_final(&early);
+    assert_eq!(v["state"], "completed", "{v:#}");
+    let reason = v["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("target accuracy reached at round"),
+        "{reason}"
+    );
+    let rounds = v["jobs"][0]["rounds"].as_array().unwrap();
+    assert!(rounds.len() < 200 && rounds.last().unwrap()["accuracy"].as_f64().unwrap() >= 0.5);
+    let v = tb.wait_final(&late);
+    assert_eq!(v["state"], "failed", "{v:#}");
+    let reason = v["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("deadline of 3 s passed at round"),
+        "{reason}"
+    );
+    tb.assert_nothing_running();
+}

@@ -4,6 +4,7 @@
 
 use crate::summary::{JobSummary, ResultsError, Summary};
 use intent::TrainingMode;
+use mlfo::record::IntentState;
 use plotters::prelude::*;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -215,8 +216,12 @@ fn jobs_table(jobs: &[JobSummary]) -> String {
             escape(&j.source),
             escape(&j.model),
             escape(&j.strategy),
-            if j.state == "completed" { "ok" } else { "bad" },
-            escape(&j.state),
+            if j.state == IntentState::Completed {
+                "ok"
+            } else {
+                "bad"
+            },
+            j.state.as_str(),
             j.reason
                 .iter()
                 .chain(&j.notes)
@@ -565,7 +570,7 @@ mod tests {
     #[test]
     fn text_from_the_run_is_escaped() {
         let mut s = sample();
-        s.jobs[0].state = "failed".into();
+        s.jobs[0].state = IntentState::Failed;
         s.jobs[0].reason = Some("<script>x</script>".into());
         let html = render(&s).unwrap();
         assert!(!html.contains("<script>"));

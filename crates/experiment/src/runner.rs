@@ -663,7 +663,8 @@ fn collect(
         })
         .collect();
     let expectations = check(scenario, &jobs);
-    let ok = jobs.iter().all(|j| j.state == "completed") && expectations.iter().all(|e| e.ok);
+    let ok = jobs.iter().all(|j| j.state == mlfo::IntentState::Completed)
+        && expectations.iter().all(|e| e.ok);
     let summary = Summary {
         schema: SCHEMA_VERSION,
         scenario: scenario.name.clone(),

@@ -2,7 +2,7 @@
 //! `docs/results.md`) and `rounds.csv`, built from the edge MLFO's intent
 //! records.
 
-use mlfo::record::{IntentRecord, MomoStats, RoundSummary, Timings};
+use mlfo::record::{IntentRecord, IntentState, MomoStats, RoundSummary, Timings};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -49,7 +49,7 @@ pub struct JobSummary {
     #[serde(default = "federated")]
     pub mode: intent::TrainingMode,
     /// Final state of the intent.
-    pub state: String,
+    pub state: IntentState,
     /// Why it did not complete.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -181,7 +181,7 @@ impl JobSummary {
                 model: job.model.clone(),
                 strategy: job.strategy.clone(),
                 mode: job.mode,
-                state: record.state.as_str().to_owned(),
+                state: record.state,
                 reason: record.reason.clone(),
                 notes: record.notes.clone(),
                 meters: record.meters.clone(),
@@ -295,7 +295,7 @@ pub(crate) mod tests {
             model: "mlp".into(),
             strategy: "FedAvg".into(),
             mode: intent::TrainingMode::Federated,
-            state: "completed".into(),
+            state: IntentState::Completed,
             reason: None,
             notes: Vec::new(),
             meters: Vec::new(),

@@ -20,28 +20,40 @@ use serde_json::{Map, Value};
 pub const BODY_LIMIT_BYTES: usize = intent::MAX_DOCUMENT_BYTES + 64 * 1024;
 
 /// An error reply: a status and a text saying what to fix.
-pub struct ApiError(StatusCode, String);
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The orchestrator refused or failed the operation.
+    #[error(transparent)]
+    Mlfo(#[from] MlfoError),
+    /// The request itself is malformed (400): a form field, a body.
+    #[error("{0}")]
+    BadRequest(String),
+}
 
-impl From<MlfoError> for ApiError {
-    fn from(e: MlfoError) -> Self {
-        let status = match &e {
-            MlfoError::Invalid(_) | MlfoError::WrongRole(_) => StatusCode::BAD_REQUEST,
-            MlfoError::NotFound(_) => StatusCode::NOT_FOUND,
-            MlfoError::Conflict(_) => StatusCode::CONFLICT,
-            MlfoError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        ApiError(status, e.to_string())
+impl ApiError {
+    fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_)
+            | ApiError::Mlfo(MlfoError::Invalid(_) | MlfoError::WrongRole(_)) => {
+                StatusCode::BAD_REQUEST
+            }
+            ApiError::Mlfo(MlfoError::NotFound(_)) => StatusCode::NOT_FOUND,
+            ApiError::Mlfo(MlfoError::Conflict(_)) => StatusCode::CONFLICT,
+            ApiError::Mlfo(MlfoError::Store(_) | MlfoError::Internal(_)) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.0, format!("{}\n", self.1)).into_response()
+        (self.status(), format!("{self}\n")).into_response()
     }
 }
 
 fn bad_request(text: String) -> ApiError {
-    ApiError(StatusCode::BAD_REQUEST, text)
+    ApiError::BadRequest(text)
 }
 
 /// Every route of the MLFO, sharing `mlfo`.

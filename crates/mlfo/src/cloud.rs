@@ -313,7 +313,7 @@ impl Mlfo {
                     .await
                 {
                     Ok(view) => matches!(view.state, JobState::Starting | JobState::Running),
-                    Err(e) => !e.not_found,
+                    Err(e) => !e.not_found(),
                 };
                 (record, running)
             });

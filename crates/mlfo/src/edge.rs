@@ -673,7 +673,7 @@ async fn poll_server(
                 ),
             }
         }
-        Err(e) if e.not_found => Poll::Ended(
+        Err(e) if e.not_found() => Poll::Ended(
             IntentState::Lost,
             format!(
                 "agent {} no longer knows FL server job {} (did the agent restart?)",
@@ -722,32 +722,25 @@ async fn clients_failed(mlfo: &Mlfo, job: &JobRecord) -> Option<String> {
     first
 }
 
-/// Seconds the intent may take: its `deadline_s`, else the configured job limit.
+/// Seconds the intent may take: its targets' smallest `deadline_s`, else
+/// the configured job limit.
 fn plan_deadline(mlfo: &Mlfo, record: &IntentRecord) -> f64 {
-    let from_intent = record.document["targets"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|t| t["constraints"]["deadline_s"].as_f64())
-        .fold(None, |acc: Option<f64>, d| {
-            Some(acc.map_or(d, |a| a.min(d)))
-        });
-    from_intent.unwrap_or(mlfo.inner.config.timeouts.job_s)
-}
-
-/// When every job reached its intent's `target_accuracy`, why the intent stops early.
-fn target_reached(record: &IntentRecord) -> Option<String> {
-    let targets: Vec<f64> = record.document["targets"]
-        .as_array()?
-        .iter()
-        .map(|t| t["constraints"]["target_accuracy"].as_f64())
-        .collect::<Option<_>>()?;
-    let reached = record
+    record
         .jobs
         .iter()
-        .zip(&targets)
-        .all(|(job, target)| job.latest_accuracy().is_some_and(|a| a >= *target));
-    reached.then(|| {
+        .filter_map(|j| j.deadline_s)
+        .min_by(f64::total_cmp)
+        .unwrap_or(mlfo.inner.config.timeouts.job_s)
+}
+
+/// When every job reached its target's `target_accuracy`, why the intent stops early.
+fn target_reached(record: &IntentRecord) -> Option<String> {
+    let reached = record.jobs.iter().all(|job| {
+        job.target_accuracy
+            .zip(job.latest_accuracy())
+            .is_some_and(|(target, accuracy)| accuracy >= target)
+    });
+    (reached && !record.jobs.is_empty()).then(|| {
         let rounds: Vec<String> = record
             .jobs
             .iter()

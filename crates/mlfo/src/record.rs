@@ -238,6 +238,12 @@ pub struct JobRecord {
     /// federated rounds and centralised passes on one axis.
     #[serde(default)]
     pub passes_planned: u64,
+    /// Stop once the accuracy reaches this (the target's `target_accuracy`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_accuracy: Option<f64>,
+    /// Give up after this many seconds from arrival (the target's `deadline_s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline_s: Option<f64>,
     /// The FL server, once placed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server: Option<ServerPlacement>,

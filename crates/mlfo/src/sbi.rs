@@ -17,8 +17,16 @@ pub struct SbiError {
     pub url: String,
     /// What went wrong.
     pub problem: String,
-    /// Whether the agent said the job does not exist (HTTP 404).
-    pub not_found: bool,
+    /// The HTTP status the agent answered with; `None` when no answer came
+    /// (unreachable, timed out) or it could not be read.
+    pub status: Option<StatusCode>,
+}
+
+impl SbiError {
+    /// The agent said the job does not exist (HTTP 404).
+    pub fn not_found(&self) -> bool {
+        self.status == Some(StatusCode::NOT_FOUND)
+    }
 }
 
 /// A client for the node agents' API.
@@ -90,7 +98,7 @@ impl Sbi {
             .await
         {
             Ok(_) => Ok(()),
-            Err(e) if e.not_found => Ok(()),
+            Err(e) if e.not_found() => Ok(()),
             Err(e) => Err(e),
         }
     }
@@ -154,11 +162,11 @@ impl Sbi {
         agent: &AgentEntry,
         request: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<T, SbiError> {
-        let fail = |problem: String, not_found: bool| SbiError {
+        let fail = |problem: String, status: Option<StatusCode>| SbiError {
             host: agent.name.clone(),
             url: agent.url.clone(),
             problem,
-            not_found,
+            status,
         };
         let mut attempt = 0;
         let result = loop {
@@ -183,7 +191,7 @@ impl Sbi {
                 };
                 Err(fail(
                     format!("{operation}: {what} after {attempt} attempt(s)"),
-                    false,
+                    None,
                 ))
             }
             Ok(reply) => {
@@ -192,14 +200,14 @@ impl Sbi {
                     reply.json::<T>().await.map_err(|e| {
                         fail(
                             format!("{operation}: reply is not the expected JSON: {e}"),
-                            false,
+                            Some(status),
                         )
                     })
                 } else {
                     let text = reply.text().await.unwrap_or_default();
                     Err(fail(
                         format!("{operation}: HTTP {}: {}", status.as_u16(), text.trim()),
-                        status == StatusCode::NOT_FOUND,
+                        Some(status),
                     ))
                 }
             }

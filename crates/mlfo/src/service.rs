@@ -35,6 +35,9 @@ pub enum MlfoError {
     /// The state database failed (500).
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Something of the MLFO's own failed, not the request (500).
+    #[error("{0}")]
+    Internal(String),
 }
 
 /// A target with its FL plan.
@@ -371,7 +374,7 @@ impl Mlfo {
         self.inner
             .metrics
             .encode(&counts)
-            .map_err(|e| MlfoError::Invalid(format!("encoding metrics: {e}")))
+            .map_err(|e| MlfoError::Internal(format!("encoding metrics: {e}")))
     }
 }
 
@@ -413,6 +416,8 @@ fn job_record(target: &ResolvedTarget, plan: &FlPlan) -> JobRecord {
         strategy,
         rounds_planned: u64::from(rounds),
         passes_planned: u64::from(plan.passes()),
+        target_accuracy: plan.target_accuracy,
+        deadline_s: plan.deadline_s,
         server: None,
         clients: Vec::new(),
         initial_accuracy: None,

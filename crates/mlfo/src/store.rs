@@ -299,6 +299,8 @@ mod tests {
                 strategy: "centralised".into(),
                 rounds_planned: 3,
                 passes_planned: 3,
+                target_accuracy: Some(0.9),
+                deadline_s: None,
                 server: None,
                 clients: vec![],
                 initial_accuracy: None,

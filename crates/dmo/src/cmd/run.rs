@@ -114,7 +114,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         eprintln!(
             "{}: {} after {}/{} rounds, final accuracy {}",
             job.label(),
-            job.state,
+            job.state.as_str(),
             job.rounds.len(),
             job.rounds_planned,
             job.final_accuracy

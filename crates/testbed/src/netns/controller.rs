@@ -152,9 +152,39 @@ fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// An error as JSON with its status.
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(json!({ "error": message.into() }))).into_response()
+/// Why a request failed; answered as JSON `{"error": ...}` with its status.
+#[derive(Debug, thiserror::Error)]
+enum ControllerError {
+    /// The request is malformed (400); the text names the field.
+    #[error("{0}")]
+    BadRequest(String),
+    /// A meter operation failed (400, 404 or 500 by its kind).
+    #[error(transparent)]
+    Meter(#[from] MeterError),
+    /// The controller itself failed (500).
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl IntoResponse for ControllerError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            ControllerError::BadRequest(_) | ControllerError::Meter(MeterError::Invalid { .. }) => {
+                StatusCode::BAD_REQUEST
+            }
+            ControllerError::Meter(MeterError::NotFound(_)) => StatusCode::NOT_FOUND,
+            ControllerError::Meter(MeterError::Kernel(_)) | ControllerError::Internal(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        };
+        (status, Json(json!({ "error": self.to_string() }))).into_response()
+    }
+}
+
+type Reply = Result<Response, ControllerError>;
+
+fn bad_request(message: impl Into<String>) -> ControllerError {
+    ControllerError::BadRequest(message.into())
 }
 
 /// `201 Created` with the new resource's `Location` and its body.
@@ -163,71 +193,42 @@ fn created(location: String, body: impl IntoResponse) -> Response {
 }
 
 /// A numeric id from the path; a 400 naming `field` when it is not one.
-fn path_id(id: &str, field: &str, what: &str) -> Result<u32, Box<Response>> {
-    id.parse().map_err(|_| {
-        Box::new(error(
-            StatusCode::BAD_REQUEST,
-            format!("{field}: {id:?} is not a {what}"),
-        ))
-    })
+fn path_id(id: &str, field: &str, what: &str) -> Result<u32, ControllerError> {
+    id.parse()
+        .map_err(|_| bad_request(format!("{field}: {id:?} is not a {what}")))
 }
 
-fn meter_error(e: MeterError) -> Response {
-    let status = match &e {
-        MeterError::Invalid { .. } => StatusCode::BAD_REQUEST,
-        MeterError::NotFound(_) => StatusCode::NOT_FOUND,
-        MeterError::Kernel(_) => StatusCode::INTERNAL_SERVER_ERROR,
-    };
-    error(status, e.to_string())
-}
-
-/// Runs a meter operation (it calls tc) off the async workers and answers
-/// with `ok` of its result, or the error's status.
+/// Runs a meter operation (it calls tc) off the async workers.
 async fn blocking<T: Send + 'static>(
     operation: impl FnOnce() -> Result<T, MeterError> + Send + 'static,
-    ok: impl FnOnce(T) -> Response,
-) -> Response {
-    match tokio::task::spawn_blocking(operation).await {
-        Ok(Ok(v)) => ok(v),
-        Ok(Err(e)) => meter_error(e),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    }
+) -> Result<T, ControllerError> {
+    tokio::task::spawn_blocking(operation)
+        .await
+        .map_err(|e| ControllerError::Internal(e.to_string()))?
+        .map_err(ControllerError::from)
 }
 
 /// Parses a JSON body, naming the field that is wrong.
-fn parse<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, Box<Response>> {
-    serde_json::from_str(body).map_err(|e| {
-        Box::new(error(
-            StatusCode::BAD_REQUEST,
-            format!("request body: {e}; see docs/topology.md, Meters"),
-        ))
-    })
+fn parse<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, ControllerError> {
+    serde_json::from_str(body)
+        .map_err(|e| bad_request(format!("request body: {e}; see docs/topology.md, Meters")))
 }
 
 async fn list_meters(State(s): State<AppState>) -> Response {
     Json(s.meters.list()).into_response()
 }
 
-async fn create_meter(State(s): State<AppState>, body: String) -> Response {
-    let spec: MeterSpec = match parse(&body) {
-        Ok(v) => v,
-        Err(r) => return *r,
-    };
+async fn create_meter(State(s): State<AppState>, body: String) -> Reply {
+    let spec: MeterSpec = parse(&body)?;
     let meters = s.meters.clone();
-    blocking(
-        move || meters.create(spec),
-        |m| created(format!("/v1/meters/{}", m.id), Json(m)),
-    )
-    .await
+    let m = blocking(move || meters.create(spec)).await?;
+    Ok(created(format!("/v1/meters/{}", m.id), Json(m)))
 }
 
-async fn delete_meter(State(s): State<AppState>, Path(id): Path<String>) -> Response {
-    let id = match path_id(&id, "id", "meter id") {
-        Ok(id) => id,
-        Err(r) => return *r,
-    };
+async fn delete_meter(State(s): State<AppState>, Path(id): Path<String>) -> Reply {
+    let id = path_id(&id, "id", "meter id")?;
     let meters = s.meters.clone();
-    blocking(move || meters.delete(id), |m| Json(m).into_response()).await
+    Ok(Json(blocking(move || meters.delete(id)).await?).into_response())
 }
 
 async fn switches(State(s): State<AppState>) -> Response {
@@ -267,37 +268,25 @@ fn number(v: &Value) -> Option<f64> {
     v.as_f64().or_else(|| v.as_str()?.trim().parse().ok())
 }
 
-async fn onos_meter(
-    State(s): State<AppState>,
-    Path(device): Path<String>,
-    body: String,
-) -> Response {
-    let v: Value = match parse(&body) {
-        Ok(v) => v,
-        Err(r) => return *r,
-    };
+async fn onos_meter(State(s): State<AppState>, Path(device): Path<String>, body: String) -> Reply {
+    let v: Value = parse(&body)?;
     if let Some(unit) = v.get("unit").and_then(Value::as_str)
         && unit != "KB_PER_SEC"
     {
-        return error(
-            StatusCode::BAD_REQUEST,
-            format!("unit: {unit:?} is not supported; use KB_PER_SEC"),
-        );
+        return Err(bad_request(format!(
+            "unit: {unit:?} is not supported; use KB_PER_SEC"
+        )));
     }
     let band = v.get("bands").and_then(|b| b.get(0));
-    let Some(rate) = band.and_then(|b| b.get("rate")).and_then(number) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "bands[0].rate: give the DROP band's rate in KB/s",
-        );
-    };
-    match s.meters.onos_meter(&device, rate) {
-        Ok(m) => created(
-            format!("/onos/v1/meters/{}/{}", m.device_id, m.id),
-            Json(onos_meter_json(&m)),
-        ),
-        Err(e) => meter_error(e),
-    }
+    let rate = band
+        .and_then(|b| b.get("rate"))
+        .and_then(number)
+        .ok_or_else(|| bad_request("bands[0].rate: give the DROP band's rate in KB/s"))?;
+    let m = s.meters.onos_meter(&device, rate)?;
+    Ok(created(
+        format!("/onos/v1/meters/{}/{}", m.device_id, m.id),
+        Json(onos_meter_json(&m)),
+    ))
 }
 
 /// An ONOS meter as ONOS writes it.
@@ -320,15 +309,10 @@ async fn onos_meters(State(s): State<AppState>) -> Response {
 async fn onos_meter_delete(
     State(s): State<AppState>,
     Path((device, id)): Path<(String, String)>,
-) -> Response {
-    let id = match path_id(&id, "meterId", "meter id") {
-        Ok(id) => id,
-        Err(r) => return *r,
-    };
-    match s.meters.onos_meter_delete(&device, id) {
-        Ok(_) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => meter_error(e),
-    }
+) -> Reply {
+    let id = path_id(&id, "meterId", "meter id")?;
+    s.meters.onos_meter_delete(&device, id)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn onos_flows(State(s): State<AppState>) -> Response {
@@ -344,31 +328,25 @@ fn find<'a>(v: &'a Value, path: [&str; 2], kind: &str) -> Option<&'a Value> {
         .find(|c| c.get("type").and_then(Value::as_str) == Some(kind))
 }
 
-async fn onos_flow(
-    State(s): State<AppState>,
-    Path(device): Path<String>,
-    body: String,
-) -> Response {
-    let v: Value = match parse(&body) {
-        Ok(v) => v,
-        Err(r) => return *r,
-    };
+async fn onos_flow(State(s): State<AppState>, Path(device): Path<String>, body: String) -> Reply {
+    let v: Value = parse(&body)?;
     let instruction = |kind, key| find(&v, ["treatment", "instructions"], kind)?.get(key);
     let criterion = |kind, key| find(&v, ["selector", "criteria"], kind)?.get(key);
-    let output = instruction("OUTPUT", "port").and_then(number);
-    let Some(output) = output.filter(|p| *p >= 1.0 && p.fract() == 0.0) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "treatment.instructions: give an OUTPUT instruction with a port number",
-        );
-    };
-    let meter = instruction("METER", "meterId").and_then(number);
-    let Some(meter) = meter.filter(|m| *m >= 1.0 && m.fract() == 0.0) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "treatment.instructions: give a METER instruction with a meterId (flows without one are not applied)",
-        );
-    };
+    let whole = |x: &f64| *x >= 1.0 && x.fract() == 0.0;
+    let output = instruction("OUTPUT", "port")
+        .and_then(number)
+        .filter(whole)
+        .ok_or_else(|| {
+            bad_request("treatment.instructions: give an OUTPUT instruction with a port number")
+        })?;
+    let meter = instruction("METER", "meterId")
+        .and_then(number)
+        .filter(whole)
+        .ok_or_else(|| {
+            bad_request(
+                "treatment.instructions: give a METER instruction with a meterId (flows without one are not applied)",
+            )
+        })?;
     let in_port = criterion("IN_PORT", "port")
         .and_then(number)
         .map(|p| p as u32);
@@ -376,27 +354,22 @@ async fn onos_flow(
         .and_then(Value::as_str)
         .map(str::to_owned);
     let meters = s.meters.clone();
-    blocking(
-        move || meters.onos_flow(&device, in_port, output as u32, dst, meter as u32),
-        |f| created(format!("/onos/v1/flows/{}/{}", f.device_id, f.id), Json(f)),
-    )
-    .await
+    let f = blocking(move || meters.onos_flow(&device, in_port, output as u32, dst, meter as u32))
+        .await?;
+    Ok(created(
+        format!("/onos/v1/flows/{}/{}", f.device_id, f.id),
+        Json(f),
+    ))
 }
 
 async fn onos_flow_delete(
     State(s): State<AppState>,
     Path((_device, id)): Path<(String, String)>,
-) -> Response {
-    let id = match path_id(&id, "flowId", "flow id") {
-        Ok(id) => id,
-        Err(r) => return *r,
-    };
+) -> Reply {
+    let id = path_id(&id, "flowId", "flow id")?;
     let meters = s.meters.clone();
-    blocking(
-        move || meters.onos_flow_delete(id),
-        |()| StatusCode::NO_CONTENT.into_response(),
-    )
-    .await
+    blocking(move || meters.onos_flow_delete(id)).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn metrics(State(s): State<AppState>) -> Response {
