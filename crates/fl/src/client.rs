@@ -106,21 +106,7 @@ pub async fn run_client(
     let mut backoff = options.initial_backoff;
     loop {
         attempt += 1;
-        let session = async {
-            let channel = endpoint.connect().await.map_err(|e| e.to_string())?;
-            let mut client = FlowerServiceClient::new(channel)
-                .max_decoding_message_size(options.max_message_bytes)
-                .max_encoding_message_size(options.max_message_bytes);
-            let (tx, rx) = mpsc::channel::<ClientMessage>(2);
-            let inbound = client
-                .join(ReceiverStream::new(rx))
-                .await
-                .map_err(|s| s.message().to_owned())?
-                .into_inner();
-            Ok::<_, String>((inbound, tx))
-        }
-        .await;
-        let (mut inbound, tx) = match session {
+        let (mut inbound, tx) = match join(&endpoint, options).await {
             Ok(s) => s,
             Err(last) if attempt >= options.connect_attempts => {
                 return Err(ClientError::Connect {
@@ -138,55 +124,94 @@ pub async fn run_client(
         };
         attempt = 0;
         backoff = options.initial_backoff;
-        loop {
-            let message = match inbound.message().await {
-                Ok(Some(m)) => m,
-                Ok(None) => return Ok(summary),
-                Err(status) => {
-                    return Err(ClientError::Stream {
-                        server: server.to_owned(),
-                        status: status.to_string(),
-                    });
-                }
+        match serve(server, &mut inbound, &tx, trainer, &mut summary).await? {
+            SessionEnd::Finished => return Ok(summary),
+            SessionEnd::Reconnect(back) => trainer = back,
+        }
+    }
+}
+
+/// Opens the `Join` stream: the server's instructions and the sender of
+/// the client's replies.
+async fn join(
+    endpoint: &tonic::transport::Endpoint,
+    options: &ClientOptions,
+) -> Result<
+    (
+        tonic::Streaming<crate::proto::ServerMessage>,
+        mpsc::Sender<ClientMessage>,
+    ),
+    String,
+> {
+    let channel = endpoint.connect().await.map_err(|e| e.to_string())?;
+    let mut client = FlowerServiceClient::new(channel)
+        .max_decoding_message_size(options.max_message_bytes)
+        .max_encoding_message_size(options.max_message_bytes);
+    let (tx, rx) = mpsc::channel::<ClientMessage>(2);
+    let inbound = client
+        .join(ReceiverStream::new(rx))
+        .await
+        .map_err(|s| s.message().to_owned())?
+        .into_inner();
+    Ok((inbound, tx))
+}
+
+/// How a session with the server ended.
+enum SessionEnd {
+    /// The server is done with this client.
+    Finished,
+    /// The server asked the client to come back; the trainer goes on.
+    Reconnect(Box<dyn Trainer>),
+}
+
+/// Answers the server's instructions on one stream until it ends.
+async fn serve(
+    server: &str,
+    inbound: &mut tonic::Streaming<crate::proto::ServerMessage>,
+    tx: &mpsc::Sender<ClientMessage>,
+    mut trainer: Box<dyn Trainer>,
+    summary: &mut ClientSummary,
+) -> Result<SessionEnd, ClientError> {
+    let stream_error = |status: String| ClientError::Stream {
+        server: server.to_owned(),
+        status,
+    };
+    loop {
+        let message = match inbound.message().await {
+            Ok(Some(m)) => m,
+            Ok(None) => return Ok(SessionEnd::Finished),
+            Err(status) => return Err(stream_error(status.to_string())),
+        };
+        let Some(msg) = message.msg else { continue };
+        if let ServerMsg::ReconnectIns(r) = msg {
+            let reason = if r.seconds > 0 {
+                Reason::Reconnect
+            } else {
+                Reason::Ack
             };
-            let Some(msg) = message.msg else { continue };
-            if let ServerMsg::ReconnectIns(r) = msg {
-                let reason = if r.seconds > 0 {
-                    Reason::Reconnect
-                } else {
-                    Reason::Ack
-                };
-                let bye = ClientMessage {
-                    msg: Some(ClientMsg::DisconnectRes(DisconnectRes {
-                        reason: reason as i32,
-                    })),
-                };
-                let _ = tx.send(bye).await;
-                if r.seconds <= 0 {
-                    return Ok(summary);
-                }
-                tokio::time::sleep(Duration::from_secs(r.seconds.unsigned_abs())).await;
-                break;
+            let bye = ClientMessage {
+                msg: Some(ClientMsg::DisconnectRes(DisconnectRes {
+                    reason: reason as i32,
+                })),
+            };
+            let _ = tx.send(bye).await;
+            if r.seconds <= 0 {
+                return Ok(SessionEnd::Finished);
             }
-            let owned = trainer;
-            let (back, reply) = tokio::task::spawn_blocking(move || {
-                let mut t = owned;
-                let reply = answer(t.as_mut(), msg);
-                (t, reply)
-            })
-            .await
-            .map_err(|e| ClientError::Stream {
-                server: server.to_owned(),
-                status: format!("trainer panicked: {e}"),
-            })?;
-            trainer = back;
-            summary.record(&reply);
-            if tx.send(reply.message).await.is_err() {
-                return Err(ClientError::Stream {
-                    server: server.to_owned(),
-                    status: "server closed the stream".into(),
-                });
-            }
+            tokio::time::sleep(Duration::from_secs(r.seconds.unsigned_abs())).await;
+            return Ok(SessionEnd::Reconnect(trainer));
+        }
+        let (back, reply) = tokio::task::spawn_blocking(move || {
+            let mut t = trainer;
+            let reply = answer(t.as_mut(), msg);
+            (t, reply)
+        })
+        .await
+        .map_err(|e| stream_error(format!("trainer panicked: {e}")))?;
+        trainer = back;
+        summary.record(&reply);
+        if tx.send(reply.message).await.is_err() {
+            return Err(stream_error("server closed the stream".into()));
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The checks of a topology: each problem names its item and the fix.
 
-use super::{Addressing, Role, SpecError, Topology};
+use super::{Addressing, Host, Role, SpecError, Topology};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Whether `v` is a finite number > 0.
@@ -52,80 +52,13 @@ pub(super) fn topology(t: &Topology) -> Result<(), SpecError> {
     let mut addresses = BTreeMap::new();
     let mut cloud_mlfo: Option<&str> = None;
     for (i, h) in t.hosts.iter().enumerate() {
-        let item = |field: &str| format!("hosts[{i}].{field}");
-        if h.name.is_empty() {
-            return Err(SpecError::new(item("name"), "must not be empty"));
-        }
-        if !names.insert(h.name.as_str()) {
-            return Err(SpecError::new(
-                item("name"),
-                format!(
-                    "{:?} is used twice; give every host and switch its own name",
-                    h.name
-                ),
-            ));
-        }
-        let plan = &t.addressing;
-        let Some(tier) = [plan.cloud, plan.edge]
-            .into_iter()
-            .find(|s| s.contains(h.address))
-        else {
-            return Err(SpecError::new(
-                item("address"),
-                format!(
-                    "{} is outside the address plan; use the cloud tier {} or the edge tier {}",
-                    h.address, plan.cloud, plan.edge
-                ),
-            ));
-        };
-        if matches!(h.address.octets()[3], 0 | 255) {
-            return Err(SpecError::new(
-                item("address"),
-                format!(
-                    "{} is the network or broadcast address of {tier}; use .1 to .254",
-                    h.address
-                ),
-            ));
-        }
-        if let Some(other) = addresses.insert(h.address, &h.name) {
-            return Err(SpecError::new(
-                item("address"),
-                format!(
-                    "{} is already {other}'s; give each host its own address",
-                    h.address
-                ),
-            ));
-        }
-        if let Some(c) = h.cpus
-            && !positive(c)
-        {
-            return Err(SpecError::new(
-                item("cpus"),
-                format!("must be a number of cores > 0, got {c}"),
-            ));
-        }
-        if h.cohort.is_some() && !matches!(h.role, Role::Client | Role::Aggregator) {
-            return Err(SpecError::new(
-                item("cohort"),
-                format!(
-                    "only clients and aggregators belong to a cohort; remove it from {:?} (role {})",
-                    h.name, h.role
-                ),
-            ));
-        }
-        if h.campus.is_some() && h.role != Role::Client {
-            return Err(SpecError::new(
-                item("campus"),
-                format!(
-                    "only clients sit on a campus; remove it from {:?} (role {})",
-                    h.name, h.role
-                ),
-            ));
-        }
+        unique_name(&mut names, &h.name, format!("hosts[{i}].name"))?;
+        host_address(&t.addressing, i, h, &mut addresses)?;
+        host_fields(i, h)?;
         if h.role == Role::MlfoCloud {
             if let Some(first) = cloud_mlfo {
                 return Err(SpecError::new(
-                    item("role"),
+                    format!("hosts[{i}].role"),
                     format!(
                         "{:?} is a second mlfo-cloud (the first is {first:?}); keep one",
                         h.name
@@ -136,21 +69,100 @@ pub(super) fn topology(t: &Topology) -> Result<(), SpecError> {
         }
     }
     for (i, s) in t.switches.iter().enumerate() {
-        let item = format!("switches[{i}].name");
-        if s.name.is_empty() {
-            return Err(SpecError::new(item, "must not be empty"));
-        }
-        if !names.insert(s.name.as_str()) {
-            return Err(SpecError::new(
-                item,
-                format!(
-                    "{:?} is used twice; give every host and switch its own name",
-                    s.name
-                ),
-            ));
-        }
+        unique_name(&mut names, &s.name, format!("switches[{i}].name"))?;
     }
     links(t, &names)
+}
+
+/// `name` is not empty and not taken yet by a host or switch (`names`).
+fn unique_name<'a>(
+    names: &mut BTreeSet<&'a str>,
+    name: &'a str,
+    item: String,
+) -> Result<(), SpecError> {
+    if name.is_empty() {
+        return Err(SpecError::new(item, "must not be empty"));
+    }
+    if !names.insert(name) {
+        return Err(SpecError::new(
+            item,
+            format!("{name:?} is used twice; give every host and switch its own name"),
+        ));
+    }
+    Ok(())
+}
+
+/// Host `i`'s address is in a tier of the plan, usable and its own.
+fn host_address<'a>(
+    plan: &Addressing,
+    i: usize,
+    h: &'a Host,
+    addresses: &mut BTreeMap<std::net::Ipv4Addr, &'a String>,
+) -> Result<(), SpecError> {
+    let item = format!("hosts[{i}].address");
+    let Some(tier) = [plan.cloud, plan.edge]
+        .into_iter()
+        .find(|s| s.contains(h.address))
+    else {
+        return Err(SpecError::new(
+            item,
+            format!(
+                "{} is outside the address plan; use the cloud tier {} or the edge tier {}",
+                h.address, plan.cloud, plan.edge
+            ),
+        ));
+    };
+    if matches!(h.address.octets()[3], 0 | 255) {
+        return Err(SpecError::new(
+            item,
+            format!(
+                "{} is the network or broadcast address of {tier}; use .1 to .254",
+                h.address
+            ),
+        ));
+    }
+    if let Some(other) = addresses.insert(h.address, &h.name) {
+        return Err(SpecError::new(
+            item,
+            format!(
+                "{} is already {other}'s; give each host its own address",
+                h.address
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Host `i`'s CPU limit, cohort and campus fit its role.
+fn host_fields(i: usize, h: &Host) -> Result<(), SpecError> {
+    let item = |field: &str| format!("hosts[{i}].{field}");
+    if let Some(c) = h.cpus
+        && !positive(c)
+    {
+        return Err(SpecError::new(
+            item("cpus"),
+            format!("must be a number of cores > 0, got {c}"),
+        ));
+    }
+    if h.cohort.is_some() && !matches!(h.role, Role::Client | Role::Aggregator) {
+        return Err(SpecError::new(
+            item("cohort"),
+            format!(
+                "only clients and aggregators belong to a cohort; remove it from {:?} (role {})",
+                h.name, h.role
+            ),
+        ));
+    }
+    if h.campus.is_some() && h.role != Role::Client {
+        return Err(SpecError::new(
+            item("campus"),
+            format!(
+                "only clients sit on a campus; remove it from {:?} (role {})",
+                h.name, h.role
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Checks the links' ends and figures, and that every host has a link.
