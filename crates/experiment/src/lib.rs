@@ -1,6 +1,8 @@
 //! Experiments end to end: what `dmo run` writes (`summary.json`,
 //! `rounds.csv`, `report.html`) and `dmo report` re-renders.
 
+#![warn(missing_docs)]
+
 pub mod network;
 pub mod prometheus;
 pub mod report;

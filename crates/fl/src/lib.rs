@@ -7,6 +7,8 @@
 //! Feature `runtime` (on by default) is everything but [`names`], the
 //! strategy names, which build without it for the intent crate.
 
+#![warn(missing_docs)]
+
 #[cfg(feature = "runtime")]
 pub mod client;
 #[cfg(feature = "runtime")]

@@ -7,6 +7,8 @@
 //! rounds and keeps everything in SQLite ([`store`]). A cloud MLFO answers
 //! Mo-Mo by placing FL servers on its aggregators ([`cloud`]).
 
+#![warn(missing_docs)]
+
 pub mod api;
 pub mod cloud;
 pub mod config;

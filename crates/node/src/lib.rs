@@ -8,6 +8,8 @@
 //! Jobs run as tokio tasks in the agent's process; [`Agent`] is the domain
 //! (it knows nothing of HTTP), [`router`] maps requests onto it.
 
+#![warn(missing_docs)]
+
 pub mod api_form;
 pub mod api_json;
 pub mod central;

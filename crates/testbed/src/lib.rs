@@ -4,6 +4,8 @@
 //! every host in its own network namespace on shaped links; and what an
 //! experiment needs from either ([`backend`]).
 
+#![warn(missing_docs)]
+
 pub mod backend;
 pub mod local;
 pub mod netns;

@@ -29,7 +29,12 @@ struct IfReq {
     _pad: [u8; 22],
 }
 
-nix::ioctl_readwrite_bad!(tun_set_iff, libc::TUNSETIFF, IfReq);
+nix::ioctl_readwrite_bad!(
+    /// `TUNSETIFF`: attaches the open tun file to the device the request names.
+    tun_set_iff,
+    libc::TUNSETIFF,
+    IfReq
+);
 
 /// A TAP device in a network namespace, owned by this value: frames the
 /// kernel sends out of the device are read here, frames written here enter
