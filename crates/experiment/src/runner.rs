@@ -7,7 +7,11 @@ use crate::network::{NetworkSummary, TrafficSummary};
 use crate::scenario::Scenario;
 use crate::summary::{ExpectationResult, JobSummary, SCHEMA_VERSION, Summary, TestbedSummary};
 use mlfo::IntentRecord;
+use mlfo::client::MlfoClient;
+use mlfo::planner::CohortRequest;
 use mlfo::record::now_unix_s;
+use mlfo::submission::IntentRequest;
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -163,9 +167,7 @@ fn run_on(
         crate::prometheus::wait_targets(&http, *a, *count, ready)?;
     }
     start_traffic(scenario, &layout, hosts)?;
-    let followed = follow_intents(
-        scenario, options, hosts, &http, &started, started_at, progress,
-    )?;
+    let followed = follow_intents(scenario, options, hosts, &started, started_at, progress)?;
     if let Some((_, a, _)) = &started.prometheus {
         save_prometheus(scenario, &layout, &http, *a)?;
     }
@@ -536,12 +538,12 @@ fn follow_intents(
     scenario: &Scenario,
     options: &RunOptions,
     hosts: &mut dyn Backend,
-    http: &reqwest::blocking::Client,
     started: &Started,
     started_at: Instant,
     progress: &mut dyn FnMut(&[IntentRecord]),
 ) -> Result<Followed, String> {
-    let edge_url = &started.edge_url;
+    let edge =
+        MlfoClient::new(&started.edge_url, Duration::from_secs(30)).map_err(|e| e.to_string())?;
     let posts = scenario.posts();
     // Per post: its intent's id and cohort once sent, and whether it ended.
     let mut sent: Vec<Option<(String, String)>> = vec![None; posts.len()];
@@ -551,7 +553,7 @@ fn follow_intents(
     loop {
         for (k, post) in posts.iter().enumerate() {
             if sent[k].is_none() && post.after.is_none_or(|a| ended[a]) {
-                sent[k] = Some(post_intent(http, edge_url, scenario, post)?);
+                sent[k] = Some(post_intent(&edge, scenario, post)?);
             }
         }
         peak_memory_bytes = peak_memory_bytes.max(hosts.total_memory_bytes());
@@ -561,10 +563,8 @@ fn follow_intents(
             .enumerate()
             .filter_map(|(k, s)| Some((k, s.as_ref()?)))
         {
-            let r: IntentRecord = http
-                .get(format!("{edge_url}/v1/intents/{id}"))
-                .send()
-                .and_then(|r| r.json())
+            let r = edge
+                .intent(id)
                 .map_err(|e| format!("following intent {id}: {e}"))?;
             ended[k] = r.state.is_final();
             records.push(r);
@@ -706,37 +706,30 @@ fn satellite_links(topology: &Topology) -> Vec<usize> {
 
 /// Sends one intent to the edge MLFO; its id and cohort.
 fn post_intent(
-    http: &reqwest::blocking::Client,
-    edge_url: &str,
+    edge: &MlfoClient,
     scenario: &Scenario,
     post: &crate::scenario::IntentPost,
 ) -> Result<(String, String), String> {
     let i = post.intent;
     let cohort = scenario.intents[i].cohort.clone();
-    let body = serde_json::json!({
-        "intent": scenario.intent_text(i)?,
-        "cohort": { "name": cohort },
-        "constraints": scenario.post_constraints(post),
-    });
-    let reply = http
-        .post(format!("{edge_url}/v1/intents"))
-        .json(&body)
-        .send()
-        .map_err(|e| format!("sending intents[{i}] to the edge MLFO: {e}"))?;
-    let status = reply.status();
-    let text = reply.text().unwrap_or_default();
-    if !status.is_success() {
-        return Err(format!(
-            "intents[{i}]{}: the edge MLFO refused it ({status}): {}",
-            if post.centralised {
-                " (centralised)"
-            } else {
-                ""
-            },
-            text.trim()
-        ));
-    }
-    let record: IntentRecord = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    let request = IntentRequest {
+        intent: Value::String(scenario.intent_text(i)?),
+        cohort: CohortRequest {
+            name: Some(cohort.clone()),
+            ..CohortRequest::default()
+        },
+        constraints: scenario.post_constraints(post),
+        momo: None,
+        skip_clients: false,
+    };
+    let twin = if post.centralised {
+        " (centralised)"
+    } else {
+        ""
+    };
+    let record = edge
+        .submit(&request)
+        .map_err(|e| format!("intents[{i}]{twin}: {e}"))?;
     Ok((record.id, cohort))
 }
 

@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod client;
 pub mod cloud;
 pub mod config;
 mod edge;

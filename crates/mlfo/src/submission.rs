@@ -4,11 +4,11 @@
 use crate::config::MomoMode;
 use crate::planner::CohortRequest;
 use intent::{Catalog, FlPlan, Intent, ResolvedTarget};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// Body of `POST /v1/intents`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IntentRequest {
     /// The intent: its YAML/JSON text, or the document as a JSON object.
@@ -21,10 +21,10 @@ pub struct IntentRequest {
     #[serde(default)]
     pub constraints: Map<String, Value>,
     /// Mo-Mo mode for this intent, over the MLFO's `momo` setting.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub momo: Option<MomoMode>,
     /// Place the servers but start no client (the management plane alone).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub skip_clients: bool,
 }
 

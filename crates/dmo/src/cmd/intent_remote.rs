@@ -4,9 +4,11 @@
 use anyhow::{Context, bail};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use mlfo::IntentRecord;
+use mlfo::client::MlfoClient;
 use mlfo::planner::CohortRequest;
+use mlfo::submission::IntentRequest;
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -74,56 +76,28 @@ impl BatchCohort {
     }
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?)
+fn client(mlfo: &str) -> anyhow::Result<MlfoClient> {
+    MlfoClient::new(mlfo, Duration::from_secs(30)).with_context(|| format!("--mlfo {mlfo}"))
 }
 
-fn base(url: &str) -> String {
-    url.trim_end_matches('/').to_owned()
-}
-
-async fn post_intent(
-    http: &reqwest::Client,
-    mlfo: &str,
+fn post_intent(
+    client: &MlfoClient,
     file: &Path,
     cohort: &CohortRequest,
     constraints: Map<String, Value>,
 ) -> anyhow::Result<IntentRecord> {
     let text = std::fs::read_to_string(file)
         .with_context(|| format!("cannot read intent {}", file.display()))?;
-    let body = json!({ "intent": text, "cohort": cohort, "constraints": constraints });
-    let reply = http
-        .post(format!("{}/v1/intents", base(mlfo)))
-        .json(&body)
-        .send()
-        .await
-        .with_context(|| format!("--mlfo {mlfo}: cannot reach the MLFO"))?;
-    let status = reply.status();
-    if !status.is_success() {
-        let text = reply.text().await.unwrap_or_default();
-        bail!(
-            "{}: the MLFO refused it ({status}): {}",
-            file.display(),
-            text.trim()
-        );
-    }
-    Ok(reply.json().await?)
-}
-
-async fn get_intent(http: &reqwest::Client, mlfo: &str, id: &str) -> anyhow::Result<IntentRecord> {
-    let reply = http
-        .get(format!("{}/v1/intents/{id}", base(mlfo)))
-        .send()
-        .await
-        .with_context(|| format!("--mlfo {mlfo}: cannot reach the MLFO"))?;
-    let status = reply.status();
-    if !status.is_success() {
-        let text = reply.text().await.unwrap_or_default();
-        bail!("intent {id}: {status}: {}", text.trim());
-    }
-    Ok(reply.json().await?)
+    let request = IntentRequest {
+        intent: Value::String(text),
+        cohort: cohort.clone(),
+        constraints,
+        momo: None,
+        skip_clients: false,
+    };
+    client
+        .submit(&request)
+        .with_context(|| file.display().to_string())
 }
 
 /// `dmo intent send`.
@@ -134,16 +108,14 @@ pub fn send(
     constraints: Map<String, Value>,
     wait: bool,
 ) -> anyhow::Result<ExitCode> {
-    runtime()?.block_on(async {
-        let http = reqwest::Client::new();
-        let record = post_intent(&http, mlfo, file, &cohort, constraints).await?;
-        println!("{}", record.id);
-        if wait {
-            follow(&http, mlfo, &[record.id]).await
-        } else {
-            Ok(ExitCode::SUCCESS)
-        }
-    })
+    let client = client(mlfo)?;
+    let record = post_intent(&client, file, &cohort, constraints)?;
+    println!("{}", record.id);
+    if wait {
+        follow(&client, &[record.id])
+    } else {
+        Ok(ExitCode::SUCCESS)
+    }
 }
 
 /// `dmo intent batch`: one intent per cohort, host ranges from `ipstart`.
@@ -160,49 +132,44 @@ pub fn batch(file: &Path, mlfo: &str, wait: bool) -> anyhow::Result<ExitCode> {
         bail!("{}: cohorts: list at least one cohort", file.display());
     }
     let dir = file.parent().unwrap_or(Path::new("."));
-    runtime()?.block_on(async {
-        let http = reqwest::Client::new();
-        let mut ipstart = batch.ipstart;
-        let mut ids = Vec::new();
-        for (i, c) in batch.cohorts.iter().enumerate() {
-            if c.size == 0 {
-                bail!("{}: cohorts[{i}].size: must be >= 1", file.display());
-            }
-            let cohort = CohortRequest {
-                ipstart: Some(ipstart),
-                size: Some(c.size),
-                ..Default::default()
-            };
-            let record =
-                post_intent(&http, mlfo, &dir.join(&c.intent), &cohort, c.constraints()).await?;
-            println!(
-                "{} (clients .{}-.{})",
-                record.id,
-                ipstart,
-                ipstart + c.size - 1
-            );
-            ids.push(record.id);
-            ipstart += c.size;
+    let client = client(mlfo)?;
+    let mut ipstart = batch.ipstart;
+    let mut ids = Vec::new();
+    for (i, c) in batch.cohorts.iter().enumerate() {
+        if c.size == 0 {
+            bail!("{}: cohorts[{i}].size: must be >= 1", file.display());
         }
-        if wait {
-            follow(&http, mlfo, &ids).await
-        } else {
-            Ok(ExitCode::SUCCESS)
-        }
-    })
+        let cohort = CohortRequest {
+            ipstart: Some(ipstart),
+            size: Some(c.size),
+            ..Default::default()
+        };
+        let record = post_intent(&client, &dir.join(&c.intent), &cohort, c.constraints())?;
+        println!(
+            "{} (clients .{}-.{})",
+            record.id,
+            ipstart,
+            ipstart + c.size - 1
+        );
+        ids.push(record.id);
+        ipstart += c.size;
+    }
+    if wait {
+        follow(&client, &ids)
+    } else {
+        Ok(ExitCode::SUCCESS)
+    }
 }
 
 /// `dmo intent status`.
 pub fn status(id: &str, mlfo: &str, wait: bool) -> anyhow::Result<ExitCode> {
-    runtime()?.block_on(async {
-        let http = reqwest::Client::new();
-        if wait {
-            return follow(&http, mlfo, &[id.to_owned()]).await;
-        }
-        let record = get_intent(&http, mlfo, id).await?;
-        println!("{}", serde_json::to_string_pretty(&record)?);
-        Ok(ExitCode::SUCCESS)
-    })
+    let client = client(mlfo)?;
+    if wait {
+        return follow(&client, &[id.to_owned()]);
+    }
+    let record = client.intent(id).with_context(|| format!("intent {id}"))?;
+    println!("{}", serde_json::to_string_pretty(&record)?);
+    Ok(ExitCode::SUCCESS)
 }
 
 fn progress_line(record: &IntentRecord) -> (u64, u64, String) {
@@ -233,7 +200,7 @@ fn progress_line(record: &IntentRecord) -> (u64, u64, String) {
 
 /// Shows a progress bar per intent until every one is final; success when
 /// all completed.
-async fn follow(http: &reqwest::Client, mlfo: &str, ids: &[String]) -> anyhow::Result<ExitCode> {
+fn follow(client: &MlfoClient, ids: &[String]) -> anyhow::Result<ExitCode> {
     let bars = MultiProgress::new();
     let style = ProgressStyle::with_template("{prefix:>16} [{bar:30}] round {pos}/{len} {msg}")
         .unwrap_or_else(|_| ProgressStyle::default_bar())
@@ -250,7 +217,7 @@ async fn follow(http: &reqwest::Client, mlfo: &str, ids: &[String]) -> anyhow::R
     while !pending.is_empty() {
         let mut still = Vec::new();
         for (id, bar) in pending {
-            let record = get_intent(http, mlfo, &id).await?;
+            let record = client.intent(&id).with_context(|| format!("intent {id}"))?;
             let (pos, len, msg) = progress_line(&record);
             bar.set_length(len);
             bar.set_position(pos);
@@ -267,7 +234,7 @@ async fn follow(http: &reqwest::Client, mlfo: &str, ids: &[String]) -> anyhow::R
         }
         pending = still;
         if !pending.is_empty() {
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            std::thread::sleep(Duration::from_millis(500));
         }
     }
     Ok(if all_completed {
