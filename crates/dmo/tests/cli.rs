@@ -154,6 +154,21 @@ fn fl_arguments_are_checked_with_the_flag_named() {
         "imagenet",
     ]);
     assert!(text(&out).contains("--dataset"), "{}", text(&out));
+    for (flag, value) in [
+        ("--wait-timeout=-1", "-1"),
+        ("--round-timeout=1e300", "1e300"),
+    ] {
+        let out = dmo(&["fl", "server", "--listen", "127.0.0.1:0", flag]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        let name = flag.split('=').next().unwrap();
+        assert!(
+            text(&out).contains(&format!(
+                "{name}: must be seconds in (0, 86400], got {value}"
+            )),
+            "{}",
+            text(&out)
+        );
+    }
     let out = dmo(&["fl", "server", "--max-message-mb", "0"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(

@@ -75,6 +75,9 @@ pub struct IntentPost {
     pub after: Option<usize>,
 }
 
+/// Longest time limit a scenario may set, seconds (a week).
+pub const MAX_TIMEOUT_S: f64 = 7.0 * 24.0 * 3600.0;
+
 /// Time limits of a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -298,6 +301,16 @@ impl Scenario {
                 return Err(fail(format!(
                     "background_traffic[{i}].rate_mbit: must be in (0, 100000] Mbit/s, got {}",
                     f.rate_mbit
+                )));
+            }
+        }
+        for (field, v) in [
+            ("ready_s", scenario.timeouts.ready_s),
+            ("run_s", scenario.timeouts.run_s),
+        ] {
+            if !(v.is_finite() && v > 0.0 && v <= MAX_TIMEOUT_S) {
+                return Err(fail(format!(
+                    "timeouts.{field}: must be seconds in (0, {MAX_TIMEOUT_S}], got {v}"
                 )));
             }
         }

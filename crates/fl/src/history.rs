@@ -27,6 +27,7 @@ pub struct PhaseRecord {
     /// Example-weighted mean loss (evaluate phase; fit phase when clients report `train_loss`).
     pub loss: Option<f64>,
     /// Example-weighted means of the numeric metrics the clients reported.
+    #[serde(deserialize_with = "metrics_or_nan")]
     pub metrics: BTreeMap<String, f64>,
     /// Examples the successful clients reported.
     pub num_examples: u64,
@@ -36,9 +37,28 @@ pub struct PhaseRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CentralRecord {
     /// Loss on the server's evaluation data.
+    #[serde(deserialize_with = "f64_or_nan")]
     pub loss: f64,
     /// Metrics, such as `accuracy`.
+    #[serde(deserialize_with = "metrics_or_nan")]
     pub metrics: BTreeMap<String, f64>,
+}
+
+/// A number as JSON holds it: serde_json writes NaN and infinities as
+/// `null` (a model gone to NaN has a NaN loss), read back here as NaN.
+fn f64_or_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
+/// Metrics as JSON holds them, `null` read back as NaN (see [`f64_or_nan`]).
+fn metrics_or_nan<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, f64>, D::Error> {
+    let metrics = BTreeMap::<String, Option<f64>>::deserialize(d)?;
+    Ok(metrics
+        .into_iter()
+        .map(|(k, v)| (k, v.unwrap_or(f64::NAN)))
+        .collect())
 }
 
 /// Everything recorded about one round.
@@ -132,5 +152,42 @@ fn numeric(v: &Scalar) -> Option<f64> {
     match v {
         Scalar::Bool(_) | Scalar::String(_) | Scalar::Bytes(_) => None,
         other => other.as_f64(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_history_with_nan_losses_and_metrics_reads_back() {
+        let nan = CentralRecord {
+            loss: f64::NAN,
+            metrics: [
+                ("accuracy".to_owned(), 0.1),
+                ("x".to_owned(), f64::INFINITY),
+            ]
+            .into(),
+        };
+        let history = History {
+            rounds: vec![RoundRecord {
+                round: 1,
+                fit: PhaseRecord {
+                    loss: Some(f64::NAN),
+                    metrics: [("train_loss".to_owned(), f64::NAN)].into(),
+                    ..PhaseRecord::default()
+                },
+                central: Some(nan),
+                ..RoundRecord::default()
+            }],
+            ..History::default()
+        };
+        let json = serde_json::to_string(&history).unwrap();
+        let back: History = serde_json::from_str(&json).unwrap();
+        let central = back.rounds[0].central.as_ref().unwrap();
+        assert!(central.loss.is_nan() && central.metrics["x"].is_nan());
+        assert_eq!(central.metrics["accuracy"], 0.1);
+        assert!(back.rounds[0].fit.metrics["train_loss"].is_nan());
+        assert_eq!(back.rounds[0].fit.loss, None);
     }
 }

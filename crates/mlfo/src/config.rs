@@ -111,6 +111,9 @@ impl MomoMode {
     }
 }
 
+/// Longest time limit the configuration may set, seconds (a year).
+pub const MAX_TIMEOUT_S: f64 = 365.0 * 24.0 * 3600.0;
+
 /// Time limits and retries of the MLFO's calls.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -345,8 +348,10 @@ impl MlfoConfig {
             ("poll_s", t.poll_s),
             ("queue_s", t.queue_s),
         ] {
-            if !(v.is_finite() && v > 0.0) {
-                return Err(format!("timeouts.{field}: must be seconds > 0, got {v}"));
+            if !(v.is_finite() && v > 0.0 && v <= MAX_TIMEOUT_S) {
+                return Err(format!(
+                    "timeouts.{field}: must be seconds in (0, {MAX_TIMEOUT_S}], got {v}"
+                ));
             }
         }
         if t.sbi_attempts == 0 {

@@ -243,10 +243,24 @@ impl Job {
 }
 
 /// The jobs of one agent, by number.
-#[derive(Default)]
 pub struct JobRegistry {
     next: u64,
     jobs: BTreeMap<u64, Job>,
+}
+
+/// Job numbers of one agent process start at its start time (in
+/// milliseconds since the Unix epoch) times this, so that an agent restarted
+/// later never hands out an id an MLFO still holds for a job of the earlier
+/// process (unless that one started more than this many jobs a millisecond).
+const IDS_PER_MILLISECOND: u64 = 1 << 10;
+
+impl Default for JobRegistry {
+    fn default() -> Self {
+        Self {
+            next: ((now() * 1e3) as u64).saturating_mul(IDS_PER_MILLISECOND),
+            jobs: BTreeMap::new(),
+        }
+    }
 }
 
 impl JobRegistry {
@@ -675,5 +689,30 @@ impl Agent {
     pub fn metrics_text(&self) -> Result<String, std::fmt::Error> {
         let counts = self.registry().counts();
         self.metrics.encode(&counts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_restarted_agent_numbers_its_jobs_after_the_earlier_process() {
+        let mut before = JobRegistry::default();
+        let earlier: Vec<u64> = (0..1000)
+            .map(|_| {
+                before.next += 1;
+                before.next
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(2));
+        let after = JobRegistry::default();
+        assert!(
+            after.next + 1 > *earlier.last().unwrap(),
+            "{} {:?}",
+            after.next,
+            earlier.last()
+        );
+        assert_eq!(parse_id(&job_id(after.next + 1)).unwrap(), after.next + 1);
     }
 }

@@ -168,6 +168,9 @@ pub struct ClientRequest {
     pub labels: BTreeMap<String, String>,
 }
 
+/// Longest round timeout a request may set, seconds (a day).
+pub const MAX_ROUND_TIMEOUT_S: f64 = 24.0 * 3600.0;
+
 /// Default connection attempts of a client (about a minute of retries).
 pub const DEFAULT_CONNECT_ATTEMPTS: u32 = 20;
 
@@ -345,12 +348,14 @@ impl ServerRequest {
             (0.0..=1.0).contains(&fraction_evaluate),
         )?;
         let round_timeout = match self.round_timeout_s {
-            Some(s) if s.is_finite() && s > 0.0 => Some(Duration::from_secs_f64(s)),
+            Some(s) if s.is_finite() && s > 0.0 && s <= MAX_ROUND_TIMEOUT_S => {
+                Some(Duration::from_secs_f64(s))
+            }
             Some(s) => {
                 return Err(FieldError::invalid(
                     "round_timeout_s",
-                    "seconds > 0",
-                    &s.to_string(),
+                    &format!("seconds in (0, {MAX_ROUND_TIMEOUT_S}]"),
+                    &format!("{s:?}"),
                 ));
             }
             None => None,

@@ -642,3 +642,22 @@ async fn a_stopped_trainer_frees_its_port_while_it_waits_for_parts() {
     std::net::TcpListener::bind(created["address"].as_str().expect("address"))
         .expect("the stopped trainer's port is free");
 }
+
+#[tokio::test]
+async fn huge_or_negative_round_timeouts_are_refused_naming_the_limit() {
+    let agent = agent(free_port()).await;
+    for bad in ["1e300", "-1", "0"] {
+        let body: Value = serde_json::from_str(&format!("{{\"round_timeout_s\": {bad}}}")).unwrap();
+        let reply = post_json(agent, "/v1/servers", body).await;
+        assert_eq!(reply.status, 400, "{bad}: {}", reply.body);
+        assert!(
+            reply
+                .body
+                .starts_with("round_timeout_s: must be seconds in (0, 86400]"),
+            "{}",
+            reply.body
+        );
+    }
+    // The agent still answers.
+    assert_eq!(http(agent, "GET", "/healthz", None).await.status, 200);
+}

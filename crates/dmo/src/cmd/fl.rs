@@ -185,6 +185,17 @@ fn fit_config(args: &ServerArgs) -> Config {
     ml::FitConfig::given(args.local_epochs, args.batch_size, args.learning_rate)
 }
 
+/// `value` seconds as a duration, or an error naming `flag`.
+fn seconds(flag: &str, value: f64) -> anyhow::Result<Duration> {
+    if !(value.is_finite() && value > 0.0 && value <= node::spec::MAX_ROUND_TIMEOUT_S) {
+        bail!(
+            "{flag}: must be seconds in (0, {}], got {value:?}",
+            node::spec::MAX_ROUND_TIMEOUT_S
+        );
+    }
+    Ok(Duration::from_secs_f64(value))
+}
+
 /// One line describing a finished round.
 pub fn round_line(r: &RoundRecord, planned: u64) -> String {
     let fmt = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |x| format!("{x:.4}"));
@@ -223,8 +234,11 @@ async fn server(args: ServerArgs) -> anyhow::Result<ExitCode> {
         fraction_evaluate: args.fraction_evaluate,
         min_evaluate_clients: args.min_evaluate,
         accept_failures: !args.no_accept_failures,
-        round_timeout: args.round_timeout.map(Duration::from_secs_f64),
-        wait_timeout: Duration::from_secs_f64(args.wait_timeout),
+        round_timeout: args
+            .round_timeout
+            .map(|s| seconds("--round-timeout", s))
+            .transpose()?,
+        wait_timeout: seconds("--wait-timeout", args.wait_timeout)?,
         seed: args.seed,
         fit_config: fit_config(&args),
         max_message_bytes: mib(args.max_message_mb),
