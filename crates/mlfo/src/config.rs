@@ -162,16 +162,31 @@ impl Timeouts {
 }
 
 /// What the cloud MLFO asks FL servers to do beyond the intent.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerOptions {
     /// Evaluate the global model on the dataset's test split after every round
     /// (the aggregator needs the dataset).
     pub central_evaluation: bool,
-    /// Seconds each client may take per round.
+    /// Seconds each client may take per round (default 600): a client that
+    /// joined and never answers, or whose host died, fails its part of the
+    /// round instead of holding every round up; `null`: no limit.
     pub round_timeout_s: Option<f64>,
     /// Seed of client sampling.
     pub seed: u64,
+}
+
+/// Default per-round limit of each client, seconds.
+pub const DEFAULT_ROUND_TIMEOUT_S: f64 = 600.0;
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            central_evaluation: false,
+            round_timeout_s: Some(DEFAULT_ROUND_TIMEOUT_S),
+            seed: 0,
+        }
+    }
 }
 
 /// What the edge MLFO asks FL clients to do beyond the intent.
@@ -353,6 +368,14 @@ impl MlfoConfig {
                     "timeouts.{field}: must be seconds in (0, {MAX_TIMEOUT_S}], got {v}"
                 ));
             }
+        }
+        if let Some(v) = self.server.round_timeout_s
+            && !(v.is_finite() && v > 0.0 && v <= node::spec::MAX_ROUND_TIMEOUT_S)
+        {
+            return Err(format!(
+                "server.round_timeout_s: must be seconds in (0, {}] or null, got {v}",
+                node::spec::MAX_ROUND_TIMEOUT_S
+            ));
         }
         if t.sbi_attempts == 0 {
             return Err("timeouts.sbi_attempts: must be >= 1, got 0".to_owned());

@@ -25,9 +25,11 @@ impl ApiError {
         match self {
             ApiError::Field(_) | ApiError::Job(JobError::Evaluate(_)) => StatusCode::BAD_REQUEST,
             ApiError::Job(JobError::NotFound(_)) => StatusCode::NOT_FOUND,
-            ApiError::Job(JobError::NoFreePort { .. } | JobError::TooLate { .. }) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ApiError::Job(
+                JobError::NoFreePort { .. }
+                | JobError::TooLate { .. }
+                | JobError::TooManyServers { .. },
+            ) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Metrics(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -16,6 +16,8 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::task::JoinHandle;
 
+/// Most servers (FL servers and central trainers) one agent runs at once.
+pub const MAX_SERVERS: usize = 64;
 /// How many ports above the base the agent tries for FL servers.
 const PORT_RANGE: u16 = 1000;
 /// Longest wait between a client's connection attempts: with the default
@@ -58,6 +60,16 @@ pub enum JobError {
     /// Server-side evaluation could not be set up (e.g. dataset missing).
     #[error("evaluate: {0}")]
     Evaluate(String),
+    /// The agent already runs as many servers as it may.
+    #[error(
+        "{running} servers run on this agent, the limit is {limit}; stop one or use another agent"
+    )]
+    TooManyServers {
+        /// Servers running.
+        running: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// The server could not be started by the request's `start_by_unix_s`
     /// (its caller has stopped waiting), so nothing was started.
     #[error("not started: ready {late_s:.3} s after start_by_unix_s, the caller has given up")]
@@ -372,6 +384,13 @@ impl Agent {
             });
         }
         let mut registry = self.registry();
+        let running = registry.ports_in_use().len();
+        if running >= MAX_SERVERS {
+            return Err(JobError::TooManyServers {
+                running,
+                limit: MAX_SERVERS,
+            });
+        }
         let (listener, port) = self.bind_fl_port(&registry.ports_in_use())?;
         let address = format!("{}:{port}", self.config.advertise);
         let id = registry.next + 1;

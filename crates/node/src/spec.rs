@@ -159,7 +159,8 @@ pub struct ClientRequest {
     pub test_fraction: Option<f64>,
     /// Seed shared by the cohort (default 0).
     pub seed: Option<u64>,
-    /// Training threads (default: the agent's `--threads`).
+    /// Training threads (default: the agent's `--threads`), at most
+    /// [`MAX_THREADS`].
     pub threads: Option<usize>,
     /// Connection attempts before the client gives up (default 20).
     pub connect_attempts: Option<u32>,
@@ -167,6 +168,9 @@ pub struct ClientRequest {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
 }
+
+/// Most training threads one client job may ask for.
+pub const MAX_THREADS: usize = 64;
 
 /// Longest round timeout a request may set, seconds (a day).
 pub const MAX_ROUND_TIMEOUT_S: f64 = 24.0 * 3600.0;
@@ -454,6 +458,10 @@ impl ClientRequest {
             connect_attempts,
             connect_attempts >= 1,
         )?;
+        if let Some(t) = self.threads {
+            let rule = format!("a whole number in 0..={MAX_THREADS} (0: one per core)");
+            check("threads", &rule, t, t <= MAX_THREADS)?;
+        }
         labels(&self.labels)?;
         Ok(ClientJobSpec {
             mode: self.mode.unwrap_or(TrainingMode::Federated),

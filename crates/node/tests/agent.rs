@@ -661,3 +661,37 @@ async fn huge_or_negative_round_timeouts_are_refused_naming_the_limit() {
     // The agent still answers.
     assert_eq!(http(agent, "GET", "/healthz", None).await.status, 200);
 }
+
+#[tokio::test]
+async fn an_agent_limits_threads_per_client_and_servers_at_once() {
+    let agent = agent(free_port()).await;
+    let bad = post_json(
+        agent,
+        "/v1/clients",
+        json!({"server": "127.0.0.1:1", "dataset": "synthetic", "model": "logreg", "threads": 2000}),
+    )
+    .await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(
+        bad.body,
+        r#"threads: must be a whole number in 0..=64 (0: one per core), got "2000""#
+    );
+    for _ in 0..node::jobs::MAX_SERVERS {
+        let ok = post_json(agent, "/v1/servers", json!({"min_available": 2})).await;
+        assert_eq!(ok.status, 201, "{}", ok.body);
+    }
+    let full = post_json(agent, "/v1/servers", json!({"min_available": 2})).await;
+    assert_eq!(full.status, 503);
+    assert!(
+        full.body
+            .starts_with("64 servers run on this agent, the limit is 64"),
+        "{}",
+        full.body
+    );
+    // A stopped server makes room again.
+    let jobs = http(agent, "GET", "/v1/jobs", None).await.json();
+    let first = jobs[0]["id"].as_str().expect("id").to_owned();
+    http(agent, "DELETE", &format!("/v1/jobs/{first}"), None).await;
+    let again = post_json(agent, "/v1/servers", json!({"min_available": 2})).await;
+    assert_eq!(again.status, 201, "{}", again.body);
+}
