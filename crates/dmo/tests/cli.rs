@@ -255,3 +255,37 @@ fn fl_server_and_clients_run_as_processes() {
     assert_eq!(h["strategy"], "fedprox");
     assert_eq!(h["rounds"].as_array().unwrap().len(), 3);
 }
+
+#[test]
+fn an_fl_server_stopped_by_sigterm_still_writes_its_history() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let dir = tempfile::tempdir().unwrap();
+    let history = dir.path().join("history.json");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_dmo"))
+        .args(["fl", "server", "--listen", &addr, "--min-available", "2"])
+        .args(["--history", history.to_str().unwrap()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(start.elapsed().as_secs() < 30, "the server never listened");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = server.wait().unwrap();
+    assert_eq!(status.code(), Some(143));
+    let h: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&history).expect("history written")).unwrap();
+    assert_eq!(h["error"], "stopped by a signal (SIGTERM or Ctrl-C)");
+    assert_eq!(h["rounds"].as_array().unwrap().len(), 0);
+}

@@ -265,19 +265,41 @@ async fn server(args: ServerArgs) -> anyhow::Result<ExitCode> {
             printed = h.rounds.len();
         }
     });
-    let result = server
-        .run(listener, strategy.build(), None, evaluate_fn)
-        .await;
+    let record = server.history();
+    let outcome = tokio::select! {
+        result = server.run(listener, strategy.build(), None, evaluate_fn) => Some(result),
+        () = super::shutdown_signal() => None,
+    };
     printer.abort();
-    let history = match result {
-        Ok(h) => h,
-        Err(e) => bail!("FL run failed: {e}"),
+    // The history is written however the run ended, with the rounds done.
+    const SIGNALLED: &str = "stopped by a signal (SIGTERM or Ctrl-C)";
+    let (history, failure) = match outcome {
+        Some(Ok(h)) => (h, None),
+        Some(Err(e)) => (snapshot(&record, None), Some(format!("FL run failed: {e}"))),
+        None => (snapshot(&record, Some(SIGNALLED)), None),
     };
     if let Some(path) = &args.history {
         std::fs::write(path, serde_json::to_vec_pretty(&history)?)
             .with_context(|| format!("--history: cannot write {}", path.display()))?;
     }
+    if let Some(why) = failure {
+        bail!(why);
+    }
+    if history.error.as_deref() == Some(SIGNALLED) {
+        eprintln!("{SIGNALLED}; {} round(s) done", history.rounds.len());
+        // As a shell reports SIGTERM: 128 + 15.
+        return Ok(ExitCode::from(143));
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The server's history as it stands, with `error` set when given.
+fn snapshot(history: &std::sync::RwLock<History>, error: Option<&str>) -> History {
+    let mut h = history.read().map(|h| h.clone()).unwrap_or_default();
+    if let Some(e) = error {
+        h.error = Some(e.to_owned());
+    }
+    h
 }
 
 fn strategy_name(s: &StrategyConfig) -> &'static str {
