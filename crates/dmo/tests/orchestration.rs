@@ -1147,3 +1147,61 @@ fn an_intent_ends_at_its_target_accuracy_or_fails_at_its_deadline() {
     );
     tb.assert_nothing_running();
 }
+
+#[test]
+fn an_intent_that_joins_a_running_shared_server_counts_only_its_own_rounds() {
+    let tb = Testbed::start(72, 1, 4, &[]);
+    let first = tb.submit(
+        &intent_file("drilling"),
+        &[
+            ("ipstart", "10"),
+            ("cohortsize", "2"),
+            ("sameserver", "yes"),
+            ("numround", "400"),
+            ("minav", "1"),
+        ],
+    );
+    let start = Instant::now();
+    while tb.intent(&first)["jobs"][0]["rounds"]
+        .as_array()
+        .is_none_or(|r| r.len() < 5)
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no rounds: {}",
+            tb.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let second = tb.submit(
+        &intent_file("drilling"),
+        &[
+            ("ipstart", "12"),
+            ("cohortsize", "2"),
+            ("sameserver", "yes"),
+            ("numround", "3"),
+            ("minav", "1"),
+        ],
+    );
+    let b = tb.wait_final(&second);
+    assert_eq!(b["state"], "completed", "{b:#}");
+    let job = &b["jobs"][0];
+    assert!(job["server"]["reused"].as_bool().unwrap(), "{b:#}");
+    let before = job["rounds_before"].as_u64().expect("rounds_before");
+    assert!(before >= 5, "{b:#}");
+    let rounds = job["rounds"].as_array().unwrap();
+    assert_eq!(rounds.len(), 3, "its own 3 rounds, not the server's: {b:#}");
+    assert_eq!(rounds[0]["round"].as_u64(), Some(before + 1));
+    assert!(job["initial_accuracy"].as_f64().is_some());
+    // The first intent still has the server, and goes on.
+    let a = tb.intent(&first);
+    assert_eq!(a["state"], "training", "{a:#}");
+    let cancelled = tb
+        .http
+        .delete(format!("{}/v1/intents/{first}", tb.edge()))
+        .send()
+        .unwrap();
+    assert!(cancelled.status().is_success());
+    tb.wait_final(&first);
+    tb.assert_nothing_running();
+}

@@ -130,6 +130,9 @@ async fn deploy(
     let placements = place_servers(mlfo, record, targets, clients).await?;
     record.timings.server_ready_s = Some(milestone(mlfo, record, "server_ready"));
     for (job, placement) in record.jobs.iter_mut().zip(placements) {
+        if placement.reused && job.server.is_none() {
+            job.rounds_before = rounds_done(mlfo, &placement).await;
+        }
         job.server = Some(placement);
         job.clients = clients
             .iter()
@@ -155,6 +158,14 @@ async fn deploy(
     tracing::info!(intent = %record.id, "HTTP Intent took {:.3} ms", took * 1000.0);
     set_state(mlfo, record, IntentState::Training);
     Ok(())
+}
+
+/// Rounds a running server has done (0 when it cannot be asked).
+async fn rounds_done(mlfo: &Mlfo, server: &ServerPlacement) -> u64 {
+    match mlfo.inner.sbi.job(&server.agent(), &server.job_id).await {
+        Ok(view) => view.history.map_or(0, |h| h.rounds.len() as u64),
+        Err(_) => 0,
+    }
 }
 
 /// Why the cloud gave no server.
@@ -638,25 +649,13 @@ async fn poll_server(
         Ok(view) => {
             *missed = 0;
             if let Some(history) = &view.history {
-                let initial = history
-                    .initial_central
-                    .as_ref()
-                    .and_then(|c| c.metrics.get("accuracy").copied());
-                if initial != job.initial_accuracy {
-                    job.initial_accuracy = initial;
-                    *changed = true;
-                }
-                let rounds: Vec<RoundSummary> = history
-                    .rounds
-                    .iter()
-                    .map(RoundSummary::from_round)
-                    .collect();
-                if rounds != job.rounds {
-                    job.rounds = rounds;
-                    *changed = true;
-                }
+                *changed |= fold_rounds(job, history);
             }
+            let own_rounds_done =
+                job.rounds_before > 0 && job.rounds.len() as u64 >= job.rounds_planned;
             match view.state {
+                // A shared server goes on for its first intent; this one is done.
+                JobState::Starting | JobState::Running if own_rounds_done => Poll::Done,
                 JobState::Starting | JobState::Running => Poll::Running,
                 JobState::Completed => Poll::Done,
                 JobState::Failed => Poll::Ended(
@@ -692,6 +691,36 @@ async fn poll_server(
             }
         }
     }
+}
+
+/// Folds the server's history into `job`: the rounds after it joined (all
+/// of them unless it shares an earlier intent's server), and the accuracy
+/// before its first one. Whether anything changed.
+fn fold_rounds(job: &mut JobRecord, history: &fl::history::History) -> bool {
+    let before = job.rounds_before as usize;
+    let initial = if before == 0 {
+        history
+            .initial_central
+            .as_ref()
+            .and_then(|c| c.metrics.get("accuracy").copied())
+    } else {
+        history.rounds.get(before - 1).and_then(|r| r.accuracy())
+    };
+    let rounds: Vec<RoundSummary> = history
+        .rounds
+        .iter()
+        .skip(before)
+        .take(if before == 0 {
+            usize::MAX
+        } else {
+            job.rounds_planned as usize
+        })
+        .map(RoundSummary::from_round)
+        .collect();
+    let changed = initial != job.initial_accuracy || rounds != job.rounds;
+    job.initial_accuracy = initial;
+    job.rounds = rounds;
+    changed
 }
 
 /// Why `job` cannot go on for its clients' failures: every client of an FL

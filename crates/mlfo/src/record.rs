@@ -238,6 +238,10 @@ pub struct JobRecord {
     /// federated rounds and centralised passes on one axis.
     #[serde(default)]
     pub passes_planned: u64,
+    /// Rounds a shared (`sameserver`) server had done when this intent
+    /// joined it: the intent's own rounds are the ones after.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rounds_before: u64,
     /// Stop once the accuracy reaches this (the target's `target_accuracy`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_accuracy: Option<f64>,
@@ -254,6 +258,10 @@ pub struct JobRecord {
     pub initial_accuracy: Option<f64>,
     /// Rounds done so far.
     pub rounds: Vec<RoundSummary>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 fn federated() -> intent::TrainingMode {

@@ -416,6 +416,7 @@ fn job_record(target: &ResolvedTarget, plan: &FlPlan) -> JobRecord {
         strategy,
         rounds_planned: u64::from(rounds),
         passes_planned: u64::from(plan.passes()),
+        rounds_before: 0,
         target_accuracy: plan.target_accuracy,
         deadline_s: plan.deadline_s,
         server: None,

@@ -299,6 +299,7 @@ mod tests {
                 strategy: "centralised".into(),
                 rounds_planned: 3,
                 passes_planned: 3,
+                rounds_before: 0,
                 target_accuracy: Some(0.9),
                 deadline_s: None,
                 server: None,

@@ -4,7 +4,7 @@
 use super::client_manager::ClientManager;
 use super::metrics::ServerRecorder;
 use super::outgoing::Outgoing;
-use super::proxy::{ClientProxy, Exchange};
+use super::proxy::{ClientProxy, Exchange, RequestError};
 use super::{EvaluateFn, ServerConfig, ServerError};
 use crate::config::Config;
 use crate::history::{Failure, History, PhaseRecord, RoundRecord, weighted_metrics};
@@ -324,6 +324,18 @@ impl RoundRunner {
         fit.metrics = weighted_metrics(done.iter().map(|(n, m)| (*n, m)));
         fit.loss = fit.metrics.get("train_loss").copied();
         self.recorder.failures("fit", fit.failures.len());
+        let left = RequestError::Disconnected.to_string();
+        if done.is_empty()
+            && self.config.accept_failures
+            && !fit.failures.is_empty()
+            && fit.failures.iter().all(|f| f.reason == left)
+        {
+            // Every sampled client left (an intent sharing the server ended,
+            // or their hosts went away): as in Flower, the model stays as it
+            // was, and the next round samples the clients still connected.
+            fit.duration_s = fit_start.elapsed().as_secs_f64();
+            return Ok(fit);
+        }
         self.check_fit(round, &fit, done.is_empty())?;
         let next = match mean {
             Some(sum) => self
