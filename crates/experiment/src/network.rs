@@ -165,6 +165,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 impl NetworkSummary {
     /// Builds the summary from the samples; `links` names the topology's
     /// links' ends.
+    // Over 80 lines: one pass over the samples builds every series, so that the samples are read once.
     pub fn new(m: &Measurements, links: &[testbed::Link]) -> NetworkSummary {
         let mut series: BTreeMap<usize, LinkSeries> = BTreeMap::new();
         for pair in m.samples.windows(2) {

@@ -413,6 +413,7 @@ const CHART_LINKS: usize = 6;
 
 /// The netns backend's measurements: link throughput and FL connection
 /// RTT over time, and the delay lines' counters.
+// Over 80 lines: the section's tables and charts in the order the page shows them.
 fn network_section(n: &crate::network::NetworkSummary) -> Result<String, String> {
     let mut html = format!(
         "<h2>Network</h2><p>Links enforced by the kernel (htb); delay and loss by the {}. \

@@ -246,6 +246,7 @@ impl Scenario {
     }
 
     /// Parses and checks a scenario; relative paths are taken from `base`.
+    // Over 80 lines: one check per scenario field, each naming its field.
     pub fn from_yaml(file: &str, text: &str, base: &Path) -> Result<Scenario, ScenarioError> {
         let fail = |problem: String| ScenarioError {
             file: file.to_owned(),

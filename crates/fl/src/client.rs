@@ -253,6 +253,7 @@ fn reply(msg: ClientMsg) -> ClientMessage {
 }
 
 /// Answers one instruction with the trainer (blocking).
+// Over 80 lines: one arm per Flower instruction, each with its reply and error status.
 fn answer(trainer: &mut dyn Trainer, msg: ServerMsg) -> Answer {
     let mut out = Answer {
         message: ClientMessage { msg: None },

@@ -105,6 +105,7 @@ fn encoded_len(data: &ClientData) -> usize {
 
 /// Decodes a part, checking every size against the header and the header
 /// against the limits; never panics on any input.
+// Over 80 lines: the checks of an untrusted part follow its layout, each with its own message.
 pub fn decode(bytes: &[u8]) -> Result<DataPart, PartError> {
     let bad = |s: String| PartError(s);
     let rest = bytes.strip_prefix(MAGIC.as_slice()).ok_or_else(|| {

@@ -67,6 +67,7 @@ impl Simulation {
     /// Builds the clients' trainers and the evaluator, then runs the
     /// rounds; `started` gets the server's address, `on_round` the history
     /// after every round. Returns the whole history.
+    // Over 80 lines: builds the cohort, starts server and clients, and follows the rounds in one scope that owns them.
     pub async fn run(
         self,
         started: impl FnOnce(&str),

@@ -60,6 +60,7 @@ impl proto::orchestrate_server::Orchestrate for MomoService {
 impl Mlfo {
     /// Handles Mo-Mo `Deploy`: resolves the aggregation intent and places its
     /// server, or answers with the server this intent's target already has.
+    // Over 80 lines: the placement decision holds the target's lock throughout: own server, shared server, or a new one.
     async fn deploy(&self, message: &proto::Intent) -> Result<proto::Status, Status> {
         let doc = to_document(message).map_err(Status::invalid_argument)?;
         let intent =

@@ -128,6 +128,7 @@ impl Mlfo {
     /// Takes an intent (edge role): checks and resolves it, chooses its
     /// cohort, stores it as `accepted` and starts deploying it in the
     /// background. Returns the stored record.
+    // Over 80 lines: admission is one step under the admitting lock: resolve, choose the cohort, check, allocate the id, save.
     pub fn submit(&self, submission: &Submission) -> Result<IntentRecord, MlfoError> {
         if self.inner.config.role != Role::Edge {
             return Err(MlfoError::WrongRole(

@@ -362,6 +362,7 @@ impl Agent {
 
     /// Binds the next free FL port and starts an FL server job on it, or a
     /// centralised plan's trainer when the spec names one.
+    // Over 80 lines: one registry lock covers binding the port and recording the job, for both kinds of server.
     pub async fn start_server(&self, spec: ServerSpec) -> Result<Started, JobError> {
         let mut evaluator = match spec.evaluate {
             Some((dataset, model)) => {

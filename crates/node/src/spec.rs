@@ -318,6 +318,7 @@ pub fn server_address(field: &str, addr: &str) -> Result<String, FieldError> {
 
 impl ServerRequest {
     /// Validates the request; errors name fields as `names` spells them.
+    // Over 80 lines: one check per request field, in the request's order, each naming its field; split up, the rules would be read in several places.
     pub fn into_spec(self, names: &Names) -> Result<ServerSpec, FieldError> {
         let shown = serde_json::to_value(&self).unwrap_or_default();
         let strategy = strategy(

@@ -211,6 +211,7 @@ pub fn round_line(r: &RoundRecord, planned: u64) -> String {
     )
 }
 
+// Over 80 lines: the command's steps in order: checks, configuration, listener, printer, run, history.
 async fn server(args: ServerArgs) -> anyhow::Result<ExitCode> {
     if !(args.fraction_fit > 0.0 && args.fraction_fit <= 1.0) {
         bail!(

@@ -51,6 +51,7 @@ static CANCELLED: AtomicBool = AtomicBool::new(false);
 
 /// Runs the scenario, showing a progress bar per job; exit status 0 when
 /// every job completed and every expectation held.
+// Over 80 lines: the command's steps in order: scenario, backend, progress bar, run, summary lines.
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let scenario = match &args.scenario {
         Some(path) => Scenario::load(path)?,

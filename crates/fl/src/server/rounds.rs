@@ -262,6 +262,7 @@ impl RoundRunner {
     /// Samples clients, sends them the model to train and aggregates what
     /// they send back into `parameters`; fails the round when no client
     /// answered, or any failed and failures are not accepted.
+    // Over 80 lines: the streaming fold of fit replies keeps the sampled clients, the accumulator and the results in one scope, so that each model is dropped as soon as it is folded.
     async fn fit_round(
         &mut self,
         round: u64,

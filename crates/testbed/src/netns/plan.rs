@@ -122,6 +122,7 @@ pub struct PlanError {
 impl NetPlan {
     /// The layout of `topology` for run `names`; `netem` says whether the
     /// kernel has `sch_netem` (else impaired links use the delay line).
+    // Over 80 lines: names every namespace, bridge, veth and address of the plan in one pass so that they stay consistent.
     pub fn new(topology: &Topology, names: RunNames, netem: bool) -> Result<NetPlan, PlanError> {
         let tiers = [topology.addressing.cloud, topology.addressing.edge];
         let mut ns_of = BTreeMap::new();
