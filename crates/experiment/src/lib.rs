@@ -3,6 +3,7 @@
 
 #![warn(missing_docs)]
 
+mod error;
 pub mod network;
 pub mod prometheus;
 pub mod report;
@@ -10,6 +11,7 @@ pub mod runner;
 pub mod scenario;
 pub mod summary;
 
+pub use error::RunError;
 pub use runner::{BackendKind, RunOptions, RunOutcome, run, start_backend};
 pub use scenario::Scenario;
 pub use summary::{JobSummary, Summary};

@@ -1,23 +1,24 @@
 //! A real Prometheus server for a run: its configuration generated from the
 //! topology (every host's `/metrics`), and the run's queries saved at the end.
 
+use crate::error::RunError;
 use serde_json::Value;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 /// The `prometheus` executable: `$DMO_PROMETHEUS`, else the Debian package's.
-pub fn binary() -> Result<PathBuf, String> {
+pub fn binary() -> Result<PathBuf, RunError> {
     let path = std::env::var_os("DMO_PROMETHEUS")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/usr/bin/prometheus"));
     if path.exists() {
         Ok(path)
     } else {
-        Err(format!(
+        Err(RunError::Prometheus(format!(
             "prometheus.enabled: {} not found; apt-get install prometheus, or set DMO_PROMETHEUS",
             path.display()
-        ))
+        )))
     }
 }
 
@@ -48,7 +49,7 @@ pub fn query_all(
     http: &reqwest::blocking::Client,
     addr: SocketAddr,
     queries: &[String],
-) -> Result<Value, String> {
+) -> Result<Value, RunError> {
     let mut saved = serde_json::Map::new();
     for q in queries {
         let reply: Value = http
@@ -56,9 +57,11 @@ pub fn query_all(
             .query(&[("query", q)])
             .send()
             .and_then(|r| r.json())
-            .map_err(|e| format!("Prometheus query {q:?}: {e}"))?;
+            .map_err(|e| RunError::Prometheus(format!("Prometheus query {q:?}: {e}")))?;
         if reply["status"] != "success" {
-            return Err(format!("Prometheus query {q:?}: {reply}"));
+            return Err(RunError::Prometheus(format!(
+                "Prometheus query {q:?}: {reply}"
+            )));
         }
         let series: Vec<Value> = reply["data"]["result"]
             .as_array()
@@ -84,7 +87,7 @@ pub fn wait_targets(
     addr: SocketAddr,
     expected: usize,
     timeout: std::time::Duration,
-) -> Result<(), String> {
+) -> Result<(), RunError> {
     let start = std::time::Instant::now();
     let mut last = String::new();
     while start.elapsed() < timeout {
@@ -114,7 +117,7 @@ pub fn wait_targets(
         }
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
-    Err(format!(
+    Err(RunError::Prometheus(format!(
         "Prometheus at {addr} does not scrape every host: {last}"
-    ))
+    )))
 }

@@ -2,6 +2,7 @@
 //! round for each cohort, round durations, orchestration timeline), drawn
 //! with plotters as SVG embedded in one offline HTML file.
 
+use crate::error::RunError;
 use crate::summary::{JobSummary, ResultsError, Summary};
 use intent::TrainingMode;
 use mlfo::record::IntentState;
@@ -11,6 +12,10 @@ use std::path::Path;
 
 const WIDTH: u32 = 760;
 const HEIGHT: u32 = 360;
+
+fn chart_error(e: impl std::fmt::Display) -> RunError {
+    RunError::Chart(e.to_string())
+}
 
 /// A colour per job, cycling.
 fn colour(i: usize) -> RGBColor {
@@ -35,11 +40,11 @@ fn line_chart(
     x_label: &str,
     y_label: &str,
     series: &Series,
-) -> Result<String, String> {
+) -> Result<String, RunError> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        root.fill(&WHITE).map_err(chart_error)?;
         let points = series.iter().flat_map(|(_, p)| p.iter());
         let (mut x_max, mut y_min, mut y_max) = (1.0f64, f64::INFINITY, f64::NEG_INFINITY);
         for (x, y) in points {
@@ -57,25 +62,25 @@ fn line_chart(
             .x_label_area_size(36)
             .y_label_area_size(56)
             .build_cartesian_2d(0f64..x_max, (y_min - pad)..(y_max + pad))
-            .map_err(|e| e.to_string())?;
+            .map_err(chart_error)?;
         chart
             .configure_mesh()
             .x_desc(x_label)
             .y_desc(y_label)
             .draw()
-            .map_err(|e| e.to_string())?;
+            .map_err(chart_error)?;
         for (i, (name, points)) in series.iter().enumerate() {
             let c = colour(i);
             chart
                 .draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(2)))
-                .map_err(|e| e.to_string())?
+                .map_err(chart_error)?
                 .label(name.clone())
                 .legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
                 });
             chart
                 .draw_series(points.iter().map(|p| Circle::new(*p, 3, c.filled())))
-                .map_err(|e| e.to_string())?;
+                .map_err(chart_error)?;
         }
         chart
             .configure_series_labels()
@@ -83,14 +88,14 @@ fn line_chart(
             .border_style(BLACK)
             .position(SeriesLabelPosition::LowerRight)
             .draw()
-            .map_err(|e| e.to_string())?;
-        root.present().map_err(|e| e.to_string())?;
+            .map_err(chart_error)?;
+        root.present().map_err(chart_error)?;
     }
     Ok(svg)
 }
 
 /// Orchestration milestones of every job as stacked horizontal bars.
-fn timeline_chart(jobs: &[JobSummary]) -> Result<String, String> {
+fn timeline_chart(jobs: &[JobSummary]) -> Result<String, RunError> {
     let phases: [(&str, RGBColor); 4] = [
         ("server ready", colour(0)),
         ("clients started", colour(1)),
@@ -101,7 +106,7 @@ fn timeline_chart(jobs: &[JobSummary]) -> Result<String, String> {
     {
         let height = 120 + 40 * jobs.len() as u32;
         let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        root.fill(&WHITE).map_err(chart_error)?;
         let end = jobs
             .iter()
             .filter_map(|j| j.orchestration.done_s)
@@ -116,7 +121,7 @@ fn timeline_chart(jobs: &[JobSummary]) -> Result<String, String> {
             .x_label_area_size(36)
             .y_label_area_size(150)
             .build_cartesian_2d(0f64..end * 1.45, -0.5f64..n - 0.5)
-            .map_err(|e| e.to_string())?;
+            .map_err(chart_error)?;
         let labels: Vec<String> = jobs.iter().map(JobSummary::label).collect();
         chart
             .configure_mesh()
@@ -131,7 +136,7 @@ fn timeline_chart(jobs: &[JobSummary]) -> Result<String, String> {
             })
             .x_desc("seconds")
             .draw()
-            .map_err(|e| e.to_string())?;
+            .map_err(chart_error)?;
         for (i, job) in jobs.iter().enumerate() {
             let t = &job.orchestration;
             let marks = [
@@ -149,7 +154,7 @@ fn timeline_chart(jobs: &[JobSummary]) -> Result<String, String> {
                         [(from, y - 0.3), (to, y + 0.3)],
                         c.filled(),
                     )))
-                    .map_err(|e| e.to_string())?;
+                    .map_err(chart_error)?;
                 if i == 0 {
                     let c = *c;
                     bar.label(format!("until {name}")).legend(move |(x, y)| {
@@ -165,8 +170,8 @@ fn timeline_chart(jobs: &[JobSummary]) -> Result<String, String> {
             .border_style(BLACK)
             .position(SeriesLabelPosition::UpperRight)
             .draw()
-            .map_err(|e| e.to_string())?;
-        root.present().map_err(|e| e.to_string())?;
+            .map_err(chart_error)?;
+        root.present().map_err(chart_error)?;
     }
     Ok(svg)
 }
@@ -285,7 +290,7 @@ fn links_table(links: &[testbed::Link]) -> String {
 }
 
 /// The report's HTML.
-pub fn render(summary: &Summary) -> Result<String, String> {
+pub fn render(summary: &Summary) -> Result<String, RunError> {
     let jobs = &summary.jobs;
     let mut accuracy = per_round(jobs, |j, i| j.rounds[i].accuracy);
     for (series, job) in accuracy.iter_mut().zip(jobs) {
@@ -359,7 +364,7 @@ fn megabytes(bytes: Option<u64>) -> String {
 
 /// Federated and centralised jobs side by side: accuracy per pass over the
 /// data, bytes, wall time.
-fn comparison_section(jobs: &[JobSummary]) -> Result<String, String> {
+fn comparison_section(jobs: &[JobSummary]) -> Result<String, RunError> {
     let mut html = "<h2>Federated vs centralised</h2><p>A centralised job's clients sent their \
         data to one trainer on the aggregator, which trained the same model with the same \
         batch size and learning rate for as many passes over the data as the federated plan \
@@ -414,7 +419,7 @@ const CHART_LINKS: usize = 6;
 /// The netns backend's measurements: link throughput and FL connection
 /// RTT over time, and the delay lines' counters.
 // Over 80 lines: the section's tables and charts in the order the page shows them.
-fn network_section(n: &crate::network::NetworkSummary) -> Result<String, String> {
+fn network_section(n: &crate::network::NetworkSummary) -> Result<String, RunError> {
     let mut html = format!(
         "<h2>Network</h2><p>Links enforced by the kernel (htb); delay and loss by the {}. \
          Sampled once a second; all links in <a href=\"links.csv\">links.csv</a>, \

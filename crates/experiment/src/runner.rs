@@ -3,6 +3,7 @@
 //! follows them, writes the results and tears everything down (also on
 //! failure and on cancellation).
 
+use crate::error::{RunError, io};
 use crate::network::{NetworkSummary, TrafficSummary};
 use crate::scenario::Scenario;
 use crate::summary::{ExpectationResult, JobSummary, SCHEMA_VERSION, Summary, TestbedSummary};
@@ -14,7 +15,7 @@ use mlfo::submission::IntentRequest;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -59,21 +60,16 @@ const PROMETHEUS_PORT: u16 = 9090;
 /// iperf3 port of the first background flow; flow `i` uses this + `i`.
 const TRAFFIC_PORT: u16 = 5201;
 
-fn io(path: &Path, e: std::io::Error) -> String {
-    format!("{}: {e}", path.display())
-}
-
 /// Brings up the backend `options` asks for on `topology`.
 pub fn start_backend(
     topology: &Topology,
     options: &RunOptions,
     seed: u64,
-) -> Result<Box<dyn Backend>, String> {
+) -> Result<Box<dyn Backend>, RunError> {
     Ok(match options.backend {
         BackendKind::Local => Box::new(LocalBackend::new(options.run_byte)),
         BackendKind::Netns => {
-            let bed = NetnsTestbed::up(topology, options.run_byte, seed)
-                .map_err(|e| format!("netns backend: {e}"))?;
+            let bed = NetnsTestbed::up(topology, options.run_byte, seed)?;
             let aggregators = topology
                 .hosts_with_role(Role::Aggregator)
                 .map(|h| h.name.clone())
@@ -91,7 +87,7 @@ pub fn run(
     options: &RunOptions,
     mut hosts: Box<dyn Backend>,
     progress: &mut dyn FnMut(&[IntentRecord]),
-) -> Result<RunOutcome, String> {
+) -> Result<RunOutcome, RunError> {
     let result = run_on(scenario, options, hosts.as_mut(), progress);
     hosts.shutdown();
     result
@@ -140,16 +136,16 @@ fn run_on(
     options: &RunOptions,
     hosts: &mut dyn Backend,
     progress: &mut dyn FnMut(&[IntentRecord]),
-) -> Result<RunOutcome, String> {
+) -> Result<RunOutcome, RunError> {
     let started_at = Instant::now();
     let started_unix_s = now_unix_s();
     let layout = lay_out(scenario, options, hosts)?;
     if !scenario.background_traffic.is_empty() && !hosts.links_enforced() {
-        return Err(
+        return Err(RunError::Scenario(
             "background_traffic: needs --backend netns (the local backend does not run traffic hosts); \
              remove it or run with --backend netns"
                 .to_owned(),
-        );
+        ));
     }
     let controller = start_controller(scenario, &layout, hosts)?;
     let configs = mlfo_configs(scenario, &layout, controller.as_ref().map(|(url, _)| url))?;
@@ -161,7 +157,7 @@ fn run_on(
     let http = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| RunError::Internal(format!("HTTP client: {e}")))?;
     let ready = Duration::from_secs_f64(scenario.timeouts.ready_s);
     if let Some((_, a, count)) = &started.prometheus {
         crate::prometheus::wait_targets(&http, *a, *count, ready)?;
@@ -191,8 +187,8 @@ fn lay_out(
     scenario: &Scenario,
     options: &RunOptions,
     hosts: &dyn Backend,
-) -> Result<Layout, String> {
-    let topology = scenario.topology()?;
+) -> Result<Layout, RunError> {
+    let topology = scenario.topology().map_err(RunError::Scenario)?;
     let out = std::path::absolute(&options.out).map_err(|e| io(&options.out, e))?;
     let (logs, state) = (out.join("logs"), out.join("state"));
     for dir in [&logs, &state, &out.join("prometheus")] {
@@ -213,7 +209,7 @@ fn lay_out(
             .hosts_with_role(role)
             .next()
             .cloned()
-            .ok_or(format!("topology: needs a host with role {name}"))
+            .ok_or_else(|| RunError::Scenario(format!("topology: needs a host with role {name}")))
     };
     let (cloud, edge) = (
         first(Role::MlfoCloud, "mlfo-cloud")?,
@@ -245,7 +241,7 @@ fn start_controller(
     scenario: &Scenario,
     layout: &Layout,
     hosts: &mut dyn Backend,
-) -> Result<Option<(String, SocketAddr)>, String> {
+) -> Result<Option<(String, SocketAddr)>, RunError> {
     let t = &layout.topology;
     let prometheus = t
         .hosts_with_role(Role::Prometheus)
@@ -256,9 +252,7 @@ fn start_controller(
         .flatten()
         .collect();
     let traffic: Vec<&Host> = t.hosts_with_role(Role::Traffic).collect();
-    hosts
-        .network_controller(&inside, &traffic)
-        .map_err(|e| e.to_string())
+    Ok(hosts.network_controller(&inside, &traffic)?)
 }
 
 /// FL servers an aggregator host may run at once in `dmo run`: a generated
@@ -271,7 +265,7 @@ fn mlfo_configs(
     scenario: &Scenario,
     layout: &Layout,
     controller: Option<&String>,
-) -> Result<[mlfo::MlfoConfig; 2], String> {
+) -> Result<[mlfo::MlfoConfig; 2], RunError> {
     let entry = |h: &Host, a: SocketAddr, role, capacity| mlfo::AgentEntry {
         name: h.name.clone(),
         url: format!("http://{a}"),
@@ -293,7 +287,9 @@ fn mlfo_configs(
             _ => edge_inventory.push(entry(h, *a, mlfo::AgentRole::Client, 1)),
         }
     }
-    let catalog = scenario.catalog_file(&layout.state)?;
+    let catalog = scenario
+        .catalog_file(&layout.state)
+        .map_err(RunError::Scenario)?;
     let timeouts = mlfo::config::Timeouts {
         poll_s: 0.25,
         job_s: scenario.timeouts.run_s,
@@ -350,18 +346,16 @@ fn start_traffic_servers(
     scenario: &Scenario,
     layout: &Layout,
     hosts: &mut dyn Backend,
-) -> Result<(), String> {
+) -> Result<(), RunError> {
     for (i, f) in scenario.background_traffic.iter().enumerate() {
         let to = layout
             .topology
             .host(&f.to)
-            .ok_or("background_traffic: unknown host")?;
+            .ok_or_else(|| RunError::Scenario("background_traffic: unknown host".to_owned()))?;
         let mut c = Command::new("iperf3");
         c.args(["-s", "-f", "m", "-p", &traffic_port(i), "-B"])
             .arg(layout.addr(to, 0).ip().to_string());
-        hosts
-            .spawn(to, c, &layout.logs.join(format!("traffic-{i}-server.log")))
-            .map_err(|e| e.to_string())?;
+        hosts.spawn(to, c, &layout.logs.join(format!("traffic-{i}-server.log")))?;
     }
     Ok(())
 }
@@ -371,13 +365,11 @@ fn start_agents(
     options: &RunOptions,
     layout: &Layout,
     hosts: &mut dyn Backend,
-) -> Result<(), String> {
+) -> Result<(), RunError> {
     for (h, a) in &layout.agents {
         let mut c = Command::new(&options.dmo);
         c.args(["-v", "node", "--listen", &a.to_string(), "--threads", "1"]);
-        hosts
-            .spawn(h, c, &layout.log(h))
-            .map_err(|e| e.to_string())?;
+        hosts.spawn(h, c, &layout.log(h))?;
     }
     Ok(())
 }
@@ -389,23 +381,22 @@ fn start_mlfos(
     layout: &Layout,
     hosts: &mut dyn Backend,
     configs: [mlfo::MlfoConfig; 2],
-) -> Result<[(Host, SocketAddr); 2], String> {
+) -> Result<[(Host, SocketAddr); 2], RunError> {
     let [cloud, edge] = configs;
     let mut started = Vec::new();
     for (h, config) in [(&layout.cloud, cloud), (&layout.edge, edge)] {
         let path = layout.state.join(format!("{}.yaml", h.name));
-        let text =
-            yaml_serde::to_string(&config).map_err(|e| format!("{}: {e}", path.display()))?;
+        let text = yaml_serde::to_string(&config)
+            .map_err(|e| RunError::Internal(format!("{}: {e}", path.display())))?;
         std::fs::write(&path, text).map_err(|e| io(&path, e))?;
         let mut c = Command::new(&options.dmo);
         c.args(["-v", "mlfo", "--config", &path.display().to_string()]);
-        hosts
-            .spawn(h, c, &layout.log(h))
-            .map_err(|e| e.to_string())?;
+        hosts.spawn(h, c, &layout.log(h))?;
         started.push((h.clone(), config.listen));
     }
-    let [cloud, edge]: [(Host, SocketAddr); 2] =
-        started.try_into().map_err(|_| "two MLFOs".to_owned())?;
+    let [cloud, edge]: [(Host, SocketAddr); 2] = started
+        .try_into()
+        .map_err(|_| RunError::Internal("two MLFOs".to_owned()))?;
     Ok([cloud, edge])
 }
 
@@ -417,7 +408,7 @@ fn start_prometheus(
     hosts: &mut dyn Backend,
     mlfos: &[(Host, SocketAddr); 2],
     controller: bool,
-) -> Result<Option<(Host, SocketAddr, usize)>, String> {
+) -> Result<Option<(Host, SocketAddr, usize)>, RunError> {
     if !scenario.prometheus.enabled {
         return Ok(None);
     }
@@ -425,7 +416,11 @@ fn start_prometheus(
         .topology
         .hosts_with_role(Role::Prometheus)
         .next()
-        .ok_or("prometheus.enabled: the topology has no host with role prometheus")?;
+        .ok_or_else(|| {
+            RunError::Scenario(
+                "prometheus.enabled: the topology has no host with role prometheus".to_owned(),
+            )
+        })?;
     let listen = layout.addr(host, PROMETHEUS_PORT);
     let mut targets: Vec<(String, SocketAddr, &str)> = layout
         .agents
@@ -448,9 +443,7 @@ fn start_prometheus(
             layout.out.join("prometheus").display()
         ))
         .arg(format!("--web.listen-address={listen}"));
-    hosts
-        .spawn(host, c, &layout.log(host))
-        .map_err(|e| e.to_string())?;
+    hosts.spawn(host, c, &layout.log(host))?;
     Ok(Some((host.clone(), listen, targets.len())))
 }
 
@@ -463,32 +456,24 @@ fn wait_ready(
     hosts: &mut dyn Backend,
     mlfos: [(Host, SocketAddr); 2],
     prometheus: Option<(Host, SocketAddr, usize)>,
-) -> Result<Started, String> {
+) -> Result<Started, RunError> {
     let ready = Duration::from_secs_f64(scenario.timeouts.ready_s);
     for (h, a) in layout.agents.iter().chain(mlfos.iter()) {
         if options.cancel.load(Ordering::Relaxed) {
-            return Err("cancelled".to_owned());
+            return Err(RunError::Cancelled("cancelled"));
         }
-        hosts
-            .wait_ready(h, *a, "/healthz", ready)
-            .map_err(|e| e.to_string())?;
+        hosts.wait_ready(h, *a, "/healthz", ready)?;
     }
     let prometheus = match prometheus {
         Some((h, a, count)) => {
-            hosts
-                .wait_ready(&h, a, "/-/ready", ready)
-                .map_err(|e| e.to_string())?;
-            let local = hosts
-                .publish(&h, a, PROMETHEUS_PORT)
-                .map_err(|e| e.to_string())?;
+            hosts.wait_ready(&h, a, "/-/ready", ready)?;
+            let local = hosts.publish(&h, a, PROMETHEUS_PORT)?;
             Some((h, local, count))
         }
         None => None,
     };
     let (edge, edge_rest) = &mlfos[1];
-    let edge_rest = hosts
-        .publish(edge, *edge_rest, mlfo::DEFAULT_REST_PORT)
-        .map_err(|e| e.to_string())?;
+    let edge_rest = hosts.publish(edge, *edge_rest, mlfo::DEFAULT_REST_PORT)?;
     Ok(Started {
         prometheus,
         edge_url: format!("http://{edge_rest}"),
@@ -500,11 +485,13 @@ fn start_traffic(
     scenario: &Scenario,
     layout: &Layout,
     hosts: &mut dyn Backend,
-) -> Result<(), String> {
+) -> Result<(), RunError> {
     for (i, f) in scenario.background_traffic.iter().enumerate() {
         let t = &layout.topology;
         let (Some(from), Some(to)) = (t.host(&f.from), t.host(&f.to)) else {
-            return Err(format!("background_traffic[{i}]: unknown host"));
+            return Err(RunError::Scenario(format!(
+                "background_traffic[{i}]: unknown host"
+            )));
         };
         let mut c = Command::new("iperf3");
         c.args([
@@ -515,9 +502,7 @@ fn start_traffic(
         ])
         .args(["-b", &format!("{}K", (f.rate_mbit * 1000.0).round() as u64)])
         .args(["-t", "86400", "-i", "1", "-f", "m", "--forceflush"]);
-        hosts
-            .spawn(from, c, &layout.traffic_log(i))
-            .map_err(|e| e.to_string())?;
+        hosts.spawn(from, c, &layout.traffic_log(i))?;
     }
     Ok(())
 }
@@ -541,9 +526,13 @@ fn follow_intents(
     started: &Started,
     started_at: Instant,
     progress: &mut dyn FnMut(&[IntentRecord]),
-) -> Result<Followed, String> {
-    let edge =
-        MlfoClient::new(&started.edge_url, Duration::from_secs(30)).map_err(|e| e.to_string())?;
+) -> Result<Followed, RunError> {
+    let edge = MlfoClient::new(&started.edge_url, Duration::from_secs(30)).map_err(|source| {
+        RunError::Mlfo {
+            context: "the edge MLFO".to_owned(),
+            source,
+        }
+    })?;
     let posts = scenario.posts();
     // Per post: its intent's id and cohort once sent, and whether it ended.
     let mut sent: Vec<Option<(String, String)>> = vec![None; posts.len()];
@@ -563,9 +552,10 @@ fn follow_intents(
             .enumerate()
             .filter_map(|(k, s)| Some((k, s.as_ref()?)))
         {
-            let r = edge
-                .intent(id)
-                .map_err(|e| format!("following intent {id}: {e}"))?;
+            let r = edge.intent(id).map_err(|source| RunError::Mlfo {
+                context: format!("following intent {id}"),
+                source,
+            })?;
             ended[k] = r.state.is_final();
             records.push(r);
         }
@@ -577,15 +567,12 @@ fn follow_intents(
                 peak_memory_bytes,
             });
         }
-        hosts.check_alive().map_err(|e| e.to_string())?;
+        hosts.check_alive()?;
         if options.cancel.load(Ordering::Relaxed) {
-            return Err("cancelled; every host was stopped".to_owned());
+            return Err(RunError::Cancelled("cancelled; every host was stopped"));
         }
         if started_at.elapsed() > deadline {
-            return Err(format!(
-                "the run took more than timeouts.run_s ({} s)",
-                deadline.as_secs()
-            ));
+            return Err(RunError::TooLong(deadline.as_secs()));
         }
         std::thread::sleep(Duration::from_millis(250));
     }
@@ -598,13 +585,14 @@ fn save_prometheus(
     layout: &Layout,
     http: &reqwest::blocking::Client,
     prometheus: SocketAddr,
-) -> Result<(), String> {
+) -> Result<(), RunError> {
     std::thread::sleep(Duration::from_secs_f64(
         2.0 * scenario.prometheus.scrape_interval_s + 0.5,
     ));
     let saved = crate::prometheus::query_all(http, prometheus, &scenario.prometheus.queries)?;
     let path = layout.out.join("metrics.json");
-    let text = serde_json::to_string_pretty(&saved).map_err(|e| e.to_string())?;
+    let text =
+        serde_json::to_string_pretty(&saved).map_err(|e| RunError::Internal(e.to_string()))?;
     std::fs::write(&path, text).map_err(|e| io(&path, e))
 }
 
@@ -617,7 +605,7 @@ fn collect(
     followed: &Followed,
     started_unix_s: f64,
     started_at: Instant,
-) -> Result<Summary, String> {
+) -> Result<Summary, RunError> {
     let topology = &layout.topology;
     let measurements = hosts.take_measurements();
     let mut network = measurements
@@ -634,7 +622,7 @@ fn collect(
                 &output,
             ));
         }
-        n.write_csv(&layout.out).map_err(|e| e.to_string())?;
+        n.write_csv(&layout.out)?;
     }
     let satellite = satellite_links(topology);
     let jobs: Vec<JobSummary> = followed
@@ -685,9 +673,9 @@ fn collect(
         network,
     };
     let out = &layout.out;
-    summary.write_json(out).map_err(|e| e.to_string())?;
-    summary.write_csv(out).map_err(|e| e.to_string())?;
-    crate::report::write(&summary, out).map_err(|e| e.to_string())?;
+    summary.write_json(out)?;
+    summary.write_csv(out)?;
+    crate::report::write(&summary, out)?;
     Ok(summary)
 }
 
@@ -709,11 +697,11 @@ fn post_intent(
     edge: &MlfoClient,
     scenario: &Scenario,
     post: &crate::scenario::IntentPost,
-) -> Result<(String, String), String> {
+) -> Result<(String, String), RunError> {
     let i = post.intent;
     let cohort = scenario.intents[i].cohort.clone();
     let request = IntentRequest {
-        intent: Value::String(scenario.intent_text(i)?),
+        intent: Value::String(scenario.intent_text(i).map_err(RunError::Scenario)?),
         cohort: CohortRequest {
             name: Some(cohort.clone()),
             ..CohortRequest::default()
@@ -727,9 +715,10 @@ fn post_intent(
     } else {
         ""
     };
-    let record = edge
-        .submit(&request)
-        .map_err(|e| format!("intents[{i}]{twin}: {e}"))?;
+    let record = edge.submit(&request).map_err(|source| RunError::Mlfo {
+        context: format!("intents[{i}]{twin}"),
+        source,
+    })?;
     Ok((record.id, cohort))
 }
 
