@@ -10,6 +10,16 @@ fn dmo(args: &[&str]) -> Output {
         .expect("run dmo")
 }
 
+/// A loopback address with a port free now (bound, then released).
+fn free_loopback_addr() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("127.0.0.1:{port}")
+}
+
 fn text(o: &Output) -> String {
     format!(
         "{}{}",
@@ -181,12 +191,7 @@ fn fl_arguments_are_checked_with_the_flag_named() {
 
 #[test]
 fn fl_server_and_clients_run_as_processes() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
+    let addr = free_loopback_addr();
     let dir = tempfile::tempdir().unwrap();
     let history = dir.path().join("history.json");
     let server = Command::new(env!("CARGO_BIN_EXE_dmo"))
@@ -258,12 +263,7 @@ fn fl_server_and_clients_run_as_processes() {
 
 #[test]
 fn an_fl_server_stopped_by_sigterm_still_writes_its_history() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
+    let addr = free_loopback_addr();
     let dir = tempfile::tempdir().unwrap();
     let history = dir.path().join("history.json");
     let mut server = Command::new(env!("CARGO_BIN_EXE_dmo"))

@@ -243,6 +243,18 @@ impl Testbed {
         (reply.status().as_u16(), reply.text().unwrap())
     }
 
+    /// Runs `dmo intent send FILE` at the edge with `--size size` and each
+    /// `--set KEY=VALUE` of `sets`.
+    fn send(&self, file: &str, size: usize, sets: &[&str]) -> std::process::Output {
+        let mut c = dmo();
+        c.args(["intent", "send", file, "--mlfo", &self.edge()])
+            .args(["--size", &size.to_string()]);
+        for s in sets {
+            c.args(["--set", s]);
+        }
+        c.output().unwrap()
+    }
+
     /// Posts an intent to `/receive`, expects it accepted, returns its id.
     fn submit(&self, file: &str, fields: &[(&str, &str)]) -> String {
         let (status, text) = self.receive(file, fields);
@@ -1025,25 +1037,12 @@ fn the_hierfl_branch_form_switches_per_client_momo_and_the_management_plane_alon
 fn a_privacy_low_intent_trains_centrally_on_the_data_its_clients_send() {
     let tb = Testbed::start(70, 1, 4, &[]);
     let send = |level: &str| {
-        dmo()
-            .args([
-                "intent",
-                "send",
-                &intent_file("welding"),
-                "--mlfo",
-                &tb.edge(),
-            ])
-            .args(["--set", &format!("privacylevel={level}")])
-            .args([
-                "--set",
-                "numround=6",
-                "--set",
-                "sameserv=yes",
-                "--size",
-                "4",
-            ])
-            .output()
-            .unwrap()
+        let level = format!("privacylevel={level}");
+        tb.send(
+            &intent_file("welding"),
+            4,
+            &[&level, "numround=6", "sameserv=yes"],
+        )
     };
     let refused = send("medium");
     let stderr = String::from_utf8_lossy(&refused.stderr);
@@ -1106,20 +1105,8 @@ fn a_privacy_low_intent_trains_centrally_on_the_data_its_clients_send() {
 #[test]
 fn an_intent_ends_at_its_target_accuracy_or_fails_at_its_deadline() {
     let tb = Testbed::start(71, 2, 4, &[]);
-    let send = |set: &[&str]| {
-        let mut c = dmo();
-        c.args([
-            "intent",
-            "send",
-            &intent_file("welding"),
-            "--mlfo",
-            &tb.edge(),
-        ])
-        .args(["--size", "2"]);
-        for s in set {
-            c.args(["--set", s]);
-        }
-        let out = c.output().unwrap();
+    let send = |sets: &[&str]| {
+        let out = tb.send(&intent_file("welding"), 2, sets);
         assert!(
             out.status.success(),
             "{}",

@@ -384,7 +384,7 @@ fn comparison_section(jobs: &[JobSummary]) -> Result<String, RunError> {
             j.mode,
             j.passes_planned,
             fixed(j.final_accuracy),
-            j.wall_s,
+            j.orchestration.done_s.unwrap_or(f64::NAN),
             megabytes(Some(j.bytes)),
             megabytes(j.satellite_bytes),
         );

@@ -78,9 +78,6 @@ pub struct JobSummary {
     /// the same time counts too).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub satellite_bytes: Option<u64>,
-    /// Seconds from the intent's arrival to its final state.
-    #[serde(default)]
-    pub wall_s: f64,
     /// Per round: participants, failures, loss, accuracy, duration, bytes.
     pub rounds: Vec<RoundSummary>,
     /// Accuracy of the initial model, when the server evaluated it.
@@ -194,7 +191,6 @@ impl JobSummary {
                     .map(|r| r.bytes_sent + r.bytes_received)
                     .sum(),
                 satellite_bytes: None,
-                wall_s: record.updated_unix_s - record.received_unix_s,
                 rounds: job.rounds.clone(),
                 initial_accuracy: job.initial_accuracy,
                 final_accuracy: job.rounds.last().and_then(|r| r.accuracy),
@@ -304,7 +300,6 @@ pub(crate) mod tests {
             passes_planned: 3,
             bytes: 9000,
             satellite_bytes: None,
-            wall_s: 1.8,
             rounds: (1..=3)
                 .map(|r| RoundSummary {
                     round: r,
