@@ -277,11 +277,11 @@ fn an_fl_server_stopped_by_sigterm_still_writes_its_history() {
         assert!(start.elapsed().as_secs() < 30, "the server never listened");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let killed = Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(server.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
     let status = server.wait().unwrap();
     assert_eq!(status.code(), Some(143));
     let h: serde_json::Value =
