@@ -857,8 +857,18 @@ fn intents_wait_in_a_fifo_queue_for_capacity_survive_a_restart_and_can_be_cancel
         &intent_file("cutting"),
         &[("ipstart", "10"), ("cohortsize", "1")],
     );
-    assert_eq!(tb.intent(&seventh)["state"], "queued");
-    assert_eq!(tb.intent(&seventh)["queue"]["position"], 4);
+    // Accepted first; its task asks the cloud and then joins the queue.
+    let start = Instant::now();
+    let seventh_record = loop {
+        let v = tb.intent(&seventh);
+        if v["state"] != "accepted" && v["state"] != "planning" {
+            break v;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{v:#}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(seventh_record["state"], "queued", "{seventh_record:#}");
+    assert_eq!(seventh_record["queue"]["position"], 4);
     let cancelled: Value = tb
         .http
         .delete(format!("{}/v1/intents/{seventh}", tb.edge()))
