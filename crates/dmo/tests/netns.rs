@@ -102,17 +102,9 @@ fn a_run_on_namespaces_shows_the_satellite_delay_in_its_rounds() {
     let run = 240;
     let cwd = tempfile::tempdir().unwrap();
     // The CI scenario with the prototype's background flow, 20 Mbit/s
-    // from the edge's traffic app to the cloud's traffic server, and
-    // cohort1's intent run centralised too once it has ended federated.
+    // from the edge's traffic app to the cloud's traffic server.
     let scenario = cwd.path().join("scenario.yaml");
-    let text = std::fs::read_to_string(format!("{REPO}/scenarios/ci-small.yaml"))
-        .unwrap()
-        .replacen(
-            "  - cohort: cohort1\n",
-            "  - cohort: cohort1\n    also_centralised: true\n",
-            1,
-        );
-    assert!(text.contains("also_centralised"));
+    let text = std::fs::read_to_string(format!("{REPO}/scenarios/ci-small.yaml")).unwrap();
     std::fs::write(
         &scenario,
         format!("{text}\nbackground_traffic: [ {{ from: app.1, to: srv.1, rate_mbit: 20 }} ]\n"),
@@ -142,8 +134,7 @@ fn a_run_on_namespaces_shows_the_satellite_delay_in_its_rounds() {
     assert!(median1 < 1.0, "cohort1 unmetered: median round {median1} s");
     // Each round sends FitIns and EvaluateIns across two 12 ms hops and
     // back: at least two 48 ms round trips.
-    let jobs = s["jobs"].as_array().unwrap();
-    for job in jobs.iter().filter(|j| j["mode"] == "federated") {
+    for job in s["jobs"].as_array().unwrap() {
         for r in job["rounds"].as_array().unwrap() {
             let d = r["duration_s"].as_f64().unwrap();
             assert!(
@@ -170,6 +161,42 @@ fn a_run_on_namespaces_shows_the_satellite_delay_in_its_rounds() {
     let flow = &s["network"]["background"][0];
     let mean = flow["mean_mbit"].as_f64().unwrap();
     assert!((17.0..=23.0).contains(&mean), "background flow: {flow}");
+    let report = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(report.contains("Background traffic (iperf3)"));
+    assert!(report.contains("Throughput of the busiest links"));
+    assert!(report.contains("TCP RTT of the FL connections"));
+    let csv = std::fs::read_to_string(out.join("tcp.csv")).unwrap();
+    assert!(csv.lines().count() > 1, "{csv}");
+}
+
+#[test]
+fn a_centralised_twin_sends_its_data_across_the_satellite() {
+    let _serial = serial();
+    let run = 245;
+    let cwd = tempfile::tempdir().unwrap();
+    // The CI scenario with cohort1's intent run centralised too, once it
+    // has ended federated.
+    let scenario = cwd.path().join("scenario.yaml");
+    let text = std::fs::read_to_string(format!("{REPO}/scenarios/ci-small.yaml"))
+        .unwrap()
+        .replacen(
+            "  - cohort: cohort1\n",
+            "  - cohort: cohort1\n    also_centralised: true\n",
+            1,
+        );
+    assert!(text.contains("also_centralised"));
+    std::fs::write(&scenario, text).unwrap();
+    let o = netns_run(scenario.to_str().unwrap(), run, cwd.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert_gone(run);
+    let out = cwd.path().join("results");
+    let s: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["ok"], true);
+    let jobs = s["jobs"].as_array().unwrap();
     // The centralised twin ran after cohort1's federated job, on the same
     // clients; its data parts crossed the satellite, whose link counters
     // saw at least their bytes.
@@ -190,11 +217,6 @@ fn a_run_on_namespaces_shows_the_satellite_delay_in_its_rounds() {
     assert!(fl["satellite_bytes"].as_u64().unwrap() > 0);
     let report = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(report.contains("Federated vs centralised"));
-    assert!(report.contains("Background traffic (iperf3)"));
-    assert!(report.contains("Throughput of the busiest links"));
-    assert!(report.contains("TCP RTT of the FL connections"));
-    let csv = std::fs::read_to_string(out.join("tcp.csv")).unwrap();
-    assert!(csv.lines().count() > 1, "{csv}");
 }
 
 #[test]
