@@ -154,12 +154,19 @@ pub fn bytes_between(
     Some(total(last).saturating_sub(total(first)))
 }
 
+/// The median; of an even count, the mean of the two middle values (a
+/// connection sampled twice, once mid-burst, is not its burst's RTT).
 fn median(mut v: Vec<f64>) -> f64 {
     if v.is_empty() {
         return 0.0;
     }
     v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+    let mid = v.len() / 2;
+    if v.len().is_multiple_of(2) {
+        (v[mid - 1] + v[mid]) / 2.0
+    } else {
+        v[mid]
+    }
 }
 
 impl NetworkSummary {
@@ -356,6 +363,8 @@ mod tests {
         assert_eq!(bytes_between(&m, &[0], 1001.0, 1002.0), Some(1_875_000));
         assert_eq!(bytes_between(&m, &[0, 1], 0.0, 5000.0), Some(3_750_000));
         assert_eq!(bytes_between(&m, &[1], 1000.5, 1001.5), Some(0));
+        assert_eq!(median(vec![74.8, 48.6]), 61.7);
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
         let none = Measurements::default();
         assert_eq!(bytes_between(&none, &[0], 0.0, 1.0), None);
     }
