@@ -410,7 +410,7 @@ impl Scenario {
     pub fn post_constraints(&self, post: &IntentPost) -> Map<String, Value> {
         let mut constraints = self.intents[post.intent].constraints.clone();
         if post.centralised {
-            constraints.insert("privacylevel".into(), Value::from("low"));
+            constraints.insert(intent::keys::PRIVACY_LEVEL.into(), Value::from("low"));
         }
         constraints
     }

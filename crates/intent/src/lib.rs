@@ -14,6 +14,7 @@
 mod aggregate;
 mod catalog;
 mod error;
+pub mod keys;
 mod model;
 mod names;
 mod number;

@@ -2,6 +2,7 @@
 //! fields, each typed and range-checked with its path.
 
 use crate::error::{FieldError, IntentError, Problem, strip_location};
+use crate::keys;
 use crate::model::{Cohort, Constraints, Intent, PrivacyLevel, Target};
 use crate::names::{self, Dataset, ModelName};
 use crate::number::{self, Count, Interval, Refusal};
@@ -145,15 +146,15 @@ struct Reader {
 const INTENT_FIELDS: [&str; 2] = ["intentID", "targets"];
 const TARGET_FIELDS: [&str; 4] = ["id", "operation", "operand", "constraints"];
 const CONSTRAINT_FIELDS: [&str; 21] = [
-    "privacylevel",
-    "sourcekind",
-    "modelkind",
-    "avgalgo",
-    "fracfit",
-    "minfit",
-    "minav",
-    "numround",
-    "sameserv",
+    keys::PRIVACY_LEVEL,
+    keys::SOURCE_KIND,
+    keys::MODEL_KIND,
+    keys::AVG_ALGO,
+    keys::FRACTION_FIT,
+    keys::MIN_FIT,
+    keys::MIN_AVAILABLE,
+    keys::NUM_ROUNDS,
+    keys::SAME_SERVER,
     "proximal_mu",
     "server_lr",
     "server_momentum",
@@ -299,23 +300,23 @@ impl Reader {
         let m = self.mapping(v, path, &CONSTRAINT_FIELDS)?;
         let errors_before = self.errors.len();
         let c = Constraints {
-            privacy_level: self.opt(m, path, "privacylevel", |v| {
+            privacy_level: self.opt(m, path, keys::PRIVACY_LEVEL, |v| {
                 choice(v, PrivacyLevel::from_name, "low | medium | high")
             }),
-            source_kind: self.opt(m, path, "sourcekind", |v| {
+            source_kind: self.opt(m, path, keys::SOURCE_KIND, |v| {
                 choice(v, Dataset::from_name, &names::dataset_choices())
             }),
-            model_kind: self.opt(m, path, "modelkind", |v| {
+            model_kind: self.opt(m, path, keys::MODEL_KIND, |v| {
                 choice(v, ModelName::from_name, &names::model_choices())
             }),
-            avg_algo: self.opt(m, path, "avgalgo", |v| {
+            avg_algo: self.opt(m, path, keys::AVG_ALGO, |v| {
                 choice(v, StrategyKind::from_name, &StrategyKind::choices())
             }),
-            fraction_fit: self.float(m, path, "fracfit", rules::FRACTION_FIT),
-            min_fit: self.count(m, path, "minfit", rules::CLIENTS),
-            min_available: self.count(m, path, "minav", rules::CLIENTS),
-            num_rounds: self.count(m, path, "numround", rules::ROUNDS),
-            same_server: self.opt(m, path, "sameserv", number::flag),
+            fraction_fit: self.float(m, path, keys::FRACTION_FIT, rules::FRACTION_FIT),
+            min_fit: self.count(m, path, keys::MIN_FIT, rules::CLIENTS),
+            min_available: self.count(m, path, keys::MIN_AVAILABLE, rules::CLIENTS),
+            num_rounds: self.count(m, path, keys::NUM_ROUNDS, rules::ROUNDS),
+            same_server: self.opt(m, path, keys::SAME_SERVER, number::flag),
             strategy_params: StrategyParams {
                 proximal_mu: self.float(m, path, "proximal_mu", rules::PROXIMAL_MU),
                 server_lr: self.float(m, path, "server_lr", rules::SERVER_LR),

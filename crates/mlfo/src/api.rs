@@ -176,7 +176,7 @@ impl ReceiveForm {
             false
         });
         self.constraints
-            .insert("sameserv".to_owned(), Value::Bool(shared));
+            .insert(intent::keys::SAME_SERVER.to_owned(), Value::Bool(shared));
     }
 
     /// The submission, once every field is read.

@@ -1,6 +1,7 @@
 //! Mo-Mo, the MLFO-to-MLFO gRPC interface (`package momo`), and the
 //! conversion between its all-string messages and the intent model.
 
+use intent::keys;
 use serde_json::{Map, Value};
 
 /// Code generated from `proto/momo/momo.proto`.
@@ -8,19 +9,6 @@ use serde_json::{Map, Value};
 pub mod proto {
     tonic::include_proto!("momo");
 }
-
-/// The prototype's constraint fields, carried as strings in `momo.Constraints`.
-const PROTOTYPE_FIELDS: [&str; 9] = [
-    "privacylevel",
-    "sourcekind",
-    "modelkind",
-    "fracfit",
-    "minfit",
-    "minav",
-    "numround",
-    "sameserv",
-    "avgalgo",
-];
 
 fn text(v: &Value) -> String {
     match v {
@@ -42,15 +30,15 @@ pub fn to_message(intent: &intent::Intent) -> proto::Intent {
             };
             let mut take = |key: &str| fields.remove(key).map(|v| text(&v)).unwrap_or_default();
             let mut c = proto::Constraints {
-                privacylevel: take("privacylevel"),
-                sourcekind: take("sourcekind"),
-                modelkind: take("modelkind"),
-                fracfit: take("fracfit"),
-                minfit: take("minfit"),
-                minav: take("minav"),
-                numround: take("numround"),
-                sameserv: take("sameserv"),
-                avgalgo: take("avgalgo"),
+                privacylevel: take(keys::PRIVACY_LEVEL),
+                sourcekind: take(keys::SOURCE_KIND),
+                modelkind: take(keys::MODEL_KIND),
+                fracfit: take(keys::FRACTION_FIT),
+                minfit: take(keys::MIN_FIT),
+                minav: take(keys::MIN_AVAILABLE),
+                numround: take(keys::NUM_ROUNDS),
+                sameserv: take(keys::SAME_SERVER),
+                avgalgo: take(keys::AVG_ALGO),
                 extensions_json: String::new(),
             };
             if !fields.is_empty() {
@@ -99,12 +87,12 @@ pub fn to_document(message: &proto::Intent) -> Result<Vec<u8>, String> {
                 &c.sameserv,
                 &c.avgalgo,
             ];
-            for (key, value) in PROTOTYPE_FIELDS.iter().zip(values) {
+            for (key, value) in intent::keys::PROTOTYPE.iter().zip(values) {
                 if value.is_empty() {
                     continue;
                 }
                 // The prototype sent any word (`nor`) and ignored it: a new server.
-                let value = if *key == "sameserv" {
+                let value = if *key == keys::SAME_SERVER {
                     Value::Bool(intent::flag_word(value).unwrap_or(false))
                 } else {
                     Value::String(value.clone())

@@ -35,7 +35,10 @@ fn a_host_meter_limits_one_direction_until_deleted() {
                     .unwrap(),
             )
             .unwrap();
-        assert_eq!(m.applied_on, vec![format!("dmo-{run}-a/eth0")]);
+        assert_eq!(
+            serde_json::to_value(&m.applied_on).unwrap(),
+            serde_json::json!([format!("dmo-{run}-a/eth0")])
+        );
         let up = common::iperf(&bed, "a", "b", 5301, 2);
         let down = common::iperf(&bed, "b", "a", 5302, 2);
         eprintln!("metered 10 Mbit/s: a->b {up:.1}, b->a {down:.1}");

@@ -3,6 +3,7 @@
 
 use anyhow::{Context, bail};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use intent::keys;
 use mlfo::IntentRecord;
 use mlfo::client::MlfoClient;
 use mlfo::planner::CohortRequest;
@@ -63,12 +64,12 @@ impl BatchCohort {
     /// The constraint overrides this cohort sets.
     fn constraints(&self) -> Map<String, Value> {
         [
-            ("sameserv", &self.sameserver),
-            ("avgalgo", &self.avgalgo),
-            ("fracfit", &self.fracfit),
-            ("minfit", &self.minfit),
-            ("minav", &self.minav),
-            ("numround", &self.numround),
+            (keys::SAME_SERVER, &self.sameserver),
+            (keys::AVG_ALGO, &self.avgalgo),
+            (keys::FRACTION_FIT, &self.fracfit),
+            (keys::MIN_FIT, &self.minfit),
+            (keys::MIN_AVAILABLE, &self.minav),
+            (keys::NUM_ROUNDS, &self.numround),
         ]
         .into_iter()
         .filter_map(|(k, v)| v.clone().map(|v| (k.to_owned(), v)))

@@ -60,6 +60,106 @@ pub struct MeterSpec {
     pub dst: Option<String>,
 }
 
+/// Where a meter applies: [`MeterSpec`]'s mutually exclusive fields, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MeterTarget {
+    /// A host's link, in one or both directions.
+    Host {
+        /// The host.
+        host: String,
+        /// Which direction.
+        direction: Direction,
+    },
+    /// What leaves a switch at one port.
+    SwitchPort {
+        /// The switch.
+        switch: String,
+        /// Its 1-based port number.
+        port: u32,
+    },
+}
+
+impl MeterSpec {
+    /// The target the spec names: exactly one of `host` (with `direction`)
+    /// and `switch` (with `port`).
+    pub fn target(&self) -> Result<MeterTarget, MeterError> {
+        match (&self.host, &self.switch) {
+            (Some(host), None) => {
+                if self.port.is_some() {
+                    return Err(invalid("port", "goes with switch, not host; drop it"));
+                }
+                Ok(MeterTarget::Host {
+                    host: host.clone(),
+                    direction: self.direction.unwrap_or(Direction::Both),
+                })
+            }
+            (None, Some(switch)) => {
+                if self.direction.is_some() {
+                    return Err(invalid(
+                        "direction",
+                        "goes with host; a switch port meter limits what leaves the port",
+                    ));
+                }
+                let port = self
+                    .port
+                    .ok_or_else(|| invalid("port", "give the switch port number (1-based)"))?;
+                Ok(MeterTarget::SwitchPort {
+                    switch: switch.clone(),
+                    port,
+                })
+            }
+            _ => Err(invalid(
+                "host",
+                "give exactly one of host (with direction) and switch (with port)",
+            )),
+        }
+    }
+}
+
+/// One end of a veth link, where a meter's htb class sits: written
+/// `namespace/device`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkEnd {
+    /// The namespace holding the device.
+    pub ns: String,
+    /// The device.
+    pub dev: String,
+}
+
+impl std::fmt::Display for LinkEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.ns, self.dev)
+    }
+}
+
+impl std::str::FromStr for LinkEnd {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (ns, dev) = s
+            .split_once('/')
+            .ok_or_else(|| format!("{s:?} is not namespace/device"))?;
+        Ok(LinkEnd {
+            ns: ns.to_owned(),
+            dev: dev.to_owned(),
+        })
+    }
+}
+
+impl Serialize for LinkEnd {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for LinkEnd {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 /// A meter in force.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Meter {
@@ -68,8 +168,8 @@ pub struct Meter {
     /// What was asked.
     #[serde(flatten)]
     pub spec: MeterSpec,
-    /// The devices it is applied on, as `namespace/device`.
-    pub applied_on: Vec<String>,
+    /// The link ends it is applied on.
+    pub applied_on: Vec<LinkEnd>,
 }
 
 /// A meter request that cannot be applied: the field and the fix.
@@ -189,12 +289,9 @@ impl Meters {
 
     /// The link ends whose egress a spec limits.
     fn targets(&self, spec: &MeterSpec) -> Result<Vec<EndPlan>, MeterError> {
-        match (&spec.host, &spec.switch) {
-            (Some(host), None) => {
-                if spec.port.is_some() {
-                    return Err(invalid("port", "goes with switch, not host; drop it"));
-                }
-                if self.plan.host(host).is_none() {
+        match spec.target()? {
+            MeterTarget::Host { host, direction } => {
+                if self.plan.host(&host).is_none() {
                     return Err(invalid(
                         "host",
                         format!("{host:?} is not a host of the testbed"),
@@ -204,35 +301,22 @@ impl Meters {
                     .plan
                     .links
                     .iter()
-                    .find(|l| l.a.node == *host || l.b.node == *host)
+                    .find(|l| l.a.node == host || l.b.node == host)
                     .ok_or_else(|| invalid("host", format!("{host:?} has no link")))?;
-                let (own, other) = if link.a.node == *host {
+                let (own, other) = if link.a.node == host {
                     (&link.a, &link.b)
                 } else {
                     (&link.b, &link.a)
                 };
-                Ok(match spec.direction.unwrap_or(Direction::Both) {
+                Ok(match direction {
                     Direction::Up => vec![own.clone()],
                     Direction::Down => vec![other.clone()],
                     Direction::Both => vec![own.clone(), other.clone()],
                 })
             }
-            (None, Some(switch)) => {
-                if spec.direction.is_some() {
-                    return Err(invalid(
-                        "direction",
-                        "goes with host; a switch port meter limits what leaves the port",
-                    ));
-                }
-                let port = spec
-                    .port
-                    .ok_or_else(|| invalid("port", "give the switch port number (1-based)"))?;
-                self.switch_port(switch, port).map(|e| vec![e])
+            MeterTarget::SwitchPort { switch, port } => {
+                self.switch_port(&switch, port).map(|e| vec![e])
             }
-            _ => Err(invalid(
-                "host",
-                "give exactly one of host (with direction) and switch (with port)",
-            )),
         }
     }
 
@@ -315,7 +399,10 @@ impl Meters {
             id,
             applied_on: targets
                 .iter()
-                .map(|e| format!("{}/{}", e.ns, e.dev))
+                .map(|e| LinkEnd {
+                    ns: e.ns.clone(),
+                    dev: e.dev.clone(),
+                })
                 .collect(),
             spec,
         };
@@ -340,9 +427,7 @@ impl Meters {
             MeterError::NotFound(format!("no meter {id}; GET /v1/meters lists them"))
         })?;
         for on in &meter.applied_on {
-            if let Some((ns, dev)) = on.split_once('/') {
-                sys::tc_batch(ns, &shape::meter_del_commands(dev, id))?;
-            }
+            sys::tc_batch(&on.ns, &shape::meter_del_commands(&on.dev, id))?;
         }
         state.meters.remove(&id);
         state.onos_flows.retain(|f| f.meter != id);
@@ -601,6 +686,39 @@ mod tests {
         let e = m.onos_flow(&device_id(1), None, 1, None, 7).unwrap_err();
         assert!(e.to_string().contains("has no meter 7"), "{e}");
         assert!(m.list().is_empty());
+    }
+
+    #[test]
+    fn a_spec_names_one_target_and_link_ends_read_back() {
+        let mut s = spec(Some("fc.10"), None, None, 1.0);
+        assert_eq!(
+            s.target().unwrap(),
+            MeterTarget::Host {
+                host: "fc.10".into(),
+                direction: Direction::Both
+            }
+        );
+        s.port = Some(2);
+        assert!(s.target().unwrap_err().to_string().starts_with("port: "));
+        let mut s = spec(None, Some("aggsw"), Some(3), 1.0);
+        assert_eq!(
+            s.target().unwrap(),
+            MeterTarget::SwitchPort {
+                switch: "aggsw".into(),
+                port: 3
+            }
+        );
+        s.direction = Some(Direction::Up);
+        assert!(
+            s.target()
+                .unwrap_err()
+                .to_string()
+                .starts_with("direction: ")
+        );
+        let end: LinkEnd = serde_json::from_str("\"dmo-5-fab/sw1-p2\"").unwrap();
+        assert_eq!((end.ns.as_str(), end.dev.as_str()), ("dmo-5-fab", "sw1-p2"));
+        assert_eq!(serde_json::to_string(&end).unwrap(), "\"dmo-5-fab/sw1-p2\"");
+        assert!(serde_json::from_str::<LinkEnd>("\"eth0\"").is_err());
     }
 
     #[test]

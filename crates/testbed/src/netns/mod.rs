@@ -5,20 +5,20 @@
 //! Nothing is routed off the machine: no namespace of the testbed has a
 //! default route or a link to the root namespace.
 
-pub mod cgroup;
+mod cgroup;
 pub mod controller;
 pub mod delayline;
 pub mod exporter;
 pub mod measure;
 pub mod meters;
-pub mod names;
+mod names;
 pub mod plan;
-pub mod proxy;
-pub mod shape;
+mod proxy;
+mod shape;
 pub mod sys;
 pub mod tap;
 mod testbed;
 
-pub use names::RunNames;
+pub use names::{RunNames, run_of};
 pub use plan::NetPlan;
 pub use testbed::{Impairment, NetnsTestbed, down_all, down_run, runs_present};

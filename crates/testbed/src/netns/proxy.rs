@@ -19,8 +19,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Published {
     /// Where users connect: 127.0.0.1:port.
     pub local: SocketAddr,
-    /// The address inside the namespace it relays to.
-    pub target: SocketAddr,
     stop: Arc<AtomicBool>,
     open: Arc<Mutex<Vec<TcpStream>>>,
     accept: Option<JoinHandle<()>>,
@@ -47,7 +45,6 @@ impl Published {
         };
         Ok(Published {
             local,
-            target,
             stop,
             open,
             accept: Some(accept),
