@@ -10,16 +10,6 @@ fn dmo(args: &[&str]) -> Output {
         .expect("run dmo")
 }
 
-/// A loopback address with a port free now (bound, then released).
-fn free_loopback_addr() -> String {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    format!("127.0.0.1:{port}")
-}
-
 fn text(o: &Output) -> String {
     format!(
         "{}{}",
@@ -30,6 +20,7 @@ fn text(o: &Output) -> String {
 
 #[test]
 fn help_lists_every_subcommand_and_version_prints() {
+    let _load = testkit::shared();
     let out = dmo(&["--help"]);
     assert!(out.status.success());
     let help = text(&out);
@@ -48,6 +39,7 @@ fn help_lists_every_subcommand_and_version_prints() {
 
 #[test]
 fn testbed_down_needs_a_run_or_all_and_up_names_a_bad_file() {
+    let _load = testkit::shared();
     let out = dmo(&["testbed", "down"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).contains("--run"), "{}", text(&out));
@@ -65,6 +57,7 @@ fn testbed_down_needs_a_run_or_all_and_up_names_a_bad_file() {
 
 #[test]
 fn bad_files_name_the_problem() {
+    let _load = testkit::shared();
     let out = dmo(&["mlfo", "--config", "/nonexistent/mlfo.yaml"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -93,6 +86,7 @@ fn bad_files_name_the_problem() {
 
 #[test]
 fn testbed_gen_writes_the_prototype_shape() {
+    let _load = testkit::shared();
     let out = dmo(&["testbed", "gen", "--split", "6,2,2"]);
     assert!(out.status.success(), "{}", text(&out));
     let yaml = String::from_utf8_lossy(&out.stdout);
@@ -105,6 +99,7 @@ fn testbed_gen_writes_the_prototype_shape() {
 
 #[test]
 fn intent_validate_accepts_the_seeds_and_rejects_bad_files() {
+    let _load = testkit::shared();
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("intent.yaml");
     std::fs::write(
@@ -142,6 +137,7 @@ fn intent_validate_accepts_the_seeds_and_rejects_bad_files() {
 
 #[test]
 fn fl_arguments_are_checked_with_the_flag_named() {
+    let _load = testkit::shared();
     let out = dmo(&["fl", "server", "--strategy", "fedsgd"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -191,7 +187,8 @@ fn fl_arguments_are_checked_with_the_flag_named() {
 
 #[test]
 fn fl_server_and_clients_run_as_processes() {
-    let addr = free_loopback_addr();
+    let _load = testkit::shared();
+    let addr = testkit::free_loopback_addr();
     let dir = tempfile::tempdir().unwrap();
     let history = dir.path().join("history.json");
     let server = Command::new(env!("CARGO_BIN_EXE_dmo"))
@@ -263,7 +260,8 @@ fn fl_server_and_clients_run_as_processes() {
 
 #[test]
 fn an_fl_server_stopped_by_sigterm_still_writes_its_history() {
-    let addr = free_loopback_addr();
+    let _load = testkit::shared();
+    let addr = testkit::free_loopback_addr();
     let dir = tempfile::tempdir().unwrap();
     let history = dir.path().join("history.json");
     let mut server = Command::new(env!("CARGO_BIN_EXE_dmo"))

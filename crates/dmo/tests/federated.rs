@@ -56,6 +56,7 @@ fn simulate(partition: &str, out: &Path) -> Vec<f64> {
 
 #[test]
 fn iid_fashion_mnist_reaches_80_percent_within_10_rounds() {
+    let _load = testkit::shared();
     let dir = tempfile::tempdir().unwrap();
     let acc = simulate("iid", dir.path());
     assert!(
@@ -66,6 +67,7 @@ fn iid_fashion_mnist_reaches_80_percent_within_10_rounds() {
 
 #[test]
 fn label_shards_still_learn_round_over_round() {
+    let _load = testkit::shared();
     let dir = tempfile::tempdir().unwrap();
     let acc = simulate("shards", dir.path());
     let early = acc[..3].iter().copied().fold(0.0, f64::max);

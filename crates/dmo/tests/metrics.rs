@@ -161,6 +161,7 @@ fn promtool_check(what: &str, text: &str) {
 
 #[test]
 fn every_components_metrics_pass_promtool() {
+    let _load = testkit::shared();
     // What /metrics serves to scrapers that do not ask for OpenMetrics.
     use fl::server::exposition::to_prometheus_text;
     promtool_check("node agent", &to_prometheus_text(&agent_metrics()));
@@ -174,6 +175,7 @@ fn every_components_metrics_pass_promtool() {
 
 #[test]
 fn every_dashboard_query_names_an_exported_metric() {
+    let _load = testkit::shared();
     let mut names = exported(&agent_metrics());
     names.extend(exported(&mlfo_metrics()));
     names.extend(exported(&testbed_metrics()));

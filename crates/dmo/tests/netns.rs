@@ -1,26 +1,15 @@
 //! The netns backend through the `dmo` command (root; CI runs as root):
 //! `dmo run --backend netns` with the satellite hops enforced, `dmo
 //! testbed up` held and stopped by SIGTERM, and `dmo testbed down --all`
-//! after the runner was killed with SIGKILL. One test at a time (a mutex),
-//! since `down --all` removes every dmo testbed on the machine.
+//! after the runner was killed with SIGKILL. Each test runs alone
+//! ([`testkit::require_root_alone`]): they measure, and `down --all` removes
+//! every dmo testbed on the machine.
 
-mod common;
-
-use common::REPO;
+use crate::util::REPO;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use testbed::netns::{RunNames, sys};
-
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    assert!(
-        sys::is_root(),
-        "the netns tests need root (CI runs them as root)"
-    );
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// The namespaces of run `run` now.
 fn namespaces(run: u8) -> Vec<String> {
@@ -62,11 +51,6 @@ fn netns_run(scenario: &str, run: u8, dir: &std::path::Path) -> Command {
     c
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 /// Median round duration of each job of a results directory, by cohort.
 fn medians(out: &std::path::Path) -> Vec<(String, f64)> {
     let s: serde_json::Value =
@@ -83,22 +67,19 @@ fn medians(out: &std::path::Path) -> Vec<(String, f64)> {
                 .iter()
                 .map(|r| r["duration_s"].as_f64().unwrap())
                 .collect();
-            (j["cohort"].as_str().unwrap().to_owned(), median(d))
+            (j["cohort"].as_str().unwrap().to_owned(), testkit::median(d))
         })
         .collect()
 }
 
 fn assert_gone(run: u8) {
-    assert!(namespaces(run).is_empty(), "left: {:?}", namespaces(run));
-    for root in ["/sys/fs/cgroup/cpu", "/sys/fs/cgroup"] {
-        let dir = std::path::Path::new(root).join(RunNames::new(run).cgroup());
-        assert!(!dir.exists(), "cgroup left: {}", dir.display());
-    }
+    let left = testbed::netns::leftovers(run);
+    assert!(left.is_empty(), "left: {left:?}");
 }
 
 #[test]
 fn a_run_on_namespaces_shows_the_satellite_delay_in_its_rounds() {
-    let _serial = serial();
+    let _alone = testkit::require_root_alone();
     let run = 240;
     let cwd = tempfile::tempdir().unwrap();
     // The CI scenario with the prototype's background flow, 20 Mbit/s
@@ -125,7 +106,7 @@ fn a_run_on_namespaces_shows_the_satellite_delay_in_its_rounds() {
     assert_eq!(s["ok"], true);
     // Unmetered, the MLP cohort's rounds are short (see the metered test).
     let cohort1 = s["jobs"][0]["rounds"].as_array().unwrap();
-    let median1 = median(
+    let median1 = testkit::median(
         cohort1
             .iter()
             .map(|r| r["duration_s"].as_f64().unwrap())
@@ -171,7 +152,7 @@ fn a_run_on_namespaces_shows_the_satellite_delay_in_its_rounds() {
 
 #[test]
 fn a_centralised_twin_sends_its_data_across_the_satellite() {
-    let _serial = serial();
+    let _alone = testkit::require_root_alone();
     let run = 245;
     let cwd = tempfile::tempdir().unwrap();
     // The CI scenario with cohort1's intent run centralised too, once it
@@ -221,7 +202,7 @@ fn a_centralised_twin_sends_its_data_across_the_satellite() {
 
 #[test]
 fn testbed_up_holds_the_network_until_sigterm() {
-    let _serial = serial();
+    let _alone = testkit::require_root_alone();
     let run = 241;
     let mut up = Command::new(env!("CARGO_BIN_EXE_dmo"))
         .args(["testbed", "up", "--run-byte", &run.to_string()])
@@ -275,7 +256,7 @@ fn testbed_up_holds_the_network_until_sigterm() {
 
 #[test]
 fn down_all_cleans_up_after_a_killed_runner() {
-    let _serial = serial();
+    let _alone = testkit::require_root_alone();
     let run = 242;
     let cwd = tempfile::tempdir().unwrap();
     let mut runner = netns_run(&format!("{REPO}/scenarios/ci-small.yaml"), run, cwd.path())
@@ -323,7 +304,7 @@ fn down_all_cleans_up_after_a_killed_runner() {
 
 #[test]
 fn ctrl_c_mid_run_removes_the_testbed() {
-    let _serial = serial();
+    let _alone = testkit::require_root_alone();
     let run = 243;
     let cwd = tempfile::tempdir().unwrap();
     let runner = netns_run(&format!("{REPO}/scenarios/default.yaml"), run, cwd.path())
@@ -353,13 +334,13 @@ fn ctrl_c_mid_run_removes_the_testbed() {
 
 #[test]
 fn a_bandwidth_cap_meters_only_its_cohort() {
-    let _serial = serial();
+    let _alone = testkit::require_root_alone();
     let run = 244;
     let cwd = tempfile::tempdir().unwrap();
     // cohort1's intent asks for at most 10 Mbit/s: the edge MLFO sets a
     // meter on each of its 4 clients' links through the testbed's network
     // controller.
-    let scenario = common::capped_ci_scenario(cwd.path());
+    let scenario = crate::util::capped_ci_scenario(cwd.path());
     let o = netns_run(scenario.to_str().unwrap(), run, cwd.path())
         .output()
         .unwrap();

@@ -332,6 +332,7 @@ fn assert_learned(v: &Value) {
 
 #[test]
 fn seed_intents_complete_from_the_prototype_script_and_from_dmo_intent_batch() {
+    let _load = testkit::shared();
     let tb = Testbed::start(61, 3, 10, &[]);
     let cohorts = serde_json::json!([
         { "size": 6, "file": intent_file("welding") },
@@ -450,6 +451,7 @@ fn seed_intents_complete_from_the_prototype_script_and_from_dmo_intent_batch() {
 
 #[test]
 fn sameserver_makes_two_cohorts_share_one_fl_server() {
+    let _load = testkit::shared();
     let tb = Testbed::start(62, 2, 4, &[]);
     let ids: Vec<String> = ["10", "12"]
         .iter()
@@ -491,6 +493,7 @@ fn sameserver_makes_two_cohorts_share_one_fl_server() {
 
 #[test]
 fn bad_intents_get_400_and_an_unreachable_client_fails_the_job_leaving_nothing_running() {
+    let _load = testkit::shared();
     // fc.13 is in the inventory but its agent never starts.
     let tb = Testbed::start(63, 1, 4, &[13]);
     let (status, text) = tb.receive(&intent_file("welding"), &[("fracfit", "1.5")]);
@@ -569,6 +572,7 @@ fn bad_intents_get_400_and_an_unreachable_client_fails_the_job_leaving_nothing_r
 
 #[test]
 fn an_edge_mlfo_killed_mid_job_takes_the_intent_up_again_after_restart() {
+    let _load = testkit::shared();
     let mut tb = Testbed::start(64, 1, 2, &[]);
     let out = dmo()
         .args([
@@ -638,6 +642,7 @@ fn chromium(user_data: &Path, args: &[&str]) -> std::process::Output {
 
 #[test]
 fn the_dashboard_shows_a_running_job_and_its_chart_in_a_browser() {
+    let _load = testkit::shared();
     let tb = Testbed::start(65, 1, 2, &[]);
     let id = tb.submit(
         &intent_file("welding"),
@@ -731,6 +736,7 @@ fn send_prototype_configuration(tb: &Testbed, name: &str) -> Vec<String> {
 
 #[test]
 fn every_cohort_configuration_of_the_prototype_script_completes_unchanged() {
+    let _load = testkit::shared();
     // The prototype's 50 clients; three aggregators of capacity 1, so the
     // configurations with more cohorts than aggregators queue.
     let tb = Testbed::start(69, 3, 50, &[]);
@@ -795,6 +801,7 @@ fn post_at_once(tb: &Testbed, count: usize, fields: &[(&str, &str)]) -> Vec<Stri
 
 #[test]
 fn intents_wait_in_a_fifo_queue_for_capacity_survive_a_restart_and_can_be_cancelled() {
+    let _load = testkit::shared();
     let mut tb = Testbed::start(66, 3, 6, &[]);
     let ids: Vec<String> = (0..6)
         .map(|k| {
@@ -912,6 +919,7 @@ fn intents_wait_in_a_fifo_queue_for_capacity_survive_a_restart_and_can_be_cancel
 
 #[test]
 fn a_burst_of_200_intents_ends_with_every_intent_final_none_lost_and_no_orphan_server() {
+    let _load = testkit::shared();
     let tb = Testbed::start_with(67, 3, 20, 10, &[], "");
     let ids = post_at_once(&tb, 200, &[("cohortsize", "1"), ("numround", "2")]);
     let mut unique = ids.clone();
@@ -963,6 +971,7 @@ fn a_burst_of_200_intents_ends_with_every_intent_final_none_lost_and_no_orphan_s
 
 #[test]
 fn the_hierfl_branch_form_switches_per_client_momo_and_the_management_plane_alone() {
+    let _load = testkit::shared();
     let tb = Testbed::start(68, 2, 4, &[]);
     // mlfostatus disabled: one Mo-Mo Deploy per client, all answered with one server.
     let per_client = tb.submit(
@@ -1045,6 +1054,7 @@ fn the_hierfl_branch_form_switches_per_client_momo_and_the_management_plane_alon
 
 #[test]
 fn a_privacy_low_intent_trains_centrally_on_the_data_its_clients_send() {
+    let _load = testkit::shared();
     let tb = Testbed::start(70, 1, 4, &[]);
     let send = |level: &str| {
         let level = format!("privacylevel={level}");
@@ -1114,6 +1124,7 @@ fn a_privacy_low_intent_trains_centrally_on_the_data_its_clients_send() {
 
 #[test]
 fn an_intent_ends_at_its_target_accuracy_or_fails_at_its_deadline() {
+    let _load = testkit::shared();
     let tb = Testbed::start(71, 2, 4, &[]);
     let send = |sets: &[&str]| {
         let out = tb.send(&intent_file("welding"), 2, sets);
@@ -1147,6 +1158,7 @@ fn an_intent_ends_at_its_target_accuracy_or_fails_at_its_deadline() {
 
 #[test]
 fn an_intent_that_joins_a_running_shared_server_counts_only_its_own_rounds() {
+    let _load = testkit::shared();
     let tb = Testbed::start(72, 1, 4, &[]);
     let first = tb.submit(
         &intent_file("drilling"),

@@ -2,9 +2,7 @@
 //! 8 clients, 3 rounds) as real processes; results checked, and nothing
 //! left running or listening afterwards.
 
-mod common;
-
-use common::REPO;
+use crate::util::REPO;
 use std::path::Path;
 use std::process::Command;
 
@@ -39,6 +37,7 @@ fn all_processes() -> Vec<String> {
 
 #[test]
 fn the_ci_scenario_runs_reports_and_cleans_up() {
+    let _load = testkit::shared();
     let cwd = tempfile::tempdir().unwrap();
     let o = Command::new(env!("CARGO_BIN_EXE_dmo"))
         .args(["run", &format!("{REPO}/scenarios/ci-small.yaml")])
@@ -120,6 +119,7 @@ fn the_ci_scenario_runs_reports_and_cleans_up() {
 
 #[test]
 fn ctrl_c_stops_the_run_and_every_host() {
+    let _load = testkit::shared();
     const R: u8 = 73;
     let dir = tempfile::tempdir().unwrap();
     let long = std::fs::read_to_string(format!("{REPO}/scenarios/ci-small.yaml"))
@@ -171,6 +171,7 @@ fn ctrl_c_stops_the_run_and_every_host() {
 
 #[test]
 fn a_real_prometheus_scrapes_every_host_and_its_answers_are_saved() {
+    let _load = testkit::shared();
     assert!(
         Path::new("/usr/bin/prometheus").exists(),
         "Prometheus is missing: apt-get install prometheus (bash .ci/run does)"
@@ -229,9 +230,10 @@ fn a_real_prometheus_scrapes_every_host_and_its_answers_are_saved() {
 
 #[test]
 fn a_bandwidth_cap_on_the_local_backend_is_noted_not_applied() {
+    let _load = testkit::shared();
     const R: u8 = 75;
     let cwd = tempfile::tempdir().unwrap();
-    common::capped_ci_scenario(cwd.path());
+    crate::util::capped_ci_scenario(cwd.path());
     let o = Command::new(env!("CARGO_BIN_EXE_dmo"))
         .args(["run", "capped.yaml", "--out", "results", "--run-byte"])
         .arg(R.to_string())

@@ -16,14 +16,6 @@ use testbed::netns::controller::Controller;
 use testbed::netns::meters::{Direction, Meters};
 use testbed::netns::{NetnsTestbed, RunNames, sys};
 
-/// The tests use their own run bytes, so they may run side by side.
-fn require_root() {
-    assert!(
-        sys::is_root(),
-        "the netns tests need root (CI runs them as root)"
-    );
-}
-
 /// Clients fc.10 and fc.11 on switch sw.
 fn two_clients() -> Topology {
     Topology::from_yaml(
@@ -121,7 +113,7 @@ fn classes(ns: &str, dev: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bandwidth_cap_meters_each_client_until_the_intent_ends() {
-    require_root();
+    testkit::require_root();
     let run = 232;
     {
         let bench = Bench::up(run);
@@ -170,7 +162,7 @@ async fn a_bandwidth_cap_meters_each_client_until_the_intent_ends() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_controller_the_cap_is_noted_and_a_dead_one_fails_the_intent() {
-    require_root();
+    testkit::require_root();
     let run = 233;
     {
         let mut bench = Bench::up(run);

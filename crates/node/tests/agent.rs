@@ -7,12 +7,6 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// A free port on loopback (bound, then released).
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
-
 /// Starts an agent on 127.0.0.1:0 whose FL servers start at `fl_port_base`.
 async fn agent(fl_port_base: u16) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -118,7 +112,7 @@ async fn wait_done(addr: SocketAddr, id: &str, limit: Duration) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn prototype_forms_run_a_federation_to_completion() {
-    let base = free_port();
+    let base = testkit::free_port();
     let agent = agent(base).await;
     assert_eq!(http(agent, "GET", "/healthz", None).await.body, "ok");
 
@@ -213,7 +207,7 @@ async fn prototype_forms_run_a_federation_to_completion() {
 
 #[tokio::test]
 async fn bad_form_values_get_a_400_that_names_the_field() {
-    let agent = agent(free_port()).await;
+    let agent = agent(testkit::free_port()).await;
     let serv = form(
         agent,
         "/serv",
@@ -283,7 +277,7 @@ async fn bad_form_values_get_a_400_that_names_the_field() {
 
 #[tokio::test]
 async fn deleting_a_running_server_stops_it_and_frees_its_port() {
-    let agent = agent(free_port()).await;
+    let agent = agent(testkit::free_port()).await;
     let created = post_json(
         agent,
         "/v1/servers",
@@ -312,8 +306,8 @@ async fn deleting_a_running_server_stops_it_and_frees_its_port() {
 
 #[tokio::test]
 async fn a_client_of_an_unreachable_server_fails_naming_it() {
-    let agent = agent(free_port()).await;
-    let server = format!("127.0.0.1:{}", free_port());
+    let agent = agent(testkit::free_port()).await;
+    let server = format!("127.0.0.1:{}", testkit::free_port());
     let created = post_json(
         agent,
         "/v1/clients",
@@ -353,7 +347,7 @@ fn samples(body: &str, name: &str) -> Vec<(String, f64)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn metrics_show_each_fl_connections_tcp_statistics_while_it_is_open() {
-    let base = free_port();
+    let base = testkit::free_port();
     let agent = agent(base).await;
     // The server waits for a second client, so the first stays connected.
     let created = post_json(
@@ -506,7 +500,7 @@ async fn post_part(address: &str, body: Vec<u8>) -> (u16, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_centralised_trainer_pools_the_clients_parts_and_trains_pass_by_pass() {
-    let agent = agent(free_port()).await;
+    let agent = agent(testkit::free_port()).await;
     let created = post_json(
         agent,
         "/v1/servers",
@@ -602,7 +596,7 @@ async fn a_centralised_trainer_pools_the_clients_parts_and_trains_pass_by_pass()
 
 #[tokio::test]
 async fn a_centralised_trainer_needs_its_dataset_and_model() {
-    let agent = agent(free_port()).await;
+    let agent = agent(testkit::free_port()).await;
     let bad = post_json(
         agent,
         "/v1/servers",
@@ -627,7 +621,7 @@ async fn a_centralised_trainer_needs_its_dataset_and_model() {
 
 #[tokio::test]
 async fn a_stopped_trainer_frees_its_port_while_it_waits_for_parts() {
-    let agent = agent(free_port()).await;
+    let agent = agent(testkit::free_port()).await;
     let created = post_json(
         agent,
         "/v1/servers",
@@ -645,7 +639,7 @@ async fn a_stopped_trainer_frees_its_port_while_it_waits_for_parts() {
 
 #[tokio::test]
 async fn huge_or_negative_round_timeouts_are_refused_naming_the_limit() {
-    let agent = agent(free_port()).await;
+    let agent = agent(testkit::free_port()).await;
     for bad in ["1e300", "-1", "0"] {
         let body: Value = serde_json::from_str(&format!("{{\"round_timeout_s\": {bad}}}")).unwrap();
         let reply = post_json(agent, "/v1/servers", body).await;
@@ -664,7 +658,7 @@ async fn huge_or_negative_round_timeouts_are_refused_naming_the_limit() {
 
 #[tokio::test]
 async fn an_agent_limits_threads_per_client_and_servers_at_once() {
-    let agent = agent(free_port()).await;
+    let agent = agent(testkit::free_port()).await;
     let bad = post_json(
         agent,
         "/v1/clients",

@@ -1,8 +1,8 @@
 //! The user-space delay line between two namespaces, with real TCP and UDP:
 //! namespace A holds TAP `ta` (10.213.0.1/24), namespace B holds TAP `tb`
 //! (10.213.0.2/24), and a [`DelayLine`] joins them. Needs root and
-//! /dev/net/tun (CI runs as root); each test has its own namespaces, so
-//! they can run in parallel.
+//! /dev/net/tun (CI runs as root); each test has its own namespaces, and
+//! those that time or count traffic run alone ([`testkit::exclusive`]).
 
 use std::io::ErrorKind;
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -119,6 +119,7 @@ fn addr(ip: &str, port: u16) -> SocketAddr {
 
 #[test]
 fn tcp_connect_takes_two_one_way_delays() {
+    let _load = testkit::exclusive();
     let ns = Namespaces::new("rtt");
     let _line = ns.line(10, 0.0);
     let listener = in_namespace(&ns.b, || TcpListener::bind(addr(ADDR_B, 7000)))
@@ -151,6 +152,7 @@ fn tcp_connect_takes_two_one_way_delays() {
 
 #[test]
 fn udp_loss_matches_the_spec_and_the_stats() {
+    let _load = testkit::exclusive();
     let ns = Namespaces::new("loss");
     let line = ns.line(1, 30.0);
     let rx = in_namespace(&ns.b, || UdpSocket::bind(addr(ADDR_B, 7001)))
@@ -196,6 +198,7 @@ fn udp_loss_matches_the_spec_and_the_stats() {
 
 #[test]
 fn stopping_removes_only_the_taps_and_is_prompt() {
+    let _load = testkit::exclusive();
     let ns = Namespaces::new("stop");
     ip(&[
         "-n", &ns.a, "link", "add", "va", "type", "veth", "peer", "name", "vb", "netns", &ns.b,
@@ -233,12 +236,14 @@ fn stopping_removes_only_the_taps_and_is_prompt() {
 
 #[test]
 fn tap_names_longer_than_the_kernel_allows_are_refused() {
+    let _load = testkit::shared();
     let e = Tap::create("dmo-t-dl-none", "a-name-of-16-byt").unwrap_err();
     assert!(e.to_string().contains("1 to 15 bytes"), "{e}");
 }
 
 #[test]
 fn a_vanished_device_ends_the_line() {
+    let _load = testkit::shared();
     let ns = Namespaces::new("gone");
     let line = ns.line(1, 0.0);
     ip(&["-n", &ns.b, "link", "del", "tb"]).unwrap();

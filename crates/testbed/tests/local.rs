@@ -44,6 +44,7 @@ fn wait_for_death(sup: &mut Supervisor) -> HostError {
 
 #[test]
 fn hosts_come_up_are_watched_and_leave_nothing_behind() {
+    let _load = testkit::shared();
     let run = 231;
     let dir = tempfile::tempdir().unwrap();
     let mut sup = Supervisor::new();
@@ -107,6 +108,7 @@ fn hosts_come_up_are_watched_and_leave_nothing_behind() {
 
 #[test]
 fn a_host_that_exits_at_once_is_named_with_its_log() {
+    let _load = testkit::shared();
     let run = 232;
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("mo.1.log");
@@ -131,6 +133,7 @@ fn a_host_that_exits_at_once_is_named_with_its_log() {
 
 #[test]
 fn a_host_not_ready_in_time_is_named_with_its_log() {
+    let _load = testkit::shared();
     let run = 233;
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("fc.12.log");
@@ -165,6 +168,7 @@ fn a_host_not_ready_in_time_is_named_with_its_log() {
 
 #[test]
 fn drop_stops_the_whole_process_group() {
+    let _load = testkit::shared();
     let run = 234;
     let dir = tempfile::tempdir().unwrap();
     let a = addr(run, 1, 20);
@@ -189,6 +193,7 @@ fn drop_stops_the_whole_process_group() {
 
 #[test]
 fn a_host_that_ignores_sigterm_is_killed_after_the_grace() {
+    let _load = testkit::shared();
     let run = 235;
     let dir = tempfile::tempdir().unwrap();
     let a = addr(run, 1, 30);
@@ -212,6 +217,7 @@ fn a_host_that_ignores_sigterm_is_killed_after_the_grace() {
 
 #[test]
 fn spawn_failures_name_the_host() {
+    let _load = testkit::shared();
     let dir = tempfile::tempdir().unwrap();
     let mut sup = Supervisor::new();
     let e = sup

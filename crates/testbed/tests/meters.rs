@@ -2,8 +2,6 @@
 //! shapes of the prototype's sendmeter.py, measured with iperf3 between two
 //! hosts of a namespace testbed. Run bytes 230.. (one test at a time).
 
-mod common;
-
 use std::net::{Ipv4Addr, TcpListener};
 use std::sync::Arc;
 use testbed::Topology;
@@ -24,7 +22,7 @@ fn pair() -> Topology {
 
 #[test]
 fn a_host_meter_limits_one_direction_until_deleted() {
-    let _serial = common::require_root();
+    let _serial = testkit::require_root_alone();
     let run = 230;
     {
         let bed = NetnsTestbed::up(&pair(), run, 1).unwrap();
@@ -39,8 +37,8 @@ fn a_host_meter_limits_one_direction_until_deleted() {
             serde_json::to_value(&m.applied_on).unwrap(),
             serde_json::json!([format!("dmo-{run}-a/eth0")])
         );
-        let up = common::iperf(&bed, "a", "b", 5301, 2);
-        let down = common::iperf(&bed, "b", "a", 5302, 2);
+        let up = crate::util::iperf(&bed, "a", "b", 5301, 2);
+        let down = crate::util::iperf(&bed, "b", "a", 5302, 2);
         eprintln!("metered 10 Mbit/s: a->b {up:.1}, b->a {down:.1}");
         assert!(
             (8.5..=11.5).contains(&up),
@@ -49,18 +47,18 @@ fn a_host_meter_limits_one_direction_until_deleted() {
         assert!(down > 100.0, "b->a is not metered: {down:.1} Mbit/s");
         meters.delete(m.id).unwrap();
         assert!(meters.list().is_empty());
-        let free = common::iperf(&bed, "a", "b", 5303, 2);
+        let free = crate::util::iperf(&bed, "a", "b", 5303, 2);
         assert!(
             free > 100.0,
             "a->b after the meter is deleted: {free:.1} Mbit/s"
         );
     }
-    common::assert_gone(run);
+    crate::util::assert_gone(run);
 }
 
 #[test]
 fn the_onos_shapes_of_sendmeter_py_meter_a_switch_port() {
-    let _serial = common::require_root();
+    let _serial = testkit::require_root_alone();
     let run = 231;
     {
         let bed = NetnsTestbed::up(&pair(), run, 1).unwrap();
@@ -92,13 +90,13 @@ fn the_onos_shapes_of_sendmeter_py_meter_a_switch_port() {
             flow,
         );
         assert_eq!(status, 201, "{text}");
-        let up = common::iperf(&bed, "a", "b", 5311, 2);
+        let up = crate::util::iperf(&bed, "a", "b", 5311, 2);
         eprintln!("ONOS meter 1250 KB/s on port 2: a->b {up:.1} Mbit/s");
         assert!(
             (8.5..=11.5).contains(&up),
             "a->b through the metered port: {up:.1} Mbit/s"
         );
-        assert!(common::iperf(&bed, "b", "a", 5312, 2) > 100.0);
+        assert!(crate::util::iperf(&bed, "b", "a", 5312, 2) > 100.0);
         let switches: serde_json::Value = http
             .get(format!("{base}/v1/switches"))
             .send()
@@ -125,7 +123,7 @@ fn the_onos_shapes_of_sendmeter_py_meter_a_switch_port() {
         let (status, text) = delete("/onos/v1/flows/of:0000000000000001/1");
         assert_eq!(status, 204, "{text}");
         assert!(meters.list().is_empty());
-        let free = common::iperf(&bed, "a", "b", 5313, 2);
+        let free = crate::util::iperf(&bed, "a", "b", 5313, 2);
         assert!(
             free > 100.0,
             "a->b once the flow is deleted: {free:.1} Mbit/s"
@@ -159,5 +157,5 @@ fn the_onos_shapes_of_sendmeter_py_meter_a_switch_port() {
         );
         assert_eq!(status, 404);
     }
-    common::assert_gone(run);
+    crate::util::assert_gone(run);
 }

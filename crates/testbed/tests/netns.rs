@@ -3,8 +3,6 @@
 //! root namespace, and that nothing is left afterwards. Each test uses its
 //! own run byte (220..) so that they can run in parallel.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
@@ -21,14 +19,9 @@ fn prototype() -> Topology {
     .unwrap()
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 #[test]
 fn edge_to_cloud_rtt_is_two_satellite_hops_each_way() {
-    let _serial = common::require_root();
+    let _serial = testkit::require_root_alone();
     let run = 220;
     {
         let bed = NetnsTestbed::up(&prototype(), run, 1).unwrap();
@@ -58,7 +51,7 @@ fn edge_to_cloud_rtt_is_two_satellite_hops_each_way() {
             })
             .unwrap();
         accept.join().unwrap();
-        let rtt = median(rtts.clone());
+        let rtt = testkit::median(rtts.clone());
         eprintln!("RTT fc.10 -> fed.1: median {rtt:.2} ms of {rtts:?}");
         assert!(
             (43.2..=52.8).contains(&rtt),
@@ -84,7 +77,7 @@ fn edge_to_cloud_rtt_is_two_satellite_hops_each_way() {
             !bed.delay_lines().is_empty() || bed.impairment() == testbed::netns::Impairment::Netem
         );
     }
-    common::assert_gone(run);
+    crate::util::assert_gone(run);
 }
 
 /// Two hosts on one switch, `a`'s link limited to `mbit`, `b` with a CPU limit.
@@ -102,18 +95,18 @@ fn pair(mbit: f64, cpus: f64) -> Topology {
 
 #[test]
 fn iperf3_over_a_100_mbit_link_gets_100_mbit() {
-    let _serial = common::require_root();
+    let _serial = testkit::require_root_alone();
     let run = 221;
     {
         let bed = NetnsTestbed::up(&pair(100.0, 1.0), run, 1).unwrap();
-        let mbit = common::iperf(&bed, "a", "b", 5201, 3);
+        let mbit = crate::util::iperf(&bed, "a", "b", 5201, 3);
         eprintln!("iperf3 over a 100 Mbit/s link: {mbit:.1} Mbit/s");
         assert!(
             (90.0..=110.0).contains(&mbit),
             "iperf3 a -> b over a 100 Mbit/s link: {mbit:.1} Mbit/s"
         );
     }
-    common::assert_gone(run);
+    crate::util::assert_gone(run);
 }
 
 /// CPU seconds (user + system) of process `pid` so far.
@@ -131,7 +124,7 @@ fn cpu_seconds(pid: u32) -> f64 {
 
 #[test]
 fn a_host_limited_to_half_a_cpu_gets_half_a_cpu() {
-    let _serial = common::require_root();
+    let _serial = testkit::require_root_alone();
     let run = 222;
     {
         let bed = NetnsTestbed::up(&pair(1000.0, 0.5), run, 1).unwrap();
@@ -152,12 +145,12 @@ fn a_host_limited_to_half_a_cpu_gets_half_a_cpu() {
             "CPU share {share:.3}, limit 0.5"
         );
     }
-    common::assert_gone(run);
+    crate::util::assert_gone(run);
 }
 
 #[test]
 fn nothing_routes_off_the_machine_and_the_root_namespace_is_untouched() {
-    let _serial = common::require_root();
+    let _serial = testkit::require_root_alone();
     let run = 223;
     let root_links = || {
         sys::ip(&["-o", "link", "show"])
@@ -215,7 +208,7 @@ fn nothing_routes_off_the_machine_and_the_root_namespace_is_untouched() {
         echo.join().unwrap();
     }
     assert_eq!(root_links(), before);
-    common::assert_gone(run);
+    crate::util::assert_gone(run);
 }
 
 /// ENETUNREACH on Linux.
@@ -225,7 +218,7 @@ fn libc_enetunreach() -> i32 {
 
 #[test]
 fn a_forgotten_testbed_is_removed_by_down_run() {
-    let _serial = common::require_root();
+    let _serial = testkit::require_root_alone();
     let run = 224;
     let bed = NetnsTestbed::up(&pair(10.0, 0.5), run, 1).unwrap();
     let mut child = bed
@@ -239,11 +232,11 @@ fn a_forgotten_testbed_is_removed_by_down_run() {
     down_run(run).unwrap();
     let status = child.wait().unwrap();
     assert!(!status.success(), "the host's process was killed");
-    common::assert_gone(run);
+    crate::util::assert_gone(run);
     // Bringing the same run up again works once it is gone.
     let again = NetnsTestbed::up(&pair(10.0, 0.5), run, 1).unwrap();
     let err = NetnsTestbed::up(&pair(10.0, 0.5), run, 1).err().unwrap();
     assert!(err.to_string().contains("already exists"), "{err}");
     drop(again);
-    common::assert_gone(run);
+    crate::util::assert_gone(run);
 }

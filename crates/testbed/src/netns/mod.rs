@@ -21,4 +21,4 @@ mod testbed;
 
 pub use names::{RunNames, run_of};
 pub use plan::NetPlan;
-pub use testbed::{Impairment, NetnsTestbed, down_all, down_run, runs_present};
+pub use testbed::{Impairment, NetnsTestbed, down_all, down_run, leftovers, runs_present};

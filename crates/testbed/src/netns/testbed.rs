@@ -314,6 +314,23 @@ pub fn down_all() -> Result<Vec<u8>, SysError> {
     Ok(runs)
 }
 
+/// What run `run` left on the machine: its namespaces and cgroup
+/// directories. Empty once [`down_run`] or a testbed's drop has run.
+pub fn leftovers(run: u8) -> Vec<String> {
+    let names = RunNames::new(run);
+    let mut left: Vec<String> = sys::namespaces()
+        .into_iter()
+        .filter(|n| names.owns(n))
+        .collect();
+    for root in ["/sys/fs/cgroup/cpu", "/sys/fs/cgroup"] {
+        let dir = std::path::Path::new(root).join(names.cgroup());
+        if dir.exists() {
+            left.push(dir.display().to_string());
+        }
+    }
+    left
+}
+
 /// The runs whose namespaces exist now.
 pub fn runs_present() -> Vec<u8> {
     let mut runs: Vec<u8> = sys::namespaces().iter().filter_map(|n| run_of(n)).collect();

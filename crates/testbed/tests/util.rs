@@ -2,20 +2,7 @@
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
-use testbed::netns::{NetnsTestbed, RunNames, sys};
-
-/// One measuring test at a time: they share two cores.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// Fails clearly where the test cannot run: these tests need root. Holds
-/// the serialising lock for the test's duration.
-pub fn require_root() -> std::sync::MutexGuard<'static, ()> {
-    assert!(
-        sys::is_root(),
-        "the netns tests need root (CI runs them as root)"
-    );
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
+use testbed::netns::NetnsTestbed;
 
 /// iperf3 TCP throughput from host `from` to host `to` over `seconds`,
 /// Mbit/s as the receiver counts it; the server listens on `port`.
@@ -52,14 +39,6 @@ pub fn iperf(bed: &NetnsTestbed, from: &str, to: &str, port: u16, seconds: u32) 
 
 /// Asserts that run `run` left no namespace and no cgroup.
 pub fn assert_gone(run: u8) {
-    let names = RunNames::new(run);
-    let left: Vec<String> = sys::namespaces()
-        .into_iter()
-        .filter(|n| names.owns(n))
-        .collect();
-    assert!(left.is_empty(), "namespaces left: {left:?}");
-    for root in ["/sys/fs/cgroup/cpu", "/sys/fs/cgroup"] {
-        let dir = std::path::Path::new(root).join(names.cgroup());
-        assert!(!dir.exists(), "cgroup left: {}", dir.display());
-    }
+    let left = testbed::netns::leftovers(run);
+    assert!(left.is_empty(), "left: {left:?}");
 }
