@@ -367,3 +367,102 @@ fn a_bandwidth_cap_meters_only_its_cohort() {
             .is_empty()
     );
 }
+
+/// A 20-client cohort over two campuses with an edge aggregator each,
+/// synthetic images and the MLP (0.8 MB), 3 rounds, aggregated `how`;
+/// Prometheus off, so that only FL crosses the satellite.
+fn two_campuses(how: &str) -> String {
+    format!(
+        r#"name: two-campuses-{how}
+seed: 0
+topology:
+  generate: {{ cohorts: [20], edge_aggregators: true }}
+central_evaluation: true
+prometheus: {{ enabled: false }}
+catalog_inline: |
+  pipelines:
+    - operation: maximise
+      operand: robots.welding.accuracy
+      pipeline:
+        src: {{ kind: synthetic-images, runs_on: client }}
+        pp: {{ kind: normalise, runs_on: client }}
+        model: {{ kind: mlp, runs_on: client }}
+        policy: {{ kind: fl.aggregate, runs_on: aggregator }}
+        distributor: {{ kind: model.broadcast, runs_on: aggregator }}
+        sink: {{ kind: robot.controller, runs_on: client }}
+      fl: {{ strategy: FedAvg, rounds: 3, fracfit: 0.5, minfit: 1, minav: 1, local_epochs: 1, batch_size: 32, learning_rate: 0.05 }}
+intents:
+  - cohort: cohort1
+    constraints: {{ aggregation: {how} }}
+    document: |
+      intentID: welding
+      targets:
+        - id: factory.all
+          operation: maximise
+          operand: robots.welding.accuracy
+          constraints: {{ privacylevel: high }}
+timeouts: {{ ready_s: 120, run_s: 300 }}
+"#
+    )
+}
+
+/// Runs [`two_campuses`] on namespaces; its summary's only job.
+fn run_two_campuses(how: &str, run: u8) -> serde_json::Value {
+    let cwd = tempfile::tempdir().unwrap();
+    let scenario = cwd.path().join("scenario.yaml");
+    std::fs::write(&scenario, two_campuses(how)).unwrap();
+    let o = netns_run(scenario.to_str().unwrap(), run, cwd.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_gone(run);
+    let s: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(cwd.path().join("results/summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(s["ok"], true, "{s}");
+    s["jobs"][0].clone()
+}
+
+#[test]
+fn edge_aggregators_keep_all_but_one_model_per_campus_off_the_satellite() {
+    let _alone = testkit::require_root_alone();
+    let flat = run_two_campuses("flat", 246);
+    let hier = run_two_campuses("hierarchical", 247);
+    assert_eq!(flat["aggregation"], "flat");
+    assert_eq!(hier["aggregation"], "hierarchical");
+    let edges = hier["edge_aggregators"].as_array().unwrap();
+    let placed: Vec<(&str, &str, u64)> = edges
+        .iter()
+        .map(|e| {
+            (
+                e["campus"].as_str().unwrap(),
+                e["host"].as_str().unwrap(),
+                e["clients"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(placed, [("campus1", "fla.1", 10), ("campus2", "fla.2", 10)]);
+    assert!(edges.iter().all(|e| e.get("lost").is_none()), "{edges:?}");
+    for r in hier["rounds"].as_array().unwrap() {
+        assert_eq!(
+            r["participants"], 2,
+            "the cloud sees one client per campus: {r}"
+        );
+    }
+    let per_round = |job: &serde_json::Value| {
+        job["satellite_bytes"].as_f64().unwrap() / job["rounds"].as_array().unwrap().len() as f64
+    };
+    let (f, h) = (per_round(&flat), per_round(&hier));
+    eprintln!("satellite bytes per round: flat {f:.0}, hierarchical {h:.0}");
+    assert!(
+        f >= 5.0 * h,
+        "flat {f:.0} B/round vs hierarchical {h:.0} B/round"
+    );
+    let accuracy = |job: &serde_json::Value| job["final_accuracy"].as_f64().unwrap();
+    assert!(
+        (accuracy(&flat) - accuracy(&hier)).abs() <= 0.1,
+        "flat {} vs hierarchical {}",
+        accuracy(&flat),
+        accuracy(&hier)
+    );
+}

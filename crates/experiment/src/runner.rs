@@ -229,7 +229,12 @@ fn lay_out(
         .topology
         .hosts
         .iter()
-        .filter(|h| matches!(h.role, Role::Aggregator | Role::Client))
+        .filter(|h| {
+            matches!(
+                h.role,
+                Role::Aggregator | Role::Client | Role::EdgeAggregator
+            )
+        })
         .map(|h| (h.clone(), layout.addr(h, node::DEFAULT_PORT)))
         .collect();
     Ok(layout)
@@ -271,7 +276,7 @@ fn mlfo_configs(
         url: format!("http://{a}"),
         role,
         cohort: h.cohort.clone(),
-        campus: None,
+        campus: h.campus.clone(),
         capacity,
     };
     let mut cloud_inventory = Vec::new();
@@ -282,6 +287,12 @@ fn mlfo_configs(
                 h,
                 *a,
                 mlfo::AgentRole::Aggregator,
+                AGGREGATOR_CAPACITY,
+            )),
+            Role::EdgeAggregator => edge_inventory.push(entry(
+                h,
+                *a,
+                mlfo::AgentRole::EdgeAggregator,
                 AGGREGATOR_CAPACITY,
             )),
             _ => edge_inventory.push(entry(h, *a, mlfo::AgentRole::Client, 1)),

@@ -25,6 +25,12 @@ pub struct GenerateSpec {
     /// Bandwidth of every link, Mbit/s (default 500).
     #[serde(default)]
     pub bandwidth_mbit: Option<f64>,
+    /// Bandwidth of the two satellite hops, Mbit/s (default: `bandwidth_mbit`).
+    #[serde(default)]
+    pub satellite_bandwidth_mbit: Option<f64>,
+    /// One edge aggregator host `fla.N` per campus (hierarchical FL).
+    #[serde(default)]
+    pub edge_aggregators: bool,
 }
 
 /// Where the topology comes from: exactly one of the three.
@@ -350,6 +356,8 @@ impl Scenario {
                     cohorts: g.cohorts.clone(),
                     satellite_delay_ms: g.satellite_delay_ms.unwrap_or(d.satellite_delay_ms),
                     bandwidth_mbit: g.bandwidth_mbit.unwrap_or(d.bandwidth_mbit),
+                    satellite_bandwidth_mbit: g.satellite_bandwidth_mbit,
+                    edge_aggregators: g.edge_aggregators,
                     ..d
                 })
                 .map_err(|e| format!("topology.generate.{e}"))

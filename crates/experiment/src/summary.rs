@@ -48,6 +48,13 @@ pub struct JobSummary {
     /// trainer; its rounds are passes over the pooled data).
     #[serde(default = "federated")]
     pub mode: intent::TrainingMode,
+    /// Flat, or hierarchical (through edge aggregators).
+    #[serde(default)]
+    pub aggregation: intent::Aggregation,
+    /// A hierarchical job's edge aggregators: campus, host, clients, and
+    /// when and why one was lost.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub edge_aggregators: Vec<mlfo::record::EdgePlacement>,
     /// Final state of the intent.
     pub state: IntentState,
     /// Why it did not complete.
@@ -178,6 +185,8 @@ impl JobSummary {
                 model: job.model.clone(),
                 strategy: job.strategy.clone(),
                 mode: job.mode,
+                aggregation: job.aggregation,
+                edge_aggregators: job.edge_aggregators.clone(),
                 state: record.state,
                 reason: record.reason.clone(),
                 notes: record.notes.clone(),
@@ -291,6 +300,8 @@ pub(crate) mod tests {
             model: "mlp".into(),
             strategy: "FedAvg".into(),
             mode: intent::TrainingMode::Federated,
+            aggregation: intent::Aggregation::Flat,
+            edge_aggregators: Vec::new(),
             state: IntentState::Completed,
             reason: None,
             notes: Vec::new(),

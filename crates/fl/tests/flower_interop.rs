@@ -1,13 +1,14 @@
 //! Interoperability with Flower 1.42 (Python): its NumPyClients join our
-//! server, our clients join its server, and float64 tensors are accepted.
+//! server and our edge aggregator, our clients and edge aggregators join
+//! its server, and float64 tensors are accepted.
 //!
 //! Needs a Python with `flwr==1.42.0` and numpy: `$DMO_PYTHON`, else the
 //! workspace's `.venv` (which `.ci/run` creates).
 
+use crate::util::LineFit;
 use fl::client::{ClientOptions, run_client};
-use fl::server::{FlServer, ServerConfig, ServerRecorder};
+use fl::server::{EdgeOptions, FlServer, ServerConfig, ServerRecorder};
 use fl::strategy::StrategyConfig;
-use fl::{Config, EvaluateOutcome, FitOutcome, Tensor, Trainer, TrainerError};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use tokio::net::TcpListener;
@@ -136,54 +137,6 @@ async fn flower_client_sending_float64_works() {
     assert!(losses[2] < losses[0], "{losses:?}");
 }
 
-/// Our Rust trainer on the same problem.
-struct LineFit(f32);
-
-impl LineFit {
-    fn step(&self, w: &mut f32, b: &mut f32) {
-        let xs: Vec<f32> = (0..20).map(|i| self.0 + i as f32 / 10.0).collect();
-        for _ in 0..10 {
-            let (gw, gb) = xs.iter().fold((0.0, 0.0), |(gw, gb), x| {
-                let e = *w * x + *b - (3.0 * x - 1.0);
-                (gw + 2.0 * e * x / 20.0, gb + 2.0 * e / 20.0)
-            });
-            *w -= 0.1 * gw;
-            *b -= 0.1 * gb;
-        }
-    }
-}
-
-impl Trainer for LineFit {
-    fn get_parameters(&mut self, _: &Config) -> Result<Vec<Tensor>, TrainerError> {
-        Ok(vec![Tensor::zeros(vec![1, 1]), Tensor::zeros(vec![1])])
-    }
-    fn fit(&mut self, p: Vec<Tensor>, _: &Config) -> Result<FitOutcome, TrainerError> {
-        let (mut w, mut b) = (p[0].data[0], p[1].data[0]);
-        self.step(&mut w, &mut b);
-        Ok(FitOutcome {
-            parameters: vec![
-                Tensor::new(vec![1, 1], vec![w]).unwrap(),
-                Tensor::new(vec![1], vec![b]).unwrap(),
-            ],
-            num_examples: 20,
-            metrics: Config::new(),
-        })
-    }
-    fn evaluate(&mut self, p: Vec<Tensor>, _: &Config) -> Result<EvaluateOutcome, TrainerError> {
-        let (w, b) = (p[0].data[0], p[1].data[0]);
-        let loss = (0..20)
-            .map(|i| self.0 + i as f32 / 10.0)
-            .map(|x| (w * x + b - (3.0 * x - 1.0)).powi(2))
-            .sum::<f32>()
-            / 20.0;
-        Ok(EvaluateOutcome {
-            loss,
-            num_examples: 20,
-            metrics: Config::new(),
-        })
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_clients_train_on_flowers_server() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -199,7 +152,7 @@ async fn our_clients_train_on_flowers_server() {
             tokio::spawn(async move {
                 run_client(
                     &addr,
-                    Box::new(LineFit(i as f32)),
+                    Box::new(LineFit::new(i as f32)),
                     &ClientOptions::default(),
                 )
                 .await
@@ -209,6 +162,114 @@ async fn our_clients_train_on_flowers_server() {
     for c in clients {
         let s = c.await.unwrap().expect("our client finishes cleanly");
         assert_eq!((s.fits, s.evaluates, s.errors), (3, 3, 0));
+    }
+    let out = finish(server);
+    let line = out
+        .lines()
+        .find_map(|l| l.strip_prefix("HISTORY "))
+        .expect("history line");
+    let h: serde_json::Value = serde_json::from_str(line).unwrap();
+    let losses: Vec<f64> = h["losses_distributed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p[1].as_f64().unwrap())
+        .collect();
+    assert_eq!(losses.len(), 3, "Flower recorded 3 rounds: {out}");
+    assert!(losses.windows(2).all(|w| w[1] < w[0]), "{losses:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flower_numpy_clients_train_under_our_edge_aggregator() {
+    let cloud_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let cloud_addr = cloud_listener.local_addr().unwrap().to_string();
+    let cloud = FlServer::new(
+        ServerConfig {
+            rounds: 3,
+            min_available_clients: 1,
+            min_fit_clients: 1,
+            min_evaluate_clients: 1,
+            ..ServerConfig::default()
+        },
+        ServerRecorder::detached(),
+    );
+    let cloud = tokio::spawn(cloud.run(cloud_listener, StrategyConfig::Fedavg.build(), None, None));
+    let edge_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let edge_addr = edge_listener.local_addr().unwrap().to_string();
+    let edge = FlServer::new(
+        ServerConfig {
+            min_available_clients: 2,
+            min_fit_clients: 2,
+            min_evaluate_clients: 2,
+            ..ServerConfig::default()
+        },
+        ServerRecorder::detached(),
+    );
+    let edge = tokio::spawn(edge.run_edge(
+        edge_listener,
+        StrategyConfig::Fedavg.build(),
+        EdgeOptions::new(cloud_addr),
+    ));
+    let peers: Vec<Peer> = ["0", "1"]
+        .iter()
+        .map(|offset| {
+            spawn_py(
+                "numpy_client.py",
+                &["--server", &edge_addr, "--offset", offset],
+            )
+        })
+        .collect();
+    let history = cloud.await.unwrap().expect("our cloud server completes");
+    let edge = edge.await.unwrap().expect("our edge aggregator completes");
+    for p in peers {
+        assert!(finish(p).contains("client done"));
+    }
+    for r in &history.rounds {
+        assert_eq!((r.fit.completed, r.fit.num_examples), (1, 40), "{r:?}");
+    }
+    let losses = eval_losses(&history);
+    assert!(losses.windows(2).all(|w| w[1] < w[0]), "{losses:?}");
+    assert_eq!(edge.rounds.len(), 3);
+    assert!(edge.rounds.iter().all(|r| r.fit.completed == 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_edge_aggregators_train_on_flowers_server() {
+    let addr = testkit::free_loopback_addr();
+    let server = spawn_py("flower_server.py", &["--address", &addr, "--rounds", "3"]);
+    let mut edges = Vec::new();
+    for campus in 0..2 {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let edge_addr = listener.local_addr().unwrap().to_string();
+        let edge = FlServer::new(
+            ServerConfig {
+                min_available_clients: 1,
+                min_fit_clients: 1,
+                min_evaluate_clients: 1,
+                ..ServerConfig::default()
+            },
+            ServerRecorder::detached(),
+        );
+        edges.push(tokio::spawn(edge.run_edge(
+            listener,
+            StrategyConfig::Fedavg.build(),
+            EdgeOptions::new(addr.clone()),
+        )));
+        tokio::spawn(async move {
+            run_client(
+                &edge_addr,
+                Box::new(LineFit::new(campus as f32)),
+                &ClientOptions::default(),
+            )
+            .await
+        });
+    }
+    for e in edges {
+        let h = e
+            .await
+            .unwrap()
+            .expect("edge ends when Flower sends it away");
+        assert_eq!(h.rounds.len(), 3);
     }
     let out = finish(server);
     let line = out

@@ -2,8 +2,10 @@
 //! over real gRPC, strategies, transport limits, and interop with Flower 1.42.
 //! One binary per crate (one link on two cores); each file is a module.
 
+mod edge;
 mod flower_interop;
 mod npy_codec;
 mod server_client;
 mod strategies;
 mod transport;
+mod util;

@@ -37,6 +37,8 @@ impl ResolvedTarget {
             target_accuracy: plan.target_accuracy,
             deadline_s: plan.deadline_s,
             max_bandwidth_mbps: plan.max_bandwidth_mbps,
+            aggregation: Some(plan.aggregation),
+            latency: None,
         };
         Intent {
             intent_id: intent_id.to_owned(),

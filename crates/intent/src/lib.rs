@@ -27,7 +27,8 @@ mod validate;
 pub use catalog::{Catalog, CatalogEntry, FlDefaults, Pipeline, Placement, Stage};
 pub use error::{CatalogError, FieldError, IntentError, Problem};
 pub use model::{
-    AGGREGATE_OPERAND, AGGREGATE_OPERATION, Cohort, Constraints, Intent, PrivacyLevel, Target,
+    AGGREGATE_OPERAND, AGGREGATE_OPERATION, Aggregation, Cohort, Constraints, Intent, LatencyLevel,
+    PrivacyLevel, Target,
 };
 pub use names::{Dataset, ModelName, resolve_model_alias, resolve_source_alias};
 pub use number::flag_word;

@@ -5,7 +5,7 @@
 
 use crate::names::{Dataset, ModelName};
 use crate::strategy::{StrategyKind, StrategyParams};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// The operation of the prototype's federated-aggregation intent.
@@ -100,6 +100,86 @@ pub struct Constraints {
     /// Most bandwidth the job's traffic may use, in Mbit/s.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_bandwidth_mbps: Option<f64>,
+    /// Where updates are aggregated: flat (clients to the cloud server) or
+    /// hierarchical (through each campus's edge aggregator).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aggregation: Option<Aggregation>,
+    /// The latency the target demands (the prototype's `latency: low`
+    /// asks for hierarchical aggregation when none is named).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency: Option<LatencyLevel>,
+}
+
+/// Where a federated plan aggregates the clients' updates.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Aggregation {
+    /// Every client sends its update to the cloud's FL server.
+    #[default]
+    Flat,
+    /// Each campus's clients send theirs to an edge aggregator on the
+    /// campus, which sends one aggregate to the cloud's server per round.
+    Hierarchical,
+}
+
+impl Aggregation {
+    /// Every option.
+    pub const ALL: [Aggregation; 2] = [Aggregation::Flat, Aggregation::Hierarchical];
+
+    /// The option as written in intents.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Aggregation::Flat => "flat",
+            Aggregation::Hierarchical => "hierarchical",
+        }
+    }
+
+    /// Parses an option, ignoring case.
+    pub fn from_name(name: &str) -> Option<Aggregation> {
+        Aggregation::ALL
+            .into_iter()
+            .find(|a| a.as_str().eq_ignore_ascii_case(name.trim()))
+    }
+}
+
+impl fmt::Display for Aggregation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The latency a target demands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LatencyLevel {
+    /// Short rounds matter: aggregate near the clients.
+    Low,
+    /// No demand.
+    Medium,
+    /// Rounds may be long.
+    High,
+}
+
+impl LatencyLevel {
+    /// Every level.
+    pub const ALL: [LatencyLevel; 3] =
+        [LatencyLevel::Low, LatencyLevel::Medium, LatencyLevel::High];
+
+    /// The level as written in intents.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LatencyLevel::Low => "low",
+            LatencyLevel::Medium => "medium",
+            LatencyLevel::High => "high",
+        }
+    }
+
+    /// Parses a level, ignoring case.
+    pub fn from_name(name: &str) -> Option<LatencyLevel> {
+        LatencyLevel::ALL
+            .into_iter()
+            .find(|l| l.as_str().eq_ignore_ascii_case(name.trim()))
+    }
 }
 
 /// The privacy a target demands.

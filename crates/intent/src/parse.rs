@@ -3,7 +3,7 @@
 
 use crate::error::{FieldError, IntentError, Problem, strip_location};
 use crate::keys;
-use crate::model::{Cohort, Constraints, Intent, PrivacyLevel, Target};
+use crate::model::{Aggregation, Cohort, Constraints, Intent, LatencyLevel, PrivacyLevel, Target};
 use crate::names::{self, Dataset, ModelName};
 use crate::number::{self, Count, Interval, Refusal};
 use crate::rules::{self, MAX_DOCUMENT_BYTES};
@@ -145,7 +145,7 @@ struct Reader {
 
 const INTENT_FIELDS: [&str; 2] = ["intentID", "targets"];
 const TARGET_FIELDS: [&str; 4] = ["id", "operation", "operand", "constraints"];
-const CONSTRAINT_FIELDS: [&str; 21] = [
+const CONSTRAINT_FIELDS: [&str; 23] = [
     keys::PRIVACY_LEVEL,
     keys::SOURCE_KIND,
     keys::MODEL_KIND,
@@ -167,6 +167,8 @@ const CONSTRAINT_FIELDS: [&str; 21] = [
     "target_accuracy",
     "deadline_s",
     "max_bandwidth_mbps",
+    "aggregation",
+    "latency",
 ];
 const COHORT_FIELDS: [&str; 2] = ["size", "hosts"];
 
@@ -331,6 +333,12 @@ impl Reader {
             target_accuracy: self.float(m, path, "target_accuracy", rules::ACCURACY),
             deadline_s: self.float(m, path, "deadline_s", rules::DEADLINE_S),
             max_bandwidth_mbps: self.float(m, path, "max_bandwidth_mbps", rules::BANDWIDTH_MBPS),
+            aggregation: self.opt(m, path, "aggregation", |v| {
+                choice(v, Aggregation::from_name, "flat | hierarchical")
+            }),
+            latency: self.opt(m, path, "latency", |v| {
+                choice(v, LatencyLevel::from_name, "low | medium | high")
+            }),
         };
         (self.errors.len() == errors_before).then_some(c)
     }

@@ -3,7 +3,8 @@
 use crate::catalog::{Catalog, FlDefaults, Pipeline};
 use crate::error::FieldError;
 use crate::model::{
-    AGGREGATE_OPERAND, AGGREGATE_OPERATION, Cohort, Constraints, Intent, PrivacyLevel, Target,
+    AGGREGATE_OPERAND, AGGREGATE_OPERATION, Aggregation, Cohort, Constraints, Intent, LatencyLevel,
+    PrivacyLevel, Target,
 };
 use crate::strategy::Strategy;
 use serde::{Deserialize, Serialize};
@@ -120,6 +121,9 @@ pub struct FlPlan {
     /// Bandwidth cap in Mbit/s, when given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_bandwidth_mbps: Option<f64>,
+    /// Where updates are aggregated: as the intent names it, else
+    /// hierarchical for `latency: low` (the prototype's rule), else flat.
+    pub aggregation: Aggregation,
 }
 
 impl FlPlan {
@@ -180,9 +184,21 @@ impl Catalog {
             pipeline.model.kind = model;
         }
         let fl = fl_plan(c, &defaults, &cpath)?;
+        if privacy == PrivacyLevel::Low && c.aggregation == Some(Aggregation::Hierarchical) {
+            return Err(vec![FieldError::new(
+                format!("{cpath}.aggregation"),
+                "must be flat with privacylevel low: a centralised plan sends the data, \
+                 not updates, so nothing is aggregated on the way"
+                    .to_owned(),
+                "hierarchical".to_owned(),
+            )]);
+        }
         let plan = match privacy {
             PrivacyLevel::High => Plan::Federated(fl),
-            PrivacyLevel::Low => Plan::Centralised(fl),
+            PrivacyLevel::Low => Plan::Centralised(FlPlan {
+                aggregation: Aggregation::Flat,
+                ..fl
+            }),
             PrivacyLevel::Medium => {
                 return Err(vec![FieldError::new(
                     format!("{cpath}.privacylevel"),
@@ -341,6 +357,10 @@ fn fl_plan(c: &Constraints, d: &FlDefaults, path: &str) -> Result<FlPlan, Vec<Fi
             target_accuracy: c.target_accuracy,
             deadline_s: c.deadline_s,
             max_bandwidth_mbps: c.max_bandwidth_mbps,
+            aggregation: c.aggregation.unwrap_or(match c.latency {
+                Some(LatencyLevel::Low) => Aggregation::Hierarchical,
+                _ => Aggregation::Flat,
+            }),
         }),
         _ => Err(errors),
     }

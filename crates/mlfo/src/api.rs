@@ -14,6 +14,7 @@ use axum::http::header::{CONTENT_TYPE, LOCATION};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use intent::Aggregation;
 use serde_json::{Map, Value};
 
 /// Largest request body: an intent (1 MiB) plus the form fields.
@@ -146,12 +147,13 @@ impl ReceiveForm {
             }
             "flstatus" => self.skip_clients = !form_switch(name, value)?,
             "hierflstatus" => {
-                if form_switch(name, value)? {
-                    self.notes.push(
-                        "hierflstatus enabled: edge aggregation is not provided; the job runs flat (one FL server per target)"
-                            .to_owned(),
-                    );
-                }
+                let how = if form_switch(name, value)? {
+                    Aggregation::Hierarchical
+                } else {
+                    Aggregation::Flat
+                };
+                self.constraints
+                    .insert("aggregation".to_owned(), Value::String(how.to_string()));
             }
             _ => {
                 let Some((_, key)) = FORM_CONSTRAINTS.iter().find(|(f, _)| *f == name) else {

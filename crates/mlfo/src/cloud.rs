@@ -362,12 +362,18 @@ impl Mlfo {
             mode: centralised.then_some(TrainingMode::Centralised),
             dataset: centralised.then(|| dataset.clone()),
             model: centralised.then(|| model.clone()),
+            upstream: None,
+            local_rounds: None,
             strategy: Some(strategy.to_owned()),
             strategy_params: params,
             rounds: Some(u64::from(rounds)),
             fraction_fit: Some(plan.fraction_fit),
             min_fit: Some(plan.min_fit as usize),
             min_available: Some(plan.min_available as usize),
+            // A hierarchical job waits for every campus before round 1 and
+            // goes on without one that is lost later.
+            min_available_later: (plan.aggregation == intent::Aggregation::Hierarchical)
+                .then_some(1),
             fraction_evaluate: None,
             min_evaluate: Some(plan.min_fit as usize),
             local_epochs: Some(i64::from(local_epochs)),

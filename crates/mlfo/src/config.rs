@@ -22,12 +22,14 @@ pub enum Role {
 
 /// What a node agent in the inventory is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum AgentRole {
     /// Runs FL servers (cloud side).
     Aggregator,
     /// Runs FL clients (edge side).
     Client,
+    /// Runs edge aggregators on a campus (edge side, hierarchical FL).
+    EdgeAggregator,
 }
 
 /// One node agent the MLFO may use.
@@ -43,10 +45,11 @@ pub struct AgentEntry {
     /// Cohort the host belongs to, e.g. `cohort1`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cohort: Option<String>,
-    /// Campus (edge switch) of a client.
+    /// Campus (switch) of a client or an edge aggregator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub campus: Option<String>,
-    /// FL servers an aggregator runs at once (default 1).
+    /// FL servers an aggregator (or edge aggregators an edge aggregator
+    /// host) runs at once (default 1).
     #[serde(default = "one")]
     pub capacity: usize,
 }

@@ -3,13 +3,14 @@
 //! stop everything that was started when something fails.
 
 use crate::config::{AgentEntry, MomoMode};
+use crate::hierarchy;
 use crate::momo::{proto, to_message};
 use crate::record::{
     ClientPlacement, IntentRecord, IntentState, JobRecord, QueueEntry, RoundSummary,
     ServerPlacement, now_unix_s,
 };
 use crate::service::{Mlfo, PlannedTarget};
-use intent::{ResolvedTarget, TrainingMode};
+use intent::{Aggregation, ResolvedTarget, TrainingMode};
 use node::{ClientRequest, JobState};
 use prost::Message;
 use std::collections::BTreeMap;
@@ -127,6 +128,7 @@ async fn deploy(
     if !record.skip_clients {
         cap_bandwidth(mlfo, record, targets, clients).await?;
     }
+    plan_edge_aggregators(mlfo, record, clients)?;
     let placements = place_servers(mlfo, record, targets, clients).await?;
     record.timings.server_ready_s = Some(milestone(mlfo, record, "server_ready"));
     for (job, placement) in record.jobs.iter_mut().zip(placements) {
@@ -142,6 +144,7 @@ async fn deploy(
                 agent_url: a.url.clone(),
                 index,
                 job_id: None,
+                campus: a.campus.clone(),
             })
             .collect();
     }
@@ -151,12 +154,43 @@ async fn deploy(
     }
     set_state(mlfo, record, IntentState::Deploying);
     for (k, (target, _)) in targets.iter().enumerate() {
+        hierarchy::start(mlfo, record, k, target).await?;
+        save(mlfo, record);
         start_clients(mlfo, record, k, target, clients).await?;
     }
     let took = milestone(mlfo, record, "clients_started");
     record.timings.clients_started_s = Some(took);
     tracing::info!(intent = %record.id, "HTTP Intent took {:.3} ms", took * 1000.0);
     set_state(mlfo, record, IntentState::Training);
+    Ok(())
+}
+
+/// Plans the edge aggregators of every hierarchical job (once: a resumed
+/// intent keeps its plan); a job whose campuses have no edge-aggregator
+/// host runs flat, with a note.
+fn plan_edge_aggregators(
+    mlfo: &Mlfo,
+    record: &mut IntentRecord,
+    clients: &[AgentEntry],
+) -> Result<(), String> {
+    let busy = hierarchy::busy_hosts(mlfo, &record.id);
+    let inventory = &mlfo.inner.config.inventory;
+    let mut notes = Vec::new();
+    for job in &mut record.jobs {
+        if job.aggregation != Aggregation::Hierarchical || !job.edge_aggregators.is_empty() {
+            continue;
+        }
+        job.edge_aggregators = hierarchy::plan(inventory, clients, &busy)?;
+        if job.edge_aggregators.is_empty() {
+            job.aggregation = Aggregation::Flat;
+            notes.push(format!(
+                "{}: aggregation hierarchical, but no campus of the cohort has an edge-aggregator host in the inventory: the job runs flat",
+                job.target
+            ));
+        }
+    }
+    record.notes.extend(notes);
+    save(mlfo, record);
     Ok(())
 }
 
@@ -283,6 +317,18 @@ async fn request_servers(
         if target.plan.mode() == TrainingMode::Centralised {
             // The trainer waits for every client's data before it trains.
             aggregate.targets[0].constraints.min_available = Some(clients.len() as u32);
+        }
+        let edges = record
+            .jobs
+            .iter()
+            .find(|j| j.target == target.id)
+            .map_or(&[][..], |j| &j.edge_aggregators[..]);
+        if !edges.is_empty() {
+            // The cloud server trains every campus each round; the edge
+            // aggregators sample their own clients.
+            let n = hierarchy::upstream_participants(edges, clients) as u32;
+            let c = &mut aggregate.targets[0].constraints;
+            (c.fraction_fit, c.min_fit, c.min_available) = (Some(1.0), Some(n), Some(n));
         }
         let message = to_message(&aggregate);
         let askers: Vec<String> = match record.momo.mode {
@@ -436,11 +482,6 @@ async fn start_clients(
     target: &ResolvedTarget,
     clients: &[AgentEntry],
 ) -> Result<(), String> {
-    let server = record.jobs[k]
-        .server
-        .as_ref()
-        .map(|s| s.address.clone())
-        .unwrap_or_default();
     let options = &mlfo.inner.config.client;
     let cohort = record
         .cohort
@@ -451,7 +492,7 @@ async fn start_clients(
     for (index, agent) in clients.iter().enumerate() {
         let request = ClientRequest {
             mode: Some(target.plan.mode()),
-            server: server.clone(),
+            server: hierarchy::server_for(&record.jobs[k], index),
             dataset: target.pipeline.src.kind.to_string(),
             model: target.pipeline.model.kind.to_string(),
             num_clients: Some(clients.len()),
@@ -512,6 +553,7 @@ pub(crate) async fn tear_down(mlfo: &Mlfo, record: &mut IntentRecord) -> Vec<Str
             Err(e) => problems.push(e.to_string()),
         }
     }
+    problems.extend(hierarchy::stop(mlfo, record).await);
     if let Some(controller) = &mlfo.inner.config.network_controller {
         for id in &record.meters {
             if let Err(e) = mlfo.inner.sbi.delete_meter(controller, *id).await {
@@ -593,10 +635,12 @@ async fn follow(mlfo: &Mlfo, mut record: IntentRecord) {
                 Poll::Done => done[k] = true,
                 Poll::Ended(state, reason) => return fail(mlfo, &mut record, state, reason).await,
             }
-            if polls.is_multiple_of(CLIENT_CHECK_EVERY)
-                && let Some(reason) = clients_failed(mlfo, &record.jobs[k]).await
-            {
-                return fail(mlfo, &mut record, IntentState::Failed, reason).await;
+            if polls.is_multiple_of(CLIENT_CHECK_EVERY) {
+                if let Some(reason) = clients_failed(mlfo, &record.jobs[k]).await {
+                    return fail(mlfo, &mut record, IntentState::Failed, reason).await;
+                }
+                let elapsed = record.elapsed_s();
+                changed |= hierarchy::check(mlfo, &mut record.jobs[k], elapsed).await;
             }
         }
         if changed {

@@ -14,6 +14,7 @@ pub mod client;
 pub mod cloud;
 pub mod config;
 mod edge;
+mod hierarchy;
 pub mod metrics;
 pub mod momo;
 pub mod planner;

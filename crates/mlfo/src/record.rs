@@ -155,6 +155,44 @@ pub struct ClientPlacement {
     /// The client's job id, once started.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub job_id: Option<String>,
+    /// The campus (switch) of its host, when the inventory names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campus: Option<String>,
+}
+
+/// An edge aggregator of a hierarchical job: the FL server of one campus's
+/// clients and one client of the job's cloud server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EdgePlacement {
+    /// The campus it serves.
+    pub campus: String,
+    /// Its host (an edge-aggregator node agent on the campus).
+    pub host: String,
+    /// That agent's REST URL.
+    pub agent_url: String,
+    /// Clients of the job on the campus.
+    pub clients: usize,
+    /// Its job id, once started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+    /// Address its clients join, HOST:PORT, once started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// When it was found lost (seconds since the intent arrived) and why:
+    /// its campus no longer takes part, the others go on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost: Option<(f64, String)>,
+}
+
+impl EdgePlacement {
+    /// The edge-aggregator agent that runs it.
+    pub fn agent(&self) -> crate::config::AgentEntry {
+        crate::config::AgentEntry::placed(
+            &self.host,
+            &self.agent_url,
+            crate::config::AgentRole::EdgeAggregator,
+        )
+    }
 }
 
 impl ClientPlacement {
@@ -248,9 +286,17 @@ pub struct JobRecord {
     /// Give up after this many seconds from arrival (the target's `deadline_s`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadline_s: Option<f64>,
+    /// Flat (the clients join the server) or hierarchical (through an
+    /// edge aggregator per campus).
+    #[serde(default)]
+    pub aggregation: intent::Aggregation,
     /// The FL server, once placed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server: Option<ServerPlacement>,
+    /// A hierarchical job's edge aggregators, one per campus that has an
+    /// edge-aggregator host; the clients of other campuses join the server.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub edge_aggregators: Vec<EdgePlacement>,
     /// The clients.
     pub clients: Vec<ClientPlacement>,
     /// Accuracy of the initial global model (server-side evaluation), when measured.

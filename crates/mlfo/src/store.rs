@@ -302,7 +302,9 @@ mod tests {
                 rounds_before: 0,
                 target_accuracy: Some(0.9),
                 deadline_s: None,
+                aggregation: intent::Aggregation::Flat,
                 server: None,
+                edge_aggregators: Vec::new(),
                 clients: vec![],
                 initial_accuracy: None,
                 rounds: vec![RoundSummary {

@@ -436,8 +436,12 @@ impl Agent {
             job.clients = Some(server.clients());
             let strategy = spec.strategy.build();
             let evaluate_fn = evaluator.map(ml::CentralEvaluator::into_evaluate_fn);
+            let edge = spec.edge;
             tokio::spawn(async move {
-                let outcome = server.run(listener, strategy, None, evaluate_fn).await;
+                let outcome = match edge {
+                    Some(edge) => server.run_edge(listener, strategy, edge).await,
+                    None => server.run(listener, strategy, None, evaluate_fn).await,
+                };
                 let result = match outcome {
                     Ok(h) => h.error.map_or(Ok(()), Err),
                     Err(e) => Err(e.to_string()),

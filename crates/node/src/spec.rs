@@ -2,6 +2,7 @@
 //! forms are turned into too) and its validation into runnable specs.
 
 use fl::server::ServerConfig;
+use fl::server::edge::{EdgeOptions, MAX_LOCAL_ROUNDS};
 use fl::strategy::{STRATEGY_NAMES, StrategyConfig};
 use intent::TrainingMode;
 use ml::ModelName;
@@ -96,6 +97,16 @@ pub struct ServerRequest {
     /// The model a centralised trainer trains.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    /// An edge aggregator (hierarchical FL) of the FL server at this
+    /// `HOST:PORT`: one client to it, whose every fit is `local_rounds`
+    /// rounds with this server's own clients; `rounds` is then the
+    /// upstream server's to decide.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
+    /// With `upstream`: rounds with the own clients per upstream round
+    /// (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_rounds: Option<u64>,
     /// Aggregation strategy name (default fedavg).
     pub strategy: Option<String>,
     /// Strategy parameters, e.g. `{"proximal_mu": 0.1}`.
@@ -109,6 +120,10 @@ pub struct ServerRequest {
     pub min_fit: Option<usize>,
     /// Clients that must be connected before a round (default 2).
     pub min_available: Option<usize>,
+    /// Clients that must be connected before rounds after the first
+    /// (default: `min_available`), at most `min_available`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_available_later: Option<usize>,
     /// Fraction of clients sampled for evaluate (default 1; 0 skips).
     pub fraction_evaluate: Option<f64>,
     /// Minimum clients sampled for evaluate (default 2).
@@ -188,6 +203,9 @@ pub struct ServerSpec {
     pub evaluate: Option<(DatasetName, ModelName)>,
     /// A centralised trainer's dataset and model; `None` for an FL server.
     pub trainer: Option<(DatasetName, ModelName)>,
+    /// An edge aggregator's upstream server and local rounds; `None` for
+    /// a server of its own.
+    pub edge: Option<EdgeOptions>,
     /// Start nothing past this time, seconds since the Unix epoch.
     pub start_by_unix_s: Option<f64>,
     /// Extra labels.
@@ -345,6 +363,16 @@ impl ServerRequest {
             min_available,
             min_available >= 1,
         )?;
+        let min_available_later = self.min_available_later;
+        if let Some(later) = min_available_later {
+            let rule = format!("a whole number in 1..={min_available} (min_available)");
+            check(
+                "min_available_later",
+                &rule,
+                later,
+                (1..=min_available).contains(&later),
+            )?;
+        }
         let fraction_evaluate = self.fraction_evaluate.unwrap_or(d.fraction_evaluate);
         check(
             "fraction_evaluate",
@@ -396,12 +424,14 @@ impl ServerRequest {
                 Some((dataset("dataset", d)?, model("model", m)?))
             }
         };
+        let edge = self.edge(trainer.is_some(), evaluate.is_some())?;
         labels(&self.labels)?;
         Ok(ServerSpec {
             strategy,
             config: ServerConfig {
                 rounds,
                 min_available_clients: min_available,
+                min_available_later,
                 fraction_fit,
                 min_fit_clients: min_fit,
                 fraction_evaluate,
@@ -413,10 +443,51 @@ impl ServerRequest {
             },
             evaluate,
             trainer,
+            edge,
             start_by_unix_s: self.start_by_unix_s.filter(|t| t.is_finite()),
             labels: self.labels,
             shown,
         })
+    }
+}
+
+impl ServerRequest {
+    /// The edge aggregator the request asks for, checked: `upstream` a
+    /// `HOST:PORT`, `local_rounds` in range and only with it, neither with
+    /// a centralised trainer or server-side evaluation.
+    fn edge(&self, centralised: bool, evaluated: bool) -> Result<Option<EdgeOptions>, FieldError> {
+        let Some(upstream) = &self.upstream else {
+            if self.local_rounds.is_some() {
+                return Err(FieldError {
+                    field: "local_rounds".to_owned(),
+                    problem: "goes with upstream (an edge aggregator); drop it or give upstream"
+                        .to_owned(),
+                });
+            }
+            return Ok(None);
+        };
+        let upstream = server_address("upstream", upstream)?;
+        if centralised || evaluated {
+            return Err(FieldError {
+                field: "upstream".to_owned(),
+                problem: "an edge aggregator has no central trainer and no server-side \
+                          evaluation (its upstream server evaluates); drop mode centralised \
+                          or evaluate"
+                    .to_owned(),
+            });
+        }
+        let local_rounds = self.local_rounds.unwrap_or(1);
+        let rule = format!("a whole number in 1..={MAX_LOCAL_ROUNDS}");
+        check(
+            "local_rounds",
+            &rule,
+            local_rounds,
+            (1..=MAX_LOCAL_ROUNDS).contains(&local_rounds),
+        )?;
+        Ok(Some(EdgeOptions {
+            local_rounds,
+            ..EdgeOptions::new(upstream)
+        }))
     }
 }
 

@@ -689,3 +689,81 @@ async fn an_agent_limits_threads_per_client_and_servers_at_once() {
     let again = post_json(agent, "/v1/servers", json!({"min_available": 2})).await;
     assert_eq!(again.status, 201, "{}", again.body);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_edge_aggregator_job_serves_its_clients_as_one_client_upstream() {
+    let agent = agent(testkit::free_port()).await;
+    let cloud = post_json(
+        agent,
+        "/v1/servers",
+        json!({"rounds": 2, "min_available": 1, "min_fit": 1, "min_evaluate": 1}),
+    )
+    .await;
+    assert_eq!(cloud.status, 200, "{}", cloud.body);
+    let cloud = cloud.json();
+    let edge = post_json(
+        agent,
+        "/v1/servers",
+        json!({"upstream": cloud["address"], "local_rounds": 2,
+               "min_available": 2, "min_fit": 2, "min_evaluate": 2}),
+    )
+    .await;
+    assert_eq!(edge.status, 200, "{}", edge.body);
+    let edge = edge.json();
+    for index in 0..2 {
+        let client = post_json(
+            agent,
+            "/v1/clients",
+            json!({"server": edge["address"], "dataset": "synthetic", "model": "logreg",
+                   "num_clients": 2, "index": index}),
+        )
+        .await;
+        assert_eq!(client.status, 200, "{}", client.body);
+    }
+    let cloud_id = cloud["id"].as_str().expect("id");
+    let done = wait_done(agent, cloud_id, Duration::from_secs(60)).await;
+    assert_eq!(done["state"], "completed", "{done}");
+    let rounds = done["history"]["rounds"].as_array().expect("rounds");
+    assert_eq!(rounds.len(), 2);
+    assert!(rounds.iter().all(|r| r["fit"]["completed"] == 1), "{done}");
+    let edge_done = wait_done(
+        agent,
+        edge["id"].as_str().expect("id"),
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(edge_done["state"], "completed", "{edge_done}");
+    let local = edge_done["history"]["rounds"].as_array().expect("rounds");
+    assert_eq!(local.len(), 4, "two local rounds per upstream round");
+    assert!(
+        local.iter().all(|r| r["fit"]["completed"] == 2),
+        "{edge_done}"
+    );
+}
+
+#[tokio::test]
+async fn edge_aggregator_requests_name_the_field_at_fault() {
+    let agent = agent(testkit::free_port()).await;
+    for (body, start) in [
+        (
+            json!({"upstream": "nowhere"}),
+            "upstream: must be HOST:PORT",
+        ),
+        (
+            json!({"upstream": "127.0.0.1:1", "local_rounds": 0}),
+            "local_rounds: must be a whole number in 1..=1000, got \"0\"",
+        ),
+        (
+            json!({"local_rounds": 2}),
+            "local_rounds: goes with upstream (an edge aggregator)",
+        ),
+        (
+            json!({"upstream": "127.0.0.1:1", "evaluate": {"dataset": "synthetic", "model": "logreg"}}),
+            "upstream: an edge aggregator has no central trainer",
+        ),
+    ] {
+        let reply = post_json(agent, "/v1/servers", body.clone()).await;
+        assert_eq!(reply.status, 400, "{body}: {}", reply.body);
+        assert!(reply.body.starts_with(start), "{body}: {}", reply.body);
+    }
+}

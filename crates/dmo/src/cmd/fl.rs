@@ -5,7 +5,7 @@ use clap::{Args, Subcommand};
 use fl::Config;
 use fl::client::{ClientOptions, run_client};
 use fl::history::{History, RoundRecord};
-use fl::server::{EvaluateFn, FlServer, ServerConfig, ServerRecorder};
+use fl::server::{EdgeOptions, EvaluateFn, FlServer, ServerConfig, ServerRecorder};
 use fl::strategy::{STRATEGY_NAMES, StrategyConfig};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,9 +28,17 @@ pub struct ServerArgs {
     /// Address to listen on for Flower gRPC clients.
     #[arg(long, default_value = "127.0.0.1:6000")]
     pub listen: String,
-    /// Rounds to run.
+    /// Rounds to run (with --upstream, the upstream server decides).
     #[arg(long, default_value_t = 3)]
     pub rounds: u64,
+    /// Run as an edge aggregator of this FL server (HOST:PORT): one client
+    /// to it, whose every fit is --local-rounds rounds with our own clients.
+    #[arg(long, conflicts_with = "evaluate_dataset")]
+    pub upstream: Option<String>,
+    /// With --upstream: rounds with our clients per upstream round.
+    #[arg(long, default_value_t = 1, requires = "upstream",
+          value_parser = clap::value_parser!(u64).range(1..=fl::server::edge::MAX_LOCAL_ROUNDS))]
+    pub local_rounds: u64,
     /// Clients that must be connected before a round starts.
     #[arg(long, default_value_t = 2)]
     pub min_available: usize,
@@ -199,8 +207,14 @@ fn seconds(flag: &str, value: f64) -> anyhow::Result<Duration> {
 /// One line describing a finished round.
 pub fn round_line(r: &RoundRecord, planned: u64) -> String {
     let fmt = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |x| format!("{x:.4}"));
+    // An edge aggregator plans no rounds: its upstream server decides.
+    let of = if planned > 0 {
+        format!("/{planned}")
+    } else {
+        String::new()
+    };
     format!(
-        "round {}/{planned}  fit {}/{} ok  loss {}  accuracy {}  {:.2} s  {:.1} MB",
+        "round {}{of}  fit {}/{} ok  loss {}  accuracy {}  {:.2} s  {:.1} MB",
         r.round,
         r.fit.completed,
         r.fit.sampled,
@@ -249,9 +263,13 @@ async fn server(args: ServerArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("--listen: cannot listen on {}", args.listen))?;
     eprintln!(
-        "FL server listening on {} ({})",
+        "FL server listening on {} ({}{})",
         listener.local_addr()?,
-        strategy_name(&strategy)
+        strategy_name(&strategy),
+        args.upstream
+            .as_ref()
+            .map(|u| format!(", edge aggregator of {u}"))
+            .unwrap_or_default()
     );
     let server = FlServer::new(config, ServerRecorder::detached());
     let mut progress = server.progress();
@@ -268,7 +286,22 @@ async fn server(args: ServerArgs) -> anyhow::Result<ExitCode> {
     });
     let record = server.history();
     let outcome = tokio::select! {
-        result = server.run(listener, strategy.build(), None, evaluate_fn) => Some(result),
+        result = async {
+            match &args.upstream {
+                Some(upstream) => {
+                    let edge = EdgeOptions {
+                        local_rounds: args.local_rounds,
+                        client: ClientOptions {
+                            max_message_bytes: mib(args.max_message_mb),
+                            ..ClientOptions::default()
+                        },
+                        ..EdgeOptions::new(upstream.clone())
+                    };
+                    server.run_edge(listener, strategy.build(), edge).await
+                }
+                None => server.run(listener, strategy.build(), None, evaluate_fn).await,
+            }
+        } => Some(result),
         () = super::shutdown_signal() => None,
     };
     printer.abort();

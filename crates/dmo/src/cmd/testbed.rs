@@ -32,6 +32,12 @@ pub enum TestbedCmd {
         /// Bandwidth of every link, Mbit/s.
         #[arg(long, default_value_t = 500.0)]
         bandwidth_mbit: f64,
+        /// Bandwidth of the two satellite hops, Mbit/s (default: --bandwidth-mbit).
+        #[arg(long)]
+        satellite_bandwidth_mbit: Option<f64>,
+        /// One edge aggregator host `fla.N` per campus (hierarchical FL).
+        #[arg(long)]
+        edge_aggregators: bool,
         /// Write here instead of stdout.
         #[arg(long, short)]
         out: Option<PathBuf>,
@@ -73,6 +79,8 @@ pub fn run(cmd: TestbedCmd) -> anyhow::Result<ExitCode> {
             satellite_delay_ms,
             satellite_loss_pct,
             bandwidth_mbit,
+            satellite_bandwidth_mbit,
+            edge_aggregators,
             out,
         } => {
             let sizes = match (cohorts, split.is_empty()) {
@@ -85,6 +93,8 @@ pub fn run(cmd: TestbedCmd) -> anyhow::Result<ExitCode> {
                 satellite_delay_ms,
                 satellite_loss_pct,
                 bandwidth_mbit,
+                satellite_bandwidth_mbit,
+                edge_aggregators,
                 ..GenOptions::default()
             })
             .map_err(anyhow::Error::msg)?;

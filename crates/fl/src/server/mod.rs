@@ -2,6 +2,7 @@
 //! (sample, fit, aggregate, evaluate), recording a [`History`].
 
 mod client_manager;
+pub mod edge;
 pub mod exposition;
 mod incoming;
 mod metrics;
@@ -12,6 +13,7 @@ mod service;
 mod tcp_info;
 
 pub use client_manager::ClientManager;
+pub use edge::EdgeOptions;
 pub use metrics::{FlServerMetrics, Labels, ServerRecorder};
 pub use outgoing::Outgoing;
 pub use proxy::{ClientProxy, Exchange, RequestError};
@@ -43,6 +45,11 @@ pub struct ServerConfig {
     pub rounds: u64,
     /// Clients that must be connected before a round starts.
     pub min_available_clients: usize,
+    /// Clients that must be connected before rounds after the first, when
+    /// fewer than `min_available_clients` will do (`None`: the same). A
+    /// hierarchical job's cloud server waits for every campus before round
+    /// 1 and goes on without a campus that is lost later.
+    pub min_available_later: Option<usize>,
     /// Fraction of connected clients sampled for fit.
     pub fraction_fit: f64,
     /// Lower bound on the clients sampled for fit.
@@ -74,6 +81,7 @@ impl Default for ServerConfig {
         Self {
             rounds: 3,
             min_available_clients: 2,
+            min_available_later: None,
             fraction_fit: 1.0,
             min_fit_clients: 2,
             fraction_evaluate: 1.0,
@@ -121,6 +129,9 @@ pub enum ServerError {
     /// The gRPC transport failed.
     #[error("gRPC transport: {0}")]
     Transport(String),
+    /// An edge aggregator lost its upstream server.
+    #[error("upstream server: {0}")]
+    Upstream(String),
 }
 
 /// An FL server ready to run: its clients, its live history and metrics.
@@ -170,7 +181,42 @@ impl FlServer {
         initial: Option<Vec<Tensor>>,
         evaluate_fn: Option<EvaluateFn>,
     ) -> Result<History, ServerError> {
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let transport = self.serve(listener);
+        let mut runner = self.runner(strategy, evaluate_fn);
+        let outcome = runner.run(initial).await;
+        self.finish(transport, outcome).await
+    }
+
+    /// Serves clients on `listener` as an edge aggregator of the FL server
+    /// at `edge.upstream`: to that server it is one client, whose every
+    /// `FitIns` it answers with `edge.local_rounds` rounds of its own
+    /// clients under `strategy`, and whose `EvaluateIns` it passes down
+    /// (see [`edge`]). Ends when the upstream server sends it away, by
+    /// sending `ReconnectIns` to its own clients; returns its history, one
+    /// record per local round.
+    pub async fn run_edge(
+        self,
+        listener: TcpListener,
+        strategy: Box<dyn Strategy>,
+        edge: EdgeOptions,
+    ) -> Result<History, ServerError> {
+        let transport = self.serve(listener);
+        let runner = self.runner(strategy, None);
+        let outcome = edge::run(runner, &edge).await;
+        if let Err(e) = &outcome {
+            let mut h = self
+                .history
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            h.error = Some(e.to_string());
+        }
+        self.finish(transport, outcome).await
+    }
+
+    /// The gRPC transport serving Flower clients on `listener`, until the
+    /// returned sender fires.
+    fn serve(&self, listener: TcpListener) -> Transport {
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let svc = FlowerSvc::new(self.manager.clone(), self.config.max_message_bytes);
         let recorder = self.recorder.clone();
         let incoming = TcpListenerStream::new(listener).map(move |accepted| {
@@ -183,7 +229,7 @@ impl FlServer {
                 recorder.track(stream)
             })
         });
-        let transport = tokio::spawn(
+        let task = tokio::spawn(
             tonic::transport::Server::builder()
                 .http2_keepalive_interval(Some(self.config.keepalive))
                 .max_frame_size(Some(MAX_FRAME_BYTES))
@@ -192,7 +238,15 @@ impl FlServer {
                     let _ = stop_rx.await;
                 }),
         );
-        let mut runner = rounds::RoundRunner::new(
+        Transport { stop, task }
+    }
+
+    fn runner(
+        &self,
+        strategy: Box<dyn Strategy>,
+        evaluate_fn: Option<EvaluateFn>,
+    ) -> rounds::RoundRunner {
+        rounds::RoundRunner::new(
             self.config.clone(),
             self.manager.clone(),
             self.history.clone(),
@@ -200,8 +254,16 @@ impl FlServer {
             self.recorder.clone(),
             strategy,
             evaluate_fn,
-        );
-        let outcome = runner.run(initial).await;
+        )
+    }
+
+    /// Sends every client away, stops the transport, and returns the
+    /// history (or the run's error).
+    async fn finish(
+        self,
+        transport: Transport,
+        outcome: Result<(), ServerError>,
+    ) -> Result<History, ServerError> {
         let bye = Outgoing::from(crate::proto::ServerMessage {
             msg: Some(crate::proto::server_message::Msg::ReconnectIns(
                 crate::proto::server_message::ReconnectIns { seconds: 0 },
@@ -213,8 +275,8 @@ impl FlServer {
         }
         // Give clients a moment to read ReconnectIns before the streams close.
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let _ = stop_tx.send(());
-        if let Ok(Ok(Err(e))) = tokio::time::timeout(Duration::from_secs(5), transport).await {
+        let _ = transport.stop.send(());
+        if let Ok(Ok(Err(e))) = tokio::time::timeout(Duration::from_secs(5), transport.task).await {
             return Err(ServerError::Transport(e.to_string()));
         }
         let history = self
@@ -224,4 +286,10 @@ impl FlServer {
             .clone();
         outcome.map(|()| history)
     }
+}
+
+/// A running gRPC transport and the means to stop it.
+struct Transport {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
 }

@@ -39,21 +39,26 @@ pub(super) struct RoundRunner {
 
 /// The global model, and its wire encoding once made: a round's
 /// evaluate phase and the next round's fit phase send the same model.
-struct GlobalModel {
+pub(super) struct GlobalModel {
     tensors: Vec<Tensor>,
     encoded: Option<Parameters>,
 }
 
 impl GlobalModel {
-    fn new(tensors: Vec<Tensor>) -> Self {
+    pub(super) fn new(tensors: Vec<Tensor>) -> Self {
         Self {
             tensors,
             encoded: None,
         }
     }
 
-    fn tensors(&self) -> &[Tensor] {
+    pub(super) fn tensors(&self) -> &[Tensor] {
         &self.tensors
+    }
+
+    /// The model's tensors, taken out.
+    pub(super) fn into_tensors(self) -> Vec<Tensor> {
+        self.tensors
     }
 
     /// Replaces the model (after aggregation).
@@ -110,7 +115,7 @@ impl RoundRunner {
         }
     }
 
-    fn update_history(&self, f: impl FnOnce(&mut History)) {
+    pub(super) fn update_history(&self, f: impl FnOnce(&mut History)) {
         let mut h = self
             .history
             .write()
@@ -135,8 +140,13 @@ impl RoundRunner {
         result
     }
 
-    async fn wait_for_clients(&mut self) -> Result<(), ServerError> {
-        let needed = self.config.min_available_clients.max(1);
+    pub(super) async fn wait_for_clients(&mut self) -> Result<(), ServerError> {
+        self.wait_for(self.config.min_available_clients).await
+    }
+
+    /// Waits until `needed` (at least one) clients are connected.
+    async fn wait_for(&mut self, needed: usize) -> Result<(), ServerError> {
+        let needed = needed.max(1);
         if !self
             .manager
             .wait_for(needed, self.config.wait_timeout)
@@ -163,30 +173,66 @@ impl RoundRunner {
             self.update_history(|h| h.initial_central = record);
         }
         for round in 1..=self.config.rounds {
-            self.wait_for_clients().await?;
+            let needed = match self.config.min_available_later {
+                Some(later) if round > 1 => later,
+                _ => self.config.min_available_clients,
+            };
+            self.wait_for(needed).await?;
             let record = self.round(round, &mut parameters).await?;
-            tracing::info!(
-                round,
-                participants = record.fit.completed,
-                failures = record.fit.failures.len(),
-                loss = ?record.loss(),
-                accuracy = ?record.accuracy(),
-                "round done"
-            );
-            self.recorder.round(
-                record.duration_s,
-                record.fit.completed,
-                record.bytes_sent,
-                record.bytes_received,
-            );
-            self.recorder.quality(record.loss(), record.accuracy());
-            self.update_history(|h| h.rounds.push(record));
-            self.progress.send_replace(round);
+            self.record_round(record);
         }
         Ok(())
     }
 
-    async fn initial_from_client(&mut self) -> Result<Vec<Tensor>, ServerError> {
+    /// Logs a finished round, counts it in the metrics, appends it to the
+    /// history and announces it.
+    pub(super) fn record_round(&mut self, record: RoundRecord) {
+        tracing::info!(
+            round = record.round,
+            participants = record.fit.completed,
+            failures = record.fit.failures.len(),
+            loss = ?record.loss(),
+            accuracy = ?record.accuracy(),
+            "round done"
+        );
+        self.recorder.round(
+            record.duration_s,
+            record.fit.completed,
+            record.bytes_sent,
+            record.bytes_received,
+        );
+        self.recorder.quality(record.loss(), record.accuracy());
+        let round = record.round;
+        self.update_history(|h| h.rounds.push(record));
+        self.progress.send_replace(round);
+    }
+
+    /// The configuration of the instructions to come, as an upstream server
+    /// sent it: an edge aggregator passes its server's `FitIns` and
+    /// `EvaluateIns` configuration down to its clients.
+    pub(super) fn pass_down(&mut self, fit: Option<Config>, evaluate: Option<Config>) {
+        if let Some(c) = fit {
+            self.config.fit_config = c;
+        }
+        if let Some(c) = evaluate {
+            self.config.evaluate_config = c;
+        }
+    }
+
+    /// Starts the clock and names the strategy for an edge aggregator, whose
+    /// rounds its upstream server decides (none planned here).
+    pub(super) fn begin_edge(&mut self) {
+        self.started = Instant::now();
+        let name = self.strategy.name().to_owned();
+        self.update_history(|h| h.strategy = name);
+    }
+
+    /// Seconds since the run started.
+    pub(super) fn elapsed_s(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+
+    pub(super) async fn initial_from_client(&mut self) -> Result<Vec<Tensor>, ServerError> {
         let client = self
             .manager
             .all()
@@ -263,7 +309,7 @@ impl RoundRunner {
     /// they send back into `parameters`; fails the round when no client
     /// answered, or any failed and failures are not accepted.
     // Over 80 lines: the streaming fold of fit replies keeps the sampled clients, the accumulator and the results in one scope, so that each model is dropped as soon as it is folded.
-    async fn fit_round(
+    pub(super) async fn fit_round(
         &mut self,
         round: u64,
         parameters: &mut GlobalModel,
@@ -372,7 +418,7 @@ impl RoundRunner {
 
     /// Samples clients and has them evaluate the global model on their own
     /// data; their example-weighted loss and metrics.
-    async fn evaluate_round(
+    pub(super) async fn evaluate_round(
         &mut self,
         round: u64,
         parameters: &mut GlobalModel,
@@ -436,9 +482,9 @@ impl RoundRunner {
 
 /// Bytes a round sent to and received from its clients.
 #[derive(Default)]
-struct Traffic {
-    sent: u64,
-    received: u64,
+pub(super) struct Traffic {
+    pub(super) sent: u64,
+    pub(super) received: u64,
 }
 
 impl Traffic {

@@ -153,12 +153,21 @@ fn host_fields(i: usize, h: &Host) -> Result<(), SpecError> {
             ),
         ));
     }
-    if h.campus.is_some() && h.role != Role::Client {
+    if h.campus.is_some() && !matches!(h.role, Role::Client | Role::EdgeAggregator) {
         return Err(SpecError::new(
             item("campus"),
             format!(
-                "only clients sit on a campus; remove it from {:?} (role {})",
+                "only clients and edge aggregators sit on a campus; remove it from {:?} (role {})",
                 h.name, h.role
+            ),
+        ));
+    }
+    if h.role == Role::EdgeAggregator && h.campus.is_none() {
+        return Err(SpecError::new(
+            item("campus"),
+            format!(
+                "missing; edge aggregator {:?} serves one campus: name it (e.g. campus: campus1)",
+                h.name
             ),
         ));
     }
@@ -308,7 +317,7 @@ links:
             ),
             (
                 OK.replace("role: aggregator", "role: robot"),
-                "hosts[1].role: \"robot\" is not a role; use one of mlfo-cloud, mlfo-edge, aggregator, client, traffic, prometheus",
+                "hosts[1].role: \"robot\" is not a role; use one of mlfo-cloud, mlfo-edge, aggregator, client, edge-aggregator, traffic, prometheus",
             ),
             (
                 OK.replace("role: aggregator", "role: mlfo-cloud")

@@ -7,6 +7,9 @@ use super::{Addressing, Host, Link, Role, SpecError, Switch, Topology};
 pub const MAX_GENERATED_CLIENTS: usize = 240;
 /// Most cohorts: aggregators `fed.1`.. sit at cloud .11 to .99 (.100 is Prometheus).
 const MAX_GENERATED_COHORTS: usize = 89;
+/// Most edge aggregators a generated topology has: one per campus, at
+/// 10.0.1.3 to 10.0.1.9.
+pub const MAX_EDGE_AGGREGATORS: usize = 7;
 
 /// What [`generate`] builds.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,10 +23,15 @@ pub struct GenOptions {
     pub bandwidth_mbit: f64,
     /// Delay of each of the two satellite hops, ms.
     pub satellite_delay_ms: f64,
+    /// Bandwidth of the two satellite hops, Mbit/s (`None`: `bandwidth_mbit`).
+    pub satellite_bandwidth_mbit: Option<f64>,
     /// Loss on each satellite hop, percent.
     pub satellite_loss_pct: f64,
     /// CPU limit of FL hosts (aggregators and clients), cores.
     pub fl_cpus: f64,
+    /// One edge aggregator host `fla.N` per campus, on the campus switch
+    /// at 10.0.1.(2+N) (hierarchical FL; the prototype's `hierFL` branch).
+    pub edge_aggregators: bool,
 }
 
 impl Default for GenOptions {
@@ -35,8 +43,10 @@ impl Default for GenOptions {
             campus_size: 10,
             bandwidth_mbit: 500.0,
             satellite_delay_ms: 12.0,
+            satellite_bandwidth_mbit: None,
             satellite_loss_pct: 0.0,
             fl_cpus: 2.0,
+            edge_aggregators: false,
         }
     }
 }
@@ -82,6 +92,15 @@ fn check(options: &GenOptions) -> Result<(), SpecError> {
     if options.campus_size == 0 {
         return Err(SpecError::new("campus_size", "must be >= 1"));
     }
+    let campuses = clients.div_ceil(options.campus_size);
+    if options.edge_aggregators && campuses > MAX_EDGE_AGGREGATORS {
+        return Err(SpecError::new(
+            "edge_aggregators",
+            format!(
+                "{campuses} campuses need more than the {MAX_EDGE_AGGREGATORS} addresses 10.0.1.3-10.0.1.9 of edge aggregators; use larger campuses (campus_size) or fewer clients"
+            ),
+        ));
+    }
     let figures = [
         (
             "bandwidth_mbit",
@@ -94,6 +113,14 @@ fn check(options: &GenOptions) -> Result<(), SpecError> {
             options.satellite_delay_ms,
             non_negative,
             ">= 0 ms",
+        ),
+        (
+            "satellite_bandwidth_mbit",
+            options
+                .satellite_bandwidth_mbit
+                .unwrap_or(options.bandwidth_mbit),
+            positive,
+            "> 0 Mbit/s",
         ),
         (
             "satellite_loss_pct",
@@ -122,7 +149,8 @@ fn check(options: &GenOptions) -> Result<(), SpecError> {
 /// two satellite hops (`aggsw` - `satsw` - `edgesw`), and the edge
 /// (`edgesw`: edge MLFO `mo.1` 10.0.1.1, traffic app `app.1` .2, campus
 /// switches `campusN` of `campus_size` clients `fc.H` at 10.0.1.H, H from
-/// 10, the first `cohorts[0]` in `cohort1` and so on).
+/// 10, the first `cohorts[0]` in `cohort1` and so on; with
+/// `edge_aggregators`, `fla.N` at 10.0.1.(2+N) on `campusN`).
 pub fn generate(options: &GenOptions) -> Result<Topology, SpecError> {
     check(options)?;
     let plan = Addressing::default();
@@ -171,6 +199,19 @@ pub fn generate(options: &GenOptions) -> Result<Topology, SpecError> {
     let campuses: Vec<String> = (1..=clients.div_ceil(options.campus_size))
         .map(|n| format!("campus{n}"))
         .collect();
+    if options.edge_aggregators {
+        // Checked: at most seven campuses, so octets 3 to 9.
+        for (n, octet) in (1..=campuses.len()).zip(3u8..) {
+            let mut fla = host(
+                format!("fla.{n}"),
+                Role::EdgeAggregator,
+                plan.edge.host(octet),
+            );
+            fla.campus = Some(format!("campus{n}"));
+            fla.cpus = Some(options.fl_cpus);
+            hosts.push(fla);
+        }
+    }
     let mut links: Vec<Link> = campuses.iter().map(|c| link(c, "edgesw")).collect();
     for h in &hosts {
         let switch = match (&h.campus, plan.cloud.contains(h.address)) {
@@ -183,6 +224,11 @@ pub fn generate(options: &GenOptions) -> Result<Topology, SpecError> {
     for (a, b) in [("aggsw", "satsw"), ("satsw", "edgesw")] {
         let mut l = link(a, b);
         l.delay_ms = Some(options.satellite_delay_ms);
+        l.bandwidth_mbit = Some(
+            options
+                .satellite_bandwidth_mbit
+                .unwrap_or(options.bandwidth_mbit),
+        );
         l.loss_pct = (options.satellite_loss_pct > 0.0).then_some(options.satellite_loss_pct);
         links.push(l);
     }
@@ -212,6 +258,46 @@ mod tests {
             .iter()
             .map(|(n, m)| (n.clone(), m.len()))
             .collect()
+    }
+
+    #[test]
+    fn edge_aggregators_sit_one_per_campus_on_its_switch() {
+        let t = generate(&GenOptions {
+            edge_aggregators: true,
+            ..GenOptions::default()
+        })
+        .unwrap();
+        let flas: Vec<(&str, Ipv4Addr, Option<&str>)> = t
+            .hosts_with_role(Role::EdgeAggregator)
+            .map(|h| (h.name.as_str(), h.address, h.campus.as_deref()))
+            .collect();
+        assert_eq!(flas.len(), 5);
+        for (n, (name, address, campus)) in flas.iter().enumerate() {
+            assert_eq!(*name, format!("fla.{}", n + 1));
+            assert_eq!(*address, Ipv4Addr::new(10, 0, 1, 3 + n as u8));
+            let campus = campus.unwrap();
+            assert_eq!(campus, format!("campus{}", n + 1));
+            assert!(
+                t.links.iter().any(|l| l.a == *name && l.b == campus),
+                "{name} is not on {campus}"
+            );
+        }
+        assert_eq!(
+            t.hosts_with_role(Role::Client).count(),
+            50,
+            "clients unchanged"
+        );
+        let e = generate(&GenOptions {
+            cohorts: vec![80],
+            edge_aggregators: true,
+            ..GenOptions::default()
+        })
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("edge_aggregators: 8 campuses need more"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -27,6 +27,9 @@ pub enum Role {
     Aggregator,
     /// A node agent that runs FL clients.
     Client,
+    /// A node agent on a campus switch that runs edge aggregators
+    /// (hierarchical FL; the prototype's `fla.N`).
+    EdgeAggregator,
     /// A background-traffic endpoint.
     Traffic,
     /// The Prometheus server.
@@ -35,11 +38,12 @@ pub enum Role {
 
 impl Role {
     /// Every role, in the order the docs list them.
-    pub const ALL: [Role; 6] = [
+    pub const ALL: [Role; 7] = [
         Role::MlfoCloud,
         Role::MlfoEdge,
         Role::Aggregator,
         Role::Client,
+        Role::EdgeAggregator,
         Role::Traffic,
         Role::Prometheus,
     ];
@@ -51,6 +55,7 @@ impl Role {
             Role::MlfoEdge => "mlfo-edge",
             Role::Aggregator => "aggregator",
             Role::Client => "client",
+            Role::EdgeAggregator => "edge-aggregator",
             Role::Traffic => "traffic",
             Role::Prometheus => "prometheus",
         }
@@ -80,7 +85,7 @@ pub struct Host {
     /// Cohort (clients and aggregators).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cohort: Option<String>,
-    /// Campus (clients).
+    /// Campus (clients and edge aggregators).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub campus: Option<String>,
     /// CPU limit in cores.

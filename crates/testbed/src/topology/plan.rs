@@ -92,8 +92,8 @@ pub struct Addressing {
     /// Cloud tier: cloud MLFO .1, traffic server .2, aggregators .11 up,
     /// Prometheus .100 (default 10.0.0.0/24).
     pub cloud: Subnet,
-    /// Edge tier: edge MLFO .1, traffic app .2, clients .10 to .249
-    /// (default 10.0.1.0/24).
+    /// Edge tier: edge MLFO .1, traffic app .2, edge aggregators .3 to
+    /// .9, clients .10 to .249 (default 10.0.1.0/24).
     pub edge: Subnet,
 }
 
@@ -121,6 +121,7 @@ fn range(plan: &Addressing, role: Role) -> Option<(Subnet, u8, u8)> {
         Role::Prometheus => Some((plan.cloud, 100, 109)),
         Role::MlfoEdge => Some((plan.edge, 1, 9)),
         Role::Client => Some((plan.edge, 10, 249)),
+        Role::EdgeAggregator => Some((plan.edge, 3, 9)),
         Role::Traffic => None,
     }
 }

@@ -1,0 +1,338 @@
+//! Hierarchical FL at the edge MLFO: a job whose plan says `aggregation:
+//! hierarchical` gets one edge aggregator per campus of its cohort that
+//! has an edge-aggregator host, started through that host's node agent as
+//! a server whose upstream is the job's cloud server; the campus's clients
+//! then join their edge aggregator instead of the cloud. A campus without
+//! such a host sends its clients to the cloud server directly. The cloud
+//! server sees one participant per edge aggregator (and per direct client)
+//! and waits for all of them; each edge aggregator samples its own clients
+//! with the plan's fraction.
+
+use crate::config::{AgentEntry, AgentRole};
+use crate::record::{EdgePlacement, IntentRecord, JobRecord};
+use crate::service::Mlfo;
+use intent::{FlPlan, ResolvedTarget};
+use node::{JobState, ServerRequest};
+use std::collections::BTreeMap;
+use tokio::task::JoinSet;
+
+/// The campuses of `clients` in order of their first client, each with the
+/// indices of its clients; clients with no campus are left out.
+fn campuses(clients: &[AgentEntry]) -> Vec<(String, Vec<usize>)> {
+    let mut out: Vec<(String, Vec<usize>)> = Vec::new();
+    for (i, c) in clients.iter().enumerate() {
+        let Some(campus) = &c.campus else { continue };
+        match out.iter_mut().find(|(name, _)| name == campus) {
+            Some((_, members)) => members.push(i),
+            None => out.push((campus.clone(), vec![i])),
+        }
+    }
+    out
+}
+
+/// The edge aggregators a hierarchical job over `clients` needs: one per
+/// campus that has an edge-aggregator host in `inventory`, on the least
+/// busy of them (`busy` lists the hosts of the edge aggregators running
+/// now); an error names the campus whose hosts are all full.
+pub(crate) fn plan(
+    inventory: &[AgentEntry],
+    clients: &[AgentEntry],
+    busy: &[String],
+) -> Result<Vec<EdgePlacement>, String> {
+    let mut taken: Vec<String> = busy.to_vec();
+    let mut out = Vec::new();
+    for (campus, members) in campuses(clients) {
+        let hosts: Vec<&AgentEntry> = inventory
+            .iter()
+            .filter(|a| a.role == AgentRole::EdgeAggregator && a.campus.as_ref() == Some(&campus))
+            .collect();
+        if hosts.is_empty() {
+            continue;
+        }
+        let load = |a: &AgentEntry| taken.iter().filter(|h| **h == a.name).count();
+        let Some(host) = hosts
+            .iter()
+            .filter(|a| load(a) < a.capacity)
+            .min_by_key(|a| load(a))
+        else {
+            let full: Vec<String> = hosts
+                .iter()
+                .map(|a| format!("{} runs {}/{}", a.name, load(a), a.capacity))
+                .collect();
+            return Err(format!(
+                "{campus}: no edge aggregator host has room ({}); wait for a job to end or raise its capacity",
+                full.join(", ")
+            ));
+        };
+        taken.push(host.name.clone());
+        out.push(EdgePlacement {
+            campus,
+            host: host.name.clone(),
+            agent_url: host.url.clone(),
+            clients: members.len(),
+            job_id: None,
+            address: None,
+            lost: None,
+        });
+    }
+    Ok(out)
+}
+
+/// Participants the cloud server of a hierarchical job over `clients` has:
+/// its edge aggregators and the clients of campuses without one.
+pub(crate) fn upstream_participants(edges: &[EdgePlacement], clients: &[AgentEntry]) -> usize {
+    let direct = clients
+        .iter()
+        .filter(|c| {
+            c.campus
+                .as_ref()
+                .is_none_or(|campus| !edges.iter().any(|e| &e.campus == campus))
+        })
+        .count();
+    edges.len() + direct
+}
+
+/// The hosts of the edge aggregators of every unfinished intent but `except`.
+pub(crate) fn busy_hosts(mlfo: &Mlfo, except: &str) -> Vec<String> {
+    mlfo.inner
+        .store
+        .unfinished_intents()
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r.id != except)
+        .flat_map(|r| &r.jobs)
+        .flat_map(|j| &j.edge_aggregators)
+        .filter(|e| e.lost.is_none())
+        .map(|e| e.host.clone())
+        .collect()
+}
+
+/// What an edge aggregator's agent is asked to run for a campus of
+/// `clients` clients: FedAvg over them with the plan's fraction, one local
+/// round per cloud round, as a client of the server at `upstream`.
+fn request(
+    record: &IntentRecord,
+    edge: &EdgePlacement,
+    plan: &FlPlan,
+    upstream: &str,
+    round_timeout_s: Option<f64>,
+) -> ServerRequest {
+    let clients = edge.clients.max(1);
+    ServerRequest {
+        upstream: Some(upstream.to_owned()),
+        local_rounds: Some(1),
+        strategy: Some("fedavg".to_owned()),
+        fraction_fit: Some(plan.fraction_fit),
+        min_fit: Some((plan.min_fit as usize).clamp(1, clients)),
+        min_available: Some((plan.min_available as usize).clamp(1, clients)),
+        min_evaluate: Some((plan.min_fit as usize).clamp(1, clients)),
+        round_timeout_s,
+        labels: BTreeMap::from([
+            ("intent".to_owned(), record.id.clone()),
+            ("campus".to_owned(), edge.campus.clone()),
+            ("role".to_owned(), "edge-aggregator".to_owned()),
+        ]),
+        ..ServerRequest::default()
+    }
+}
+
+/// Starts job `k`'s edge aggregators (planned in its record) against its
+/// cloud server; fails naming the first campus whose aggregator could not
+/// start (the caller tears down what did).
+pub(crate) async fn start(
+    mlfo: &Mlfo,
+    record: &mut IntentRecord,
+    k: usize,
+    target: &ResolvedTarget,
+) -> Result<(), String> {
+    let upstream = record.jobs[k]
+        .server
+        .as_ref()
+        .map(|s| s.address.clone())
+        .ok_or_else(|| "hierarchical job without a cloud server".to_owned())?;
+    let plan = target.plan.settings();
+    let timeout = mlfo.inner.config.server.round_timeout_s;
+    let mut calls = JoinSet::new();
+    for (e, edge) in record.jobs[k].edge_aggregators.iter().enumerate() {
+        let request = request(record, edge, plan, &upstream, timeout);
+        let (sbi, agent) = (mlfo.inner.sbi.clone(), edge.agent());
+        calls.spawn(async move { (e, sbi.start_server(&agent, &request).await) });
+    }
+    let mut first_error: Option<(usize, String)> = None;
+    while let Some(joined) = calls.join_next().await {
+        match joined {
+            Ok((e, Ok(started))) => {
+                let edge = &mut record.jobs[k].edge_aggregators[e];
+                edge.job_id = Some(started.id);
+                edge.address = started.address;
+            }
+            Ok((e, Err(why))) => {
+                let edge = &record.jobs[k].edge_aggregators[e];
+                if first_error.as_ref().is_none_or(|(i, _)| e < *i) {
+                    first_error = Some((
+                        e,
+                        format!("edge aggregator of {} on {}: {why}", edge.campus, edge.host),
+                    ));
+                }
+            }
+            Err(why) => {
+                first_error =
+                    first_error.or(Some((usize::MAX, format!("edge aggregator start: {why}"))))
+            }
+        }
+    }
+    match first_error {
+        Some((_, reason)) => Err(reason),
+        None => Ok(()),
+    }
+}
+
+/// The address client `index` of `job` joins: its campus's edge
+/// aggregator, else the job's server.
+pub(crate) fn server_for(job: &JobRecord, index: usize) -> String {
+    let campus = job.clients.get(index).and_then(|c| c.campus.as_ref());
+    campus
+        .and_then(|campus| job.edge_aggregators.iter().find(|e| &e.campus == campus))
+        .and_then(|e| e.address.clone())
+        .or_else(|| job.server.as_ref().map(|s| s.address.clone()))
+        .unwrap_or_default()
+}
+
+/// Stops every edge aggregator of the intent; returns the problems met.
+pub(crate) async fn stop(mlfo: &Mlfo, record: &IntentRecord) -> Vec<String> {
+    let mut calls = JoinSet::new();
+    for edge in record.jobs.iter().flat_map(|j| &j.edge_aggregators) {
+        if let Some(job) = &edge.job_id {
+            let (sbi, agent, job) = (mlfo.inner.sbi.clone(), edge.agent(), job.clone());
+            calls.spawn(async move { sbi.stop(&agent, &job).await });
+        }
+    }
+    let mut problems = Vec::new();
+    while let Some(joined) = calls.join_next().await {
+        match joined {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => problems.push(e.to_string()),
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+    problems
+}
+
+/// Marks job `job`'s edge aggregators that ended or vanished as lost, with
+/// the time and the reason; returns whether any was newly lost. Their
+/// campuses no longer take part: the cloud's round goes on without them.
+pub(crate) async fn check(mlfo: &Mlfo, job: &mut JobRecord, elapsed_s: f64) -> bool {
+    let mut newly = false;
+    for edge in job.edge_aggregators.iter_mut().filter(|e| e.lost.is_none()) {
+        let Some(id) = &edge.job_id else { continue };
+        let why = match mlfo.inner.sbi.job(&edge.agent(), id).await {
+            Ok(view) if view.state == JobState::Failed => {
+                view.reason.unwrap_or_else(|| "failed".to_owned())
+            }
+            Ok(view) if view.state == JobState::Stopped => "stopped".to_owned(),
+            Ok(_) => continue,
+            Err(e) if e.not_found() => "its agent no longer knows the job".to_owned(),
+            Err(e) => format!("its agent does not answer: {e}"),
+        };
+        tracing::warn!(campus = %edge.campus, host = %edge.host, %why, "edge aggregator lost");
+        edge.lost = Some((elapsed_s, why));
+        newly = true;
+    }
+    newly
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn agent(name: &str, role: AgentRole, campus: Option<&str>, capacity: usize) -> AgentEntry {
+        AgentEntry {
+            name: name.to_owned(),
+            url: format!("http://{name}:5000"),
+            role,
+            cohort: None,
+            campus: campus.map(str::to_owned),
+            capacity,
+        }
+    }
+
+    fn clients() -> Vec<AgentEntry> {
+        [
+            ("fc.10", "campus1"),
+            ("fc.20", "campus2"),
+            ("fc.11", "campus1"),
+        ]
+        .iter()
+        .map(|(n, c)| agent(n, AgentRole::Client, Some(c), 1))
+        .chain([agent("fc.99", AgentRole::Client, None, 1)])
+        .collect()
+    }
+
+    #[test]
+    fn one_edge_aggregator_per_campus_that_has_a_host() {
+        let inventory = vec![agent(
+            "fla.1",
+            AgentRole::EdgeAggregator,
+            Some("campus1"),
+            2,
+        )];
+        let edges = plan(&inventory, &clients(), &[]).unwrap();
+        assert_eq!(edges.len(), 1, "campus2 has no host: its client goes flat");
+        assert_eq!(
+            (
+                edges[0].campus.as_str(),
+                edges[0].host.as_str(),
+                edges[0].clients
+            ),
+            ("campus1", "fla.1", 2)
+        );
+        assert_eq!(
+            upstream_participants(&edges, &clients()),
+            3,
+            "fla.1, fc.20, fc.99"
+        );
+        let full = plan(&inventory, &clients(), &["fla.1".into(), "fla.1".into()]).unwrap_err();
+        assert_eq!(
+            full,
+            "campus1: no edge aggregator host has room (fla.1 runs 2/2); wait for a job to end or raise its capacity"
+        );
+    }
+
+    #[test]
+    fn clients_join_their_campus_aggregator_or_the_server() {
+        let mut job: JobRecord = serde_json::from_value(serde_json::json!({
+            "target": "t", "source": "mnist", "model": "mlp", "strategy": "fedavg",
+            "rounds_planned": 1, "clients": [], "rounds": [],
+            "server": {"address": "10.0.0.11:6000", "job_id": "j1", "agent_host": "fed.1",
+                       "agent_url": "http://fed.1", "reused": false}
+        }))
+        .unwrap();
+        for (i, c) in clients().iter().enumerate() {
+            job.clients.push(crate::record::ClientPlacement {
+                host: c.name.clone(),
+                agent_url: c.url.clone(),
+                index: i,
+                job_id: None,
+                campus: c.campus.clone(),
+            });
+        }
+        let inventory = vec![agent(
+            "fla.1",
+            AgentRole::EdgeAggregator,
+            Some("campus1"),
+            1,
+        )];
+        job.edge_aggregators = plan(&inventory, &clients(), &[]).unwrap();
+        job.edge_aggregators[0].address = Some("10.0.1.3:6000".into());
+        let joined: Vec<String> = (0..4).map(|i| server_for(&job, i)).collect();
+        assert_eq!(
+            joined,
+            [
+                "10.0.1.3:6000",
+                "10.0.0.11:6000",
+                "10.0.1.3:6000",
+                "10.0.0.11:6000"
+            ]
+        );
+    }
+}
