@@ -117,8 +117,8 @@ fn assert_close(a: &[f64], b: &[f64]) {
     }
 }
 
-const CAMPUS_A: [(f32, usize); 2] = [(0.0, 10), (1.0, 30)];
-const CAMPUS_B: [(f32, usize); 2] = [(2.0, 20), (3.0, 5)];
+const CAMPUS_A: [(f32, usize); 2] = [(0.0, 10), (0.5, 30)];
+const CAMPUS_B: [(f32, usize); 2] = [(1.0, 20), (0.2, 5)];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn campuses_weighted_by_their_examples_make_flat_fedavg() {

@@ -288,3 +288,40 @@ fn unreadable_files_say_why() {
         "/nonexistent/intent.yaml: cannot read: No such file or directory (os error 2)"
     );
 }
+
+#[test]
+fn aggregation_names_its_options_and_needs_federated_learning() {
+    assert_eq!(
+        constraint_error("aggregation: tree"),
+        "intent.yaml: targets[0].constraints.aggregation: must be one of flat | hierarchical, got \"tree\""
+    );
+    assert_eq!(
+        constraint_error("latency: 5"),
+        "intent.yaml: targets[0].constraints.latency: must be one of low | medium | high, got 5"
+    );
+    let centralised = with_constraints("aggregation: hierarchical").replace("high", "low");
+    assert_eq!(
+        errors("intent.yaml", &centralised),
+        "intent.yaml: targets[0].constraints.aggregation: must be flat with privacylevel low: a \
+         centralised plan sends the data, not updates, so nothing is aggregated on the way, got hierarchical"
+    );
+}
+
+#[test]
+fn latency_low_means_hierarchical_unless_the_intent_says_otherwise() {
+    let plan = |extra: &str| {
+        let intent = intent::parse("i.yaml", with_constraints(extra).as_bytes()).unwrap();
+        let resolved = Catalog::builtin().resolve(&intent).unwrap();
+        resolved.targets[0].plan.settings().aggregation
+    };
+    assert_eq!(plan(""), intent::Aggregation::Flat);
+    assert_eq!(plan("latency: low"), intent::Aggregation::Hierarchical);
+    assert_eq!(
+        plan("latency: low\naggregation: flat"),
+        intent::Aggregation::Flat
+    );
+    assert_eq!(
+        plan("aggregation: Hierarchical"),
+        intent::Aggregation::Hierarchical
+    );
+}

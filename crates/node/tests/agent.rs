@@ -699,7 +699,7 @@ async fn an_edge_aggregator_job_serves_its_clients_as_one_client_upstream() {
         json!({"rounds": 2, "min_available": 1, "min_fit": 1, "min_evaluate": 1}),
     )
     .await;
-    assert_eq!(cloud.status, 200, "{}", cloud.body);
+    assert_eq!(cloud.status, 201, "{}", cloud.body);
     let cloud = cloud.json();
     let edge = post_json(
         agent,
@@ -708,7 +708,7 @@ async fn an_edge_aggregator_job_serves_its_clients_as_one_client_upstream() {
                "min_available": 2, "min_fit": 2, "min_evaluate": 2}),
     )
     .await;
-    assert_eq!(edge.status, 200, "{}", edge.body);
+    assert_eq!(edge.status, 201, "{}", edge.body);
     let edge = edge.json();
     for index in 0..2 {
         let client = post_json(
@@ -718,7 +718,7 @@ async fn an_edge_aggregator_job_serves_its_clients_as_one_client_upstream() {
                    "num_clients": 2, "index": index}),
         )
         .await;
-        assert_eq!(client.status, 200, "{}", client.body);
+        assert_eq!(client.status, 201, "{}", client.body);
     }
     let cloud_id = cloud["id"].as_str().expect("id");
     let done = wait_done(agent, cloud_id, Duration::from_secs(60)).await;
