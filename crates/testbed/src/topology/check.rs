@@ -334,7 +334,7 @@ links:
             ),
             (
                 OK.replace("cohort: c1 }", "cohort: c1, campus: campus1 }"),
-                "hosts[1].campus: only clients sit on a campus; remove it from \"b\" (role aggregator)",
+                "hosts[1].campus: only clients and edge aggregators sit on a campus; remove it from \"b\" (role aggregator)",
             ),
             (
                 OK.replace("bandwidth_mbit: 500", "bandwidth_mbit: -5"),
@@ -374,6 +374,14 @@ links:
                     "role: traffic",
                 ),
                 "hosts[0].address: missing; traffic hosts sit on either tier, so give one (the prototype's: 10.0.0.2 for the server, 10.0.1.2 for the app)",
+            ),
+            (
+                OK.replacen(
+                    "role: aggregator, address: 10.0.0.11, cohort: c1",
+                    "role: edge-aggregator, address: 10.0.1.3",
+                    1,
+                ),
+                "hosts[1].campus: missing; edge aggregator \"b\" serves one campus: name it (e.g. campus: campus1)",
             ),
             (
                 format!("{OK}addressing: {{ cloud: 10.0.0.0/16 }}\n"),
