@@ -268,6 +268,56 @@ fn expectations_table(expectations: &[crate::summary::ExpectationResult]) -> Str
 }
 
 /// The topology's links with their figures (nothing when it has none).
+/// The edge aggregators of the hierarchical jobs: campus, host, clients,
+/// and when and why one was lost.
+fn edge_aggregators_table(jobs: &[JobSummary]) -> String {
+    let mut html = String::new();
+    let rows: Vec<(&JobSummary, &mlfo::record::EdgePlacement)> = jobs
+        .iter()
+        .flat_map(|j| j.edge_aggregators.iter().map(move |e| (j, e)))
+        .collect();
+    if rows.is_empty() {
+        return html;
+    }
+    html += "<h2>Edge aggregators</h2><p>Hierarchical jobs: each campus's clients trained              under their edge aggregator, which was one client of the cloud server.</p>             <table><tr><th>intent</th><th>campus</th><th>host</th><th>clients</th><th>lost</th></tr>";
+    for (job, e) in rows {
+        let lost = e.lost.as_ref().map_or_else(
+            || "-".to_owned(),
+            |(at, why)| format!("at {at:.1} s: {}", escape(why)),
+        );
+        let _ = write!(
+            html,
+            "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td class=\"l\">{lost}</td></tr>",
+            escape(&job.intent_id),
+            escape(&e.campus),
+            escape(&e.host),
+            e.clients
+        );
+    }
+    html += "</table>";
+    html
+}
+
+/// Node agents whose process ended while the intents ran.
+fn faults_table(faults: &[crate::summary::HostFault]) -> String {
+    let mut html = String::new();
+    if faults.is_empty() {
+        return html;
+    }
+    html += "<h2>Host faults</h2><table><tr><th>host</th><th>at (s)</th><th>what</th></tr>";
+    for f in faults {
+        let _ = write!(
+            html,
+            "<tr><td class=\"l\">{}</td><td>{:.1}</td><td class=\"l\">{}</td></tr>",
+            escape(&f.host),
+            f.at_s,
+            escape(&f.problem)
+        );
+    }
+    html += "</table>";
+    html
+}
+
 fn links_table(links: &[testbed::Link]) -> String {
     let mut html = String::new();
     if !links.is_empty() {
@@ -333,6 +383,8 @@ pub fn render(summary: &Summary) -> Result<String, RunError> {
     }
     html += &jobs_table(jobs);
     html += &expectations_table(&summary.expectations);
+    html += &edge_aggregators_table(jobs);
+    html += &faults_table(&summary.host_faults);
     html += "<h2>Accuracy</h2>";
     html += &line_chart(
         "Accuracy per round (round 0: initial model)",

@@ -6,7 +6,9 @@
 use crate::error::{RunError, io};
 use crate::network::{NetworkSummary, TrafficSummary};
 use crate::scenario::Scenario;
-use crate::summary::{ExpectationResult, JobSummary, SCHEMA_VERSION, Summary, TestbedSummary};
+use crate::summary::{
+    ExpectationResult, HostFault, JobSummary, SCHEMA_VERSION, Summary, TestbedSummary,
+};
 use mlfo::IntentRecord;
 use mlfo::client::MlfoClient;
 use mlfo::planner::CohortRequest;
@@ -129,6 +131,9 @@ struct Started {
     prometheus: Option<(Host, SocketAddr, usize)>,
     /// The edge MLFO's REST URL as the runner reaches it.
     edge_url: String,
+    /// The node agents' hosts: one that ends is a fault the orchestrators
+    /// handle (recorded in the summary), not the end of the run.
+    agents: Vec<String>,
 }
 
 fn run_on(
@@ -488,6 +493,7 @@ fn wait_ready(
     Ok(Started {
         prometheus,
         edge_url: format!("http://{edge_rest}"),
+        agents: layout.agents.iter().map(|(h, _)| h.name.clone()).collect(),
     })
 }
 
@@ -526,6 +532,8 @@ struct Followed {
     ids: Vec<(String, String)>,
     /// Peak memory of all host processes together, bytes.
     peak_memory_bytes: u64,
+    /// Node agents whose process ended while the intents ran.
+    host_faults: Vec<HostFault>,
 }
 
 /// Sends the intents (each centralised twin once its intent has ended) and
@@ -550,6 +558,7 @@ fn follow_intents(
     let mut ended = vec![false; posts.len()];
     let deadline = Duration::from_secs_f64(scenario.timeouts.run_s);
     let mut peak_memory_bytes = 0;
+    let mut host_faults: Vec<HostFault> = Vec::new();
     loop {
         for (k, post) in posts.iter().enumerate() {
             if sent[k].is_none() && post.after.is_none_or(|a| ended[a]) {
@@ -576,9 +585,10 @@ fn follow_intents(
                 records,
                 ids: sent.into_iter().flatten().collect(),
                 peak_memory_bytes,
+                host_faults,
             });
         }
-        hosts.check_alive()?;
+        note_host_faults(hosts, started, started_at, &mut host_faults)?;
         if options.cancel.load(Ordering::Relaxed) {
             return Err(RunError::Cancelled("cancelled; every host was stopped"));
         }
@@ -587,6 +597,33 @@ fn follow_intents(
         }
         std::thread::sleep(Duration::from_millis(250));
     }
+}
+
+/// Records each node agent whose process ended (once); fails the run when
+/// any other host's did (an MLFO, Prometheus, a traffic endpoint).
+fn note_host_faults(
+    hosts: &mut dyn Backend,
+    started: &Started,
+    started_at: Instant,
+    faults: &mut Vec<HostFault>,
+) -> Result<(), RunError> {
+    for ended in hosts.failures() {
+        if !started.agents.contains(&ended.host) {
+            return Err(ended.into());
+        }
+        if faults.iter().all(|f| f.host != ended.host) {
+            eprintln!(
+                "node agent {} ended; the run goes on: {}",
+                ended.host, ended.problem
+            );
+            faults.push(HostFault {
+                host: ended.host,
+                at_s: started_at.elapsed().as_secs_f64(),
+                problem: ended.problem,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Saves the scenario's Prometheus queries after two more scrapes, so
@@ -681,6 +718,7 @@ fn collect(
         jobs,
         expectations,
         ok,
+        host_faults: followed.host_faults.clone(),
         network,
     };
     let out = &layout.out;

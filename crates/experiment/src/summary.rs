@@ -133,10 +133,25 @@ pub struct Summary {
     pub expectations: Vec<ExpectationResult>,
     /// Every job completed and every expectation held.
     pub ok: bool,
+    /// Node agents whose process ended during the run (a fault injected or
+    /// a crash); the run went on and the orchestrators handled it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub host_faults: Vec<HostFault>,
     /// What the netns backend measured of the network (absent on the
     /// local backend).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<crate::network::NetworkSummary>,
+}
+
+/// A host process that ended while the intents ran.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostFault {
+    /// The host.
+    pub host: String,
+    /// When it was noticed, seconds from the start of the run.
+    pub at_s: f64,
+    /// Its exit status and the tail of its log.
+    pub problem: String,
 }
 
 /// A results file that could not be written or read.
@@ -345,6 +360,7 @@ pub(crate) mod tests {
             jobs: vec![job("a", "cohort1", 0.5), job("b", "cohort2", 0.4)],
             expectations: vec![],
             ok: true,
+            host_faults: Vec::new(),
             network: None,
         }
     }

@@ -47,9 +47,9 @@ pub trait Backend {
         addr: SocketAddr,
         preferred_port: u16,
     ) -> Result<SocketAddr, HostError>;
-    /// Fails naming the first host process that has exited.
-    fn check_alive(&mut self) -> Result<(), HostError> {
-        self.hosts().check_alive()
+    /// Every host process that has exited, with its status and log tail.
+    fn failures(&mut self) -> Vec<HostError> {
+        self.hosts().failures()
     }
     /// Memory of all host processes now (sum of PSS), bytes.
     fn total_memory_bytes(&mut self) -> u64 {

@@ -210,15 +210,25 @@ impl Supervisor {
     /// Fails naming the first host (in start order) whose process has
     /// exited, with its exit status and the tail of its log.
     pub fn check_alive(&mut self) -> Result<(), HostError> {
+        match self.failures().into_iter().next() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Every host whose process has exited, each with its exit status and
+    /// the tail of its log, in start order.
+    pub fn failures(&mut self) -> Vec<HostError> {
+        let mut out = Vec::new();
         for s in &mut self.children {
             if let Some(status) = s.exited() {
-                return Err(HostError {
+                out.push(HostError {
                     host: s.host.clone(),
                     problem: format!("exited ({status}); {}", s.log_tail()),
                 });
             }
         }
-        Ok(())
+        out
     }
 
     /// Waits until `GET path` on `addr` (host `host`'s port) answers 200;
