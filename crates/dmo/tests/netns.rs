@@ -480,3 +480,96 @@ fn edge_aggregators_keep_all_but_one_model_per_campus_off_the_satellite() {
         accuracy(&hier)
     );
 }
+
+/// `GET path` of the node agent at `addr` inside namespace `ns`: the body,
+/// when it answered.
+fn agent_get(ns: &str, addr: &str, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let (addr, path) = (addr.to_owned(), path.to_owned());
+    sys::in_namespace(ns, move || {
+        let mut s = std::net::TcpStream::connect(&addr).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut text = String::new();
+        s.read_to_string(&mut text).ok()?;
+        text.split_once("\r\n\r\n").map(|(_, body)| body.to_owned())
+    })
+    .ok()
+    .flatten()
+}
+
+#[test]
+fn an_edge_aggregator_killed_mid_job_costs_its_campus_not_the_job() {
+    let _alone = testkit::require_root_alone();
+    let run = 248;
+    let cwd = tempfile::tempdir().unwrap();
+    let scenario = cwd.path().join("scenario.yaml");
+    let text = two_campuses("hierarchical").replace("rounds: 8,", "rounds: 12,");
+    std::fs::write(&scenario, text).unwrap();
+    let mut child = netns_run(scenario.to_str().unwrap(), run, cwd.path())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until fla.2's edge aggregator has done two rounds.
+    let ns = RunNames::new(run).host_ns("fla.2");
+    let started = Instant::now();
+    loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "fla.2 never ran two rounds"
+        );
+        let jobs: Option<serde_json::Value> = agent_get(&ns, "10.0.1.4:5000", "/v1/jobs")
+            .and_then(|body| serde_json::from_str(&body).ok());
+        let rounds = jobs.as_ref().and_then(|j| j.as_array()).map_or(0, |jobs| {
+            jobs.iter()
+                .filter_map(|j| j["history"]["rounds"].as_array())
+                .map(Vec::len)
+                .max()
+                .unwrap_or(0)
+        });
+        if rounds >= 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let victims = sys::ip(&["netns", "pids", &ns]).unwrap();
+    for pid in victims.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    let killed_at = started.elapsed().as_secs_f64();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_gone(run);
+    let s: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(cwd.path().join("results/summary.json")).unwrap())
+            .unwrap();
+    let job = &s["jobs"][0];
+    assert_eq!(job["state"], "completed", "{job}");
+    let rounds = job["rounds"].as_array().unwrap();
+    assert_eq!(rounds.len(), 12, "every round ran: {job}");
+    assert_eq!(
+        rounds.last().unwrap()["participants"],
+        1,
+        "campus1 alone at the end"
+    );
+    let lost = &job["edge_aggregators"][1];
+    assert_eq!(lost["campus"], "campus2");
+    let (at, why) = (
+        lost["lost"][0].as_f64().unwrap(),
+        lost["lost"][1].as_str().unwrap(),
+    );
+    assert!(at > 0.0 && !why.is_empty(), "{lost}");
+    assert!(job["edge_aggregators"][0].get("lost").is_none(), "{job}");
+    let fault = &s["host_faults"][0];
+    assert_eq!(fault["host"], "fla.2", "{s}");
+    assert!(fault["at_s"].as_f64().unwrap() > 0.0);
+    eprintln!("fla.2 killed {killed_at:.1} s after the run started; lost at {at:.1} s: {why}");
+}
