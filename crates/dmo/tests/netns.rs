@@ -510,7 +510,7 @@ fn an_edge_aggregator_killed_mid_job_costs_its_campus_not_the_job() {
     let scenario = cwd.path().join("scenario.yaml");
     let text = two_campuses("hierarchical").replace("rounds: 8,", "rounds: 12,");
     std::fs::write(&scenario, text).unwrap();
-    let mut child = netns_run(scenario.to_str().unwrap(), run, cwd.path())
+    let child = netns_run(scenario.to_str().unwrap(), run, cwd.path())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
