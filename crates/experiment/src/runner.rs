@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use testbed::backend::{Backend, LocalBackend, NetnsBackend};
 use testbed::netns::NetnsTestbed;
+use testbed::netns::measure::Measurements;
 use testbed::{Host, Role, Topology};
 
 /// Which testbed backend runs the hosts.
@@ -270,12 +271,9 @@ fn start_controller(
 /// intents that share servers or run again centralised.
 const AGGREGATOR_CAPACITY: usize = 4;
 
-/// The cloud and edge MLFOs' configurations.
-fn mlfo_configs(
-    scenario: &Scenario,
-    layout: &Layout,
-    controller: Option<&String>,
-) -> Result<[mlfo::MlfoConfig; 2], RunError> {
+/// The node agents the cloud MLFO (aggregators) and the edge MLFO (clients
+/// and edge aggregators) may use.
+fn inventories(layout: &Layout) -> (Vec<mlfo::AgentEntry>, Vec<mlfo::AgentEntry>) {
     let entry = |h: &Host, a: SocketAddr, role, capacity| mlfo::AgentEntry {
         name: h.name.clone(),
         url: format!("http://{a}"),
@@ -303,6 +301,16 @@ fn mlfo_configs(
             _ => edge_inventory.push(entry(h, *a, mlfo::AgentRole::Client, 1)),
         }
     }
+    (cloud_inventory, edge_inventory)
+}
+
+/// The cloud and edge MLFOs' configurations.
+fn mlfo_configs(
+    scenario: &Scenario,
+    layout: &Layout,
+    controller: Option<&String>,
+) -> Result<[mlfo::MlfoConfig; 2], RunError> {
+    let (cloud_inventory, edge_inventory) = inventories(layout);
     let catalog = scenario
         .catalog_file(&layout.state)
         .map_err(RunError::Scenario)?;
@@ -672,32 +680,7 @@ fn collect(
         }
         n.write_csv(&layout.out)?;
     }
-    let satellite = satellite_links(topology);
-    let jobs: Vec<JobSummary> = followed
-        .records
-        .iter()
-        .zip(&followed.ids)
-        .flat_map(|(r, (_, cohort))| {
-            let bytes = measurements
-                .as_ref()
-                .filter(|_| !satellite.is_empty())
-                .and_then(|m| {
-                    crate::network::bytes_between(
-                        m,
-                        &satellite,
-                        r.received_unix_s,
-                        r.updated_unix_s,
-                    )
-                })
-                .map(|sum| sum / satellite.len() as u64);
-            JobSummary::from_record(r, Some(cohort))
-                .into_iter()
-                .map(move |j| JobSummary {
-                    satellite_bytes: bytes,
-                    ..j
-                })
-        })
-        .collect();
+    let jobs = job_summaries(topology, followed, measurements.as_ref());
     let expectations = check(scenario, &jobs);
     let ok = jobs.iter().all(|j| j.state == mlfo::IntentState::Completed)
         && expectations.iter().all(|e| e.ok);
@@ -726,6 +709,40 @@ fn collect(
     summary.write_csv(out)?;
     crate::report::write(&summary, out)?;
     Ok(summary)
+}
+
+/// The jobs of the followed intents, each with the bytes that crossed the
+/// satellite hops while its intent ran (netns backend).
+fn job_summaries(
+    topology: &Topology,
+    followed: &Followed,
+    measurements: Option<&Measurements>,
+) -> Vec<JobSummary> {
+    let satellite = satellite_links(topology);
+    followed
+        .records
+        .iter()
+        .zip(&followed.ids)
+        .flat_map(|(r, (_, cohort))| {
+            let bytes = measurements
+                .filter(|_| !satellite.is_empty())
+                .and_then(|m| {
+                    crate::network::bytes_between(
+                        m,
+                        &satellite,
+                        r.received_unix_s,
+                        r.updated_unix_s,
+                    )
+                })
+                .map(|sum| sum / satellite.len() as u64);
+            JobSummary::from_record(r, Some(cohort))
+                .into_iter()
+                .map(move |j| JobSummary {
+                    satellite_bytes: bytes,
+                    ..j
+                })
+        })
+        .collect()
 }
 
 /// The satellite hops: links between two switches that have a delay (in

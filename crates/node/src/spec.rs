@@ -363,16 +363,7 @@ impl ServerRequest {
             min_available,
             min_available >= 1,
         )?;
-        let min_available_later = self.min_available_later;
-        if let Some(later) = min_available_later {
-            let rule = format!("a whole number in 1..={min_available} (min_available)");
-            check(
-                "min_available_later",
-                &rule,
-                later,
-                (1..=min_available).contains(&later),
-            )?;
-        }
+        let min_available_later = self.min_available_later(min_available)?;
         let fraction_evaluate = self.fraction_evaluate.unwrap_or(d.fraction_evaluate);
         check(
             "fraction_evaluate",
@@ -411,19 +402,7 @@ impl ServerRequest {
             )),
             None => None,
         };
-        let trainer = match self.mode.unwrap_or(TrainingMode::Federated) {
-            TrainingMode::Federated => None,
-            TrainingMode::Centralised => {
-                let need = "required by mode centralised";
-                let d = self.dataset.as_deref().ok_or_else(|| {
-                    FieldError::missing("dataset", &format!("{} ({need})", dataset_rule()))
-                })?;
-                let m = self.model.as_deref().ok_or_else(|| {
-                    FieldError::missing("model", &format!("{} ({need})", model_rule()))
-                })?;
-                Some((dataset("dataset", d)?, model("model", m)?))
-            }
-        };
+        let trainer = self.central_trainer()?;
         let edge = self.edge(trainer.is_some(), evaluate.is_some())?;
         labels(&self.labels)?;
         Ok(ServerSpec {
@@ -452,6 +431,37 @@ impl ServerRequest {
 }
 
 impl ServerRequest {
+    /// A centralised trainer's dataset and model, checked; `None` for an
+    /// FL server.
+    fn central_trainer(&self) -> Result<Option<(DatasetName, ModelName)>, FieldError> {
+        if self.mode.unwrap_or(TrainingMode::Federated) == TrainingMode::Federated {
+            return Ok(None);
+        }
+        let need = "required by mode centralised";
+        let d = self.dataset.as_deref().ok_or_else(|| {
+            FieldError::missing("dataset", &format!("{} ({need})", dataset_rule()))
+        })?;
+        let m = self
+            .model
+            .as_deref()
+            .ok_or_else(|| FieldError::missing("model", &format!("{} ({need})", model_rule())))?;
+        Ok(Some((dataset("dataset", d)?, model("model", m)?)))
+    }
+
+    /// `min_available_later`, checked against `min_available`.
+    fn min_available_later(&self, min_available: usize) -> Result<Option<usize>, FieldError> {
+        if let Some(later) = self.min_available_later {
+            let rule = format!("a whole number in 1..={min_available} (min_available)");
+            check(
+                "min_available_later",
+                &rule,
+                later,
+                (1..=min_available).contains(&later),
+            )?;
+        }
+        Ok(self.min_available_later)
+    }
+
     /// The edge aggregator the request asks for, checked: `upstream` a
     /// `HOST:PORT`, `local_rounds` in range and only with it, neither with
     /// a centralised trainer or server-side evaluation.

@@ -101,6 +101,11 @@ fn check(options: &GenOptions) -> Result<(), SpecError> {
             ),
         ));
     }
+    check_figures(options)
+}
+
+/// Checks the options' bandwidths, delay, loss and CPUs.
+fn check_figures(options: &GenOptions) -> Result<(), SpecError> {
     let figures = [
         (
             "bandwidth_mbit",
@@ -143,6 +148,60 @@ fn check(options: &GenOptions) -> Result<(), SpecError> {
     Ok(())
 }
 
+/// The links: every host to its campus switch or its tier's switch, the
+/// campus switches to `edgesw`, and the two satellite hops.
+fn links(
+    options: &GenOptions,
+    plan: &Addressing,
+    hosts: &[Host],
+    campuses: &[String],
+) -> Vec<Link> {
+    let link = |a: &str, b: &str| Link {
+        a: a.to_owned(),
+        b: b.to_owned(),
+        bandwidth_mbit: Some(options.bandwidth_mbit),
+        delay_ms: None,
+        loss_pct: None,
+    };
+    let mut links: Vec<Link> = campuses.iter().map(|c| link(c, "edgesw")).collect();
+    for h in hosts {
+        let switch = match (&h.campus, plan.cloud.contains(h.address)) {
+            (Some(campus), _) => campus.as_str(),
+            (None, true) => "aggsw",
+            (None, false) => "edgesw",
+        };
+        links.push(link(&h.name, switch));
+    }
+    for (a, b) in [("aggsw", "satsw"), ("satsw", "edgesw")] {
+        let mut l = link(a, b);
+        l.delay_ms = Some(options.satellite_delay_ms);
+        l.bandwidth_mbit = Some(
+            options
+                .satellite_bandwidth_mbit
+                .unwrap_or(options.bandwidth_mbit),
+        );
+        l.loss_pct = (options.satellite_loss_pct > 0.0).then_some(options.satellite_loss_pct);
+        links.push(l);
+    }
+    links
+}
+
+/// One edge aggregator `fla.N` per campus `campusN`, at 10.0.1.(2+N)
+/// (checked: at most seven campuses, so octets 3 to 9).
+fn edge_aggregators(plan: &Addressing, campuses: usize, cpus: f64) -> Vec<Host> {
+    (1..=campuses)
+        .zip(3u8..)
+        .map(|(n, octet)| Host {
+            name: format!("fla.{n}"),
+            role: Role::EdgeAggregator,
+            address: plan.edge.host(octet),
+            cohort: None,
+            campus: Some(format!("campus{n}")),
+            cpus: Some(cpus),
+        })
+        .collect()
+}
+
 /// The prototype's shape on the default plan: a cloud tier (`aggsw`: cloud
 /// MLFO `mlfo.cloud` 10.0.0.1, traffic server `srv.1` .2, Prometheus `prom`
 /// .100, one aggregator `fed.K` per cohort at .(10+K) in cohort `cohortK`),
@@ -161,13 +220,6 @@ pub fn generate(options: &GenOptions) -> Result<Topology, SpecError> {
         cohort: None,
         campus: None,
         cpus: None,
-    };
-    let link = |a: &str, b: &str| Link {
-        a: a.to_owned(),
-        b: b.to_owned(),
-        bandwidth_mbit: Some(options.bandwidth_mbit),
-        delay_ms: None,
-        loss_pct: None,
     };
     let mut hosts = vec![
         host("mlfo.cloud".into(), Role::MlfoCloud, plan.cloud.host(1)),
@@ -200,38 +252,9 @@ pub fn generate(options: &GenOptions) -> Result<Topology, SpecError> {
         .map(|n| format!("campus{n}"))
         .collect();
     if options.edge_aggregators {
-        // Checked: at most seven campuses, so octets 3 to 9.
-        for (n, octet) in (1..=campuses.len()).zip(3u8..) {
-            let mut fla = host(
-                format!("fla.{n}"),
-                Role::EdgeAggregator,
-                plan.edge.host(octet),
-            );
-            fla.campus = Some(format!("campus{n}"));
-            fla.cpus = Some(options.fl_cpus);
-            hosts.push(fla);
-        }
+        hosts.extend(edge_aggregators(&plan, campuses.len(), options.fl_cpus));
     }
-    let mut links: Vec<Link> = campuses.iter().map(|c| link(c, "edgesw")).collect();
-    for h in &hosts {
-        let switch = match (&h.campus, plan.cloud.contains(h.address)) {
-            (Some(campus), _) => campus.as_str(),
-            (None, true) => "aggsw",
-            (None, false) => "edgesw",
-        };
-        links.push(link(&h.name, switch));
-    }
-    for (a, b) in [("aggsw", "satsw"), ("satsw", "edgesw")] {
-        let mut l = link(a, b);
-        l.delay_ms = Some(options.satellite_delay_ms);
-        l.bandwidth_mbit = Some(
-            options
-                .satellite_bandwidth_mbit
-                .unwrap_or(options.bandwidth_mbit),
-        );
-        l.loss_pct = (options.satellite_loss_pct > 0.0).then_some(options.satellite_loss_pct);
-        links.push(l);
-    }
+    let links = links(options, &plan, &hosts, &campuses);
     let switches = ["aggsw", "satsw", "edgesw"]
         .into_iter()
         .map(String::from)
