@@ -287,3 +287,94 @@ fn an_fl_server_stopped_by_sigterm_still_writes_its_history() {
     assert_eq!(h["error"], "stopped by a signal (SIGTERM or Ctrl-C)");
     assert_eq!(h["rounds"].as_array().unwrap().len(), 0);
 }
+
+#[test]
+fn an_edge_aggregator_runs_between_a_server_and_its_clients_as_processes() {
+    let _load = testkit::shared();
+    let (cloud, edge) = (testkit::free_loopback_addr(), testkit::free_loopback_addr());
+    let dmo_cmd = || Command::new(env!("CARGO_BIN_EXE_dmo"));
+    let server = dmo_cmd()
+        .args(["fl", "server", "--listen", &cloud, "--rounds", "2"])
+        .args([
+            "--min-available",
+            "1",
+            "--min-fit",
+            "1",
+            "--min-evaluate",
+            "1",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let aggregator = dmo_cmd()
+        .args(["fl", "server", "--listen", &edge, "--upstream", &cloud])
+        .args([
+            "--local-rounds",
+            "2",
+            "--min-available",
+            "2",
+            "--min-fit",
+            "2",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let clients: Vec<_> = (0..2)
+        .map(|i| {
+            dmo_cmd()
+                .args(["fl", "client", "--server", &edge, "--dataset", "synthetic"])
+                .args([
+                    "--model",
+                    "logreg",
+                    "--num-clients",
+                    "2",
+                    "--index",
+                    &i.to_string(),
+                ])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let out = server.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let cloud_lines = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        cloud_lines.contains("round 2/2  fit 1/1 ok"),
+        "{cloud_lines}"
+    );
+    let edge_out = aggregator.wait_with_output().unwrap();
+    assert!(edge_out.status.success(), "{}", text(&edge_out));
+    assert!(
+        text(&edge_out).contains(&format!("edge aggregator of {cloud}")),
+        "{}",
+        text(&edge_out)
+    );
+    let edge_lines: Vec<String> = String::from_utf8_lossy(&edge_out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        edge_lines.len(),
+        4,
+        "two local rounds per upstream round: {edge_lines:?}"
+    );
+    assert!(
+        edge_lines[3].starts_with("round 4  fit 2/2 ok"),
+        "{edge_lines:?}"
+    );
+    for c in clients {
+        let c = c.wait_with_output().unwrap();
+        assert!(c.status.success(), "{}", text(&c));
+        assert!(
+            text(&c).contains("4 fits, 2 evaluates, 0 errors"),
+            "{}",
+            text(&c)
+        );
+    }
+    let out = dmo(&["fl", "server", "--local-rounds", "2"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("--upstream"), "{}", text(&out));
+}

@@ -16,6 +16,10 @@ use node::{JobState, ServerRequest};
 use std::collections::BTreeMap;
 use tokio::task::JoinSet;
 
+/// The share of the cloud server's round timeout an edge aggregator gives
+/// each of its clients.
+const EDGE_TIMEOUT_SHARE: f64 = 0.8;
+
 /// The campuses of `clients` in order of their first client, each with the
 /// indices of its clients; clients with no campus are left out.
 fn campuses(clients: &[AgentEntry]) -> Vec<(String, Vec<usize>)> {
@@ -151,7 +155,14 @@ pub(crate) async fn start(
         .map(|s| s.address.clone())
         .ok_or_else(|| "hierarchical job without a cloud server".to_owned())?;
     let plan = target.plan.settings();
-    let timeout = mlfo.inner.config.server.round_timeout_s;
+    // The cloud server's timeout covers the edge's whole round: the edge
+    // gives up on a silent client first, so that its aggregate still counts.
+    let timeout = mlfo
+        .inner
+        .config
+        .server
+        .round_timeout_s
+        .map(|t| t * EDGE_TIMEOUT_SHARE);
     let mut calls = JoinSet::new();
     for (e, edge) in record.jobs[k].edge_aggregators.iter().enumerate() {
         let request = request(record, edge, plan, &upstream, timeout);
