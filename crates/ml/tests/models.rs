@@ -40,6 +40,26 @@ fn parameter_counts_match_the_fedavg_paper() {
 }
 
 #[test]
+fn architectures_count_the_parameters_their_nets_have() {
+    let shapes = [
+        InputShape::image(1, 28, 28),
+        InputShape::image(3, 32, 32),
+        InputShape::vector(60),
+    ];
+    for name in ModelName::ALL {
+        for input in shapes {
+            let built = build_model(name, input, 10, &Runtime::train_device(), 0).ok();
+            let counted = name.architecture().parameter_count(input, 10);
+            assert_eq!(
+                counted,
+                built.map(|n| n.parameter_count()),
+                "{name} on {input:?}"
+            );
+        }
+    }
+}
+
+#[test]
 fn parameters_come_in_pytorch_order_and_layout() {
     let cnn = mnist_model(ModelName::Cnn, 0);
     assert_eq!(

@@ -108,6 +108,31 @@ impl ModelName {
     }
 }
 
+impl Architecture {
+    /// Scalar parameters of the model on `input` with `classes` outputs
+    /// (weights and biases of every layer), as [`Net::new`] builds it;
+    /// `None` where it cannot be built on that input.
+    pub fn parameter_count(&self, input: InputShape, classes: usize) -> Option<usize> {
+        let (mut channels, mut h, mut w) = (input.channels, input.height, input.width);
+        let mut count = 0;
+        for stage in &self.convs {
+            let conv_h = (h + 2 * stage.padding).checked_sub(stage.kernel - 1)?;
+            let conv_w = (w + 2 * stage.padding).checked_sub(stage.kernel - 1)?;
+            if conv_h < 2 || conv_w < 2 {
+                return None;
+            }
+            count += stage.out_channels * (channels * stage.kernel * stage.kernel + 1);
+            (channels, h, w) = (stage.out_channels, conv_h / 2, conv_w / 2);
+        }
+        let mut width = channels * h * w;
+        for &units in &self.hidden {
+            count += units * (width + 1);
+            width = units;
+        }
+        Some(count + classes * (width + 1))
+    }
+}
+
 impl fmt::Display for ModelName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
