@@ -573,3 +573,52 @@ fn an_edge_aggregator_killed_mid_job_costs_its_campus_not_the_job() {
     assert!(fault["at_s"].as_f64().unwrap() > 0.0);
     eprintln!("fla.2 killed {killed_at:.1} s after the run started; lost at {at:.1} s: {why}");
 }
+
+#[test]
+fn auto_aggregation_goes_hierarchical_over_a_slow_satellite_and_flat_over_a_fast_one() {
+    let _alone = testkit::require_root_alone();
+    let run = |satellite: &str, byte: u8| {
+        let cwd = tempfile::tempdir().unwrap();
+        let scenario = cwd.path().join("scenario.yaml");
+        let text = two_campuses("auto")
+            .replace("rounds: 8,", "rounds: 2,")
+            .replace(
+                "edge_aggregators: true }",
+                &format!("edge_aggregators: true, {satellite} }}"),
+            );
+        std::fs::write(&scenario, text).unwrap();
+        let o = netns_run(scenario.to_str().unwrap(), byte, cwd.path())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert_gone(byte);
+        let s: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(cwd.path().join("results/summary.json")).unwrap(),
+        )
+        .unwrap();
+        let report = std::fs::read_to_string(cwd.path().join("results/report.html")).unwrap();
+        assert!(report.contains("<h2>Plan and outcome</h2>"));
+        s["jobs"][0].clone()
+    };
+    let slow = run("satellite_bandwidth_mbit: 20", 249);
+    assert_eq!(slow["aggregation"], "hierarchical", "{}", slow["plan"]);
+    assert_eq!(slow["plan"]["chosen"], "hierarchical");
+    assert_eq!(slow["edge_aggregators"].as_array().unwrap().len(), 2);
+    let options = slow["plan"]["options"].as_array().unwrap();
+    assert_eq!(options.len(), 2);
+    let inputs = slow["plan"]["inputs"].as_array().unwrap();
+    assert!(
+        inputs
+            .iter()
+            .any(|f| f["name"] == "wan_mbit" && f["value"] == 20.0 && f["source"] == "declared"),
+        "{inputs:?}"
+    );
+    assert!(slow["outcome"]["median_round_s"].as_f64().unwrap() > 0.0);
+    let fast = run(
+        "satellite_bandwidth_mbit: 10000, satellite_delay_ms: 0",
+        250,
+    );
+    assert_eq!(fast["aggregation"], "flat", "{}", fast["plan"]);
+    assert_eq!(fast["plan"]["chosen"], "flat");
+    assert!(fast.get("edge_aggregators").is_none(), "{fast}");
+}

@@ -268,6 +268,83 @@ fn expectations_table(expectations: &[crate::summary::ExpectationResult]) -> Str
 }
 
 /// The topology's links with their figures (nothing when it has none).
+/// The cost model's options for each `auto` job beside what was measured,
+/// with the prediction error of the chosen option.
+fn plan_table(jobs: &[JobSummary]) -> String {
+    let mut html = String::new();
+    let planned: Vec<(&JobSummary, &mlfo::cost::Choice)> = jobs
+        .iter()
+        .filter_map(|j| Some((j, j.plan.as_ref()?)))
+        .collect();
+    if planned.is_empty() {
+        return html;
+    }
+    html += "<h2>Plan and outcome</h2><p>For <code>aggregation: auto</code> the edge MLFO \
+             predicted each option's round time and wide-area bytes and chose the faster; \
+             the measured row is the job's median round and its server's bytes per round.</p>\
+             <table><tr><th>intent</th><th>option</th><th>round s</th><th>wide-area MB/round</th>\
+             <th>error round</th><th>error bytes</th></tr>";
+    let error = |predicted: f64, measured: f64| {
+        if measured > 0.0 {
+            format!("{:+.0} %", 100.0 * (predicted - measured) / measured)
+        } else {
+            "-".to_owned()
+        }
+    };
+    for (job, plan) in planned {
+        for p in &plan.options {
+            let chosen = p.aggregation == plan.chosen;
+            let (e_round, e_bytes) = match (&job.outcome, chosen) {
+                (Some(o), true) => (
+                    error(p.round_s, o.median_round_s),
+                    error(p.wan_bytes, o.wan_bytes_per_round),
+                ),
+                _ => ("".to_owned(), "".to_owned()),
+            };
+            let _ = write!(
+                html,
+                "<tr><td class=\"l\">{}</td><td class=\"l\">{}{}</td><td>{:.2}</td><td>{:.1}</td><td>{e_round}</td><td>{e_bytes}</td></tr>",
+                escape(&job.intent_id),
+                p.aggregation,
+                if chosen { " (chosen)" } else { "" },
+                p.round_s,
+                p.wan_bytes / 1e6
+            );
+        }
+        if let Some(o) = &job.outcome {
+            let _ = write!(
+                html,
+                "<tr><td class=\"l\">{}</td><td class=\"l\">measured</td><td>{:.2}</td><td>{:.1}</td><td></td><td></td></tr>",
+                escape(&job.intent_id),
+                o.median_round_s,
+                o.wan_bytes_per_round / 1e6
+            );
+        }
+    }
+    let inputs: Vec<String> = jobs
+        .iter()
+        .filter_map(|j| j.plan.as_ref())
+        .flat_map(|p| &p.inputs)
+        .map(|f| {
+            format!(
+                "{} {} ({})",
+                f.name,
+                f.value,
+                serde_json::to_value(f.source)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default()
+            )
+        })
+        .collect();
+    let _ = write!(
+        html,
+        "</table><p>Inputs: {}.</p>",
+        escape(&inputs.join(", "))
+    );
+    html
+}
+
 /// The edge aggregators of the hierarchical jobs: campus, host, clients,
 /// and when and why one was lost.
 fn edge_aggregators_table(jobs: &[JobSummary]) -> String {
@@ -383,6 +460,7 @@ pub fn render(summary: &Summary) -> Result<String, RunError> {
     }
     html += &jobs_table(jobs);
     html += &expectations_table(&summary.expectations);
+    html += &plan_table(jobs);
     html += &edge_aggregators_table(jobs);
     html += &faults_table(&summary.host_faults);
     html += "<h2>Accuracy</h2>";

@@ -337,6 +337,7 @@ fn mlfo_configs(
         client: mlfo::config::ClientOptions::default(),
         momo: mlfo::MomoMode::default(),
         network_controller: None,
+        network: None,
     };
     let cloud = mlfo::MlfoConfig {
         momo_listen: Some(cloud_momo),
@@ -350,6 +351,7 @@ fn mlfo_configs(
     let edge = mlfo::MlfoConfig {
         parent: Some(format!("http://{cloud_momo}")),
         network_controller: controller.cloned(),
+        network: declared_network(&layout.topology),
         momo: scenario.momo,
         client: mlfo::config::ClientOptions {
             partition: scenario.partition.clone(),
@@ -745,6 +747,50 @@ fn job_summaries(
         .collect()
 }
 
+/// The topology's figures of the path from the campuses to the cloud, for
+/// the edge MLFO's cost model. The wide-area part is every switch-to-switch
+/// link that no campus has to itself (in the generated topology the two
+/// satellite hops): its smallest bandwidth, and twice its delays for the
+/// RTT. A campus link is the slower of a client's link and its campus
+/// switch's uplink. `None` where no such link declares a bandwidth.
+fn declared_network(topology: &Topology) -> Option<mlfo::config::NetworkFigures> {
+    let switch = |name: &str| topology.switches.iter().any(|s| s.name == name);
+    let campuses: Vec<&str> = topology
+        .hosts_with_role(Role::Client)
+        .filter_map(|h| h.campus.as_deref())
+        .collect();
+    let (uplinks, wide): (Vec<&testbed::Link>, Vec<&testbed::Link>) = topology
+        .links
+        .iter()
+        .filter(|l| switch(&l.a) && switch(&l.b))
+        .partition(|l| campuses.contains(&l.a.as_str()) || campuses.contains(&l.b.as_str()));
+    let wan_mbit = wide
+        .iter()
+        .filter_map(|l| l.bandwidth_mbit)
+        .min_by(f64::total_cmp)?;
+    let client_link = topology
+        .hosts_with_role(Role::Client)
+        .next()
+        .and_then(|c| {
+            topology
+                .links
+                .iter()
+                .find(|l| l.a == c.name || l.b == c.name)
+        })
+        .and_then(|l| l.bandwidth_mbit);
+    let campus_mbit = client_link
+        .into_iter()
+        .chain(uplinks.iter().filter_map(|l| l.bandwidth_mbit))
+        .min_by(f64::total_cmp)
+        .unwrap_or(wan_mbit);
+    Some(mlfo::config::NetworkFigures {
+        wan_mbit,
+        rtt_ms: 2.0 * wide.iter().filter_map(|l| l.delay_ms).sum::<f64>(),
+        campus_mbit,
+        train_s: 0.0,
+    })
+}
+
 /// The satellite hops: links between two switches that have a delay (in
 /// the generated topology aggsw - satsw and satsw - edgesw).
 fn satellite_links(topology: &Topology) -> Vec<usize> {
@@ -807,4 +853,30 @@ fn check(scenario: &Scenario, jobs: &[JobSummary]) -> Vec<ExpectationResult> {
         }
     }
     results
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_declared_network_is_the_satellite_path_and_a_campus_link() {
+        let figures = |options: testbed::GenOptions| {
+            declared_network(&testbed::generate(&options).unwrap()).unwrap()
+        };
+        let seed = figures(testbed::GenOptions::default());
+        assert_eq!(
+            (seed.wan_mbit, seed.rtt_ms, seed.campus_mbit),
+            (500.0, 48.0, 500.0)
+        );
+        let slow = figures(testbed::GenOptions {
+            satellite_bandwidth_mbit: Some(20.0),
+            satellite_delay_ms: 0.0,
+            ..Default::default()
+        });
+        assert_eq!(
+            (slow.wan_mbit, slow.rtt_ms, slow.campus_mbit),
+            (20.0, 0.0, 500.0)
+        );
+    }
 }

@@ -55,6 +55,12 @@ pub struct JobSummary {
     /// when and why one was lost.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub edge_aggregators: Vec<mlfo::record::EdgePlacement>,
+    /// For `aggregation: auto`: the options the MLFO predicted and chose from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<mlfo::cost::Choice>,
+    /// What was measured, to put beside the plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<mlfo::record::Outcome>,
     /// Final state of the intent.
     pub state: IntentState,
     /// Why it did not complete.
@@ -202,6 +208,8 @@ impl JobSummary {
                 mode: job.mode,
                 aggregation: job.aggregation,
                 edge_aggregators: job.edge_aggregators.clone(),
+                plan: job.plan.clone(),
+                outcome: job.outcome.clone(),
                 state: record.state,
                 reason: record.reason.clone(),
                 notes: record.notes.clone(),
@@ -317,6 +325,8 @@ pub(crate) mod tests {
             mode: intent::TrainingMode::Federated,
             aggregation: intent::Aggregation::Flat,
             edge_aggregators: Vec::new(),
+            plan: None,
+            outcome: None,
             state: IntentState::Completed,
             reason: None,
             notes: Vec::new(),

@@ -120,17 +120,24 @@ pub enum Aggregation {
     /// Each campus's clients send theirs to an edge aggregator on the
     /// campus, which sends one aggregate to the cloud's server per round.
     Hierarchical,
+    /// The edge MLFO chooses, from its cost model of the network.
+    Auto,
 }
 
 impl Aggregation {
     /// Every option.
-    pub const ALL: [Aggregation; 2] = [Aggregation::Flat, Aggregation::Hierarchical];
+    pub const ALL: [Aggregation; 3] = [
+        Aggregation::Flat,
+        Aggregation::Hierarchical,
+        Aggregation::Auto,
+    ];
 
     /// The option as written in intents.
     pub fn as_str(self) -> &'static str {
         match self {
             Aggregation::Flat => "flat",
             Aggregation::Hierarchical => "hierarchical",
+            Aggregation::Auto => "auto",
         }
     }
 

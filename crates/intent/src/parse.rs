@@ -334,7 +334,7 @@ impl Reader {
             deadline_s: self.float(m, path, "deadline_s", rules::DEADLINE_S),
             max_bandwidth_mbps: self.float(m, path, "max_bandwidth_mbps", rules::BANDWIDTH_MBPS),
             aggregation: self.opt(m, path, "aggregation", |v| {
-                choice(v, Aggregation::from_name, "flat | hierarchical")
+                choice(v, Aggregation::from_name, "flat | hierarchical | auto")
             }),
             latency: self.opt(m, path, "latency", |v| {
                 choice(v, LatencyLevel::from_name, "low | medium | high")

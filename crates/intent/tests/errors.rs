@@ -293,7 +293,7 @@ fn unreadable_files_say_why() {
 fn aggregation_names_its_options_and_needs_federated_learning() {
     assert_eq!(
         constraint_error("aggregation: tree"),
-        "intent.yaml: targets[0].constraints.aggregation: must be one of flat | hierarchical, got \"tree\""
+        "intent.yaml: targets[0].constraints.aggregation: must be one of flat | hierarchical | auto, got \"tree\""
     );
     assert_eq!(
         constraint_error("latency: 5"),

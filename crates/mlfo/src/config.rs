@@ -256,6 +256,27 @@ pub struct MlfoConfig {
     /// its clients' links through its `/v1/meters` API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_controller: Option<String>,
+    /// Declared figures of the path from the campuses to the cloud (edge),
+    /// the inputs of the cost model that chooses for `aggregation: auto`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkFigures>,
+}
+
+/// The network as the edge MLFO's cost model sees it, declared in its
+/// configuration (`dmo run` writes the topology's figures).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkFigures {
+    /// Bottleneck bandwidth from the campuses to the cloud aggregator, Mbit/s.
+    pub wan_mbit: f64,
+    /// Round-trip time from a campus to the cloud aggregator, ms.
+    pub rtt_ms: f64,
+    /// Bandwidth of a campus link (a client's, an edge aggregator's), Mbit/s.
+    pub campus_mbit: f64,
+    /// Seconds a client's local training takes per round (default 0: the
+    /// same in both options, so left out of the comparison).
+    #[serde(default)]
+    pub train_s: f64,
 }
 
 fn default_name() -> String {

@@ -97,6 +97,9 @@ pub(crate) fn finish(mlfo: &Mlfo, record: &mut IntentRecord, state: IntentState)
     leave_queue(mlfo, record);
     let elapsed = record.elapsed_s();
     record.timings.done_s = Some(elapsed);
+    for job in &mut record.jobs {
+        job.outcome = crate::record::Outcome::of(job);
+    }
     mlfo.inner.metrics.latency("done", elapsed);
     tracing::info!(intent = %record.id, state = state.as_str(), reason = ?record.reason, "intent finished after {elapsed:.3} s");
     set_state(mlfo, record, state);
@@ -128,7 +131,7 @@ async fn deploy(
     if !record.skip_clients {
         cap_bandwidth(mlfo, record, targets, clients).await?;
     }
-    plan_edge_aggregators(mlfo, record, clients)?;
+    plan_edge_aggregators(mlfo, record, targets, clients)?;
     let placements = place_servers(mlfo, record, targets, clients).await?;
     record.timings.server_ready_s = Some(milestone(mlfo, record, "server_ready"));
     for (job, placement) in record.jobs.iter_mut().zip(placements) {
@@ -166,17 +169,45 @@ async fn deploy(
 }
 
 /// Plans the edge aggregators of every hierarchical job (once: a resumed
-/// intent keeps its plan); a job whose campuses have no edge-aggregator
-/// host runs flat, with a note.
+/// intent keeps its plan), choosing first for `auto` jobs with the cost
+/// model; a job whose campuses have no edge-aggregator host runs flat,
+/// with a note.
 fn plan_edge_aggregators(
     mlfo: &Mlfo,
     record: &mut IntentRecord,
+    targets: &[PlannedTarget],
     clients: &[AgentEntry],
 ) -> Result<(), String> {
     let busy = hierarchy::busy_hosts(mlfo, &record.id);
     let inventory = &mlfo.inner.config.inventory;
     let mut notes = Vec::new();
     for job in &mut record.jobs {
+        if job.aggregation == Aggregation::Auto {
+            let target = targets
+                .iter()
+                .find(|(t, _)| t.id == job.target)
+                .map(|(t, _)| t);
+            let edges = hierarchy::plan(inventory, clients, &busy)?;
+            let choice = match (target, &mlfo.inner.config.network) {
+                (Some(target), Some(network)) => {
+                    hierarchy::choose(target, network, clients, &edges, job.deadline_s)?
+                }
+                _ => {
+                    notes.push(format!(
+                        "{}: aggregation auto, but this MLFO's configuration declares no network figures (network:): the job runs flat",
+                        job.target
+                    ));
+                    job.aggregation = Aggregation::Flat;
+                    continue;
+                }
+            };
+            job.aggregation = choice.chosen;
+            job.plan = Some(choice);
+            if job.aggregation == Aggregation::Hierarchical {
+                job.edge_aggregators = edges;
+            }
+            continue;
+        }
         if job.aggregation != Aggregation::Hierarchical || !job.edge_aggregators.is_empty() {
             continue;
         }
@@ -323,12 +354,16 @@ async fn request_servers(
             .iter()
             .find(|j| j.target == target.id)
             .map_or(&[][..], |j| &j.edge_aggregators[..]);
+        let c = &mut aggregate.targets[0].constraints;
         if !edges.is_empty() {
             // The cloud server trains every campus each round; the edge
             // aggregators sample their own clients.
             let n = hierarchy::upstream_participants(edges, clients) as u32;
-            let c = &mut aggregate.targets[0].constraints;
             (c.fraction_fit, c.min_fit, c.min_available) = (Some(1.0), Some(n), Some(n));
+            c.aggregation = Some(Aggregation::Hierarchical);
+        } else if c.aggregation.is_some() {
+            // What the edge decided (auto, or hierarchical with no host).
+            c.aggregation = Some(Aggregation::Flat);
         }
         let message = to_message(&aggregate);
         let askers: Vec<String> = match record.momo.mode {

@@ -8,7 +8,8 @@
 //! and waits for all of them; each edge aggregator samples its own clients
 //! with the plan's fraction.
 
-use crate::config::{AgentEntry, AgentRole};
+use crate::config::{AgentEntry, AgentRole, NetworkFigures};
+use crate::cost::{self, Campus, Choice, Figure, Inputs, Source};
 use crate::record::{EdgePlacement, IntentRecord, JobRecord};
 use crate::service::Mlfo;
 use intent::{FlPlan, ResolvedTarget};
@@ -80,6 +81,76 @@ pub(crate) fn plan(
         });
     }
     Ok(out)
+}
+
+/// Chooses flat or hierarchical for an `auto` job over `clients` with the
+/// cost model, from the declared `network` and the model's size; `edges`
+/// are the edge aggregators it would have. Fails when the fastest option
+/// cannot train the plan's rounds within `deadline_s`.
+pub(crate) fn choose(
+    target: &ResolvedTarget,
+    network: &NetworkFigures,
+    clients: &[AgentEntry],
+    edges: &[EdgePlacement],
+    deadline_s: Option<f64>,
+) -> Result<Choice, String> {
+    let plan = target.plan.settings();
+    let (model, data) = (target.pipeline.model.kind, target.pipeline.src.kind);
+    let parameters = model
+        .architecture()
+        .parameter_count(data.input_shape(), data.num_classes())
+        .ok_or_else(|| format!("model {model} cannot run on {data}"))?;
+    let inputs = Inputs {
+        model_bytes: 4.0 * parameters as f64,
+        fraction_fit: plan.fraction_fit,
+        min_fit: plan.min_fit as usize,
+        campuses: campuses(clients)
+            .into_iter()
+            .map(|(name, members)| Campus {
+                edge_aggregator: edges.iter().any(|e| e.campus == name),
+                clients: members.len(),
+                name,
+            })
+            .chain(
+                // Clients with no campus join the server directly.
+                Some(clients.iter().filter(|c| c.campus.is_none()).count())
+                    .filter(|n| *n > 0)
+                    .map(|n| Campus {
+                        name: "(no campus)".to_owned(),
+                        clients: n,
+                        edge_aggregator: false,
+                    }),
+            )
+            .collect(),
+        wan_mbit: network.wan_mbit,
+        rtt_ms: network.rtt_ms,
+        campus_mbit: network.campus_mbit,
+        train_s: network.train_s,
+    };
+    let (best, options) = cost::choose(&inputs);
+    let total_s = best.round_s * f64::from(plan.rounds);
+    if let Some(deadline) = deadline_s.filter(|d| total_s > *d) {
+        return Err(format!(
+            "deadline_s {deadline}: no option meets it; the fastest, {}, is predicted at {:.2} s a round, {total_s:.0} s for {} rounds",
+            best.aggregation, best.round_s, plan.rounds
+        ));
+    }
+    let declared = |name: &str, value: f64| Figure {
+        name: name.to_owned(),
+        value,
+        source: Source::Declared,
+    };
+    Ok(Choice {
+        chosen: best.aggregation,
+        options,
+        inputs: vec![
+            declared("model_bytes", inputs.model_bytes),
+            declared("wan_mbit", inputs.wan_mbit),
+            declared("rtt_ms", inputs.rtt_ms),
+            declared("campus_mbit", inputs.campus_mbit),
+            declared("train_s", inputs.train_s),
+        ],
+    })
 }
 
 /// Participants the cloud server of a hierarchical job over `clients` has:

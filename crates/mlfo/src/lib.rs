@@ -13,6 +13,7 @@ pub mod api;
 pub mod client;
 pub mod cloud;
 pub mod config;
+pub mod cost;
 mod edge;
 mod hierarchy;
 pub mod metrics;

@@ -297,6 +297,13 @@ pub struct JobRecord {
     /// edge-aggregator host; the clients of other campuses join the server.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub edge_aggregators: Vec<EdgePlacement>,
+    /// For `aggregation: auto`: every option with its predicted round time
+    /// and wide-area bytes, the inputs with their sources, and the choice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<crate::cost::Choice>,
+    /// What was measured once the job ended, to put beside the plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
     /// The clients.
     pub clients: Vec<ClientPlacement>,
     /// Accuracy of the initial global model (server-side evaluation), when measured.
@@ -304,6 +311,47 @@ pub struct JobRecord {
     pub initial_accuracy: Option<f64>,
     /// Rounds done so far.
     pub rounds: Vec<RoundSummary>,
+}
+
+/// A job's measured figures, beside its plan's predictions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// Median round time, seconds.
+    pub median_round_s: f64,
+    /// Bytes the job's server exchanged per round (mean): for a cohort
+    /// behind the wide-area path, the bytes that crossed it (protobuf
+    /// message sizes).
+    pub wan_bytes_per_round: f64,
+    /// Accuracy after the last round.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_accuracy: Option<f64>,
+}
+
+impl Outcome {
+    /// The outcome of `job`'s rounds; `None` before any round.
+    pub fn of(job: &JobRecord) -> Option<Outcome> {
+        if job.rounds.is_empty() {
+            return None;
+        }
+        let mut durations: Vec<f64> = job.rounds.iter().map(|r| r.duration_s).collect();
+        durations.sort_by(f64::total_cmp);
+        let mid = durations.len() / 2;
+        let median_round_s = if durations.len().is_multiple_of(2) {
+            (durations[mid - 1] + durations[mid]) / 2.0
+        } else {
+            durations[mid]
+        };
+        let bytes: u64 = job
+            .rounds
+            .iter()
+            .map(|r| r.bytes_sent + r.bytes_received)
+            .sum();
+        Some(Outcome {
+            median_round_s,
+            wan_bytes_per_round: bytes as f64 / job.rounds.len() as f64,
+            final_accuracy: job.latest_accuracy(),
+        })
+    }
 }
 
 fn is_zero(n: &u64) -> bool {

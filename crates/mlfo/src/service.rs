@@ -423,6 +423,8 @@ fn job_record(target: &ResolvedTarget, plan: &FlPlan) -> JobRecord {
         aggregation: plan.aggregation,
         server: None,
         edge_aggregators: Vec::new(),
+        plan: None,
+        outcome: None,
         clients: Vec::new(),
         initial_accuracy: None,
         rounds: Vec::new(),

@@ -305,6 +305,8 @@ mod tests {
                 aggregation: intent::Aggregation::Flat,
                 server: None,
                 edge_aggregators: Vec::new(),
+                plan: None,
+                outcome: None,
                 clients: vec![],
                 initial_accuracy: None,
                 rounds: vec![RoundSummary {
