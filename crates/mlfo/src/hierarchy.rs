@@ -380,6 +380,69 @@ mod tests {
         );
     }
 
+    fn target(constraints: &str) -> ResolvedTarget {
+        let text = format!(
+            "intentID: i\ntargets:\n  - id: t\n    operation: maximise\n    \
+             operand: robots.welding.accuracy\n    constraints: {{ privacylevel: high, {constraints} }}\n"
+        );
+        let intent = intent::parse("i.yaml", text.as_bytes()).unwrap();
+        intent::Catalog::builtin()
+            .resolve(&intent)
+            .unwrap()
+            .targets
+            .remove(0)
+    }
+
+    #[test]
+    fn auto_chooses_with_the_declared_network_and_names_a_deadline_it_cannot_meet() {
+        let inventory = vec![
+            agent("fla.1", AgentRole::EdgeAggregator, Some("campus1"), 1),
+            agent("fla.2", AgentRole::EdgeAggregator, Some("campus2"), 1),
+        ];
+        // Two campuses of ten clients.
+        let cohort: Vec<AgentEntry> = (0..20)
+            .map(|i| {
+                let campus = format!("campus{}", 1 + i / 10);
+                agent(
+                    &format!("fc.{}", 10 + i),
+                    AgentRole::Client,
+                    Some(&campus),
+                    1,
+                )
+            })
+            .collect();
+        let edges = plan(&inventory, &cohort, &[]).unwrap();
+        let slow = NetworkFigures {
+            wan_mbit: 20.0,
+            rtt_ms: 48.0,
+            campus_mbit: 500.0,
+            train_s: 0.0,
+        };
+        let t = target("aggregation: auto, numround: 10");
+        let choice = choose(&t, &slow, &cohort, &edges, None).unwrap();
+        assert_eq!(choice.chosen, intent::Aggregation::Hierarchical);
+        assert_eq!(choice.options.len(), 2);
+        let bytes = choice
+            .inputs
+            .iter()
+            .find(|f| f.name == "model_bytes")
+            .unwrap();
+        assert_eq!(
+            bytes.value,
+            4.0 * 199_210.0,
+            "the welding pipeline's MLP on MNIST"
+        );
+        assert_eq!(bytes.source, Source::Declared);
+        let e = choose(&t, &slow, &cohort, &edges, Some(0.5)).unwrap_err();
+        assert!(
+            e.starts_with(
+                "deadline_s 0.5: no option meets it; the fastest, hierarchical, is predicted at "
+            ),
+            "{e}"
+        );
+        assert!(e.ends_with("for 10 rounds"), "{e}");
+    }
+
     #[test]
     fn clients_join_their_campus_aggregator_or_the_server() {
         let mut job: JobRecord = serde_json::from_value(serde_json::json!({
