@@ -191,6 +191,7 @@ fn a_centralised_twin_sends_its_data_across_the_satellite() {
     assert_eq!(central["passes_planned"], fl["passes_planned"]);
     let parts = central["rounds"][0]["bytes_received"].as_u64().unwrap();
     let over_satellite = central["satellite_bytes"].as_u64().unwrap();
+    eprintln!("{parts} B of parts, {over_satellite} B over the satellite");
     assert!(
         parts > 100_000 && over_satellite >= parts,
         "{parts} B of parts, {over_satellite} B over the satellite"

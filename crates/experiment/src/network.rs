@@ -125,8 +125,10 @@ pub struct NetworkSummary {
 
 /// Bytes over `links` (indices; both directions, summed over the links)
 /// from `from_unix_s` to `to_unix_s`, by the link counters: from the last
-/// sample taken at or before `from_unix_s` (else the first) to the first
-/// taken at or after `to_unix_s` (else the last). `None` without samples.
+/// sample whose read ended at or before `from_unix_s` (else the first) to
+/// the first whose read began at or after `to_unix_s` (else the last), so
+/// that no byte of the window is missed while the counters are read (which
+/// takes a while on a loaded machine). `None` without samples.
 pub fn bytes_between(
     m: &Measurements,
     links: &[usize],
@@ -144,7 +146,7 @@ pub fn bytes_between(
         .samples
         .iter()
         .rev()
-        .find(|s| s.unix_s <= from_unix_s)
+        .find(|s| s.unix_end_s.max(s.unix_s) <= from_unix_s)
         .or(m.samples.first())?;
     let last = m
         .samples
@@ -319,6 +321,7 @@ mod tests {
         let sample = |t_s: f64, ab: u64, conn_rtt: f64| Sample {
             t_s,
             unix_s: 1000.0 + t_s,
+            unix_end_s: 1000.0 + t_s,
             links: vec![
                 LinkBytes {
                     link: 0,
@@ -363,6 +366,12 @@ mod tests {
         assert_eq!(bytes_between(&m, &[0], 1001.0, 1002.0), Some(1_875_000));
         assert_eq!(bytes_between(&m, &[0, 1], 0.0, 5000.0), Some(3_750_000));
         assert_eq!(bytes_between(&m, &[1], 1000.5, 1001.5), Some(0));
+        // A read that was still going on when the window opened may hold
+        // bytes of the window: the sample before it is the start.
+        let mut slow = m.clone();
+        slow.samples[1].unix_end_s = 1001.4;
+        assert_eq!(bytes_between(&slow, &[0], 1001.2, 1002.0), Some(3_750_000));
+        assert_eq!(bytes_between(&m, &[0], 1001.2, 1002.0), Some(1_875_000));
         assert_eq!(median(vec![74.8, 48.6]), 61.7);
         assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
         let none = Measurements::default();

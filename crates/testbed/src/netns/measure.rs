@@ -51,10 +51,14 @@ pub struct TcpConn {
 pub struct Sample {
     /// Seconds since sampling started.
     pub t_s: f64,
-    /// When it was taken, seconds since the Unix epoch (to line samples up
-    /// with an intent's life).
+    /// When the link counters' read began, seconds since the Unix epoch
+    /// (to line samples up with an intent's life).
     #[serde(default)]
     pub unix_s: f64,
+    /// When it ended: the counters hold every byte sent before `unix_s`
+    /// and none sent after this.
+    #[serde(default)]
+    pub unix_end_s: f64,
     /// Every link's byte counters.
     pub links: Vec<LinkBytes>,
     /// The FL connections on the aggregators.
@@ -186,6 +190,30 @@ pub fn parse_ss(host: &str, text: &str) -> Vec<TcpConn> {
     out
 }
 
+/// One sample of the links and of the FL connections of `tcp_hosts`.
+fn take_sample(plan: &NetPlan, tcp_hosts: &[String], t0: Instant) -> Sample {
+    let tcp = tcp_hosts
+        .iter()
+        .filter_map(|h| plan.host(h))
+        .flat_map(|h| fl_connections(&h.name, &h.ns))
+        .collect();
+    let unix = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64())
+    };
+    let t_s = t0.elapsed().as_secs_f64();
+    let unix_s = unix();
+    let links = link_bytes(plan);
+    Sample {
+        t_s,
+        unix_s,
+        unix_end_s: unix(),
+        links,
+        tcp,
+    }
+}
+
 /// The sampling thread; [`Sampler::stop`] ends it and hands the samples over.
 pub struct Sampler {
     stop: Arc<AtomicBool>,
@@ -203,26 +231,20 @@ impl Sampler {
             .spawn(move || {
                 let t0 = Instant::now();
                 let mut samples = std::collections::VecDeque::new();
-                while !flag.load(Ordering::Relaxed) {
+                loop {
                     let next = Instant::now() + INTERVAL;
-                    let tcp = tcp_hosts
-                        .iter()
-                        .filter_map(|h| plan.host(h))
-                        .flat_map(|h| fl_connections(&h.name, &h.ns))
-                        .collect();
                     if samples.len() == MAX_SAMPLES {
                         samples.pop_front();
                     }
-                    samples.push_back(Sample {
-                        t_s: t0.elapsed().as_secs_f64(),
-                        unix_s: std::time::SystemTime::now()
-                            .duration_since(std::time::UNIX_EPOCH)
-                            .map_or(0.0, |d| d.as_secs_f64()),
-                        links: link_bytes(&plan),
-                        tcp,
-                    });
+                    samples.push_back(take_sample(&plan, &tcp_hosts, t0));
                     while !flag.load(Ordering::Relaxed) && Instant::now() < next {
                         std::thread::sleep(Duration::from_millis(50));
+                    }
+                    if flag.load(Ordering::Relaxed) {
+                        // A last sample once stopped, so that the counters
+                        // cover everything up to the end of the run.
+                        samples.push_back(take_sample(&plan, &tcp_hosts, t0));
+                        break;
                     }
                 }
                 Vec::from(samples)
