@@ -20,6 +20,26 @@ fn namespaces(run: u8) -> Vec<String> {
         .collect()
 }
 
+/// Removes run `run`'s testbed when dropped, also when the test fails.
+struct DownOnDrop(u8);
+
+impl Drop for DownOnDrop {
+    fn drop(&mut self) {
+        let _ = testbed::netns::down_run(self.0);
+    }
+}
+
+/// The `dmo` processes inside run `run`'s namespaces (the hosts; not the
+/// short-lived `ip`, `tc` and `ss` the runner starts in them).
+fn dmo_pids_inside(run: u8) -> Vec<u32> {
+    pids_inside(run)
+        .into_iter()
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "dmo")
+        })
+        .collect()
+}
+
 /// The pids of every process inside run `run`'s namespaces.
 fn pids_inside(run: u8) -> Vec<u32> {
     namespaces(run)
@@ -81,6 +101,7 @@ fn assert_gone(run: u8) {
 fn a_run_on_namespaces_shows_the_satellite_delay_in_its_rounds() {
     let _alone = testkit::require_root_alone();
     let run = 240;
+    let _down = DownOnDrop(run);
     let cwd = tempfile::tempdir().unwrap();
     // The CI scenario with the prototype's background flow, 20 Mbit/s
     // from the edge's traffic app to the cloud's traffic server.
@@ -154,6 +175,7 @@ fn a_run_on_namespaces_shows_the_satellite_delay_in_its_rounds() {
 fn a_centralised_twin_sends_its_data_across_the_satellite() {
     let _alone = testkit::require_root_alone();
     let run = 245;
+    let _down = DownOnDrop(run);
     let cwd = tempfile::tempdir().unwrap();
     // The CI scenario with cohort1's intent run centralised too, once it
     // has ended federated.
@@ -205,6 +227,7 @@ fn a_centralised_twin_sends_its_data_across_the_satellite() {
 fn testbed_up_holds_the_network_until_sigterm() {
     let _alone = testkit::require_root_alone();
     let run = 241;
+    let _down = DownOnDrop(run);
     let mut up = Command::new(env!("CARGO_BIN_EXE_dmo"))
         .args(["testbed", "up", "--run-byte", &run.to_string()])
         .stdout(Stdio::piped())
@@ -259,6 +282,7 @@ fn testbed_up_holds_the_network_until_sigterm() {
 fn down_all_cleans_up_after_a_killed_runner() {
     let _alone = testkit::require_root_alone();
     let run = 242;
+    let _down = DownOnDrop(run);
     let cwd = tempfile::tempdir().unwrap();
     let mut runner = netns_run(&format!("{REPO}/scenarios/ci-small.yaml"), run, cwd.path())
         .stdout(Stdio::null())
@@ -267,7 +291,7 @@ fn down_all_cleans_up_after_a_killed_runner() {
         .unwrap();
     // Wait until host processes run inside the namespaces.
     let start = Instant::now();
-    while pids_inside(run).len() < 8 {
+    while dmo_pids_inside(run).len() < 8 {
         assert!(
             start.elapsed() < Duration::from_secs(60),
             "the hosts never started"
@@ -276,7 +300,7 @@ fn down_all_cleans_up_after_a_killed_runner() {
     }
     runner.kill().unwrap();
     runner.wait().unwrap();
-    let orphans = pids_inside(run);
+    let orphans = dmo_pids_inside(run);
     assert!(
         !orphans.is_empty(),
         "the host processes outlive a SIGKILLed runner"
@@ -307,6 +331,7 @@ fn down_all_cleans_up_after_a_killed_runner() {
 fn ctrl_c_mid_run_removes_the_testbed() {
     let _alone = testkit::require_root_alone();
     let run = 243;
+    let _down = DownOnDrop(run);
     let cwd = tempfile::tempdir().unwrap();
     let runner = netns_run(&format!("{REPO}/scenarios/default.yaml"), run, cwd.path())
         .stdout(Stdio::null())
@@ -314,7 +339,7 @@ fn ctrl_c_mid_run_removes_the_testbed() {
         .spawn()
         .unwrap();
     let start = Instant::now();
-    while pids_inside(run).len() < 50 {
+    while dmo_pids_inside(run).len() < 50 {
         assert!(
             start.elapsed() < Duration::from_secs(60),
             "the hosts never started"
@@ -337,6 +362,7 @@ fn ctrl_c_mid_run_removes_the_testbed() {
 fn a_bandwidth_cap_meters_only_its_cohort() {
     let _alone = testkit::require_root_alone();
     let run = 244;
+    let _down = DownOnDrop(run);
     let cwd = tempfile::tempdir().unwrap();
     // cohort1's intent asks for at most 10 Mbit/s: the edge MLFO sets a
     // meter on each of its 4 clients' links through the testbed's network
@@ -409,6 +435,7 @@ timeouts: {{ ready_s: 120, run_s: 300 }}
 
 /// Runs [`two_campuses`] on namespaces; its summary's only job.
 fn run_two_campuses(how: &str, run: u8) -> serde_json::Value {
+    let _down = DownOnDrop(run);
     let cwd = tempfile::tempdir().unwrap();
     let scenario = cwd.path().join("scenario.yaml");
     std::fs::write(&scenario, two_campuses(how)).unwrap();
@@ -507,6 +534,7 @@ fn agent_get(ns: &str, addr: &str, path: &str) -> Option<String> {
 fn an_edge_aggregator_killed_mid_job_costs_its_campus_not_the_job() {
     let _alone = testkit::require_root_alone();
     let run = 248;
+    let _down = DownOnDrop(run);
     let cwd = tempfile::tempdir().unwrap();
     let scenario = cwd.path().join("scenario.yaml");
     let text = two_campuses("hierarchical").replace("rounds: 8,", "rounds: 12,");
@@ -579,6 +607,7 @@ fn an_edge_aggregator_killed_mid_job_costs_its_campus_not_the_job() {
 fn auto_aggregation_goes_hierarchical_over_a_slow_satellite_and_flat_over_a_fast_one() {
     let _alone = testkit::require_root_alone();
     let run = |satellite: &str, byte: u8| {
+        let _down = DownOnDrop(byte);
         let cwd = tempfile::tempdir().unwrap();
         let scenario = cwd.path().join("scenario.yaml");
         let text = two_campuses("auto")
