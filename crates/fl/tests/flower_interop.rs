@@ -66,6 +66,25 @@ fn finish(peer: Peer) -> String {
     text
 }
 
+/// Waits for Flower's server to end and checks its history: three rounds
+/// of distributed loss, falling.
+fn assert_flower_loss_falls_over_three_rounds(server: Peer) {
+    let out = finish(server);
+    let line = out
+        .lines()
+        .find_map(|l| l.strip_prefix("HISTORY "))
+        .expect("history line");
+    let h: serde_json::Value = serde_json::from_str(line).unwrap();
+    let losses: Vec<f64> = h["losses_distributed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p[1].as_f64().unwrap())
+        .collect();
+    assert_eq!(losses.len(), 3, "Flower recorded 3 rounds: {out}");
+    assert!(losses.windows(2).all(|w| w[1] < w[0]), "{losses:?}");
+}
+
 async fn run_our_server(clients: &[&[&str]]) -> fl::history::History {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
@@ -163,20 +182,7 @@ async fn our_clients_train_on_flowers_server() {
         let s = c.await.unwrap().expect("our client finishes cleanly");
         assert_eq!((s.fits, s.evaluates, s.errors), (3, 3, 0));
     }
-    let out = finish(server);
-    let line = out
-        .lines()
-        .find_map(|l| l.strip_prefix("HISTORY "))
-        .expect("history line");
-    let h: serde_json::Value = serde_json::from_str(line).unwrap();
-    let losses: Vec<f64> = h["losses_distributed"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p[1].as_f64().unwrap())
-        .collect();
-    assert_eq!(losses.len(), 3, "Flower recorded 3 rounds: {out}");
-    assert!(losses.windows(2).all(|w| w[1] < w[0]), "{losses:?}");
+    assert_flower_loss_falls_over_three_rounds(server);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -271,18 +277,5 @@ async fn our_edge_aggregators_train_on_flowers_server() {
             .expect("edge ends when Flower sends it away");
         assert_eq!(h.rounds.len(), 3);
     }
-    let out = finish(server);
-    let line = out
-        .lines()
-        .find_map(|l| l.strip_prefix("HISTORY "))
-        .expect("history line");
-    let h: serde_json::Value = serde_json::from_str(line).unwrap();
-    let losses: Vec<f64> = h["losses_distributed"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p[1].as_f64().unwrap())
-        .collect();
-    assert_eq!(losses.len(), 3, "Flower recorded 3 rounds: {out}");
-    assert!(losses.windows(2).all(|w| w[1] < w[0]), "{losses:?}");
+    assert_flower_loss_falls_over_three_rounds(server);
 }

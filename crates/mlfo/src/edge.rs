@@ -571,24 +571,15 @@ async fn start_clients(
 /// Stops every client of the intent and releases its servers at the cloud.
 /// Returns the problems met (the caller records them).
 pub(crate) async fn tear_down(mlfo: &Mlfo, record: &mut IntentRecord) -> Vec<String> {
-    let mut calls = JoinSet::new();
-    for client in record.jobs.iter().flat_map(|j| &j.clients) {
-        if let Some(job) = &client.job_id {
-            let agent = client.agent();
-            let sbi = mlfo.inner.sbi.clone();
-            let job = job.clone();
-            calls.spawn(async move { sbi.stop(&agent, &job).await });
-        }
-    }
-    let mut problems = Vec::new();
-    while let Some(joined) = calls.join_next().await {
-        match joined {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => problems.push(e.to_string()),
-            Err(e) => problems.push(e.to_string()),
-        }
-    }
-    problems.extend(hierarchy::stop(mlfo, record).await);
+    let clients: Vec<(AgentEntry, String)> = record
+        .jobs
+        .iter()
+        .flat_map(|j| &j.clients)
+        .filter_map(|c| Some((c.agent(), c.job_id.clone()?)))
+        .collect();
+    let mut problems = stop_jobs(mlfo, clients).await;
+    // The edge aggregators after their clients, so that none waits for one.
+    problems.extend(stop_jobs(mlfo, hierarchy::jobs(record)).await);
     if let Some(controller) = &mlfo.inner.config.network_controller {
         for id in &record.meters {
             if let Err(e) = mlfo.inner.sbi.delete_meter(controller, *id).await {
@@ -598,6 +589,24 @@ pub(crate) async fn tear_down(mlfo: &Mlfo, record: &mut IntentRecord) -> Vec<Str
     }
     if let Some(problem) = release(mlfo, record).await {
         problems.push(problem);
+    }
+    problems
+}
+
+/// Stops `jobs` (agent, job id) in parallel; returns the problems met.
+async fn stop_jobs(mlfo: &Mlfo, jobs: Vec<(AgentEntry, String)>) -> Vec<String> {
+    let mut calls = JoinSet::new();
+    for (agent, job) in jobs {
+        let sbi = mlfo.inner.sbi.clone();
+        calls.spawn(async move { sbi.stop(&agent, &job).await });
+    }
+    let mut problems = Vec::new();
+    while let Some(joined) = calls.join_next().await {
+        match joined {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => problems.push(e.to_string()),
+            Err(e) => problems.push(e.to_string()),
+        }
     }
     problems
 }

@@ -280,24 +280,14 @@ pub(crate) fn server_for(job: &JobRecord, index: usize) -> String {
         .unwrap_or_default()
 }
 
-/// Stops every edge aggregator of the intent; returns the problems met.
-pub(crate) async fn stop(mlfo: &Mlfo, record: &IntentRecord) -> Vec<String> {
-    let mut calls = JoinSet::new();
-    for edge in record.jobs.iter().flat_map(|j| &j.edge_aggregators) {
-        if let Some(job) = &edge.job_id {
-            let (sbi, agent, job) = (mlfo.inner.sbi.clone(), edge.agent(), job.clone());
-            calls.spawn(async move { sbi.stop(&agent, &job).await });
-        }
-    }
-    let mut problems = Vec::new();
-    while let Some(joined) = calls.join_next().await {
-        match joined {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => problems.push(e.to_string()),
-            Err(e) => problems.push(e.to_string()),
-        }
-    }
-    problems
+/// The edge aggregator jobs of the intent, to stop: agent and job id.
+pub(crate) fn jobs(record: &IntentRecord) -> Vec<(AgentEntry, String)> {
+    record
+        .jobs
+        .iter()
+        .flat_map(|j| &j.edge_aggregators)
+        .filter_map(|e| Some((e.agent(), e.job_id.clone()?)))
+        .collect()
 }
 
 /// Marks job `job`'s edge aggregators that ended or vanished as lost, with
