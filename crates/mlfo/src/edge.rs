@@ -178,7 +178,7 @@ fn plan_edge_aggregators(
     targets: &[PlannedTarget],
     clients: &[AgentEntry],
 ) -> Result<(), String> {
-    let busy = hierarchy::busy_hosts(mlfo, &record.id);
+    let mut busy = hierarchy::busy_hosts(mlfo, &record.id);
     let inventory = &mlfo.inner.config.inventory;
     let mut notes = Vec::new();
     for job in &mut record.jobs {
@@ -187,7 +187,11 @@ fn plan_edge_aggregators(
                 .iter()
                 .find(|(t, _)| t.id == job.target)
                 .map(|(t, _)| t);
-            let edges = hierarchy::plan(inventory, clients, &busy)?;
+            // Edge hosts that are full leave auto the flat option alone.
+            let edges = hierarchy::plan(inventory, clients, &busy).unwrap_or_else(|why| {
+                notes.push(format!("{}: aggregation auto: {why}", job.target));
+                Vec::new()
+            });
             let choice = match (target, &mlfo.inner.config.network) {
                 (Some(target), Some(network)) => {
                     hierarchy::choose(target, network, clients, &edges, job.deadline_s)?
@@ -204,6 +208,7 @@ fn plan_edge_aggregators(
             job.aggregation = choice.chosen;
             job.plan = Some(choice);
             if job.aggregation == Aggregation::Hierarchical {
+                busy.extend(edges.iter().map(|e| e.host.clone()));
                 job.edge_aggregators = edges;
             }
             continue;
@@ -212,6 +217,8 @@ fn plan_edge_aggregators(
             continue;
         }
         job.edge_aggregators = hierarchy::plan(inventory, clients, &busy)?;
+        // A second job of the intent counts these against the hosts too.
+        busy.extend(job.edge_aggregators.iter().map(|e| e.host.clone()));
         if job.edge_aggregators.is_empty() {
             job.aggregation = Aggregation::Flat;
             notes.push(format!(
