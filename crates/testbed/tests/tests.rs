@@ -6,4 +6,5 @@ mod delayline;
 mod local;
 mod meters;
 mod netns;
+mod paths;
 mod util;

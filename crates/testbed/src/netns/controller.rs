@@ -1,5 +1,6 @@
 //! The testbed controller's REST API, served while a netns testbed runs:
 //! meters (`/v1/meters`), the switches and their ports (`/v1/switches`),
+//! what a path between two hosts offers now (`/v1/paths?from=A&to=B`),
 //! the ONOS request shapes of the prototype's `sendmeter.py`
 //! (`/onos/v1/meters/{device}`, `/onos/v1/flows/{device}`), and the
 //! testbed's own metrics (`/metrics`). It runs on its own thread and
@@ -9,8 +10,9 @@
 use super::NetnsTestbed;
 use super::exporter;
 use super::meters::{MeterError, MeterSpec, Meters, OnosMeter, device_id};
+use super::paths::{self, PathError};
 use super::sys::{SysError, bind_loopback};
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -141,6 +143,7 @@ fn router(state: AppState) -> Router {
         .route("/v1/meters", get(list_meters).post(create_meter))
         .route("/v1/meters/{id}", delete(delete_meter))
         .route("/v1/switches", get(switches))
+        .route("/v1/paths", get(path))
         .route("/onos/v1/meters", get(onos_meters))
         .route("/onos/v1/meters/{device}", post(onos_meter))
         .route("/onos/v1/meters/{device}/{id}", delete(onos_meter_delete))
@@ -161,6 +164,9 @@ enum ControllerError {
     /// A meter operation failed (400, 404 or 500 by its kind).
     #[error(transparent)]
     Meter(#[from] MeterError),
+    /// A path's host is unknown or unreachable (404).
+    #[error(transparent)]
+    Path(#[from] PathError),
     /// The controller itself failed (500).
     #[error("{0}")]
     Internal(String),
@@ -172,7 +178,9 @@ impl IntoResponse for ControllerError {
             ControllerError::BadRequest(_) | ControllerError::Meter(MeterError::Invalid { .. }) => {
                 StatusCode::BAD_REQUEST
             }
-            ControllerError::Meter(MeterError::NotFound(_)) => StatusCode::NOT_FOUND,
+            ControllerError::Meter(MeterError::NotFound(_)) | ControllerError::Path(_) => {
+                StatusCode::NOT_FOUND
+            }
             ControllerError::Meter(MeterError::Kernel(_)) | ControllerError::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -229,6 +237,25 @@ async fn delete_meter(State(s): State<AppState>, Path(id): Path<String>) -> Repl
     let id = path_id(&id, "id", "meter id")?;
     let meters = s.meters.clone();
     Ok(Json(blocking(move || meters.delete(id)).await?).into_response())
+}
+
+/// The query of `GET /v1/paths`.
+#[derive(Debug, serde::Deserialize)]
+struct PathQuery {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+async fn path(State(s): State<AppState>, Query(q): Query<PathQuery>) -> Reply {
+    let (Some(from), Some(to)) = (q.from, q.to) else {
+        return Err(bad_request(
+            "from, to: both are needed, host names or addresses, e.g. /v1/paths?from=fla.1&to=10.0.0.1",
+        ));
+    };
+    let report = tokio::task::spawn_blocking(move || paths::measure(s.meters.plan(), &from, &to))
+        .await
+        .map_err(|e| ControllerError::Internal(e.to_string()))??;
+    Ok(Json(report).into_response())
 }
 
 async fn switches(State(s): State<AppState>) -> Response {

@@ -12,6 +12,7 @@ pub mod exporter;
 pub mod measure;
 pub mod meters;
 mod names;
+pub mod paths;
 pub mod plan;
 mod proxy;
 mod shape;
