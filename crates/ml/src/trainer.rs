@@ -81,6 +81,32 @@ impl LocalTrainer {
             .install(|| engine::evaluate(&model, &self.data.test, &Runtime::eval_device()))
     }
 
+    /// Times local training at `batch_size` on the client's own data: one
+    /// step to warm up, then `steps` steps (fewer when the data holds
+    /// fewer batches), on a copy of the model, so that nothing the trainer
+    /// holds changes. Returns seconds per step.
+    pub fn time_steps(&self, batch_size: usize, steps: usize) -> f64 {
+        let batch = batch_size.max(1);
+        let cfg = FitConfig {
+            batch_size: batch,
+            ..FitConfig::default()
+        };
+        let take = |n: usize| {
+            let rows: Vec<usize> = (0..(n * batch).min(self.data.train.len())).collect();
+            self.data.train.subset(&rows)
+        };
+        let (warm, timed) = (take(1), take(steps.max(1)));
+        let timed_steps = timed.len().div_ceil(batch).max(1);
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let device = Runtime::train_device();
+        self.runtime.install(|| {
+            let (model, _) = engine::train(self.model.clone(), &warm, &cfg, &mut rng, &device);
+            let start = std::time::Instant::now();
+            drop(engine::train(model, &timed, &cfg, &mut rng, &device));
+            start.elapsed().as_secs_f64() / timed_steps as f64
+        })
+    }
+
     fn load(&mut self, parameters: &[Tensor]) -> Result<(), TrainerError> {
         let model = self.model.clone();
         self.model = self

@@ -236,3 +236,23 @@ fn mlp_learns_fashion_mnist_and_the_server_evaluates_it() {
     );
     assert!(central.loss < 0.65, "test-split loss {}", central.loss);
 }
+
+#[test]
+fn timing_steps_leaves_the_model_as_it_was_and_scales_with_the_batch() {
+    let mut trainer = build_trainer(&spec(
+        DatasetName::SyntheticImages,
+        ModelName::Mlp,
+        Partition::iid(2, 0, 5),
+    ))
+    .expect("trainer");
+    let before = trainer.get_parameters(&Config::new()).expect("parameters");
+    let small = trainer.time_steps(4, 5);
+    let large = trainer.time_steps(128, 5);
+    assert!(small > 0.0 && large > 0.0, "{small} {large}");
+    assert!(
+        large > small,
+        "a step of 128 examples ({large} s) outlasts one of 4 ({small} s)"
+    );
+    let after = trainer.get_parameters(&Config::new()).expect("parameters");
+    assert_eq!(before, after, "timing trains a copy");
+}

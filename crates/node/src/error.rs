@@ -15,6 +15,9 @@ pub enum ApiError {
     /// A job operation failed: 404, 503 or 400.
     #[error(transparent)]
     Job(#[from] JobError),
+    /// A training probe could not run (its data or model): 500.
+    #[error("training probe: {0}")]
+    Probe(String),
     /// Metrics could not be encoded: 500.
     #[error("encoding metrics: {0}")]
     Metrics(#[from] std::fmt::Error),
@@ -30,7 +33,7 @@ impl ApiError {
                 | JobError::TooLate { .. }
                 | JobError::TooManyServers { .. },
             ) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Metrics(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Metrics(_) | ApiError::Probe(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }

@@ -338,6 +338,7 @@ pub struct Agent {
     config: Arc<AgentConfig>,
     jobs: Arc<Mutex<JobRegistry>>,
     metrics: Arc<NodeMetrics>,
+    probing: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Agent {
@@ -347,6 +348,27 @@ impl Agent {
             config: Arc::new(config),
             jobs: Arc::default(),
             metrics: Arc::new(NodeMetrics::new()),
+            probing: Arc::default(),
+        }
+    }
+
+    /// Held while a training probe runs: one at a time.
+    pub(crate) fn probing(&self) -> &tokio::sync::Mutex<()> {
+        &self.probing
+    }
+
+    /// What the ML side needs to build the trainer of client job `spec`.
+    pub(crate) fn ml_spec(&self, spec: &ClientJobSpec) -> ml::ClientSpec {
+        ml::ClientSpec {
+            dataset: spec.dataset,
+            model: spec.model,
+            data_dir: self.config.data_dir.clone(),
+            seed: spec
+                .partition
+                .seed
+                .wrapping_add(spec.partition.index as u64),
+            partition: spec.partition,
+            threads: spec.threads.unwrap_or(self.config.threads),
         }
     }
 
@@ -506,17 +528,7 @@ impl Agent {
     /// Starts a client job: it loads its data, then joins the FL server, or
     /// (centralised mode) sends its data to the central trainer.
     pub fn start_client(&self, spec: ClientJobSpec) -> Started {
-        let ml_spec = ml::ClientSpec {
-            dataset: spec.dataset,
-            model: spec.model,
-            data_dir: self.config.data_dir.clone(),
-            seed: spec
-                .partition
-                .seed
-                .wrapping_add(spec.partition.index as u64),
-            partition: spec.partition,
-            threads: spec.threads.unwrap_or(self.config.threads),
-        };
+        let ml_spec = self.ml_spec(&spec);
         let mut registry = self.registry();
         let id = registry.next + 1;
         let labels = Self::metric_labels(id, &spec.labels);

@@ -2,7 +2,7 @@
 //! on its host, and the central trainers of centralised plans with the
 //! clients that send them data. It serves the prototype's form endpoints (`POST /serv`,
 //! `POST /cli`) beside a JSON API (`/v1/servers`, `/v1/clients`,
-//! `/v1/jobs`), plus `/healthz` and OpenMetrics at `/metrics` (jobs, FL
+//! `/v1/jobs`, `/v1/probes/training`), plus `/healthz` and OpenMetrics at `/metrics` (jobs, FL
 //! servers and their connections' TCP statistics, the host's interfaces).
 //!
 //! Jobs run as tokio tasks in the agent's process; [`Agent`] is the domain
@@ -17,6 +17,7 @@ pub mod error;
 pub mod host;
 pub mod jobs;
 pub mod metrics;
+pub mod probe;
 pub mod router;
 pub mod spec;
 

@@ -2,7 +2,7 @@
 
 use crate::error::ApiError;
 use crate::jobs::Agent;
-use crate::{api_form, api_json};
+use crate::{api_form, api_json, probe};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::header::CONTENT_TYPE;
@@ -19,6 +19,7 @@ pub fn router(agent: Agent) -> Router {
         .route("/cli", post(api_form::cli))
         .route("/v1/servers", post(api_json::create_server))
         .route("/v1/clients", post(api_json::create_client))
+        .route("/v1/probes/training", post(probe::training))
         .route("/v1/jobs", get(api_json::list_jobs))
         .route(
             "/v1/jobs/{id}",

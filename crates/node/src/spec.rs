@@ -272,7 +272,12 @@ pub const JSON_NAMES: Names = Names {
     index: "index",
 };
 
-fn check<T: ToString>(field: &str, rule: &str, value: T, ok: bool) -> Result<T, FieldError> {
+pub(crate) fn check<T: ToString>(
+    field: &str,
+    rule: &str,
+    value: T,
+    ok: bool,
+) -> Result<T, FieldError> {
     if ok {
         Ok(value)
     } else {

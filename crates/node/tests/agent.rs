@@ -767,3 +767,52 @@ async fn edge_aggregator_requests_name_the_field_at_fault() {
         assert!(reply.body.starts_with(start), "{body}: {}", reply.body);
     }
 }
+
+#[tokio::test]
+async fn a_training_probe_times_steps_of_the_clients_data_part() {
+    let agent = agent(testkit::free_port()).await;
+    let probe = |body: Value| post_json(agent, "/v1/probes/training", body);
+    let reply = probe(json!({
+        "dataset": "synthetic-images", "model": "mlp", "num_clients": 4, "index": 1,
+        "batch_size": 16, "steps": 3
+    }))
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let p = reply.json();
+    let examples = p["examples"].as_u64().unwrap();
+    assert!(examples > 0, "{p}");
+    assert_eq!(
+        p["steps_per_epoch"].as_u64().unwrap(),
+        examples.div_ceil(16)
+    );
+    let (step, epoch) = (
+        p["step_s"].as_f64().unwrap(),
+        p["epoch_s"].as_f64().unwrap(),
+    );
+    assert!(step > 0.0, "{p}");
+    assert!(
+        (epoch - step * examples.div_ceil(16) as f64).abs() < 1e-9,
+        "{p}"
+    );
+    assert_eq!(p["threads"], 1, "the agent's --threads");
+
+    for (body, field) in [
+        (
+            json!({"dataset": "synthetic-images", "model": "mlp", "steps": 0}),
+            "steps:",
+        ),
+        (
+            json!({"dataset": "synthetic-images", "model": "mlp", "batch_size": 100000}),
+            "batch_size:",
+        ),
+        (json!({"dataset": "nosuch", "model": "mlp"}), "dataset:"),
+        (
+            json!({"dataset": "synthetic-images", "model": "mlp", "index": 3}),
+            "index:",
+        ),
+    ] {
+        let reply = probe(body).await;
+        assert_eq!(reply.status, 400, "{}", reply.body);
+        assert!(reply.body.starts_with(field), "{field}: {}", reply.body);
+    }
+}
