@@ -788,6 +788,10 @@ fn declared_network(topology: &Topology) -> Option<mlfo::config::NetworkFigures>
         rtt_ms: 2.0 * wide.iter().filter_map(|l| l.delay_ms).sum::<f64>(),
         campus_mbit,
         train_s: 0.0,
+        // Every host of the testbed runs on this machine's cores.
+        shared_cores: std::thread::available_parallelism()
+            .ok()
+            .map(|n| n.get() as f64),
     })
 }
 

@@ -359,7 +359,7 @@ fn fl_plan(c: &Constraints, d: &FlDefaults, path: &str) -> Result<FlPlan, Vec<Fi
             max_bandwidth_mbps: c.max_bandwidth_mbps,
             aggregation: c.aggregation.unwrap_or(match c.latency {
                 Some(LatencyLevel::Low) => Aggregation::Hierarchical,
-                _ => Aggregation::Flat,
+                _ => Aggregation::Auto,
             }),
         }),
         _ => Err(errors),

@@ -265,7 +265,7 @@ async fn receive(
             form.text(&name, &value)?;
         }
     }
-    let record = mlfo.submit(&form.into_submission()?)?;
+    let record = mlfo.submit(&form.into_submission()?).await?;
     Ok((
         StatusCode::OK,
         [(LOCATION, format!("/v1/intents/{}", record.id))],
@@ -281,7 +281,7 @@ async fn create_intent(
 ) -> Result<Response, ApiError> {
     let Json(request) = body.map_err(|e| bad_request(e.body_text()))?;
     let submission = request.into_submission().map_err(bad_request)?;
-    let record = mlfo.submit(&submission)?;
+    let record = mlfo.submit(&submission).await?;
     Ok((
         StatusCode::ACCEPTED,
         [(LOCATION, format!("/v1/intents/{}", record.id))],

@@ -273,10 +273,39 @@ pub struct NetworkFigures {
     pub rtt_ms: f64,
     /// Bandwidth of a campus link (a client's, an edge aggregator's), Mbit/s.
     pub campus_mbit: f64,
-    /// Seconds a client's local training takes per round (default 0: the
-    /// same in both options, so left out of the comparison).
+    /// Seconds a client's local training takes per round (default 0),
+    /// used where the MLFO cannot time a client (no agent answers its
+    /// training probe).
     #[serde(default)]
     pub train_s: f64,
+    /// Cores that all client hosts share (one machine: `dmo run` declares
+    /// its cores); a round's training then takes longer when more clients
+    /// train at once than the cores hold. Unset: each client has its own host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_cores: Option<f64>,
+}
+
+impl NetworkFigures {
+    /// Every figure is a finite number in its range.
+    fn check(&self) -> Result<(), String> {
+        let figures = [
+            ("wan_mbit", self.wan_mbit, false),
+            ("campus_mbit", self.campus_mbit, false),
+            ("rtt_ms", self.rtt_ms, true),
+            ("train_s", self.train_s, true),
+        ];
+        let cores = self.shared_cores.map(|c| ("shared_cores", c, false));
+        for (name, value, zero_ok) in figures.into_iter().chain(cores) {
+            let ok = value.is_finite() && (value > 0.0 || (zero_ok && value == 0.0));
+            if !ok {
+                let rule = if zero_ok { ">= 0" } else { "> 0" };
+                return Err(format!(
+                    "network.{name}: must be a finite number {rule}, got {value}"
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 fn default_name() -> String {
@@ -360,6 +389,9 @@ impl MlfoConfig {
             return Err(format!(
                 "network_controller: must be an http:// URL such as http://127.0.0.1:8181, got {url:?}"
             ));
+        }
+        if let Some(network) = &self.network {
+            network.check()?;
         }
         let mut names = BTreeSet::new();
         for (i, agent) in self.inventory.iter().enumerate() {
@@ -467,6 +499,17 @@ inventory:
             c.network_controller.as_deref(),
             Some("http://127.0.0.1:8181")
         );
+
+        for (bad, message) in [
+            ("wan_mbit: 0, rtt_ms: 48, campus_mbit: 500", "network.wan_mbit: must be a finite number > 0, got 0"),
+            ("wan_mbit: 20, rtt_ms: -1, campus_mbit: 500", "network.rtt_ms: must be a finite number >= 0, got -1"),
+            ("wan_mbit: 20, rtt_ms: 48, campus_mbit: .inf", "network.campus_mbit: must be a finite number > 0, got inf"),
+            ("wan_mbit: 20, rtt_ms: 48, campus_mbit: 500, shared_cores: 0", "network.shared_cores: must be a finite number > 0, got 0"),
+        ] {
+            let text = format!("{EDGE}network: {{ {bad} }}\n");
+            let e = MlfoConfig::from_yaml("edge.yaml", &text).unwrap_err();
+            assert_eq!(e.to_string(), format!("edge.yaml: {message}"));
+        }
 
         let unknown = format!("{EDGE}colour: blue\n");
         let e = MlfoConfig::from_yaml("edge.yaml", &unknown).unwrap_err();

@@ -58,8 +58,12 @@ pub struct Inputs {
     pub rtt_ms: f64,
     /// Bandwidth of a campus link (an edge aggregator's, a client's), Mbit/s.
     pub campus_mbit: f64,
-    /// Seconds a client's local training takes per round.
+    /// Seconds a client's local training takes per round, alone on its host.
     pub train_s: f64,
+    /// Clients that can train at once before they slow each other down
+    /// (hosts that share cores: the cores over a client's threads); `None`
+    /// when every client has a host of its own.
+    pub parallel: Option<f64>,
 }
 
 /// The predicted cost of one option.
@@ -67,6 +71,10 @@ pub struct Inputs {
 pub struct Prediction {
     /// The option.
     pub aggregation: Aggregation,
+    /// The campuses that aggregate on their edge aggregator (hierarchical);
+    /// the others send their clients to the cloud server.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub edge_campuses: Vec<String>,
     /// Seconds one round takes.
     pub round_s: f64,
     /// Bytes that cross the wide-area path per round, both directions.
@@ -85,29 +93,38 @@ fn transfer_s(bytes: f64, mbit: f64) -> f64 {
     bytes * 8.0 / (mbit * 1e6)
 }
 
-/// The cost of one round, flat or (with `hierarchical`) through an edge
-/// aggregator on every campus that has one.
-pub fn predict(inputs: &Inputs, hierarchical: bool) -> Prediction {
+/// Seconds `trainers` clients take to train one round at once.
+fn training_s(inputs: &Inputs, trainers: f64) -> f64 {
+    let slowdown = inputs.parallel.map_or(1.0, |p| (trainers / p.max(1e-9)).max(1.0));
+    inputs.train_s * slowdown
+}
+
+/// The cost of one round: flat when `edge_campuses` is empty, else
+/// hierarchical through the edge aggregators of those campuses (each must
+/// have one), the other campuses' clients joining the cloud directly.
+pub fn predict(inputs: &Inputs, edge_campuses: &[String]) -> Prediction {
     let wan = |copies: f64| transfer_s(copies * inputs.model_bytes, inputs.wan_mbit);
     let local = |copies: f64| transfer_s(copies * inputs.model_bytes, inputs.campus_mbit);
     let rtt = inputs.rtt_ms / 1000.0;
-    let (aggregation, wan_copies, fit, eval) = if hierarchical {
+    let (aggregation, wan_copies, fit, eval, trainers) = if !edge_campuses.is_empty() {
         // K edge aggregators and D direct clients, all sampled by the
         // cloud; each edge forwards to its s_c sampled clients (and all its
         // clients for evaluate) once the copy from the cloud is in.
-        let (mut up, mut fan_fit, mut fan_eval) = (0.0, 0.0f64, 0.0f64);
+        let (mut up, mut fan_fit, mut fan_eval, mut trainers) = (0.0, 0.0f64, 0.0f64, 0.0);
         for c in &inputs.campuses {
-            if c.edge_aggregator {
+            if edge_campuses.contains(&c.name) {
                 up += 1.0;
-                let s_c = sampled(c.clients, inputs.fraction_fit, inputs.min_fit);
-                fan_fit = fan_fit.max(s_c as f64);
+                let s_c = sampled(c.clients, inputs.fraction_fit, inputs.min_fit) as f64;
+                fan_fit = fan_fit.max(s_c);
                 fan_eval = fan_eval.max(c.clients as f64);
+                trainers += s_c;
             } else {
                 up += c.clients as f64;
+                trainers += c.clients as f64;
             }
         }
         let (fit, eval) = (wan(up) + local(fan_fit), wan(up) + local(fan_eval));
-        (Aggregation::Hierarchical, 3.0 * up, fit, eval)
+        (Aggregation::Hierarchical, 3.0 * up, fit, eval, trainers)
     } else {
         // The cloud samples S of all N clients and has all N evaluate; the
         // copies stream through the path to every campus at once.
@@ -123,48 +140,93 @@ pub fn predict(inputs: &Inputs, hierarchical: bool) -> Prediction {
             wan(s).max(local(s * busiest)),
             wan(n).max(local(n * busiest)),
         );
-        (Aggregation::Flat, 2.0 * s + n, fit, eval)
+        (Aggregation::Flat, 2.0 * s + n, fit, eval, s)
     };
     Prediction {
         aggregation,
-        round_s: 3.0 * rtt + 2.0 * fit + inputs.train_s + eval,
+        edge_campuses: edge_campuses.to_vec(),
+        round_s: 3.0 * rtt + 2.0 * fit + training_s(inputs, trainers) + eval,
         wan_bytes: wan_copies * inputs.model_bytes,
     }
 }
 
-/// The options considered for an `auto` job and the one chosen: the
-/// record's `plan`.
+/// The plan of a job: what was asked, the option chosen, every option
+/// considered and the inputs with their sources (the record's `plan`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Choice {
+    /// What the intent asked for (`auto`: the MLFO chose).
+    #[serde(default = "auto")]
+    pub requested: Aggregation,
     /// The option chosen.
     pub chosen: Aggregation,
+    /// The campuses that aggregate locally in the chosen option.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub edge_campuses: Vec<String>,
     /// Every option, with its prediction.
     pub options: Vec<Prediction>,
     /// The inputs, each with its source.
     pub inputs: Vec<Figure>,
 }
 
-/// Chooses between flat and hierarchical: the lowest predicted round time,
-/// a tie going to fewer wide-area bytes. Hierarchical is an
-/// option only where some campus has an edge aggregator. Returns the choice
-/// and every option's prediction.
-pub fn choose(inputs: &Inputs) -> (Prediction, Vec<Prediction>) {
-    let mut options = vec![predict(inputs, false)];
-    if inputs.campuses.iter().any(|c| c.edge_aggregator) {
-        options.push(predict(inputs, true));
+fn auto() -> Aggregation {
+    Aggregation::Auto
+}
+
+/// Most campuses with an edge aggregator whose every combination `choose`
+/// predicts (2^12 options); beyond, it weighs all or none of them.
+pub const MAX_COMBINED_CAMPUSES: usize = 12;
+
+/// The options `aggregation` allows: flat; every campus with an edge
+/// aggregator through it; and for `auto` every other combination of
+/// those campuses, each as the list of campuses that aggregate locally.
+fn candidates(inputs: &Inputs, aggregation: Aggregation) -> Vec<Vec<String>> {
+    let edges: Vec<String> = inputs
+        .campuses
+        .iter()
+        .filter(|c| c.edge_aggregator)
+        .map(|c| c.name.clone())
+        .collect();
+    match aggregation {
+        Aggregation::Flat => vec![Vec::new()],
+        Aggregation::Hierarchical => vec![edges],
+        Aggregation::Auto if edges.len() > MAX_COMBINED_CAMPUSES => vec![Vec::new(), edges],
+        Aggregation::Auto => (0..1u32 << edges.len())
+            .map(|mask| {
+                edges
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| mask & (1 << i) != 0)
+                    .map(|(_, name)| name.clone())
+                    .collect()
+            })
+            .collect(),
     }
+}
+
+/// Predicts every option `aggregation` allows and picks the lowest
+/// predicted round time, a tie going to fewer wide-area bytes, then to
+/// fewer edge aggregators. Returns
+/// the choice and every option's prediction, flat first.
+pub fn choose(inputs: &Inputs, aggregation: Aggregation) -> (Prediction, Vec<Prediction>) {
+    let options: Vec<Prediction> = candidates(inputs, aggregation)
+        .iter()
+        .map(|edges| predict(inputs, edges))
+        .collect();
     let best = options
         .iter()
         .min_by(|a, b| {
-            let close = (a.round_s - b.round_s).abs() <= 1e-9 * a.round_s.max(b.round_s);
-            if close {
+            let near = |x: f64, y: f64| (x - y).abs() <= 1e-9 * x.abs().max(y.abs());
+            if !near(a.round_s, b.round_s) {
+                a.round_s.total_cmp(&b.round_s)
+            } else if !near(a.wan_bytes, b.wan_bytes) {
                 a.wan_bytes.total_cmp(&b.wan_bytes)
             } else {
-                a.round_s.total_cmp(&b.round_s)
+                // Then the fewest edge aggregators: no host busy for nothing.
+                a.edge_campuses.len().cmp(&b.edge_campuses.len())
             }
         })
         .cloned()
-        .unwrap_or_else(|| predict(inputs, false));
+        .unwrap_or_else(|| predict(inputs, &[]));
     (best, options)
 }
 
@@ -172,17 +234,19 @@ pub fn choose(inputs: &Inputs) -> (Prediction, Vec<Prediction>) {
 mod tests {
     use super::*;
 
-    /// The seed cohort: 50 clients over 5 campuses with edge aggregators,
-    /// the MLP (199,210 parameters), fracfit 0.5.
-    fn seed(wan_mbit: f64, rtt_ms: f64) -> Inputs {
+    /// A cohort of `sizes` clients per campus, each campus with an edge
+    /// aggregator, the MLP (199,210 parameters), fracfit 0.5.
+    fn cohort(sizes: &[usize], wan_mbit: f64, rtt_ms: f64) -> Inputs {
         Inputs {
             model_bytes: 199_210.0 * 4.0,
             fraction_fit: 0.5,
             min_fit: 1,
-            campuses: (1..=5)
-                .map(|n| Campus {
-                    name: format!("campus{n}"),
-                    clients: 10,
+            campuses: sizes
+                .iter()
+                .enumerate()
+                .map(|(n, &clients)| Campus {
+                    name: format!("campus{}", n + 1),
+                    clients,
                     edge_aggregator: true,
                 })
                 .collect(),
@@ -190,14 +254,22 @@ mod tests {
             rtt_ms,
             campus_mbit: 500.0,
             train_s: 1.0,
+            parallel: None,
         }
+    }
+
+    /// The seed cohort: 50 clients, 10 on each of 5 campuses.
+    fn seed(wan_mbit: f64, rtt_ms: f64) -> Inputs {
+        cohort(&[10; 5], wan_mbit, rtt_ms)
     }
 
     #[test]
     fn a_slow_satellite_makes_hierarchical_the_choice() {
-        let (chosen, options) = choose(&seed(20.0, 48.0));
+        let (chosen, options) = choose(&seed(20.0, 48.0), Aggregation::Auto);
         assert_eq!(chosen.aggregation, Aggregation::Hierarchical);
-        let (flat, hier) = (&options[0], &options[1]);
+        assert_eq!(chosen.edge_campuses.len(), 5, "{chosen:?}");
+        assert_eq!(options.len(), 32, "every combination of 5 campuses");
+        let (flat, hier) = (&options[0], &options[31]);
         assert_eq!(flat.wan_bytes, 100.0 * 796_840.0, "25 + 25 + 50 copies");
         assert_eq!(hier.wan_bytes, 15.0 * 796_840.0, "5 + 5 + 5 copies");
         assert!(flat.round_s > 4.0 * hier.round_s, "{options:?}");
@@ -205,9 +277,48 @@ mod tests {
 
     #[test]
     fn a_fast_direct_path_makes_flat_the_choice() {
-        let (chosen, options) = choose(&seed(10_000.0, 0.0));
+        let (chosen, options) = choose(&seed(10_000.0, 0.0), Aggregation::Auto);
         assert_eq!(chosen.aggregation, Aggregation::Flat, "{options:?}");
-        assert!(options[0].round_s < options[1].round_s);
+        assert!(chosen.edge_campuses.is_empty());
+        assert!(options[0].round_s < options[31].round_s);
+    }
+
+    #[test]
+    fn a_campus_of_one_client_gains_nothing_from_its_own_aggregator() {
+        let (chosen, options) = choose(&cohort(&[10, 10, 10, 10, 1], 20.0, 48.0), Aggregation::Auto);
+        assert_eq!(chosen.aggregation, Aggregation::Hierarchical);
+        assert_eq!(
+            chosen.edge_campuses,
+            ["campus1", "campus2", "campus3", "campus4"],
+            "{options:?}"
+        );
+    }
+
+    #[test]
+    fn a_fixed_aggregation_is_the_only_option() {
+        let inputs = seed(20.0, 48.0);
+        let (flat, options) = choose(&inputs, Aggregation::Flat);
+        assert_eq!((flat.aggregation, options.len()), (Aggregation::Flat, 1));
+        let (hier, options) = choose(&inputs, Aggregation::Hierarchical);
+        assert_eq!(options.len(), 1);
+        assert_eq!((hier.aggregation, hier.edge_campuses.len()), (Aggregation::Hierarchical, 5));
+    }
+
+    #[test]
+    fn clients_sharing_cores_train_slower_together() {
+        let alone = predict(&seed(10_000.0, 0.0), &[]);
+        let shared = predict(
+            &Inputs {
+                parallel: Some(2.0),
+                ..seed(10_000.0, 0.0)
+            },
+            &[],
+        );
+        // 25 sampled clients on 2 at a time: 12.5 times the training time.
+        assert!(
+            (shared.round_s - alone.round_s - 11.5).abs() < 1e-9,
+            "{alone:?} {shared:?}"
+        );
     }
 
     #[test]
@@ -220,7 +331,7 @@ mod tests {
             }],
             ..seed(20.0, 48.0)
         };
-        let (chosen, options) = choose(&no_edges);
+        let (chosen, options) = choose(&no_edges, Aggregation::Auto);
         assert_eq!((chosen.aggregation, options.len()), (Aggregation::Flat, 1));
     }
 

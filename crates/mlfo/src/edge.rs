@@ -131,7 +131,7 @@ async fn deploy(
     if !record.skip_clients {
         cap_bandwidth(mlfo, record, targets, clients).await?;
     }
-    plan_edge_aggregators(mlfo, record, targets, clients)?;
+    plan_edge_aggregators(mlfo, record, clients)?;
     let placements = place_servers(mlfo, record, targets, clients).await?;
     record.timings.server_ready_s = Some(milestone(mlfo, record, "server_ready"));
     for (job, placement) in record.jobs.iter_mut().zip(placements) {
@@ -168,14 +168,14 @@ async fn deploy(
     Ok(())
 }
 
-/// Plans the edge aggregators of every hierarchical job (once: a resumed
-/// intent keeps its plan), choosing first for `auto` jobs with the cost
-/// model; a job whose campuses have no edge-aggregator host runs flat,
-/// with a note.
+/// Places the edge aggregators of every hierarchical job (once: a resumed
+/// intent keeps them) on the campuses its plan chose, or every campus
+/// with an edge-aggregator host when it has no plan. A job whose campuses
+/// have no such host runs flat, as does an `auto` job without a plan or
+/// whose edge hosts are full now, each with a note.
 fn plan_edge_aggregators(
     mlfo: &Mlfo,
     record: &mut IntentRecord,
-    targets: &[PlannedTarget],
     clients: &[AgentEntry],
 ) -> Result<(), String> {
     let mut busy = hierarchy::busy_hosts(mlfo, &record.id);
@@ -183,40 +183,41 @@ fn plan_edge_aggregators(
     let mut notes = Vec::new();
     for job in &mut record.jobs {
         if job.aggregation == Aggregation::Auto {
-            let target = targets
-                .iter()
-                .find(|(t, _)| t.id == job.target)
-                .map(|(t, _)| t);
-            // Edge hosts that are full leave auto the flat option alone.
-            let edges = hierarchy::plan(inventory, clients, &busy).unwrap_or_else(|why| {
-                notes.push(format!("{}: aggregation auto: {why}", job.target));
-                Vec::new()
-            });
-            let choice = match (target, &mlfo.inner.config.network) {
-                (Some(target), Some(network)) => {
-                    hierarchy::choose(target, network, clients, &edges, job.deadline_s)?
-                }
-                _ => {
-                    notes.push(format!(
-                        "{}: aggregation auto, but this MLFO's configuration declares no network figures (network:): the job runs flat",
-                        job.target
-                    ));
-                    job.aggregation = Aggregation::Flat;
-                    continue;
-                }
-            };
-            job.aggregation = choice.chosen;
-            job.plan = Some(choice);
-            if job.aggregation == Aggregation::Hierarchical {
-                busy.extend(edges.iter().map(|e| e.host.clone()));
-                job.edge_aggregators = edges;
-            }
+            // No plan could be made (noted at submission).
+            job.aggregation = Aggregation::Flat;
             continue;
         }
         if job.aggregation != Aggregation::Hierarchical || !job.edge_aggregators.is_empty() {
             continue;
         }
-        job.edge_aggregators = hierarchy::plan(inventory, clients, &busy)?;
+        let chosen: Vec<AgentEntry> = match &job.plan {
+            Some(plan) => clients
+                .iter()
+                .filter(|c| {
+                    c.campus
+                        .as_ref()
+                        .is_some_and(|campus| plan.edge_campuses.contains(campus))
+                })
+                .cloned()
+                .collect(),
+            None => clients.to_vec(),
+        };
+        let was_auto = job
+            .plan
+            .as_ref()
+            .is_some_and(|p| p.requested == Aggregation::Auto);
+        job.edge_aggregators = match hierarchy::plan(inventory, &chosen, &busy) {
+            Ok(edges) => edges,
+            Err(why) if was_auto => {
+                notes.push(format!(
+                    "{}: aggregation auto chose hierarchical, but {why}: the job runs flat",
+                    job.target
+                ));
+                job.aggregation = Aggregation::Flat;
+                continue;
+            }
+            Err(why) => return Err(why),
+        };
         // A second job of the intent counts these against the hosts too.
         busy.extend(job.edge_aggregators.iter().map(|e| e.host.clone()));
         if job.edge_aggregators.is_empty() {

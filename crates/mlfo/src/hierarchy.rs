@@ -8,11 +8,12 @@
 //! and waits for all of them; each edge aggregator samples its own clients
 //! with the plan's fraction.
 
-use crate::config::{AgentEntry, AgentRole, NetworkFigures};
+use crate::config::{AgentEntry, AgentRole};
 use crate::cost::{self, Campus, Choice, Figure, Inputs, Source};
+use crate::measure::Figures;
 use crate::record::{EdgePlacement, IntentRecord, JobRecord};
 use crate::service::Mlfo;
-use intent::{FlPlan, ResolvedTarget};
+use intent::{Aggregation, FlPlan, ResolvedTarget, TrainingMode};
 use node::{JobState, ServerRequest};
 use std::collections::BTreeMap;
 use tokio::task::JoinSet;
@@ -83,15 +84,18 @@ pub(crate) fn plan(
     Ok(out)
 }
 
-/// Chooses flat or hierarchical for an `auto` job over `clients` with the
-/// cost model, from the declared `network` and the model's size; `edges`
-/// are the edge aggregators it would have. Fails when the fastest option
-/// cannot train the plan's rounds within `deadline_s`.
+/// The plan of a job training `target` over `clients` with `aggregation`:
+/// the cost model's prediction of every option that `aggregation` allows
+/// (`auto`: every combination of the campuses that have an edge
+/// aggregator in `edges`) from `figures`, and the fastest. Fails, with the
+/// fastest option's prediction, when none trains the plan's rounds within
+/// `deadline_s`.
 pub(crate) fn choose(
     target: &ResolvedTarget,
-    network: &NetworkFigures,
+    figures: &Figures,
     clients: &[AgentEntry],
     edges: &[EdgePlacement],
+    aggregation: Aggregation,
     deadline_s: Option<f64>,
 ) -> Result<Choice, String> {
     let plan = target.plan.settings();
@@ -122,12 +126,13 @@ pub(crate) fn choose(
                     }),
             )
             .collect(),
-        wan_mbit: network.wan_mbit,
-        rtt_ms: network.rtt_ms,
-        campus_mbit: network.campus_mbit,
-        train_s: network.train_s,
+        wan_mbit: figures.wan_mbit.value,
+        rtt_ms: figures.rtt_ms.value,
+        campus_mbit: figures.campus_mbit.value,
+        train_s: figures.train_s.value,
+        parallel: figures.parallel.as_ref().map(|f| f.value),
     };
-    let (best, options) = cost::choose(&inputs);
+    let (best, options) = cost::choose(&inputs, aggregation);
     let total_s = best.round_s * f64::from(plan.rounds);
     if let Some(deadline) = deadline_s.filter(|d| total_s > *d) {
         return Err(format!(
@@ -135,22 +140,74 @@ pub(crate) fn choose(
             best.aggregation, best.round_s, plan.rounds
         ));
     }
-    let declared = |name: &str, value: f64| Figure {
-        name: name.to_owned(),
-        value,
+    let model_bytes = Figure {
+        name: "model_bytes".to_owned(),
+        value: inputs.model_bytes,
         source: Source::Declared,
     };
     Ok(Choice {
+        requested: aggregation,
         chosen: best.aggregation,
+        edge_campuses: best.edge_campuses,
         options,
-        inputs: vec![
-            declared("model_bytes", inputs.model_bytes),
-            declared("wan_mbit", inputs.wan_mbit),
-            declared("rtt_ms", inputs.rtt_ms),
-            declared("campus_mbit", inputs.campus_mbit),
-            declared("train_s", inputs.train_s),
-        ],
+        inputs: std::iter::once(model_bytes)
+            .chain(figures.list())
+            .collect(),
     })
+}
+
+/// The plans of an intent's federated targets over `clients`, made when
+/// it is submitted: measured figures where the testbed offers them, else
+/// the declared ones; `None` for a target without figures (an `auto` one
+/// then runs flat, with a note). Fails naming a deadline no option meets.
+pub(crate) async fn plans(
+    mlfo: &Mlfo,
+    targets: &[(ResolvedTarget, FlPlan)],
+    clients: &[AgentEntry],
+    notes: &mut Vec<String>,
+) -> Result<Vec<Option<Choice>>, String> {
+    let config = &mlfo.inner.config;
+    let can_figure = config.network.is_some() || config.network_controller.is_some();
+    let edges = plan(&config.inventory, clients, &[]).unwrap_or_default();
+    let mut out = Vec::new();
+    for (target, settings) in targets {
+        if target.plan.mode() != TrainingMode::Federated || !can_figure {
+            if settings.aggregation == Aggregation::Auto && !edges.is_empty() {
+                notes.push(format!(
+                    "target {}: aggregation auto, but this MLFO can neither measure the network (network_controller:) nor read its figures (network:): the job runs flat",
+                    target.id
+                ));
+            }
+            out.push(None);
+            continue;
+        }
+        let figures = crate::measure::figures(mlfo, target, clients, &edges).await;
+        let figures = match figures {
+            Ok(f) => f,
+            Err(why) => {
+                notes.push(format!("target {}: no plan: {why}", target.id));
+                out.push(None);
+                continue;
+            }
+        };
+        notes.extend(
+            figures
+                .notes
+                .iter()
+                .map(|n| format!("target {}: {n}", target.id)),
+        );
+        let choice = choose(
+            target,
+            &figures,
+            clients,
+            &edges,
+            settings.aggregation,
+            settings.deadline_s,
+        )
+        .map_err(|why| format!("target {}: {why}", target.id))?;
+        out.push(Some(choice));
+    }
+    Ok(out)
 }
 
 /// Participants the cloud server of a hierarchical job over `clients` has:
@@ -402,16 +459,26 @@ mod tests {
             })
             .collect();
         let edges = plan(&inventory, &cohort, &[]).unwrap();
-        let slow = NetworkFigures {
-            wan_mbit: 20.0,
-            rtt_ms: 48.0,
-            campus_mbit: 500.0,
-            train_s: 0.0,
+        let declared = |name: &str, value: f64| Figure {
+            name: name.to_owned(),
+            value,
+            source: Source::Declared,
+        };
+        let slow = Figures {
+            wan_mbit: declared("wan_mbit", 20.0),
+            rtt_ms: declared("rtt_ms", 48.0),
+            campus_mbit: declared("campus_mbit", 500.0),
+            train_s: declared("train_s", 0.0),
+            parallel: None,
+            notes: Vec::new(),
         };
         let t = target("aggregation: auto, numround: 10");
-        let choice = choose(&t, &slow, &cohort, &edges, None).unwrap();
-        assert_eq!(choice.chosen, intent::Aggregation::Hierarchical);
-        assert_eq!(choice.options.len(), 2);
+        let auto = Aggregation::Auto;
+        let choice = choose(&t, &slow, &cohort, &edges, auto, None).unwrap();
+        assert_eq!(choice.chosen, Aggregation::Hierarchical);
+        assert_eq!(choice.edge_campuses, ["campus1", "campus2"]);
+        assert_eq!(choice.options.len(), 4, "flat, either campus, both");
+        assert_eq!(choice.inputs.len(), 5, "{:?}", choice.inputs);
         let bytes = choice
             .inputs
             .iter()
@@ -423,7 +490,7 @@ mod tests {
             "the welding pipeline's MLP on MNIST"
         );
         assert_eq!(bytes.source, Source::Declared);
-        let e = choose(&t, &slow, &cohort, &edges, Some(0.5)).unwrap_err();
+        let e = choose(&t, &slow, &cohort, &edges, auto, Some(0.5)).unwrap_err();
         assert!(
             e.starts_with(
                 "deadline_s 0.5: no option meets it; the fastest, hierarchical, is predicted at "

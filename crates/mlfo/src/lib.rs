@@ -16,6 +16,7 @@ pub mod config;
 pub mod cost;
 mod edge;
 mod hierarchy;
+mod measure;
 pub mod metrics;
 pub mod momo;
 pub mod planner;

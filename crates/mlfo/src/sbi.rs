@@ -3,6 +3,7 @@
 
 use crate::config::{AgentEntry, Timeouts};
 use crate::metrics::Metrics;
+use node::probe::{TrainingProbe, TrainingProbeRequest};
 use node::{ClientRequest, JobView, ServerRequest, Started};
 use reqwest::StatusCode;
 use std::time::Duration;
@@ -135,6 +136,54 @@ impl Sbi {
             .and_then(|v| v.get("id")?.as_u64())
             .and_then(|id| u32::try_from(id).ok())
             .ok_or_else(|| format!("network controller {url}: no meter id in {text:?}"))
+    }
+
+    /// Times local training steps on `agent` for a client like `request`.
+    pub async fn probe_training(
+        &self,
+        agent: &AgentEntry,
+        request: &TrainingProbeRequest,
+    ) -> Result<TrainingProbe, SbiError> {
+        let url = format!("{}/v1/probes/training", agent.url);
+        self.call("probe_training", agent, || self.http.post(&url).json(request))
+            .await
+    }
+
+    /// What the network controller measures of the path from host `from`
+    /// to host `to` (names or addresses): the available bandwidth of its
+    /// bottleneck and of `from`'s own link, Mbit/s, and the probed RTT, ms.
+    pub async fn path(
+        &self,
+        controller: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<(Option<f64>, Option<f64>, Option<f64>), String> {
+        #[derive(serde::Deserialize)]
+        struct Reply {
+            bottleneck_mbit: Option<f64>,
+            access_mbit: Option<f64>,
+            rtt_ms: Option<f64>,
+        }
+        let url = format!("{}/v1/paths", controller.trim_end_matches('/'));
+        let fail = |why: String| {
+            self.metrics.sbi_call("get_path", false);
+            format!("network controller {url} from {from} to {to}: {why}")
+        };
+        let reply = self
+            .http
+            .get(&url)
+            .query(&[("from", from), ("to", to)])
+            .send()
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        let status = reply.status();
+        let text = reply.text().await.map_err(|e| fail(e.to_string()))?;
+        if !status.is_success() {
+            return Err(fail(format!("{status}: {}", text.trim())));
+        }
+        let r: Reply = serde_json::from_str(&text).map_err(|e| fail(e.to_string()))?;
+        self.metrics.sbi_call("get_path", true);
+        Ok((r.bottleneck_mbit, r.access_mbit, r.rtt_ms))
     }
 
     /// Removes meter `id` at the network controller; one it no longer

@@ -10,7 +10,9 @@ use crate::record::{
 };
 use crate::sbi::Sbi;
 use crate::store::{Store, StoreError};
-use crate::submission::{Submission, prepare};
+use crate::cost::Choice;
+use crate::planner::CohortRequest;
+use crate::submission::{Prepared, Submission, prepare};
 use intent::{Catalog, FlPlan, ResolvedTarget, TrainingMode};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -71,6 +73,8 @@ pub(crate) struct Inner {
     /// Deploys of one intent run one at a time (cloud), so that repeated
     /// Deploys of an intent (per-client Mo-Mo, retries) share one server.
     pub(crate) deploying: crate::cloud::IntentLocks,
+    /// The cost model's last measured inputs (edge).
+    pub(crate) measured: crate::measure::Reuse,
 }
 
 /// An MLFO: cheap to clone, shared by its handlers and tasks.
@@ -116,6 +120,7 @@ impl Mlfo {
                 admitting: Mutex::new(()),
                 queue: crate::queue::AdmissionQueue::default(),
                 deploying: crate::cloud::IntentLocks::default(),
+                measured: crate::measure::Reuse::default(),
             }),
         })
     }
@@ -126,10 +131,72 @@ impl Mlfo {
     }
 
     /// Takes an intent (edge role): checks and resolves it, chooses its
-    /// cohort, stores it as `accepted` and starts deploying it in the
-    /// background. Returns the stored record.
-    // Over 80 lines: admission is one step under the admitting lock: resolve, choose the cohort, check, allocate the id, save.
-    pub fn submit(&self, submission: &Submission) -> Result<IntentRecord, MlfoError> {
+    /// cohort, plans each job with the cost model (refusing, 409, a
+    /// deadline no option meets), stores it as `accepted` and starts
+    /// deploying it in the background. Returns the stored record.
+    pub async fn submit(&self, submission: &Submission) -> Result<IntentRecord, MlfoError> {
+        let (prepared, cohort, hosts) = self.admissible(submission)?;
+        let mut notes = plan_notes(&prepared.targets, &submission.notes);
+        let plans = crate::hierarchy::plans(self, &prepared.targets, &hosts, &mut notes)
+            .await
+            .map_err(|why| MlfoError::Conflict(format!("{}: {why}", submission.file)))?;
+        let active = self.active_count();
+        if active >= MAX_ACTIVE_INTENTS {
+            return Err(MlfoError::Conflict(format!(
+                "{active} intents are running, the limit is {MAX_ACTIVE_INTENTS}; wait for some to finish"
+            )));
+        }
+        let admitting = self
+            .inner
+            .admitting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let id = self.unique_id(&prepared.intent.intent_id)?;
+        let now = now_unix_s();
+        let record = IntentRecord {
+            id,
+            intent_id: prepared.intent.intent_id.clone(),
+            state: IntentState::Accepted,
+            reason: None,
+            received_unix_s: now,
+            updated_unix_s: now,
+            document: serde_json::to_value(&prepared.intent).unwrap_or_default(),
+            cohort: CohortChoice {
+                name: cohort.name.clone(),
+                hosts: hosts.iter().map(|a| a.name.clone()).collect(),
+            },
+            timings: Timings::default(),
+            jobs: prepared
+                .targets
+                .iter()
+                .zip(plans)
+                .map(|((t, p), choice)| job_record(t, p, choice))
+                .collect(),
+            meters: Vec::new(),
+            notes,
+            queue: None,
+            momo: crate::record::MomoStats {
+                mode: submission.momo.unwrap_or(self.inner.config.momo),
+                ..Default::default()
+            },
+            skip_clients: submission.skip_clients,
+        };
+        self.inner.store.save_intent(&record)?;
+        drop(admitting);
+        tracing::info!(intent = %record.id, clients = hosts.len(), "intent accepted");
+        self.spawn(
+            record.id.clone(),
+            crate::edge::run(self.clone(), record.clone(), prepared.targets, hosts),
+        );
+        Ok(record)
+    }
+
+    /// The checks of a submission before it is planned: the role, the
+    /// intent itself, its cohort and each target's `minav`.
+    fn admissible(
+        &self,
+        submission: &Submission,
+    ) -> Result<(Prepared, CohortRequest, Vec<AgentEntry>), MlfoError> {
         if self.inner.config.role != Role::Edge {
             return Err(MlfoError::WrongRole(
                 "this is a cloud MLFO: send intents to an edge MLFO (role: edge)".to_owned(),
@@ -166,54 +233,7 @@ impl Mlfo {
                 )));
             }
         }
-        let active = self.active_count();
-        if active >= MAX_ACTIVE_INTENTS {
-            return Err(MlfoError::Conflict(format!(
-                "{active} intents are running, the limit is {MAX_ACTIVE_INTENTS}; wait for some to finish"
-            )));
-        }
-        let admitting = self
-            .inner
-            .admitting
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        let id = self.unique_id(&prepared.intent.intent_id)?;
-        let now = now_unix_s();
-        let record = IntentRecord {
-            id,
-            intent_id: prepared.intent.intent_id.clone(),
-            state: IntentState::Accepted,
-            reason: None,
-            received_unix_s: now,
-            updated_unix_s: now,
-            document: serde_json::to_value(&prepared.intent).unwrap_or_default(),
-            cohort: CohortChoice {
-                name: cohort.name.clone(),
-                hosts: hosts.iter().map(|a| a.name.clone()).collect(),
-            },
-            timings: Timings::default(),
-            jobs: prepared
-                .targets
-                .iter()
-                .map(|(t, p)| job_record(t, p))
-                .collect(),
-            meters: Vec::new(),
-            notes: plan_notes(&prepared.targets, &submission.notes),
-            queue: None,
-            momo: crate::record::MomoStats {
-                mode: submission.momo.unwrap_or(self.inner.config.momo),
-                ..Default::default()
-            },
-            skip_clients: submission.skip_clients,
-        };
-        self.inner.store.save_intent(&record)?;
-        drop(admitting);
-        tracing::info!(intent = %record.id, clients = hosts.len(), "intent accepted");
-        self.spawn(
-            record.id.clone(),
-            crate::edge::run(self.clone(), record.clone(), prepared.targets, hosts),
-        );
-        Ok(record)
+        Ok((prepared, cohort, hosts))
     }
 
     /// Runs `task` for intent `id`, remembered so that it can be cancelled.
@@ -403,7 +423,9 @@ fn plan_notes(targets: &[PlannedTarget], notes: &[String]) -> Vec<String> {
     notes
 }
 
-fn job_record(target: &ResolvedTarget, plan: &FlPlan) -> JobRecord {
+/// A job's record as submitted; its aggregation is the plan's choice
+/// where it has one.
+fn job_record(target: &ResolvedTarget, plan: &FlPlan, choice: Option<Choice>) -> JobRecord {
     let mode = target.plan.mode();
     let (strategy, rounds) = match mode {
         TrainingMode::Federated => (plan.strategy.kind().to_string(), plan.rounds),
@@ -420,10 +442,10 @@ fn job_record(target: &ResolvedTarget, plan: &FlPlan) -> JobRecord {
         rounds_before: 0,
         target_accuracy: plan.target_accuracy,
         deadline_s: plan.deadline_s,
-        aggregation: plan.aggregation,
+        aggregation: choice.as_ref().map_or(plan.aggregation, |c| c.chosen),
         server: None,
         edge_aggregators: Vec::new(),
-        plan: None,
+        plan: choice,
         outcome: None,
         clients: Vec::new(),
         initial_accuracy: None,

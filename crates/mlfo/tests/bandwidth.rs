@@ -77,12 +77,13 @@ impl Bench {
     }
 }
 
-fn submit(mlfo: &Mlfo) -> IntentRecord {
+async fn submit(mlfo: &Mlfo) -> IntentRecord {
     mlfo.submit(&Submission {
         file: "capped.yaml".into(),
         document: CAPPED.as_bytes().to_vec(),
         ..Default::default()
     })
+    .await
     .unwrap()
 }
 
@@ -118,7 +119,7 @@ async fn a_bandwidth_cap_meters_each_client_until_the_intent_ends() {
     {
         let bench = Bench::up(run);
         let mlfo = bench.edge("mo.1", &["fc.10", "fc.11"], true);
-        let id = submit(&mlfo).id;
+        let id = submit(&mlfo).await.id;
         let record = wait_for(&mlfo, &id, |r| r.meters.len() == 2).await;
         assert!(record.notes.is_empty(), "{:?}", record.notes);
         let meters = bench.meters.list();
@@ -147,7 +148,7 @@ async fn a_bandwidth_cap_meters_each_client_until_the_intent_ends() {
         // A client the controller does not know: the deployment fails with
         // the controller's reason and the other client's meter is removed.
         let mlfo = bench.edge("mo.2", &["fc.10", "ghost"], true);
-        let id = submit(&mlfo).id;
+        let id = submit(&mlfo).await.id;
         let failed = wait_for(&mlfo, &id, |r| r.state.is_final()).await;
         assert_eq!(failed.state, IntentState::Failed);
         let reason = failed.reason.unwrap_or_default();
@@ -167,7 +168,7 @@ async fn without_a_controller_the_cap_is_noted_and_a_dead_one_fails_the_intent()
     {
         let mut bench = Bench::up(run);
         let mlfo = bench.edge("mo.1", &["fc.10"], false);
-        let id = submit(&mlfo).id;
+        let id = submit(&mlfo).await.id;
         let record = wait_for(&mlfo, &id, |r| !r.notes.is_empty()).await;
         assert!(
             record.notes[0].contains("max_bandwidth_mbps 10: not applied"),
@@ -180,7 +181,7 @@ async fn without_a_controller_the_cap_is_noted_and_a_dead_one_fails_the_intent()
 
         bench.controller = None;
         let mlfo = bench.edge("mo.2", &["fc.10"], true);
-        let id = submit(&mlfo).id;
+        let id = submit(&mlfo).await.id;
         let failed = wait_for(&mlfo, &id, |r| r.state.is_final()).await;
         assert_eq!(failed.state, IntentState::Failed);
         let reason = failed.reason.unwrap_or_default();

@@ -1,0 +1,245 @@
+//! The cost model's inputs, measured where the testbed can measure them:
+//! the path from each campus of the cohort to the cloud through the
+//! network controller's `GET /v1/paths` (the bottleneck's available
+//! bandwidth, the access link's, the probed RTT), and a client's local
+//! training time through its node agent's `POST /v1/probes/training`.
+//! A figure that cannot be measured falls back to the configuration's
+//! declared one (`network:`), marked `declared`, with a note saying why.
+//! Measurements are shared for [`REUSE_S`] by the intents over the same
+//! cohort and model, so that a burst of submissions measures once.
+
+use crate::config::AgentEntry;
+use crate::cost::{Figure, Source};
+use crate::record::EdgePlacement;
+use crate::service::Mlfo;
+use intent::ResolvedTarget;
+use node::probe::{TrainingProbe, TrainingProbeRequest};
+use std::time::Instant;
+use tokio::task::JoinSet;
+
+/// Seconds a measurement serves later decisions over the same cohort.
+pub const REUSE_S: f64 = 30.0;
+/// Steps a training probe times.
+const PROBE_STEPS: usize = 10;
+
+/// The figures of one decision, each with its source.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Figures {
+    /// Available bandwidth of the wide-area bottleneck, Mbit/s.
+    pub wan_mbit: Figure,
+    /// RTT from the campuses to the cloud, ms.
+    pub rtt_ms: Figure,
+    /// Available bandwidth of a campus host's own link, Mbit/s.
+    pub campus_mbit: Figure,
+    /// A client's local training per round, alone on its host, seconds.
+    pub train_s: Figure,
+    /// Clients that train at once without slowing each other, where the
+    /// client hosts share cores.
+    pub parallel: Option<Figure>,
+    /// What could not be measured, and why.
+    pub notes: Vec<String>,
+}
+
+impl Figures {
+    /// Every figure, for the record.
+    pub fn list(&self) -> Vec<Figure> {
+        [&self.wan_mbit, &self.rtt_ms, &self.campus_mbit, &self.train_s]
+            .into_iter()
+            .chain(self.parallel.as_ref())
+            .cloned()
+            .collect()
+    }
+}
+
+/// The last measurement, kept for [`REUSE_S`].
+#[derive(Default)]
+pub(crate) struct Reuse(tokio::sync::Mutex<Option<(Instant, String, Figures)>>);
+
+fn figure(name: &str, value: f64, source: Source) -> Figure {
+    Figure {
+        name: name.to_owned(),
+        value,
+        source,
+    }
+}
+
+/// What one campus's path measured: bottleneck, access link, RTT.
+type PathFigures = (Option<f64>, Option<f64>, Option<f64>);
+
+/// The host whose path stands for a campus: its edge aggregator, else its
+/// first client.
+fn campus_hosts(clients: &[AgentEntry], edges: &[EdgePlacement]) -> Vec<String> {
+    let mut seen: Vec<&str> = Vec::new();
+    let mut hosts = Vec::new();
+    for c in clients {
+        let Some(campus) = c.campus.as_deref() else {
+            continue;
+        };
+        if seen.contains(&campus) {
+            continue;
+        }
+        seen.push(campus);
+        let edge = edges.iter().find(|e| e.campus == campus);
+        hosts.push(edge.map_or_else(|| c.name.clone(), |e| e.host.clone()));
+    }
+    if hosts.is_empty() {
+        hosts.extend(clients.first().map(|c| c.name.clone()));
+    }
+    hosts
+}
+
+/// The paths from `hosts` to the cloud MLFO's host, measured at once.
+async fn paths(mlfo: &Mlfo, hosts: Vec<String>, notes: &mut Vec<String>) -> Vec<PathFigures> {
+    let config = &mlfo.inner.config;
+    let Some(controller) = config.network_controller.clone() else {
+        return Vec::new();
+    };
+    let cloud = config
+        .parent
+        .as_deref()
+        .and_then(|u| reqwest::Url::parse(u).ok())
+        .and_then(|u| u.host_str().map(str::to_owned));
+    let Some(cloud) = cloud else {
+        notes.push("paths: not measured, this MLFO has no parent URL naming the cloud".into());
+        return Vec::new();
+    };
+    let mut calls = JoinSet::new();
+    for host in hosts {
+        let (sbi, controller, cloud) = (mlfo.inner.sbi.clone(), controller.clone(), cloud.clone());
+        calls.spawn(async move { sbi.path(&controller, &host, &cloud).await });
+    }
+    let mut out = Vec::new();
+    while let Some(joined) = calls.join_next().await {
+        match joined {
+            Ok(Ok(p)) => out.push(p),
+            Ok(Err(why)) => notes.push(format!("path not measured: {why}")),
+            Err(why) => notes.push(format!("path not measured: {why}")),
+        }
+    }
+    out
+}
+
+/// Times one client's local training: the cohort's first client, as it
+/// would be started.
+async fn probe(
+    mlfo: &Mlfo,
+    target: &ResolvedTarget,
+    clients: &[AgentEntry],
+    notes: &mut Vec<String>,
+) -> Option<TrainingProbe> {
+    let first = clients.first()?;
+    let options = &mlfo.inner.config.client;
+    let request = TrainingProbeRequest {
+        dataset: target.pipeline.src.kind.to_string(),
+        model: target.pipeline.model.kind.to_string(),
+        num_clients: Some(clients.len()),
+        index: Some(0),
+        partition: Some(options.partition.clone()),
+        seed: Some(options.seed),
+        threads: options.threads,
+        batch_size: Some(target.plan.settings().batch_size as usize),
+        steps: Some(PROBE_STEPS),
+    };
+    match mlfo.inner.sbi.probe_training(first, &request).await {
+        Ok(p) => Some(p),
+        Err(why) => {
+            notes.push(format!("train_s not measured: {why}"));
+            None
+        }
+    }
+}
+
+/// The least of some figures, or the greatest with `most`.
+fn extreme(values: impl Iterator<Item = Option<f64>>, most: bool) -> Option<f64> {
+    let values = values.flatten();
+    if most {
+        values.max_by(f64::total_cmp)
+    } else {
+        values.min_by(f64::total_cmp)
+    }
+}
+
+/// Measures what it can, takes the rest from the declared figures; `None`
+/// (with the reason) when a network figure is neither.
+async fn measure(
+    mlfo: &Mlfo,
+    target: &ResolvedTarget,
+    clients: &[AgentEntry],
+    edges: &[EdgePlacement],
+) -> Result<Figures, String> {
+    let declared = mlfo.inner.config.network.as_ref();
+    let mut notes = Vec::new();
+    let measured = paths(mlfo, campus_hosts(clients, edges), &mut notes).await;
+    let pick = |name: &str, value: Option<f64>, fallback: Option<f64>| match (value, fallback) {
+        (Some(v), _) => Ok(figure(name, v, Source::Measured)),
+        (None, Some(v)) => Ok(figure(name, v, Source::Declared)),
+        (None, None) => Err(format!(
+            "{name}: not measured (no network controller answered) and not declared (network: in the MLFO's configuration)"
+        )),
+    };
+    let wan_mbit = pick(
+        "wan_mbit",
+        extreme(measured.iter().map(|p| p.0), false),
+        declared.map(|d| d.wan_mbit),
+    )?;
+    let campus_mbit = pick(
+        "campus_mbit",
+        extreme(measured.iter().map(|p| p.1), false),
+        declared.map(|d| d.campus_mbit),
+    )?;
+    let rtt_ms = pick(
+        "rtt_ms",
+        extreme(measured.iter().map(|p| p.2), true),
+        declared.map(|d| d.rtt_ms),
+    )?;
+    let probed = probe(mlfo, target, clients, &mut notes).await;
+    let epochs = f64::from(target.plan.settings().local_epochs);
+    let train_s = match &probed {
+        Some(p) => figure("train_s", epochs * p.epoch_s, Source::Measured),
+        None => figure("train_s", declared.map_or(0.0, |d| d.train_s), Source::Declared),
+    };
+    let threads = probed
+        .as_ref()
+        .map_or(mlfo.inner.config.client.threads.unwrap_or(1), |p| p.threads)
+        .max(1);
+    let parallel = declared
+        .and_then(|d| d.shared_cores)
+        .map(|cores| figure("parallel", cores / threads as f64, Source::Declared));
+    Ok(Figures {
+        wan_mbit,
+        rtt_ms,
+        campus_mbit,
+        train_s,
+        parallel,
+        notes,
+    })
+}
+
+/// The figures for a decision over `clients` training `target`, measured
+/// now or within the last [`REUSE_S`] for the same cohort and model.
+pub(crate) async fn figures(
+    mlfo: &Mlfo,
+    target: &ResolvedTarget,
+    clients: &[AgentEntry],
+    edges: &[EdgePlacement],
+) -> Result<Figures, String> {
+    let hosts: Vec<&str> = clients.iter().map(|c| c.name.as_str()).collect();
+    let key = format!(
+        "{}|{}|{}|{}|{}",
+        hosts.join(","),
+        target.pipeline.src.kind,
+        target.pipeline.model.kind,
+        target.plan.settings().batch_size,
+        target.plan.settings().local_epochs
+    );
+    let mut last = mlfo.inner.measured.0.lock().await;
+    if let Some((at, k, f)) = last.as_ref()
+        && *k == key
+        && at.elapsed().as_secs_f64() < REUSE_S
+    {
+        return Ok(f.clone());
+    }
+    let measured = measure(mlfo, target, clients, edges).await?;
+    *last = Some((Instant::now(), key, measured.clone()));
+    Ok(measured)
+}
