@@ -636,18 +636,36 @@ fn auto_aggregation_goes_hierarchical_over_a_slow_satellite_and_flat_over_a_fast
     assert_eq!(slow["aggregation"], "hierarchical", "{}", slow["plan"]);
     assert_eq!(slow["plan"]["chosen"], "hierarchical");
     assert_eq!(slow["edge_aggregators"].as_array().unwrap().len(), 2);
-    let options = slow["plan"]["options"].as_array().unwrap();
-    assert_eq!(options.len(), 2);
-    let inputs = slow["plan"]["inputs"].as_array().unwrap();
-    assert!(
-        inputs
-            .iter()
-            .any(|f| f["name"] == "wan_mbit" && f["value"] == 20.0 && f["source"] == "declared"),
-        "{inputs:?}"
+    assert_eq!(slow["plan"]["requested"], "auto");
+    assert_eq!(
+        slow["plan"]["edge_campuses"],
+        serde_json::json!(["campus1", "campus2"])
     );
+    let options = slow["plan"]["options"].as_array().unwrap();
+    assert_eq!(options.len(), 4, "flat, either campus alone, both");
+    // The network controller measured the path and an agent timed training.
+    let input = |name: &str| {
+        let inputs = slow["plan"]["inputs"].as_array().unwrap();
+        let f = inputs.iter().find(|f| f["name"] == name).unwrap().clone();
+        assert_eq!(f["source"], "measured", "{name}: {inputs:?}");
+        f["value"].as_f64().unwrap()
+    };
+    let wan = input("wan_mbit");
+    assert!(
+        (15.0..=20.0).contains(&wan),
+        "available of the 20 Mbit/s hop: {wan}"
+    );
+    let rtt = input("rtt_ms");
+    assert!(
+        (47.0..=80.0).contains(&rtt),
+        "probed over the 48 ms path: {rtt}"
+    );
+    assert!(input("train_s") > 0.0);
     assert!(slow["outcome"]["median_round_s"].as_f64().unwrap() > 0.0);
+    // A fast core (10 Gbit/s, no delay) and 500 Mbit/s campus links: an
+    // edge tier only adds a hop.
     let fast = run(
-        "satellite_bandwidth_mbit: 10000, satellite_delay_ms: 0",
+        "bandwidth_mbit: 10000, satellite_delay_ms: 0, campus_bandwidth_mbit: 500",
         250,
     );
     assert_eq!(fast["aggregation"], "flat", "{}", fast["plan"]);

@@ -28,6 +28,10 @@ pub struct GenerateSpec {
     /// Bandwidth of the two satellite hops, Mbit/s (default: `bandwidth_mbit`).
     #[serde(default)]
     pub satellite_bandwidth_mbit: Option<f64>,
+    /// Bandwidth of the campus links (campus hosts to their switch, the
+    /// switch to `edgesw`), Mbit/s (default: `bandwidth_mbit`).
+    #[serde(default)]
+    pub campus_bandwidth_mbit: Option<f64>,
     /// One edge aggregator host `fla.N` per campus (hierarchical FL).
     #[serde(default)]
     pub edge_aggregators: bool,
@@ -357,6 +361,7 @@ impl Scenario {
                     satellite_delay_ms: g.satellite_delay_ms.unwrap_or(d.satellite_delay_ms),
                     bandwidth_mbit: g.bandwidth_mbit.unwrap_or(d.bandwidth_mbit),
                     satellite_bandwidth_mbit: g.satellite_bandwidth_mbit,
+                    campus_bandwidth_mbit: g.campus_bandwidth_mbit,
                     edge_aggregators: g.edge_aggregators,
                     ..d
                 })

@@ -314,7 +314,7 @@ fn latency_low_means_hierarchical_unless_the_intent_says_otherwise() {
         let resolved = Catalog::builtin().resolve(&intent).unwrap();
         resolved.targets[0].plan.settings().aggregation
     };
-    assert_eq!(plan(""), intent::Aggregation::Flat);
+    assert_eq!(plan(""), intent::Aggregation::Auto, "the MLFO chooses");
     assert_eq!(plan("latency: low"), intent::Aggregation::Hierarchical);
     assert_eq!(
         plan("latency: low\naggregation: flat"),

@@ -501,10 +501,22 @@ inventory:
         );
 
         for (bad, message) in [
-            ("wan_mbit: 0, rtt_ms: 48, campus_mbit: 500", "network.wan_mbit: must be a finite number > 0, got 0"),
-            ("wan_mbit: 20, rtt_ms: -1, campus_mbit: 500", "network.rtt_ms: must be a finite number >= 0, got -1"),
-            ("wan_mbit: 20, rtt_ms: 48, campus_mbit: .inf", "network.campus_mbit: must be a finite number > 0, got inf"),
-            ("wan_mbit: 20, rtt_ms: 48, campus_mbit: 500, shared_cores: 0", "network.shared_cores: must be a finite number > 0, got 0"),
+            (
+                "wan_mbit: 0, rtt_ms: 48, campus_mbit: 500",
+                "network.wan_mbit: must be a finite number > 0, got 0",
+            ),
+            (
+                "wan_mbit: 20, rtt_ms: -1, campus_mbit: 500",
+                "network.rtt_ms: must be a finite number >= 0, got -1",
+            ),
+            (
+                "wan_mbit: 20, rtt_ms: 48, campus_mbit: .inf",
+                "network.campus_mbit: must be a finite number > 0, got inf",
+            ),
+            (
+                "wan_mbit: 20, rtt_ms: 48, campus_mbit: 500, shared_cores: 0",
+                "network.shared_cores: must be a finite number > 0, got 0",
+            ),
         ] {
             let text = format!("{EDGE}network: {{ {bad} }}\n");
             let e = MlfoConfig::from_yaml("edge.yaml", &text).unwrap_err();

@@ -95,7 +95,9 @@ fn transfer_s(bytes: f64, mbit: f64) -> f64 {
 
 /// Seconds `trainers` clients take to train one round at once.
 fn training_s(inputs: &Inputs, trainers: f64) -> f64 {
-    let slowdown = inputs.parallel.map_or(1.0, |p| (trainers / p.max(1e-9)).max(1.0));
+    let slowdown = inputs
+        .parallel
+        .map_or(1.0, |p| (trainers / p.max(1e-9)).max(1.0));
     inputs.train_s * slowdown
 }
 
@@ -285,7 +287,8 @@ mod tests {
 
     #[test]
     fn a_campus_of_one_client_gains_nothing_from_its_own_aggregator() {
-        let (chosen, options) = choose(&cohort(&[10, 10, 10, 10, 1], 20.0, 48.0), Aggregation::Auto);
+        let (chosen, options) =
+            choose(&cohort(&[10, 10, 10, 10, 1], 20.0, 48.0), Aggregation::Auto);
         assert_eq!(chosen.aggregation, Aggregation::Hierarchical);
         assert_eq!(
             chosen.edge_campuses,
@@ -301,7 +304,10 @@ mod tests {
         assert_eq!((flat.aggregation, options.len()), (Aggregation::Flat, 1));
         let (hier, options) = choose(&inputs, Aggregation::Hierarchical);
         assert_eq!(options.len(), 1);
-        assert_eq!((hier.aggregation, hier.edge_campuses.len()), (Aggregation::Hierarchical, 5));
+        assert_eq!(
+            (hier.aggregation, hier.edge_campuses.len()),
+            (Aggregation::Hierarchical, 5)
+        );
     }
 
     #[test]

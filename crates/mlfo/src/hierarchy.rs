@@ -150,9 +150,7 @@ pub(crate) fn choose(
         chosen: best.aggregation,
         edge_campuses: best.edge_campuses,
         options,
-        inputs: std::iter::once(model_bytes)
-            .chain(figures.list())
-            .collect(),
+        inputs: std::iter::once(model_bytes).chain(figures.list()).collect(),
     })
 }
 
@@ -181,21 +179,28 @@ pub(crate) async fn plans(
             out.push(None);
             continue;
         }
-        let figures = crate::measure::figures(mlfo, target, clients, &edges).await;
-        let figures = match figures {
+        // Where nothing depends on the plan it is kept for the record,
+        // and what could not be measured is not worth a note.
+        let decides = (settings.aggregation == Aggregation::Auto && !edges.is_empty())
+            || settings.deadline_s.is_some();
+        let figures = match crate::measure::figures(mlfo, target, clients, &edges).await {
             Ok(f) => f,
             Err(why) => {
-                notes.push(format!("target {}: no plan: {why}", target.id));
+                if decides {
+                    notes.push(format!("target {}: no plan: {why}", target.id));
+                }
                 out.push(None);
                 continue;
             }
         };
-        notes.extend(
-            figures
-                .notes
-                .iter()
-                .map(|n| format!("target {}: {n}", target.id)),
-        );
+        if decides {
+            notes.extend(
+                figures
+                    .notes
+                    .iter()
+                    .map(|n| format!("target {}: {n}", target.id)),
+            );
+        }
         let choice = choose(
             target,
             &figures,

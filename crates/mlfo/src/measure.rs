@@ -1,7 +1,7 @@
 //! The cost model's inputs, measured where the testbed can measure them:
 //! the path from each campus of the cohort to the cloud through the
-//! network controller's `GET /v1/paths` (the bottleneck's available
-//! bandwidth, the access link's, the probed RTT), and a client's local
+//! network controller's `GET /v1/paths` (each link's available bandwidth,
+//! the probed RTT), and a client's local
 //! training time through its node agent's `POST /v1/probes/training`.
 //! A figure that cannot be measured falls back to the configuration's
 //! declared one (`network:`), marked `declared`, with a note saying why.
@@ -11,6 +11,7 @@
 use crate::config::AgentEntry;
 use crate::cost::{Figure, Source};
 use crate::record::EdgePlacement;
+use crate::sbi::{MeasuredHop, MeasuredPath};
 use crate::service::Mlfo;
 use intent::ResolvedTarget;
 use node::probe::{TrainingProbe, TrainingProbeRequest};
@@ -43,11 +44,16 @@ pub(crate) struct Figures {
 impl Figures {
     /// Every figure, for the record.
     pub fn list(&self) -> Vec<Figure> {
-        [&self.wan_mbit, &self.rtt_ms, &self.campus_mbit, &self.train_s]
-            .into_iter()
-            .chain(self.parallel.as_ref())
-            .cloned()
-            .collect()
+        [
+            &self.wan_mbit,
+            &self.rtt_ms,
+            &self.campus_mbit,
+            &self.train_s,
+        ]
+        .into_iter()
+        .chain(self.parallel.as_ref())
+        .cloned()
+        .collect()
     }
 }
 
@@ -63,8 +69,55 @@ fn figure(name: &str, value: f64, source: Source) -> Figure {
     }
 }
 
-/// What one campus's path measured: bottleneck, access link, RTT.
-type PathFigures = (Option<f64>, Option<f64>, Option<f64>);
+/// The available bandwidth of the wide-area links and of the campus
+/// links, Mbit/s, from the campuses' paths. A link on every campus's path
+/// (past each one's own access link) is wide-area: all clients share it.
+/// The others (access links, campus uplinks) carry one campus's traffic.
+/// With one campus, everything past its access link is wide-area.
+fn split_links(paths: &[MeasuredPath]) -> (Option<f64>, Option<f64>) {
+    let beyond = |p: &MeasuredPath| -> Vec<MeasuredHop> {
+        let n = p.reverse.len();
+        p.forward
+            .iter()
+            .skip(1)
+            .chain(p.reverse.iter().take(n.saturating_sub(1)))
+            .cloned()
+            .collect()
+    };
+    let access = |p: &MeasuredPath| -> Vec<MeasuredHop> {
+        p.forward
+            .first()
+            .into_iter()
+            .chain(p.reverse.last())
+            .cloned()
+            .collect()
+    };
+    let shared = |link: &str| {
+        paths.len() < 2
+            || paths
+                .iter()
+                .all(|p| beyond(p).iter().any(|h| h.link == link))
+    };
+    let (mut wan, mut campus) = (None::<f64>, None::<f64>);
+    let least = |acc: &mut Option<f64>, v: Option<f64>| {
+        if let Some(v) = v {
+            *acc = Some(acc.map_or(v, |a| a.min(v)));
+        }
+    };
+    for p in paths {
+        for h in beyond(p) {
+            if shared(&h.link) {
+                least(&mut wan, h.available_mbit);
+            } else {
+                least(&mut campus, h.available_mbit);
+            }
+        }
+        for h in access(p) {
+            least(&mut campus, h.available_mbit);
+        }
+    }
+    (wan, campus)
+}
 
 /// The host whose path stands for a campus: its edge aggregator, else its
 /// first client.
@@ -89,7 +142,7 @@ fn campus_hosts(clients: &[AgentEntry], edges: &[EdgePlacement]) -> Vec<String> 
 }
 
 /// The paths from `hosts` to the cloud MLFO's host, measured at once.
-async fn paths(mlfo: &Mlfo, hosts: Vec<String>, notes: &mut Vec<String>) -> Vec<PathFigures> {
+async fn paths(mlfo: &Mlfo, hosts: Vec<String>, notes: &mut Vec<String>) -> Vec<MeasuredPath> {
     let config = &mlfo.inner.config;
     let Some(controller) = config.network_controller.clone() else {
         return Vec::new();
@@ -149,16 +202,6 @@ async fn probe(
     }
 }
 
-/// The least of some figures, or the greatest with `most`.
-fn extreme(values: impl Iterator<Item = Option<f64>>, most: bool) -> Option<f64> {
-    let values = values.flatten();
-    if most {
-        values.max_by(f64::total_cmp)
-    } else {
-        values.min_by(f64::total_cmp)
-    }
-}
-
 /// Measures what it can, takes the rest from the declared figures; `None`
 /// (with the reason) when a network figure is neither.
 async fn measure(
@@ -177,26 +220,23 @@ async fn measure(
             "{name}: not measured (no network controller answered) and not declared (network: in the MLFO's configuration)"
         )),
     };
-    let wan_mbit = pick(
-        "wan_mbit",
-        extreme(measured.iter().map(|p| p.0), false),
-        declared.map(|d| d.wan_mbit),
-    )?;
-    let campus_mbit = pick(
-        "campus_mbit",
-        extreme(measured.iter().map(|p| p.1), false),
-        declared.map(|d| d.campus_mbit),
-    )?;
-    let rtt_ms = pick(
-        "rtt_ms",
-        extreme(measured.iter().map(|p| p.2), true),
-        declared.map(|d| d.rtt_ms),
-    )?;
+    let (wan, campus) = split_links(&measured);
+    let wan_mbit = pick("wan_mbit", wan, declared.map(|d| d.wan_mbit))?;
+    let campus_mbit = pick("campus_mbit", campus, declared.map(|d| d.campus_mbit))?;
+    let rtt = measured
+        .iter()
+        .filter_map(|p| p.rtt_ms)
+        .max_by(f64::total_cmp);
+    let rtt_ms = pick("rtt_ms", rtt, declared.map(|d| d.rtt_ms))?;
     let probed = probe(mlfo, target, clients, &mut notes).await;
     let epochs = f64::from(target.plan.settings().local_epochs);
     let train_s = match &probed {
         Some(p) => figure("train_s", epochs * p.epoch_s, Source::Measured),
-        None => figure("train_s", declared.map_or(0.0, |d| d.train_s), Source::Declared),
+        None => figure(
+            "train_s",
+            declared.map_or(0.0, |d| d.train_s),
+            Source::Declared,
+        ),
     };
     let threads = probed
         .as_ref()
@@ -242,4 +282,47 @@ pub(crate) async fn figures(
     let measured = measure(mlfo, target, clients, edges).await?;
     *last = Some((Instant::now(), key, measured.clone()));
     Ok(measured)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hop(link: &str, mbit: f64) -> MeasuredHop {
+        MeasuredHop {
+            link: link.to_owned(),
+            available_mbit: Some(mbit),
+        }
+    }
+
+    /// The path of campus `n` to the cloud: its host's link, its uplink,
+    /// the satellite, the cloud host's link.
+    fn path(n: u32, uplink: f64, satellite: f64) -> MeasuredPath {
+        let hops = vec![
+            hop(&format!("fla.{n}-campus{n}"), 500.0),
+            hop(&format!("campus{n}-edgesw"), uplink),
+            hop("satsw-edgesw", satellite),
+            hop("mlfo.cloud-aggsw", 1000.0),
+        ];
+        let mut reverse = hops.clone();
+        reverse.reverse();
+        MeasuredPath {
+            forward: hops,
+            reverse,
+            rtt_ms: Some(48.0),
+        }
+    }
+
+    #[test]
+    fn links_on_every_campus_path_are_wide_area_the_others_campus_links() {
+        let (wan, campus) = split_links(&[path(1, 300.0, 20.0), path(2, 400.0, 20.0)]);
+        assert_eq!((wan, campus), (Some(20.0), Some(300.0)));
+        // A fast core: the campus uplinks are the narrower.
+        let (wan, campus) = split_links(&[path(1, 100.0, 10_000.0), path(2, 100.0, 10_000.0)]);
+        assert_eq!((wan, campus), (Some(1000.0), Some(100.0)));
+        // One campus: its uplink carries every client, as a wide-area link.
+        let (wan, campus) = split_links(&[path(1, 100.0, 10_000.0)]);
+        assert_eq!((wan, campus), (Some(100.0), Some(500.0)));
+        assert_eq!(split_links(&[]), (None, None));
+    }
 }

@@ -30,6 +30,27 @@ impl SbiError {
     }
 }
 
+/// One direction of one link of a measured path.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct MeasuredHop {
+    /// The link, `a-b`.
+    pub link: String,
+    /// Its available bandwidth in this direction, Mbit/s.
+    pub available_mbit: Option<f64>,
+}
+
+/// The parts of the network controller's `GET /v1/paths` reply the cost
+/// model reads.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct MeasuredPath {
+    /// Hops from the campus host to the cloud.
+    pub forward: Vec<MeasuredHop>,
+    /// Hops back.
+    pub reverse: Vec<MeasuredHop>,
+    /// The probed RTT, ms.
+    pub rtt_ms: Option<f64>,
+}
+
 /// A client for the node agents' API.
 #[derive(Clone)]
 pub struct Sbi {
@@ -145,25 +166,21 @@ impl Sbi {
         request: &TrainingProbeRequest,
     ) -> Result<TrainingProbe, SbiError> {
         let url = format!("{}/v1/probes/training", agent.url);
-        self.call("probe_training", agent, || self.http.post(&url).json(request))
-            .await
+        self.call("probe_training", agent, || {
+            self.http.post(&url).json(request)
+        })
+        .await
     }
 
     /// What the network controller measures of the path from host `from`
-    /// to host `to` (names or addresses): the available bandwidth of its
-    /// bottleneck and of `from`'s own link, Mbit/s, and the probed RTT, ms.
+    /// to host `to` (names or addresses): each link's available bandwidth,
+    /// both directions, and the probed RTT.
     pub async fn path(
         &self,
         controller: &str,
         from: &str,
         to: &str,
-    ) -> Result<(Option<f64>, Option<f64>, Option<f64>), String> {
-        #[derive(serde::Deserialize)]
-        struct Reply {
-            bottleneck_mbit: Option<f64>,
-            access_mbit: Option<f64>,
-            rtt_ms: Option<f64>,
-        }
+    ) -> Result<MeasuredPath, String> {
         let url = format!("{}/v1/paths", controller.trim_end_matches('/'));
         let fail = |why: String| {
             self.metrics.sbi_call("get_path", false);
@@ -181,9 +198,9 @@ impl Sbi {
         if !status.is_success() {
             return Err(fail(format!("{status}: {}", text.trim())));
         }
-        let r: Reply = serde_json::from_str(&text).map_err(|e| fail(e.to_string()))?;
+        let path: MeasuredPath = serde_json::from_str(&text).map_err(|e| fail(e.to_string()))?;
         self.metrics.sbi_call("get_path", true);
-        Ok((r.bottleneck_mbit, r.access_mbit, r.rtt_ms))
+        Ok(path)
     }
 
     /// Removes meter `id` at the network controller; one it no longer

@@ -2,16 +2,16 @@
 //! running intents. HTTP and gRPC handlers call into it.
 
 use crate::config::{AgentEntry, MlfoConfig, Role};
+use crate::cost::Choice;
 use crate::metrics::Metrics;
 use crate::momo::proto::orchestrate_client::OrchestrateClient;
+use crate::planner::CohortRequest;
 use crate::planner::select_cohort;
 use crate::record::{
     CohortChoice, IntentRecord, IntentState, JobRecord, ServerRecord, Timings, now_unix_s,
 };
 use crate::sbi::Sbi;
 use crate::store::{Store, StoreError};
-use crate::cost::Choice;
-use crate::planner::CohortRequest;
 use crate::submission::{Prepared, Submission, prepare};
 use intent::{Catalog, FlPlan, ResolvedTarget, TrainingMode};
 use std::collections::HashMap;

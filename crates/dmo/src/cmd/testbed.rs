@@ -35,6 +35,10 @@ pub enum TestbedCmd {
         /// Bandwidth of the two satellite hops, Mbit/s (default: --bandwidth-mbit).
         #[arg(long)]
         satellite_bandwidth_mbit: Option<f64>,
+        /// Bandwidth of the campus links (campus hosts to their switch, the
+        /// switch to edgesw), Mbit/s (default: --bandwidth-mbit).
+        #[arg(long)]
+        campus_bandwidth_mbit: Option<f64>,
         /// One edge aggregator host `fla.N` per campus (hierarchical FL).
         #[arg(long)]
         edge_aggregators: bool,
@@ -80,6 +84,7 @@ pub fn run(cmd: TestbedCmd) -> anyhow::Result<ExitCode> {
             satellite_loss_pct,
             bandwidth_mbit,
             satellite_bandwidth_mbit,
+            campus_bandwidth_mbit,
             edge_aggregators,
             out,
         } => {
@@ -94,6 +99,7 @@ pub fn run(cmd: TestbedCmd) -> anyhow::Result<ExitCode> {
                 satellite_loss_pct,
                 bandwidth_mbit,
                 satellite_bandwidth_mbit,
+                campus_bandwidth_mbit,
                 edge_aggregators,
                 ..GenOptions::default()
             })

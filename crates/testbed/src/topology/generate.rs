@@ -27,6 +27,10 @@ pub struct GenOptions {
     pub satellite_bandwidth_mbit: Option<f64>,
     /// Loss on each satellite hop, percent.
     pub satellite_loss_pct: f64,
+    /// Bandwidth of the campus links: each campus host's link to its
+    /// campus switch and the switch's uplink to `edgesw`, Mbit/s (`None`:
+    /// `bandwidth_mbit`).
+    pub campus_bandwidth_mbit: Option<f64>,
     /// CPU limit of FL hosts (aggregators and clients), cores.
     pub fl_cpus: f64,
     /// One edge aggregator host `fla.N` per campus, on the campus switch
@@ -45,6 +49,7 @@ impl Default for GenOptions {
             satellite_delay_ms: 12.0,
             satellite_bandwidth_mbit: None,
             satellite_loss_pct: 0.0,
+            campus_bandwidth_mbit: None,
             fl_cpus: 2.0,
             edge_aggregators: false,
         }
@@ -128,6 +133,14 @@ fn check_figures(options: &GenOptions) -> Result<(), SpecError> {
             "> 0 Mbit/s",
         ),
         (
+            "campus_bandwidth_mbit",
+            options
+                .campus_bandwidth_mbit
+                .unwrap_or(options.bandwidth_mbit),
+            positive,
+            "> 0 Mbit/s",
+        ),
+        (
             "satellite_loss_pct",
             options.satellite_loss_pct,
             percentage,
@@ -149,7 +162,8 @@ fn check_figures(options: &GenOptions) -> Result<(), SpecError> {
 }
 
 /// The links: every host to its campus switch or its tier's switch, the
-/// campus switches to `edgesw`, and the two satellite hops.
+/// campus switches to `edgesw` (campus links at `campus_bandwidth_mbit`),
+/// and the two satellite hops.
 fn links(
     options: &GenOptions,
     plan: &Addressing,
@@ -163,14 +177,20 @@ fn links(
         delay_ms: None,
         loss_pct: None,
     };
-    let mut links: Vec<Link> = campuses.iter().map(|c| link(c, "edgesw")).collect();
+    let campus_mbit = options
+        .campus_bandwidth_mbit
+        .unwrap_or(options.bandwidth_mbit);
+    let campus_link = |a: &str, b: &str| Link {
+        bandwidth_mbit: Some(campus_mbit),
+        ..link(a, b)
+    };
+    let mut links: Vec<Link> = campuses.iter().map(|c| campus_link(c, "edgesw")).collect();
     for h in hosts {
-        let switch = match (&h.campus, plan.cloud.contains(h.address)) {
-            (Some(campus), _) => campus.as_str(),
-            (None, true) => "aggsw",
-            (None, false) => "edgesw",
-        };
-        links.push(link(&h.name, switch));
+        links.push(match (&h.campus, plan.cloud.contains(h.address)) {
+            (Some(campus), _) => campus_link(&h.name, campus),
+            (None, true) => link(&h.name, "aggsw"),
+            (None, false) => link(&h.name, "edgesw"),
+        });
     }
     for (a, b) in [("aggsw", "satsw"), ("satsw", "edgesw")] {
         let mut l = link(a, b);
