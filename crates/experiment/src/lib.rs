@@ -10,6 +10,7 @@ pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod summary;
+mod topology_svg;
 
 pub use error::RunError;
 pub use runner::{BackendKind, RunOptions, RunOutcome, run, start_backend};

@@ -18,7 +18,7 @@ fn chart_error(e: impl std::fmt::Display) -> RunError {
 }
 
 /// A colour per job, cycling.
-fn colour(i: usize) -> RGBColor {
+pub(crate) fn colour(i: usize) -> RGBColor {
     const PALETTE: [RGBColor; 8] = [
         RGBColor(31, 119, 180),
         RGBColor(255, 127, 14),
@@ -96,7 +96,8 @@ fn line_chart(
 
 /// Orchestration milestones of every job as stacked horizontal bars.
 fn timeline_chart(jobs: &[JobSummary]) -> Result<String, RunError> {
-    let phases: [(&str, RGBColor); 4] = [
+    let phases: [(&str, RGBColor); 5] = [
+        ("planned", colour(4)),
         ("server ready", colour(0)),
         ("clients started", colour(1)),
         ("first round", colour(2)),
@@ -140,6 +141,7 @@ fn timeline_chart(jobs: &[JobSummary]) -> Result<String, RunError> {
         for (i, job) in jobs.iter().enumerate() {
             let t = &job.orchestration;
             let marks = [
+                t.planned_s,
                 t.server_ready_s,
                 t.clients_started_s,
                 t.first_round_s,
@@ -207,7 +209,7 @@ fn jobs_table(jobs: &[JobSummary]) -> String {
     let mut html = String::new();
     html += "<h2>Jobs</h2><table><tr><th>cohort / intent</th><th>clients</th><th>source</th>\
              <th>model</th><th>strategy</th><th>state</th><th>rounds</th><th>initial acc.</th>\
-             <th>final acc.</th><th>Mo-Mo RTT ms</th><th>clients started ms</th>\
+             <th>final acc.</th><th>planned ms</th><th>Mo-Mo RTT ms</th><th>clients started ms</th>\
              <th>first round ms</th><th>done s</th></tr>";
     for j in jobs {
         let t = &j.orchestration;
@@ -215,7 +217,7 @@ fn jobs_table(jobs: &[JobSummary]) -> String {
             html,
             "<tr><td class=\"l\">{}</td><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td>\
              <td class=\"l\">{}</td><td class=\"l {}\">{}{}</td><td>{}/{}</td><td>{}</td><td>{}</td>\
-             <td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+             <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             escape(&j.label()),
             j.clients.len(),
             escape(&j.source),
@@ -236,6 +238,7 @@ fn jobs_table(jobs: &[JobSummary]) -> String {
             j.rounds_planned,
             fixed(j.initial_accuracy),
             fixed(j.final_accuracy),
+            ms(t.planned_s),
             ms(t.momo_round_trip_s),
             ms(t.clients_started_s),
             ms(t.first_round_s),
@@ -267,9 +270,10 @@ fn expectations_table(expectations: &[crate::summary::ExpectationResult]) -> Str
     html
 }
 
-/// The topology's links with their figures (nothing when it has none).
-/// The cost model's options for each `auto` job beside what was measured,
-/// with the prediction error of the chosen option.
+/// The cost model's options for each planned job beside what was measured,
+/// with the prediction error of the option taken: the one taken, flat,
+/// hierarchical on every campus, and the fastest (all options are in
+/// summary.json).
 fn plan_table(jobs: &[JobSummary]) -> String {
     let mut html = String::new();
     let planned: Vec<(&JobSummary, &mlfo::cost::Choice)> = jobs
@@ -279,9 +283,10 @@ fn plan_table(jobs: &[JobSummary]) -> String {
     if planned.is_empty() {
         return html;
     }
-    html += "<h2>Plan and outcome</h2><p>For <code>aggregation: auto</code> the edge MLFO \
-             predicted each option's round time and wide-area bytes and chose the faster; \
-             the measured row is the job's median round and its server's bytes per round.</p>\
+    html += "<h2>Plan and outcome</h2><p>The edge MLFO predicted each option's round time and \
+             wide-area bytes (flat, and every combination of the campuses with an edge \
+             aggregator); for <code>aggregation: auto</code> it took the fastest. The measured row \
+             is the job's median round and its server's bytes per round.</p>\
              <table><tr><th>intent</th><th>option</th><th>round s</th><th>wide-area MB/round</th>\
              <th>error round</th><th>error bytes</th></tr>";
     let error = |predicted: f64, measured: f64| {
@@ -292,21 +297,30 @@ fn plan_table(jobs: &[JobSummary]) -> String {
         }
     };
     for (job, plan) in planned {
-        for p in &plan.options {
-            let chosen = p.aggregation == plan.chosen;
-            let (e_round, e_bytes) = match (&job.outcome, chosen) {
+        for (p, why) in shown_options(plan) {
+            let taken = why.contains("taken");
+            let (e_round, e_bytes) = match (&job.outcome, taken) {
                 (Some(o), true) => (
                     error(p.round_s, o.median_round_s),
                     error(p.wan_bytes, o.wan_bytes_per_round),
                 ),
-                _ => ("".to_owned(), "".to_owned()),
+                _ => (String::new(), String::new()),
+            };
+            let name = if p.edge_campuses.is_empty() {
+                p.aggregation.to_string()
+            } else {
+                format!("{} on {}", p.aggregation, p.edge_campuses.join(", "))
             };
             let _ = write!(
                 html,
                 "<tr><td class=\"l\">{}</td><td class=\"l\">{}{}</td><td>{:.2}</td><td>{:.1}</td><td>{e_round}</td><td>{e_bytes}</td></tr>",
                 escape(&job.intent_id),
-                p.aggregation,
-                if chosen { " (chosen)" } else { "" },
+                escape(&name),
+                if why.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({why})")
+                },
                 p.round_s,
                 p.wan_bytes / 1e6
             );
@@ -314,8 +328,9 @@ fn plan_table(jobs: &[JobSummary]) -> String {
         if let Some(o) = &job.outcome {
             let _ = write!(
                 html,
-                "<tr><td class=\"l\">{}</td><td class=\"l\">measured</td><td>{:.2}</td><td>{:.1}</td><td></td><td></td></tr>",
+                "<tr><td class=\"l\">{}</td><td class=\"l\">measured ({} options predicted)</td><td>{:.2}</td><td>{:.1}</td><td></td><td></td></tr>",
                 escape(&job.intent_id),
+                plan.options.len(),
                 o.median_round_s,
                 o.wan_bytes_per_round / 1e6
             );
@@ -327,7 +342,7 @@ fn plan_table(jobs: &[JobSummary]) -> String {
         .flat_map(|p| &p.inputs)
         .map(|f| {
             format!(
-                "{} {} ({})",
+                "{} {:.4} ({})",
                 f.name,
                 f.value,
                 serde_json::to_value(f.source)
@@ -345,8 +360,35 @@ fn plan_table(jobs: &[JobSummary]) -> String {
     html
 }
 
-/// The edge aggregators of the hierarchical jobs: campus, host, clients,
-/// and when and why one was lost.
+/// The options a plan's table shows: flat, hierarchical on every campus
+/// with an edge aggregator, and the one taken and the fastest, each marked.
+fn shown_options(plan: &mlfo::cost::Choice) -> Vec<(&mlfo::cost::Prediction, String)> {
+    let most = plan
+        .options
+        .iter()
+        .map(|o| o.edge_campuses.len())
+        .max()
+        .unwrap_or(0);
+    let fastest = plan
+        .options
+        .iter()
+        .min_by(|a, b| a.round_s.total_cmp(&b.round_s));
+    let mut out: Vec<(&mlfo::cost::Prediction, String)> = Vec::new();
+    for o in &plan.options {
+        let mut why = Vec::new();
+        if o.aggregation == plan.chosen && o.edge_campuses == plan.edge_campuses {
+            why.push("taken");
+        }
+        if fastest.is_some_and(|f| std::ptr::eq(f, o)) {
+            why.push("fastest");
+        }
+        if !why.is_empty() || o.edge_campuses.is_empty() || o.edge_campuses.len() == most {
+            out.push((o, why.join(", ")));
+        }
+    }
+    out
+}
+
 fn edge_aggregators_table(jobs: &[JobSummary]) -> String {
     let mut html = String::new();
     let rows: Vec<(&JobSummary, &mlfo::record::EdgePlacement)> = jobs
@@ -393,6 +435,23 @@ fn faults_table(faults: &[crate::summary::HostFault]) -> String {
     }
     html += "</table>";
     html
+}
+
+/// The topology with the jobs' plans drawn on it (nothing for a summary
+/// written before it held the hosts).
+fn topology_section(summary: &Summary) -> String {
+    let tb = &summary.testbed;
+    let svg =
+        crate::topology_svg::render(&tb.topology_hosts, &tb.switches, &tb.links, &summary.jobs);
+    if svg.is_empty() {
+        return svg;
+    }
+    format!(
+        "<h2>Topology and plan</h2><p>Squares: FL servers; diamonds: edge aggregators (their \
+         campus aggregates locally; crossed out: lost); dots: clients, in each job's colour; grey: \
+         other hosts. Dashed links have a delay; thicker ones more bandwidth. Hover for names \
+         and figures.</p>{svg}"
+    )
 }
 
 fn links_table(links: &[testbed::Link]) -> String {
@@ -461,6 +520,7 @@ pub fn render(summary: &Summary) -> Result<String, RunError> {
     html += &jobs_table(jobs);
     html += &expectations_table(&summary.expectations);
     html += &plan_table(jobs);
+    html += &topology_section(summary);
     html += &edge_aggregators_table(jobs);
     html += &faults_table(&summary.host_faults);
     html += "<h2>Accuracy</h2>";
@@ -474,6 +534,15 @@ pub fn render(summary: &Summary) -> Result<String, RunError> {
     html += &line_chart("Loss per round", "round", "loss", &loss)?;
     html += "<h2>Round durations</h2>";
     html += &line_chart("Round duration", "round", "seconds", &durations)?;
+    if jobs.iter().any(|j| j.plan.is_some()) {
+        let wan = per_round(jobs, |j, i| {
+            let r = &j.rounds[i];
+            Some((r.bytes_sent + r.bytes_received) as f64 / 1e6)
+        });
+        html += "<h2>Wide-area bytes per round</h2><p>The cloud server's messages each round \
+                 (protobuf sizes): what crossed the path from the campuses to the cloud.</p>";
+        html += &line_chart("Wide-area MB per round", "round", "MB", &wan)?;
+    }
     html += "<h2>Orchestration</h2>";
     html += &timeline_chart(jobs)?;
     html += &links_table(&tb.links);

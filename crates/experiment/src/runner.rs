@@ -699,6 +699,8 @@ fn collect(
             clients: topology.hosts_with_role(Role::Client).count(),
             aggregators: topology.hosts_with_role(Role::Aggregator).count(),
             links: topology.links.clone(),
+            topology_hosts: topology.hosts.clone(),
+            switches: topology.switches.iter().map(|s| s.name.clone()).collect(),
         },
         jobs,
         expectations,

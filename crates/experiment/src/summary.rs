@@ -24,6 +24,12 @@ pub struct TestbedSummary {
     pub aggregators: usize,
     /// Links with their figures, as the topology gives them.
     pub links: Vec<testbed::Link>,
+    /// The topology's hosts (for the report's picture).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub topology_hosts: Vec<testbed::Host>,
+    /// The topology's switches.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub switches: Vec<String>,
 }
 
 /// One FL job: an intent target with its cohort, rounds and timings.

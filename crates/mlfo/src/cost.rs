@@ -178,58 +178,76 @@ fn auto() -> Aggregation {
 /// predicts (2^12 options); beyond, it weighs all or none of them.
 pub const MAX_COMBINED_CAMPUSES: usize = 12;
 
-/// The options `aggregation` allows: flat; every campus with an edge
-/// aggregator through it; and for `auto` every other combination of
-/// those campuses, each as the list of campuses that aggregate locally.
-fn candidates(inputs: &Inputs, aggregation: Aggregation) -> Vec<Vec<String>> {
+/// Every option, each as the list of campuses that aggregate locally:
+/// flat (none), and every combination of the campuses with an edge
+/// aggregator (only none and all beyond [`MAX_COMBINED_CAMPUSES`]).
+fn candidates(inputs: &Inputs) -> Vec<Vec<String>> {
     let edges: Vec<String> = inputs
         .campuses
         .iter()
         .filter(|c| c.edge_aggregator)
         .map(|c| c.name.clone())
         .collect();
-    match aggregation {
-        Aggregation::Flat => vec![Vec::new()],
-        Aggregation::Hierarchical => vec![edges],
-        Aggregation::Auto if edges.len() > MAX_COMBINED_CAMPUSES => vec![Vec::new(), edges],
-        Aggregation::Auto => (0..1u32 << edges.len())
-            .map(|mask| {
-                edges
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| mask & (1 << i) != 0)
-                    .map(|(_, name)| name.clone())
-                    .collect()
-            })
-            .collect(),
+    if edges.len() > MAX_COMBINED_CAMPUSES {
+        return vec![Vec::new(), edges];
+    }
+    (0..1u32 << edges.len())
+        .map(|mask| {
+            edges
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| mask & (1 << i) != 0)
+                .map(|(_, name)| name.clone())
+                .collect()
+        })
+        .collect()
+}
+
+/// Orders two options: the lower predicted round time, then fewer
+/// wide-area bytes, then fewer edge aggregators (no host busy for nothing).
+fn better(a: &Prediction, b: &Prediction) -> std::cmp::Ordering {
+    let near = |x: f64, y: f64| (x - y).abs() <= 1e-9 * x.abs().max(y.abs());
+    if !near(a.round_s, b.round_s) {
+        a.round_s.total_cmp(&b.round_s)
+    } else if !near(a.wan_bytes, b.wan_bytes) {
+        a.wan_bytes.total_cmp(&b.wan_bytes)
+    } else {
+        a.edge_campuses.len().cmp(&b.edge_campuses.len())
     }
 }
 
-/// Predicts every option `aggregation` allows and picks the lowest
-/// predicted round time, a tie going to fewer wide-area bytes, then to
-/// fewer edge aggregators. Returns
-/// the choice and every option's prediction, flat first.
-pub fn choose(inputs: &Inputs, aggregation: Aggregation) -> (Prediction, Vec<Prediction>) {
-    let options: Vec<Prediction> = candidates(inputs, aggregation)
+/// Predicts every option (flat, and every combination of the campuses
+/// that have an edge aggregator) and picks the best that `aggregation`
+/// allows: for `auto` any, by [`better`]; for `flat` and `hierarchical`
+/// the one they name, the others kept to compare. Returns the pick, the
+/// fastest option overall, and every option, flat first.
+pub fn choose(
+    inputs: &Inputs,
+    aggregation: Aggregation,
+) -> (Prediction, Prediction, Vec<Prediction>) {
+    let options: Vec<Prediction> = candidates(inputs)
         .iter()
         .map(|edges| predict(inputs, edges))
         .collect();
-    let best = options
+    let all_edges = inputs.campuses.iter().filter(|c| c.edge_aggregator).count();
+    let allowed = |p: &&Prediction| match aggregation {
+        Aggregation::Auto => true,
+        Aggregation::Flat => p.edge_campuses.is_empty(),
+        Aggregation::Hierarchical => p.edge_campuses.len() == all_edges,
+    };
+    let flat = || predict(inputs, &[]);
+    let pick = options
         .iter()
-        .min_by(|a, b| {
-            let near = |x: f64, y: f64| (x - y).abs() <= 1e-9 * x.abs().max(y.abs());
-            if !near(a.round_s, b.round_s) {
-                a.round_s.total_cmp(&b.round_s)
-            } else if !near(a.wan_bytes, b.wan_bytes) {
-                a.wan_bytes.total_cmp(&b.wan_bytes)
-            } else {
-                // Then the fewest edge aggregators: no host busy for nothing.
-                a.edge_campuses.len().cmp(&b.edge_campuses.len())
-            }
-        })
+        .filter(allowed)
+        .min_by(|a, b| better(a, b))
         .cloned()
-        .unwrap_or_else(|| predict(inputs, &[]));
-    (best, options)
+        .unwrap_or_else(flat);
+    let fastest = options
+        .iter()
+        .min_by(|a, b| better(a, b))
+        .cloned()
+        .unwrap_or_else(flat);
+    (pick, fastest, options)
 }
 
 #[cfg(test)]
@@ -267,7 +285,7 @@ mod tests {
 
     #[test]
     fn a_slow_satellite_makes_hierarchical_the_choice() {
-        let (chosen, options) = choose(&seed(20.0, 48.0), Aggregation::Auto);
+        let (chosen, _, options) = choose(&seed(20.0, 48.0), Aggregation::Auto);
         assert_eq!(chosen.aggregation, Aggregation::Hierarchical);
         assert_eq!(chosen.edge_campuses.len(), 5, "{chosen:?}");
         assert_eq!(options.len(), 32, "every combination of 5 campuses");
@@ -279,7 +297,7 @@ mod tests {
 
     #[test]
     fn a_fast_direct_path_makes_flat_the_choice() {
-        let (chosen, options) = choose(&seed(10_000.0, 0.0), Aggregation::Auto);
+        let (chosen, _, options) = choose(&seed(10_000.0, 0.0), Aggregation::Auto);
         assert_eq!(chosen.aggregation, Aggregation::Flat, "{options:?}");
         assert!(chosen.edge_campuses.is_empty());
         assert!(options[0].round_s < options[31].round_s);
@@ -287,7 +305,7 @@ mod tests {
 
     #[test]
     fn a_campus_of_one_client_gains_nothing_from_its_own_aggregator() {
-        let (chosen, options) =
+        let (chosen, _, options) =
             choose(&cohort(&[10, 10, 10, 10, 1], 20.0, 48.0), Aggregation::Auto);
         assert_eq!(chosen.aggregation, Aggregation::Hierarchical);
         assert_eq!(
@@ -298,16 +316,27 @@ mod tests {
     }
 
     #[test]
-    fn a_fixed_aggregation_is_the_only_option() {
+    fn a_fixed_aggregation_is_picked_and_the_others_still_predicted() {
         let inputs = seed(20.0, 48.0);
-        let (flat, options) = choose(&inputs, Aggregation::Flat);
-        assert_eq!((flat.aggregation, options.len()), (Aggregation::Flat, 1));
-        let (hier, options) = choose(&inputs, Aggregation::Hierarchical);
-        assert_eq!(options.len(), 1);
+        let (flat, fastest, options) = choose(&inputs, Aggregation::Flat);
+        assert_eq!((flat.aggregation, options.len()), (Aggregation::Flat, 32));
+        assert_eq!(
+            fastest.edge_campuses.len(),
+            5,
+            "auto would aggregate on every campus"
+        );
+        let (hier, _, _) = choose(&inputs, Aggregation::Hierarchical);
         assert_eq!(
             (hier.aggregation, hier.edge_campuses.len()),
             (Aggregation::Hierarchical, 5)
         );
+        let (asked, fastest, _) = choose(&seed(10_000.0, 0.0), Aggregation::Hierarchical);
+        assert_eq!(
+            asked.edge_campuses.len(),
+            5,
+            "asked for, even where flat is faster"
+        );
+        assert_eq!(fastest.aggregation, Aggregation::Flat);
     }
 
     #[test]
@@ -337,7 +366,7 @@ mod tests {
             }],
             ..seed(20.0, 48.0)
         };
-        let (chosen, options) = choose(&no_edges, Aggregation::Auto);
+        let (chosen, _, options) = choose(&no_edges, Aggregation::Auto);
         assert_eq!((chosen.aggregation, options.len()), (Aggregation::Flat, 1));
     }
 

@@ -132,13 +132,31 @@ pub(crate) fn choose(
         train_s: figures.train_s.value,
         parallel: figures.parallel.as_ref().map(|f| f.value),
     };
-    let (best, options) = cost::choose(&inputs, aggregation);
-    let total_s = best.round_s * f64::from(plan.rounds);
-    if let Some(deadline) = deadline_s.filter(|d| total_s > *d) {
-        return Err(format!(
-            "deadline_s {deadline}: no option meets it; the fastest, {}, is predicted at {:.2} s a round, {total_s:.0} s for {} rounds",
-            best.aggregation, best.round_s, plan.rounds
-        ));
+    let (best, fastest, options) = cost::choose(&inputs, aggregation);
+    let rounds = f64::from(plan.rounds);
+    if let Some(deadline) = deadline_s.filter(|d| best.round_s * rounds > *d) {
+        let predicted = |p: &cost::Prediction| {
+            format!(
+                "{:.2} s a round, {:.0} s for {} rounds",
+                p.round_s,
+                p.round_s * rounds,
+                plan.rounds
+            )
+        };
+        return Err(if fastest.round_s * rounds > deadline {
+            format!(
+                "deadline_s {deadline}: no option meets it; the fastest ({}) is predicted at {}",
+                describe(&fastest),
+                predicted(&fastest)
+            )
+        } else {
+            format!(
+                "deadline_s {deadline}: aggregation {aggregation} is predicted at {}; {} would meet it ({}): ask for aggregation auto",
+                predicted(&best),
+                describe(&fastest),
+                predicted(&fastest)
+            )
+        });
     }
     let model_bytes = Figure {
         name: "model_bytes".to_owned(),
@@ -152,6 +170,15 @@ pub(crate) fn choose(
         options,
         inputs: std::iter::once(model_bytes).chain(figures.list()).collect(),
     })
+}
+
+/// An option in words: `flat`, or `hierarchical on campus1, campus2`.
+fn describe(p: &cost::Prediction) -> String {
+    if p.edge_campuses.is_empty() {
+        p.aggregation.to_string()
+    } else {
+        format!("{} on {}", p.aggregation, p.edge_campuses.join(", "))
+    }
 }
 
 /// The plans of an intent's federated targets over `clients`, made when
@@ -498,11 +525,28 @@ mod tests {
         let e = choose(&t, &slow, &cohort, &edges, auto, Some(0.5)).unwrap_err();
         assert!(
             e.starts_with(
-                "deadline_s 0.5: no option meets it; the fastest, hierarchical, is predicted at "
+                "deadline_s 0.5: no option meets it; the fastest (hierarchical on campus1, campus2) is predicted at "
             ),
             "{e}"
         );
         assert!(e.ends_with("for 10 rounds"), "{e}");
+        // Flat asked for: hierarchical would meet a deadline flat cannot.
+        let flat = choose(&t, &slow, &cohort, &edges, Aggregation::Flat, None).unwrap();
+        let flat_s = flat.options[0].round_s * 10.0;
+        let hier_s = flat.options[3].round_s * 10.0;
+        let between = (flat_s + hier_s) / 2.0;
+        let e = choose(&t, &slow, &cohort, &edges, Aggregation::Flat, Some(between)).unwrap_err();
+        assert!(
+            e.starts_with(&format!(
+                "deadline_s {between}: aggregation flat is predicted at "
+            )),
+            "{e}"
+        );
+        assert!(
+            e.contains("hierarchical on campus1, campus2 would meet it")
+                && e.ends_with("ask for aggregation auto"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -72,6 +72,10 @@ impl IntentState {
 /// Seconds from the intent's arrival to each orchestration milestone.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Timings {
+    /// Until the jobs were planned (the cost model's figures measured),
+    /// before the intent was accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub planned_s: Option<f64>,
     /// Seconds spent in the admission queue waiting for an aggregator (live
     /// while queued; absent when the intent never queued).
     #[serde(default, skip_serializing_if = "Option::is_none")]

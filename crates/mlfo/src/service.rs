@@ -135,11 +135,13 @@ impl Mlfo {
     /// deadline no option meets), stores it as `accepted` and starts
     /// deploying it in the background. Returns the stored record.
     pub async fn submit(&self, submission: &Submission) -> Result<IntentRecord, MlfoError> {
+        let received = now_unix_s();
         let (prepared, cohort, hosts) = self.admissible(submission)?;
         let mut notes = plan_notes(&prepared.targets, &submission.notes);
         let plans = crate::hierarchy::plans(self, &prepared.targets, &hosts, &mut notes)
             .await
             .map_err(|why| MlfoError::Conflict(format!("{}: {why}", submission.file)))?;
+        let planned_s = now_unix_s() - received;
         let active = self.active_count();
         if active >= MAX_ACTIVE_INTENTS {
             return Err(MlfoError::Conflict(format!(
@@ -158,14 +160,17 @@ impl Mlfo {
             intent_id: prepared.intent.intent_id.clone(),
             state: IntentState::Accepted,
             reason: None,
-            received_unix_s: now,
+            received_unix_s: received,
             updated_unix_s: now,
             document: serde_json::to_value(&prepared.intent).unwrap_or_default(),
             cohort: CohortChoice {
                 name: cohort.name.clone(),
                 hosts: hosts.iter().map(|a| a.name.clone()).collect(),
             },
-            timings: Timings::default(),
+            timings: Timings {
+                planned_s: Some(planned_s),
+                ..Timings::default()
+            },
             jobs: prepared
                 .targets
                 .iter()

@@ -73,8 +73,9 @@ impl fmt::Display for Role {
     }
 }
 
-/// One host.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One host (read from a topology file through its spec; deserialised as
+/// written, e.g. in a run's summary).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Host {
     /// Unique name, e.g. `fc.10`.
     pub name: String,
