@@ -571,6 +571,54 @@ fn bad_intents_get_400_and_an_unreachable_client_fails_the_job_leaving_nothing_r
 }
 
 #[test]
+fn a_client_agent_killed_mid_job_fails_the_intent_at_once_when_the_server_cannot_go_on() {
+    let _load = testkit::shared();
+    let mut tb = Testbed::start(73, 1, 2, &[]);
+    let id = tb.submit(
+        &intent_file("drilling"),
+        &[
+            ("ipstart", "10"),
+            ("cohortsize", "2"),
+            ("numround", "1000"),
+            ("minav", "2"),
+        ],
+    );
+    let start = Instant::now();
+    while tb.intent(&id)["state"] != "training" {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{}",
+            tb.intent(&id)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    tb.kill("fc.11");
+    let killed = Instant::now();
+    let v = tb.wait_final(&id);
+    let took = killed.elapsed();
+    assert_eq!(v["state"], "failed", "{v:#}");
+    let reason = v["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with(
+            "1 of 2 clients left, fewer than the 2 (minav) the server waits for: lost fc.11 at "
+        ),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("its node agent refuses connections"),
+        "{reason}"
+    );
+    assert!(
+        took < Duration::from_secs(30),
+        "noticed after {took:?}, not at the 300 s deadline"
+    );
+    let lost = &v["jobs"][0]["clients"][1];
+    assert_eq!(lost["host"], "fc.11");
+    assert!(lost["lost"][0].as_f64().unwrap() > 0.0, "{lost}");
+    assert!(v["jobs"][0]["clients"][0].get("lost").is_none());
+}
+
+#[test]
 fn an_edge_mlfo_killed_mid_job_takes_the_intent_up_again_after_restart() {
     let _load = testkit::shared();
     let mut tb = Testbed::start(64, 1, 2, &[]);

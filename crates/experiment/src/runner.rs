@@ -333,6 +333,7 @@ fn mlfo_configs(
         catalog: catalog.clone(),
         inventory,
         timeouts: timeouts.clone(),
+        http: mlfo::config::HttpOptions::default(),
         server: mlfo::config::ServerOptions::default(),
         client: mlfo::config::ClientOptions::default(),
         momo: mlfo::MomoMode::default(),
@@ -356,6 +357,7 @@ fn mlfo_configs(
         client: mlfo::config::ClientOptions {
             partition: scenario.partition.clone(),
             seed: scenario.seed,
+            attack: scenario.attack.clone(),
             ..Default::default()
         },
         ..base(&layout.edge, mlfo::Role::Edge, edge_inventory)

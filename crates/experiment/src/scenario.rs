@@ -186,6 +186,10 @@ pub struct Scenario {
     /// Partition scheme of each cohort's data.
     #[serde(default = "iid")]
     pub partition: String,
+    /// A share of every cohort that attacks the federation (robustness
+    /// experiments): `{ kind: sign-flip | gaussian | label-flip, share: 0.2 }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attack: Option<mlfo::config::AttackOptions>,
     /// How the edge MLFO asks for FL servers over Mo-Mo: `aggregated` (one
     /// Deploy per target) or `per-client` (one per client, the prototype's
     /// `mlfostatus: disabled`).
@@ -287,6 +291,9 @@ impl Scenario {
                     cohorts.join(", ")
                 )));
             }
+        }
+        if let Some(attack) = &scenario.attack {
+            attack.check().map_err(|e| fail(format!("attack.{e}")))?;
         }
         if scenario.background_traffic.len() > MAX_TRAFFIC_FLOWS {
             return Err(fail(format!(

@@ -298,3 +298,54 @@ fn role_name(role: Role) -> &'static str {
         Role::Prometheus => "Prometheus",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mlfo::record::EdgePlacement;
+
+    #[test]
+    fn the_plan_is_drawn_on_the_generated_topology() {
+        let t = testbed::generate(&testbed::GenOptions {
+            cohorts: vec![20],
+            edge_aggregators: true,
+            ..testbed::GenOptions::default()
+        })
+        .unwrap();
+        let mut job = crate::summary::tests::sample().jobs.remove(0);
+        job.server = Some("10.0.0.11:6000".into());
+        job.clients = (10..30).map(|h| format!("fc.{h}")).collect();
+        let edge = |n: u32, lost: bool| EdgePlacement {
+            campus: format!("campus{n}"),
+            host: format!("fla.{n}"),
+            agent_url: String::new(),
+            clients: 10,
+            job_id: None,
+            address: None,
+            lost: lost.then(|| (3.0, "killed".to_owned())),
+        };
+        job.edge_aggregators = vec![edge(1, false), edge(2, true)];
+        let switches: Vec<String> = t.switches.iter().map(|s| s.name.clone()).collect();
+        let svg = render(&t.hosts, &switches, &t.links, &[job]);
+        assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
+        assert!(
+            svg.contains("fed.1 (10.0.0.11): FL server of job 1"),
+            "the server's host"
+        );
+        assert!(
+            svg.contains(
+                "fla.1 (10.0.1.3): edge aggregator of job 1: its campus aggregates locally"
+            )
+        );
+        assert!(svg.contains("fla.2 (10.0.1.4): edge aggregator of job 1, lost"));
+        assert_eq!(svg.matches("client of job 1</title>").count(), 20);
+        assert_eq!(svg.matches("<title>switch ").count(), switches.len());
+        assert_eq!(
+            svg.matches("stroke-dasharray").count(),
+            2,
+            "the two satellite hops"
+        );
+        assert_eq!(svg.matches("<line ").count(), t.links.len());
+        assert!(render(&[], &switches, &t.links, &[]).is_empty());
+    }
+}

@@ -27,11 +27,15 @@ pub enum StrategyKind {
     FedTrimmedAvg,
     /// (Multi-)Krum.
     Krum,
+    /// Bulyan: Krum selection, then a trimmed mean around the median.
+    Bulyan,
+    /// FedAvg keeping only rounds where enough fits completed.
+    FaultTolerantFedAvg,
 }
 
 impl StrategyKind {
     /// Every strategy.
-    pub const ALL: [StrategyKind; 9] = [
+    pub const ALL: [StrategyKind; 11] = [
         StrategyKind::FedAvg,
         StrategyKind::FedProx,
         StrategyKind::FedAvgM,
@@ -41,11 +45,13 @@ impl StrategyKind {
         StrategyKind::FedMedian,
         StrategyKind::FedTrimmedAvg,
         StrategyKind::Krum,
+        StrategyKind::Bulyan,
+        StrategyKind::FaultTolerantFedAvg,
     ];
 
     /// Every strategy's API name, in [`Self::ALL`] order.
-    pub const API_NAMES: [&'static str; 9] = {
-        let mut names = [""; 9];
+    pub const API_NAMES: [&'static str; 11] = {
+        let mut names = [""; 11];
         let mut i = 0;
         while i < names.len() {
             names[i] = Self::ALL[i].api_name();
@@ -66,6 +72,8 @@ impl StrategyKind {
             StrategyKind::FedMedian => "FedMedian",
             StrategyKind::FedTrimmedAvg => "FedTrimmedAvg",
             StrategyKind::Krum => "Krum",
+            StrategyKind::Bulyan => "Bulyan",
+            StrategyKind::FaultTolerantFedAvg => "FaultTolerantFedAvg",
         }
     }
 
@@ -81,6 +89,8 @@ impl StrategyKind {
             StrategyKind::FedMedian => "fedmedian",
             StrategyKind::FedTrimmedAvg => "fedtrimmedavg",
             StrategyKind::Krum => "krum",
+            StrategyKind::Bulyan => "bulyan",
+            StrategyKind::FaultTolerantFedAvg => "faulttolerantfedavg",
         }
     }
 

@@ -267,3 +267,36 @@ mod selection {
         }
     }
 }
+
+#[test]
+fn bulyan_selects_with_krum_then_averages_around_the_median() {
+    let values = [0.9, 0.95, 1.0, 1.05, 1.1, 1.2, 50.0];
+    let r: Vec<FitResult> = values.iter().map(|v| result(&[*v], 1)).collect();
+    // f = 1: Krum picks n - 2f = 5 models one by one, 0.9..1.1 (the
+    // outlier and 1.2 are left); then the n - 4f = 3 values closest to their
+    // median 1.0: 0.95, 1.0, 1.05.
+    let b = StrategyConfig::Bulyan { num_malicious: 1 };
+    close(&aggregate(b.clone(), &[0.0], &r), &[1.0]);
+    // It needs 4f + 3 results.
+    let mut s = b.build();
+    let e = s.aggregate_fit(&model(&[0.0]), &r[..6]).unwrap_err();
+    assert_eq!(e.to_string(), "bulyan needs at least 7 results, got 6");
+}
+
+#[test]
+fn fault_tolerant_fedavg_keeps_a_round_only_when_enough_fits_completed() {
+    let s = StrategyConfig::Faulttolerantfedavg {
+        min_completion_rate_fit: 0.5,
+    }
+    .build();
+    assert!(s.keeps_round(2, 2).is_ok());
+    let e = s.keeps_round(1, 3).unwrap_err();
+    assert!(
+        e.starts_with("1 of 4 fits completed, below min_completion_rate_fit 0.5"),
+        "{e}"
+    );
+    assert!(s.mean_based(), "it averages as FedAvg does, streaming");
+    let r = [result(&[1.0, 2.0], 1), result(&[3.0, 6.0], 3)];
+    let cfg = StrategyConfig::from_name("FaultTolerantFedAvg").unwrap();
+    close(&aggregate(cfg, &[0.0, 0.0], &r), &[2.5, 5.0]);
+}

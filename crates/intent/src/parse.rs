@@ -145,7 +145,7 @@ struct Reader {
 
 const INTENT_FIELDS: [&str; 2] = ["intentID", "targets"];
 const TARGET_FIELDS: [&str; 4] = ["id", "operation", "operand", "constraints"];
-const CONSTRAINT_FIELDS: [&str; 23] = [
+const CONSTRAINT_FIELDS: [&str; 24] = [
     keys::PRIVACY_LEVEL,
     keys::SOURCE_KIND,
     keys::MODEL_KIND,
@@ -160,6 +160,7 @@ const CONSTRAINT_FIELDS: [&str; 23] = [
     "server_momentum",
     "trim_fraction",
     "byzantine_clients",
+    "min_completion_rate",
     "cohort",
     "local_epochs",
     "batch_size",
@@ -325,6 +326,12 @@ impl Reader {
                 server_momentum: self.float(m, path, "server_momentum", rules::SERVER_MOMENTUM),
                 trim_fraction: self.float(m, path, "trim_fraction", rules::TRIM_FRACTION),
                 byzantine_clients: self.count(m, path, "byzantine_clients", rules::BYZANTINE),
+                min_completion_rate: self.float(
+                    m,
+                    path,
+                    "min_completion_rate",
+                    rules::COMPLETION_RATE,
+                ),
             },
             cohort: get(m, "cohort").and_then(|c| self.cohort(c, &child(path, "cohort"))),
             local_epochs: self.count(m, path, "local_epochs", rules::LOCAL_EPOCHS),

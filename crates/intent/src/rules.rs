@@ -81,7 +81,14 @@ pub(crate) const TRIM_FRACTION: Interval = Interval {
     hi: 0.5,
     hi_open: true,
 };
-/// `byzantine_clients` (Krum).
+/// `min_completion_rate` (FaultTolerantFedAvg).
+pub(crate) const COMPLETION_RATE: Interval = Interval {
+    lo: 0.0,
+    lo_open: false,
+    hi: 1.0,
+    hi_open: false,
+};
+/// `byzantine_clients` (Krum, Bulyan).
 pub(crate) const BYZANTINE: Count = Count {
     min: 0,
     max: MAX_CLIENTS,

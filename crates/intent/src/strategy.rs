@@ -20,19 +20,24 @@ pub struct StrategyParams {
     /// FedTrimmedAvg: fraction cut from each end, in [0, 0.5).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trim_fraction: Option<f64>,
-    /// Krum: number of Byzantine clients tolerated.
+    /// Krum, Bulyan: number of Byzantine clients tolerated.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub byzantine_clients: Option<u32>,
+    /// FaultTolerantFedAvg: least share of the sampled clients whose fit
+    /// must complete for the round's update to count, in [0, 1].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_completion_rate: Option<f64>,
 }
 
 impl StrategyParams {
     /// The field names, as written in intents.
-    pub(crate) const FIELDS: [&str; 5] = [
+    pub(crate) const FIELDS: [&str; 6] = [
         "proximal_mu",
         "server_lr",
         "server_momentum",
         "trim_fraction",
         "byzantine_clients",
+        "min_completion_rate",
     ];
 
     /// The names of the parameters that are set, in [`Self::FIELDS`] order.
@@ -43,6 +48,7 @@ impl StrategyParams {
             self.server_momentum.is_some(),
             self.trim_fraction.is_some(),
             self.byzantine_clients.is_some(),
+            self.min_completion_rate.is_some(),
         ];
         Self::FIELDS
             .into_iter()
@@ -97,6 +103,16 @@ pub enum Strategy {
         /// Byzantine clients tolerated (default 0).
         byzantine_clients: u32,
     },
+    /// Bulyan.
+    Bulyan {
+        /// Byzantine clients tolerated (default 0; needs 4f + 3 results).
+        byzantine_clients: u32,
+    },
+    /// FedAvg keeping only rounds where enough fits completed.
+    FaultTolerantFedAvg {
+        /// Least share of fits that must complete (default 0.5, as Flower's).
+        min_completion_rate: f64,
+    },
 }
 
 impl Strategy {
@@ -112,7 +128,8 @@ impl Strategy {
                 &["server_lr"]
             }
             StrategyKind::FedTrimmedAvg => &["trim_fraction"],
-            StrategyKind::Krum => &["byzantine_clients"],
+            StrategyKind::Krum | StrategyKind::Bulyan => &["byzantine_clients"],
+            StrategyKind::FaultTolerantFedAvg => &["min_completion_rate"],
         };
         if let Some(unused) = params.set().into_iter().find(|p| !used.contains(p)) {
             return Err(unused);
@@ -142,6 +159,12 @@ impl Strategy {
             StrategyKind::Krum => Strategy::Krum {
                 byzantine_clients: params.byzantine_clients.unwrap_or(0),
             },
+            StrategyKind::Bulyan => Strategy::Bulyan {
+                byzantine_clients: params.byzantine_clients.unwrap_or(0),
+            },
+            StrategyKind::FaultTolerantFedAvg => Strategy::FaultTolerantFedAvg {
+                min_completion_rate: params.min_completion_rate.unwrap_or(0.5),
+            },
         })
     }
 
@@ -157,6 +180,8 @@ impl Strategy {
             Strategy::FedMedian => StrategyKind::FedMedian,
             Strategy::FedTrimmedAvg { .. } => StrategyKind::FedTrimmedAvg,
             Strategy::Krum { .. } => StrategyKind::Krum,
+            Strategy::Bulyan { .. } => StrategyKind::Bulyan,
+            Strategy::FaultTolerantFedAvg { .. } => StrategyKind::FaultTolerantFedAvg,
         }
     }
 
@@ -177,7 +202,12 @@ impl Strategy {
             | Strategy::FedYogi { server_lr }
             | Strategy::FedAdagrad { server_lr } => p.server_lr = Some(server_lr),
             Strategy::FedTrimmedAvg { trim_fraction } => p.trim_fraction = Some(trim_fraction),
-            Strategy::Krum { byzantine_clients } => p.byzantine_clients = Some(byzantine_clients),
+            Strategy::Krum { byzantine_clients } | Strategy::Bulyan { byzantine_clients } => {
+                p.byzantine_clients = Some(byzantine_clients)
+            }
+            Strategy::FaultTolerantFedAvg {
+                min_completion_rate,
+            } => p.min_completion_rate = Some(min_completion_rate),
         }
         p
     }

@@ -24,6 +24,8 @@ pub struct ClientSpec {
     pub threads: usize,
     /// Seed of the initial weights, shuffling and dropout.
     pub seed: u64,
+    /// How this client attacks the federation, if it does.
+    pub attack: Option<crate::attack::Attack>,
 }
 
 /// Loads this client's part of the dataset: its training and held-out
@@ -51,6 +53,19 @@ pub fn load_client_data(spec: &ClientSpec) -> Result<ClientData, MlError> {
 
 /// Loads this client's part of the dataset and builds its trainer.
 pub fn build_trainer(spec: &ClientSpec) -> Result<LocalTrainer, MlError> {
-    let data = load_client_data(spec)?;
+    let mut data = load_client_data(spec)?;
+    if spec.attack == Some(crate::attack::Attack::LabelFlip) {
+        crate::attack::flip_labels(&mut data);
+    }
     LocalTrainer::new(spec.model, data, spec.threads, spec.seed)
+}
+
+/// The trainer of `spec` as the FL client runs it: attacking when `spec`
+/// says so.
+pub fn build_fl_trainer(spec: &ClientSpec) -> Result<Box<dyn fl::Trainer>, MlError> {
+    let trainer = build_trainer(spec)?;
+    Ok(match spec.attack {
+        Some(attack) => Box::new(crate::attack::Attacking::new(trainer, attack, spec.seed)),
+        None => Box::new(trainer),
+    })
 }

@@ -4,11 +4,14 @@
 //! backend with PyTorch-layout weights, and the local trainer that
 //! implements [`fl::Trainer`], plus a server-side evaluator.
 //!
-//! An FL client calls [`build_trainer`] with a [`ClientSpec`]; a server
+//! An FL client calls [`build_fl_trainer`] with a [`ClientSpec`] (a client
+//! may attack, [`attack`], to measure robustness); a server
 //! scores global parameters with [`CentralEvaluator`].
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "train")]
+pub mod attack;
 #[cfg(feature = "train")]
 pub mod client;
 pub mod data_part;
@@ -32,7 +35,7 @@ pub mod simulation;
 pub mod trainer;
 
 #[cfg(feature = "train")]
-pub use client::{ClientSpec, build_trainer, load_client_data};
+pub use client::{ClientSpec, build_fl_trainer, build_trainer, load_client_data};
 #[cfg(feature = "train")]
 pub use engine::{EVAL_BATCH_SIZE, Evaluation};
 #[cfg(feature = "train")]

@@ -23,6 +23,7 @@ fn spec(dataset: DatasetName, model: ModelName, partition: Partition) -> ClientS
         partition,
         threads: 2,
         seed: 42,
+        attack: None,
     }
 }
 
@@ -255,4 +256,65 @@ fn timing_steps_leaves_the_model_as_it_was_and_scales_with_the_batch() {
     );
     let after = trainer.get_parameters(&Config::new()).expect("parameters");
     assert_eq!(before, after, "timing trains a copy");
+}
+
+#[test]
+fn attacking_clients_send_what_their_attack_says() {
+    use ml::attack::Attack;
+    let honest_spec = spec(
+        DatasetName::SyntheticImages,
+        ModelName::Mlp,
+        Partition::iid(4, 0, 5),
+    );
+    let cfg = config(&[("local_epochs", Scalar::Sint64(1))]);
+    let mut honest = build_trainer(&honest_spec).expect("trainer");
+    let global = honest.get_parameters(&Config::new()).expect("parameters");
+    let trained = honest.fit(global.clone(), &cfg).expect("fit").parameters;
+
+    let attacker = |attack| {
+        let s = ClientSpec {
+            attack: Some(attack),
+            ..honest_spec.clone()
+        };
+        ml::build_fl_trainer(&s).expect("trainer")
+    };
+    // Sign-flip: the global model minus four times the honest update.
+    let flipped = attacker(Attack::SignFlip)
+        .fit(global.clone(), &cfg)
+        .expect("fit")
+        .parameters;
+    for ((f, t), g) in flipped.iter().zip(&trained).zip(&global) {
+        for ((f, t), g) in f.data.iter().zip(&t.data).zip(&g.data) {
+            assert!((f - (g - 4.0 * (t - g))).abs() < 1e-4, "{f} {t} {g}");
+        }
+    }
+    // Gaussian: noise of standard deviation 1 around the global model.
+    let noisy = attacker(Attack::Gaussian)
+        .fit(global.clone(), &cfg)
+        .expect("fit")
+        .parameters;
+    let diffs: Vec<f32> = noisy
+        .iter()
+        .zip(&global)
+        .flat_map(|(n, g)| {
+            n.data
+                .iter()
+                .zip(&g.data)
+                .map(|(a, b)| a - b)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let var = diffs.iter().map(|d| d * d).sum::<f32>() / diffs.len() as f32;
+    assert!((0.9..1.1).contains(&var), "variance {var}");
+    // Label-flip trains on labels 9 - y (its held-out set keeps the true ones).
+    let mut flip = ml::build_trainer(&ClientSpec {
+        attack: Some(Attack::LabelFlip),
+        ..honest_spec.clone()
+    })
+    .expect("trainer");
+    let first = flip.data().train.labels()[0];
+    let plain = build_trainer(&honest_spec).expect("trainer");
+    assert_eq!(first, 9 - plain.data().train.labels()[0]);
+    assert_eq!(flip.data().test.labels(), plain.data().test.labels());
+    assert!(flip.fit(global, &cfg).is_ok());
 }

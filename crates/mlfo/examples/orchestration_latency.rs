@@ -31,9 +31,14 @@ async fn start_agent(addr: SocketAddr, stop: &tokio::sync::watch::Receiver<bool>
         threads: 1,
     });
     let mut stop = stop.clone();
-    tokio::spawn(node::serve(listener, agent, async move {
-        let _ = stop.wait_for(|s| *s).await;
-    }));
+    tokio::spawn(node::serve(
+        listener,
+        agent,
+        httpd::Limits::default(),
+        async move {
+            let _ = stop.wait_for(|s| *s).await;
+        },
+    ));
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {

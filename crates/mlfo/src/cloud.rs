@@ -565,9 +565,18 @@ fn strategy_request(strategy: &Strategy) -> (&'static str, Map<String, Value>) {
         (StrategyConfig::Fedtrimmedavg { beta }, Strategy::FedTrimmedAvg { trim_fraction }) => {
             *beta = trim_fraction as f32;
         }
-        (StrategyConfig::Krum { num_malicious, .. }, Strategy::Krum { byzantine_clients }) => {
-            *num_malicious = byzantine_clients as usize
-        }
+        (
+            StrategyConfig::Krum { num_malicious, .. } | StrategyConfig::Bulyan { num_malicious },
+            Strategy::Krum { byzantine_clients } | Strategy::Bulyan { byzantine_clients },
+        ) => *num_malicious = byzantine_clients as usize,
+        (
+            StrategyConfig::Faulttolerantfedavg {
+                min_completion_rate_fit,
+            },
+            Strategy::FaultTolerantFedAvg {
+                min_completion_rate,
+            },
+        ) => *min_completion_rate_fit = min_completion_rate,
         _ => {}
     }
     let mut params = match serde_json::to_value(&config) {

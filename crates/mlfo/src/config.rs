@@ -202,6 +202,10 @@ pub struct ClientOptions {
     pub seed: u64,
     /// Training threads per client.
     pub threads: Option<usize>,
+    /// A share of every cohort that attacks the federation (robustness
+    /// experiments).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attack: Option<AttackOptions>,
 }
 
 impl Default for ClientOptions {
@@ -210,7 +214,43 @@ impl Default for ClientOptions {
             partition: "iid".to_owned(),
             seed: 0,
             threads: None,
+            attack: None,
         }
+    }
+}
+
+/// Clients that attack: the first `round(share x N)` of a cohort of `N`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttackOptions {
+    /// `sign-flip`, `gaussian` or `label-flip`.
+    pub kind: String,
+    /// Share of each cohort, in [0, 1].
+    pub share: f64,
+}
+
+impl AttackOptions {
+    /// Whether client `index` of a cohort of `clients` attacks.
+    pub fn attacks(&self, index: usize, clients: usize) -> bool {
+        (index as f64) < (self.share * clients as f64).round()
+    }
+
+    /// Checks the kind and the share; the error names the field (`kind`,
+    /// `share`) for the caller to prefix.
+    pub fn check(&self) -> Result<(), String> {
+        if !["sign-flip", "gaussian", "label-flip"].contains(&self.kind.as_str()) {
+            return Err(format!(
+                "kind: must be sign-flip, gaussian or label-flip, got {:?}",
+                self.kind
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.share) {
+            return Err(format!(
+                "share: must be a share in [0, 1], got {}",
+                self.share
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -242,6 +282,9 @@ pub struct MlfoConfig {
     /// Time limits and retries.
     #[serde(default)]
     pub timeouts: Timeouts,
+    /// Limits of the REST server.
+    #[serde(default)]
+    pub http: HttpOptions,
     /// FL server options (cloud).
     #[serde(default)]
     pub server: ServerOptions,
@@ -260,6 +303,53 @@ pub struct MlfoConfig {
     /// the inputs of the cost model that chooses for `aggregation: auto`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<NetworkFigures>,
+}
+
+/// Limits of the MLFO's REST server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpOptions {
+    /// Connections open at once; one more is answered 503 and closed.
+    pub max_connections: usize,
+    /// Seconds a client may take to send a request's headers, and that an
+    /// idle keep-alive connection stays open.
+    pub header_timeout_s: f64,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: httpd::DEFAULT_MAX_CONNECTIONS,
+            header_timeout_s: 10.0,
+        }
+    }
+}
+
+impl HttpOptions {
+    /// The server's limits.
+    pub fn limits(&self) -> httpd::Limits {
+        httpd::Limits {
+            max_connections: self.max_connections,
+            header_timeout: Duration::from_secs_f64(self.header_timeout_s),
+            ..httpd::Limits::default()
+        }
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if !(1..=65_536).contains(&self.max_connections) {
+            return Err(format!(
+                "http.max_connections: must be a whole number in 1..=65536, got {}",
+                self.max_connections
+            ));
+        }
+        if !(self.header_timeout_s.is_finite() && (0.1..=3600.0).contains(&self.header_timeout_s)) {
+            return Err(format!(
+                "http.header_timeout_s: must be seconds in [0.1, 3600], got {}",
+                self.header_timeout_s
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The network as the edge MLFO's cost model sees it, declared in its
@@ -392,6 +482,10 @@ impl MlfoConfig {
         }
         if let Some(network) = &self.network {
             network.check()?;
+        }
+        self.http.check()?;
+        if let Some(attack) = &self.client.attack {
+            attack.check().map_err(|e| format!("client.attack.{e}"))?;
         }
         let mut names = BTreeSet::new();
         for (i, agent) in self.inventory.iter().enumerate() {

@@ -148,6 +148,7 @@ async fn deploy(
                 index,
                 job_id: None,
                 campus: a.campus.clone(),
+                lost: None,
             })
             .collect();
     }
@@ -545,6 +546,11 @@ async fn start_clients(
             seed: Some(options.seed),
             threads: options.threads,
             connect_attempts: None,
+            attack: options
+                .attack
+                .as_ref()
+                .filter(|a| a.attacks(index, clients.len()))
+                .map(|a| a.kind.clone()),
             labels: BTreeMap::from([
                 ("intent".to_owned(), record.id.clone()),
                 ("cohort".to_owned(), cohort.clone()),
@@ -688,10 +694,12 @@ async fn follow(mlfo: &Mlfo, mut record: IntentRecord) {
                 Poll::Ended(state, reason) => return fail(mlfo, &mut record, state, reason).await,
             }
             if polls.is_multiple_of(CLIENT_CHECK_EVERY) {
-                if let Some(reason) = clients_failed(mlfo, &record.jobs[k]).await {
+                let elapsed = record.elapsed_s();
+                let (reason, marked) = check_clients(mlfo, &mut record.jobs[k], elapsed).await;
+                changed |= marked;
+                if let Some(reason) = reason {
                     return fail(mlfo, &mut record, IntentState::Failed, reason).await;
                 }
-                let elapsed = record.elapsed_s();
                 changed |= hierarchy::check(mlfo, &mut record.jobs[k], elapsed).await;
             }
         }
@@ -819,32 +827,74 @@ fn fold_rounds(job: &mut JobRecord, history: &fl::history::History) -> bool {
     changed
 }
 
-/// Why `job` cannot go on for its clients' failures: every client of an FL
-/// job failed, or any client of a centralised one (its trainer waits for
-/// every part); the reason names the first failed client.
-async fn clients_failed(mlfo: &Mlfo, job: &JobRecord) -> Option<String> {
-    let any_is_fatal = job.mode == TrainingMode::Centralised;
-    let mut first = None;
-    for client in &job.clients {
-        let view = match &client.job_id {
-            Some(id) => mlfo.inner.sbi.job(&client.agent(), id).await.ok(),
-            None => None,
-        };
-        let Some(view) = view.filter(|v| v.state == JobState::Failed) else {
-            if any_is_fatal {
-                continue;
+/// Checks job `job`'s clients: marks those whose agent is gone (it
+/// refuses connections, or no longer knows the job) as lost, at
+/// `elapsed_s`, and returns why the job cannot go on, if it cannot: a
+/// centralised client that failed, every client failed or lost, or (flat)
+/// fewer live clients than the server needs before a round (`minav`),
+/// which it would otherwise wait for until the deadline. Also says whether
+/// it marked any client.
+async fn check_clients(mlfo: &Mlfo, job: &mut JobRecord, elapsed_s: f64) -> (Option<String>, bool) {
+    let centralised = job.mode == TrainingMode::Centralised;
+    let mut failed = Vec::new();
+    let mut newly_lost = false;
+    for client in job.clients.iter_mut().filter(|c| c.lost.is_none()) {
+        let Some(id) = &client.job_id else { continue };
+        match mlfo.inner.sbi.job(&client.agent(), id).await {
+            Ok(view) if view.state == JobState::Failed => failed.push(format!(
+                "{}: {}",
+                client.host,
+                view.reason.unwrap_or_default()
+            )),
+            Ok(_) => {}
+            Err(e) if e.gone() => {
+                let why = if e.unreachable {
+                    "its node agent refuses connections".to_owned()
+                } else {
+                    "its node agent no longer knows the job".to_owned()
+                };
+                tracing::warn!(host = %client.host, %why, "client lost");
+                client.lost = Some((elapsed_s, why));
+                newly_lost = true;
             }
-            return None;
-        };
-        let why = format!("{}: {}", client.host, view.reason.unwrap_or_default());
-        if any_is_fatal {
-            return Some(format!(
-                "a client could not send its data to the central trainer; {why}"
-            ));
+            // Slow or erring but there: ask again at the next check.
+            Err(_) => {}
         }
-        first = first.or(Some(format!("every client failed; {why}")));
     }
-    first
+    if centralised && let Some(why) = failed.first() {
+        let reason = format!("a client could not send its data to the central trainer; {why}");
+        return (Some(reason), newly_lost);
+    }
+    let lost: Vec<String> = job
+        .clients
+        .iter()
+        .filter_map(|c| {
+            Some(format!(
+                "{} at {:.1} s ({})",
+                c.host,
+                c.lost.as_ref()?.0,
+                c.lost.as_ref()?.1
+            ))
+        })
+        .collect();
+    let live = job.clients.len() - lost.len() - failed.len();
+    let reason = if live == 0 && !job.clients.is_empty() {
+        let why = failed.first().or(lost.first()).cloned().unwrap_or_default();
+        Some(format!("every client failed or was lost; {why}"))
+    } else if job.edge_aggregators.is_empty()
+        && !lost.is_empty()
+        && live < job.min_available as usize
+    {
+        Some(format!(
+            "{live} of {} clients left, fewer than the {} (minav) the server waits for: lost {}",
+            job.clients.len(),
+            job.min_available,
+            lost.join(", ")
+        ))
+    } else {
+        None
+    };
+    (reason, newly_lost)
 }
 
 /// Seconds the intent may take: its targets' smallest `deadline_s`, else

@@ -565,6 +565,7 @@ mod tests {
                 index: i,
                 job_id: None,
                 campus: c.campus.clone(),
+                lost: None,
             });
         }
         let inventory = vec![agent(

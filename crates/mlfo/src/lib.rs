@@ -107,8 +107,12 @@ pub async fn serve(
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let rest_server = axum::serve(rest, api::router(mlfo.clone()))
-        .with_graceful_shutdown(stopped(stop_rx.clone()));
+    let rest_server = httpd::serve(
+        rest,
+        api::router(mlfo.clone()),
+        config.http.limits(),
+        stopped(stop_rx.clone()),
+    );
     match momo {
         Some((listener, _)) => {
             let service = momo::proto::orchestrate_server::OrchestrateServer::new(

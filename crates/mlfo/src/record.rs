@@ -162,6 +162,10 @@ pub struct ClientPlacement {
     /// The campus (switch) of its host, when the inventory names one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub campus: Option<String>,
+    /// When (seconds from the intent's arrival) and why its agent was
+    /// found gone (it refused the connection, or no longer knew the job).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost: Option<(f64, String)>,
 }
 
 /// An edge aggregator of a hierarchical job: the FL server of one campus's
@@ -263,6 +267,9 @@ impl RoundSummary {
 pub struct JobRecord {
     /// The intent target it serves.
     pub target: String,
+    /// Clients the plan needs connected before a round (`minav`).
+    #[serde(default = "one")]
+    pub min_available: u32,
     /// Federated (an FL server) or centralised (a central trainer that the
     /// clients send their data to; its rounds are passes over the data).
     #[serde(default = "federated")]
@@ -356,6 +363,10 @@ impl Outcome {
             final_accuracy: job.latest_accuracy(),
         })
     }
+}
+
+fn one() -> u32 {
+    1
 }
 
 fn is_zero(n: &u64) -> bool {

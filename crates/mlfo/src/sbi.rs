@@ -21,12 +21,20 @@ pub struct SbiError {
     /// The HTTP status the agent answered with; `None` when no answer came
     /// (unreachable, timed out) or it could not be read.
     pub status: Option<StatusCode>,
+    /// Nothing accepted the connection, every attempt (the agent's process
+    /// is gone, or its host).
+    pub unreachable: bool,
 }
 
 impl SbiError {
     /// The agent said the job does not exist (HTTP 404).
     pub fn not_found(&self) -> bool {
         self.status == Some(StatusCode::NOT_FOUND)
+    }
+
+    /// The agent is gone: unreachable, or it no longer knows the job.
+    pub fn gone(&self) -> bool {
+        self.unreachable || self.not_found()
     }
 }
 
@@ -233,6 +241,7 @@ impl Sbi {
             url: agent.url.clone(),
             problem,
             status,
+            unreachable: false,
         };
         let mut attempt = 0;
         let result = loop {
@@ -255,10 +264,13 @@ impl Sbi {
                 } else {
                     e.to_string()
                 };
-                Err(fail(
-                    format!("{operation}: {what} after {attempt} attempt(s)"),
-                    None,
-                ))
+                Err(SbiError {
+                    unreachable: e.is_connect(),
+                    ..fail(
+                        format!("{operation}: {what} after {attempt} attempt(s)"),
+                        None,
+                    )
+                })
             }
             Ok(reply) => {
                 let status = reply.status();

@@ -438,6 +438,7 @@ fn job_record(target: &ResolvedTarget, plan: &FlPlan, choice: Option<Choice>) ->
     };
     JobRecord {
         target: target.id.clone(),
+        min_available: plan.min_available,
         mode,
         source: target.pipeline.src.kind.to_string(),
         model: target.pipeline.model.kind.to_string(),

@@ -292,6 +292,7 @@ mod tests {
             },
             timings: Timings::default(),
             jobs: vec![JobRecord {
+                min_available: 1,
                 target: "factory.all".into(),
                 mode: intent::TrainingMode::Centralised,
                 source: "mnist".into(),

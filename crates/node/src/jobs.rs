@@ -369,6 +369,7 @@ impl Agent {
                 .wrapping_add(spec.partition.index as u64),
             partition: spec.partition,
             threads: spec.threads.unwrap_or(self.config.threads),
+            attack: spec.attack,
         }
     }
 
@@ -582,7 +583,7 @@ impl Agent {
         spec: ml::ClientSpec,
         connect_attempts: u32,
     ) -> Result<ClientSummary, String> {
-        let trainer = tokio::task::spawn_blocking(move || ml::build_trainer(&spec))
+        let trainer = tokio::task::spawn_blocking(move || ml::build_fl_trainer(&spec))
             .await
             .map_err(|e| e.to_string())
             .and_then(|built| built.map_err(|e| e.to_string()))
@@ -593,7 +594,7 @@ impl Agent {
             max_backoff: CONNECT_MAX_BACKOFF,
             ..ClientOptions::default()
         };
-        run_client(server, Box::new(trainer), &options)
+        run_client(server, trainer, &options)
             .await
             .map_err(|e| e.to_string())
     }

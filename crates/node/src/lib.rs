@@ -30,13 +30,13 @@ pub const DEFAULT_PORT: u16 = 5000;
 /// The first FL server port; later servers take the next free ones.
 pub const DEFAULT_FL_PORT_BASE: u16 = 6000;
 
-/// Serves the agent's API on `listener` until `shutdown` resolves.
+/// Serves the agent's API on `listener` within `limits` (connections,
+/// header and body timeouts) until `shutdown` resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     agent: Agent,
+    limits: httpd::Limits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(agent))
-        .with_graceful_shutdown(shutdown)
-        .await
+    httpd::serve(listener, router(agent), limits, shutdown).await
 }

@@ -179,6 +179,10 @@ pub struct ClientRequest {
     pub threads: Option<usize>,
     /// Connection attempts before the client gives up (default 20).
     pub connect_attempts: Option<u32>,
+    /// Attack the federation (`sign-flip`, `gaussian`, `label-flip`), to
+    /// measure a strategy's robustness.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attack: Option<String>,
     /// Extra labels of the job and its metrics.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
@@ -230,6 +234,8 @@ pub struct ClientJobSpec {
     pub threads: Option<usize>,
     /// Connection attempts.
     pub connect_attempts: u32,
+    /// How the client attacks, if it does.
+    pub attack: Option<ml::attack::Attack>,
     /// Extra labels.
     pub labels: BTreeMap<String, String>,
     /// The request as given, shown in the job's `config`.
@@ -550,6 +556,16 @@ impl ClientRequest {
             check("threads", &rule, t, t <= MAX_THREADS)?;
         }
         labels(&self.labels)?;
+        let attack = match self.attack.as_deref() {
+            None => None,
+            Some(name) => Some(ml::attack::Attack::from_name(name).ok_or_else(|| {
+                FieldError::invalid(
+                    "attack",
+                    &format!("one of {}", ml::attack::Attack::NAMES.join(", ")),
+                    name,
+                )
+            })?),
+        };
         Ok(ClientJobSpec {
             mode: self.mode.unwrap_or(TrainingMode::Federated),
             server,
@@ -564,6 +580,7 @@ impl ClientRequest {
             },
             threads: self.threads,
             connect_attempts,
+            attack,
             labels: self.labels,
             shown,
         })

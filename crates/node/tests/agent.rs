@@ -20,7 +20,12 @@ async fn agent(fl_port_base: u16) -> SocketAddr {
         data_dir: None,
         threads: 1,
     });
-    tokio::spawn(node::serve(listener, agent, std::future::pending()));
+    tokio::spawn(node::serve(
+        listener,
+        agent,
+        httpd::Limits::default(),
+        std::future::pending(),
+    ));
     addr
 }
 

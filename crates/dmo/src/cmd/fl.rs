@@ -132,6 +132,10 @@ pub struct ClientArgs {
     /// Dataset directory (else $DMO_DATA_DIR, then the system locations).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Attack the federation, to measure a strategy's robustness:
+    /// sign-flip, gaussian or label-flip.
+    #[arg(long, value_parser = parse_attack)]
+    pub attack: Option<ml::attack::Attack>,
     /// Connection attempts before giving up.
     #[arg(long, default_value_t = 30)]
     pub connect_attempts: u32,
@@ -336,6 +340,11 @@ fn snapshot(history: &std::sync::RwLock<History>, error: Option<&str>) -> Histor
     h
 }
 
+fn parse_attack(name: &str) -> Result<ml::attack::Attack, String> {
+    ml::attack::Attack::from_name(name)
+        .ok_or_else(|| format!("must be one of {}", ml::attack::Attack::NAMES.join(", ")))
+}
+
 fn strategy_name(s: &StrategyConfig) -> &'static str {
     s.build().name()
 }
@@ -354,14 +363,15 @@ async fn client(args: ClientArgs) -> anyhow::Result<ExitCode> {
         },
         threads: args.threads,
         seed: args.seed.wrapping_add(args.index as u64),
+        attack: args.attack,
     };
-    let trainer = tokio::task::spawn_blocking(move || ml::build_trainer(&spec)).await??;
+    let trainer = tokio::task::spawn_blocking(move || ml::build_fl_trainer(&spec)).await??;
     let options = ClientOptions {
         connect_attempts: args.connect_attempts,
         max_message_bytes: mib(args.max_message_mb),
         ..ClientOptions::default()
     };
-    let summary = run_client(&args.server, Box::new(trainer), &options).await?;
+    let summary = run_client(&args.server, trainer, &options).await?;
     eprintln!(
         "client {} done: {} fits, {} evaluates, {} errors, {:.2} s training",
         args.index, summary.fits, summary.evaluates, summary.errors, summary.train_seconds

@@ -25,6 +25,13 @@ pub struct NodeArgs {
     /// Training threads per FL client when a request does not say (0: one per core).
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+    /// HTTP connections open at once; one more is answered 503 and closed.
+    #[arg(long, default_value_t = httpd::DEFAULT_MAX_CONNECTIONS as u32, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub max_connections: u32,
+    /// Seconds a client may take to send a request's headers, and that an
+    /// idle keep-alive connection stays open.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_timeout_s: u64,
 }
 
 /// Runs the node agent until Ctrl-C.
@@ -50,7 +57,18 @@ pub fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
             listener.local_addr()?,
             config.fl_port_base
         );
-        node::serve(listener, node::Agent::new(config), super::shutdown_signal()).await?;
+        let limits = httpd::Limits {
+            max_connections: args.max_connections as usize,
+            header_timeout: std::time::Duration::from_secs(args.header_timeout_s),
+            ..httpd::Limits::default()
+        };
+        node::serve(
+            listener,
+            node::Agent::new(config),
+            limits,
+            super::shutdown_signal(),
+        )
+        .await?;
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -384,6 +384,11 @@ impl RoundRunner {
             return Ok(fit);
         }
         self.check_fit(round, &fit, done.is_empty())?;
+        if let Err(why) = self.strategy.keeps_round(fit.completed, fit.failures.len()) {
+            tracing::warn!(round, "{why}");
+            fit.duration_s = fit_start.elapsed().as_secs_f64();
+            return Ok(fit);
+        }
         let next = match mean {
             Some(sum) => self
                 .strategy

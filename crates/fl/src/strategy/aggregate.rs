@@ -156,7 +156,10 @@ impl MeanAccumulator {
 
 /// Applies `reduce` to each coordinate's values across models (in a scratch
 /// buffer reused per chunk), e.g. the median or a trimmed mean.
-fn coordinate_wise(models: &[&[Tensor]], reduce: impl Fn(&mut [f32]) -> f32 + Sync) -> Vec<Tensor> {
+pub(crate) fn coordinate_wise(
+    models: &[&[Tensor]],
+    reduce: impl Fn(&mut [f32]) -> f32 + Sync,
+) -> Vec<Tensor> {
     let Some(first) = models.first() else {
         return Vec::new();
     };

@@ -2,6 +2,8 @@
 //! sharing the arithmetic in [`aggregate`].
 
 pub mod aggregate;
+mod bulyan;
+mod fault_tolerant;
 mod fedavg;
 mod fedavgm;
 mod fedmedian;
@@ -10,6 +12,8 @@ mod fedprox;
 mod krum;
 mod trimmed;
 
+pub use bulyan::Bulyan;
+pub use fault_tolerant::FaultTolerantFedAvg;
 pub use fedavg::FedAvg;
 pub use fedavgm::FedAvgM;
 pub use fedmedian::FedMedian;
@@ -85,6 +89,13 @@ pub trait Strategy: Send {
     fn mean_based(&self) -> bool {
         true
     }
+    /// Whether a round's update is kept, from how many of its sampled
+    /// clients completed and failed their fit; `Err(why)` keeps the global
+    /// model as it was (FaultTolerantFedAvg below its completion rate).
+    fn keeps_round(&self, completed: usize, failed: usize) -> Result<(), String> {
+        let _ = (completed, failed);
+        Ok(())
+    }
     /// The next global parameters from `mean`, the example-weighted mean of
     /// the round's results (FedAvg: `mean` itself).
     fn aggregate_mean(
@@ -142,6 +153,18 @@ pub enum StrategyConfig {
         #[serde(default = "one_usize")]
         num_to_keep: usize,
     },
+    /// Bulyan: Krum selection, then a trimmed mean around the median.
+    Bulyan {
+        /// Number of malicious clients tolerated (needs `4f + 3` results).
+        #[serde(default)]
+        num_malicious: usize,
+    },
+    /// FedAvg that keeps a round only when enough fits completed.
+    Faulttolerantfedavg {
+        /// Least share of the sampled clients that must complete a fit.
+        #[serde(default = "default_completion")]
+        min_completion_rate_fit: f64,
+    },
 }
 
 /// Parameters of the adaptive server optimisers (Reddi et al., 2021).
@@ -184,6 +207,9 @@ fn default_momentum() -> f32 {
 fn default_mu() -> f64 {
     0.01
 }
+fn default_completion() -> f64 {
+    0.5
+}
 fn default_beta() -> f32 {
     0.2
 }
@@ -202,7 +228,7 @@ fn default_tau() -> f32 {
 
 /// The API names accepted by [`StrategyConfig::from_name`] (intent names
 /// and aliases are taken too: [`StrategyKind::from_name`]).
-pub const STRATEGY_NAMES: [&str; 9] = StrategyKind::API_NAMES;
+pub const STRATEGY_NAMES: [&str; 11] = StrategyKind::API_NAMES;
 
 impl StrategyConfig {
     /// The strategy called `name` (case-insensitive) with default parameters.
@@ -236,6 +262,10 @@ impl StrategyConfig {
                 num_malicious: 0,
                 num_to_keep: 1,
             },
+            StrategyKind::Bulyan => Self::Bulyan { num_malicious: 0 },
+            StrategyKind::FaultTolerantFedAvg => Self::Faulttolerantfedavg {
+                min_completion_rate_fit: default_completion(),
+            },
         }
     }
 
@@ -257,6 +287,10 @@ impl StrategyConfig {
                 num_malicious,
                 num_to_keep,
             } => Box::new(Krum::new(*num_malicious, *num_to_keep)),
+            Self::Bulyan { num_malicious } => Box::new(Bulyan::new(*num_malicious)),
+            Self::Faulttolerantfedavg {
+                min_completion_rate_fit,
+            } => Box::new(FaultTolerantFedAvg::new(*min_completion_rate_fit)),
         }
     }
 }

@@ -125,6 +125,14 @@ impl Dataset {
         })
     }
 
+    /// Maps every label `y` to `num_classes - 1 - y`.
+    pub fn flip_labels(&mut self) {
+        let top = (self.num_classes - 1) as u8;
+        for l in &mut self.labels {
+            *l = top - *l;
+        }
+    }
+
     /// Number of examples.
     pub fn len(&self) -> usize {
         self.labels.len()

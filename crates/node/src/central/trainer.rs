@@ -60,7 +60,12 @@ pub async fn run(
         .route(PARTS_PATH, post(receive))
         .layer(DefaultBodyLimit::max(PART_LIMIT_BYTES))
         .with_state(inbox.clone());
-    let serve = axum::serve(listener, app).into_future();
+    // Parts are large: a slow link may take minutes to send one.
+    let limits = httpd::Limits {
+        body_timeout: std::time::Duration::from_secs(600),
+        ..httpd::Limits::default()
+    };
+    let serve = httpd::serve(listener, app, limits, std::future::pending());
     let work = async {
         inbox.wait_full().await;
         let (parts, bytes) = inbox.close();

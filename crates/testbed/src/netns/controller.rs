@@ -77,11 +77,10 @@ impl Controller {
                         };
                         let (app, mut stopped) = (app.clone(), stopped.clone());
                         servers.spawn(async move {
-                            let _ = axum::serve(l, app)
-                                .with_graceful_shutdown(async move {
-                                    let _ = stopped.wait_for(|s| *s).await;
-                                })
-                                .await;
+                            let stop = async move {
+                                let _ = stopped.wait_for(|s| *s).await;
+                            };
+                            let _ = httpd::serve(l, app, httpd::Limits::default(), stop).await;
                         });
                     }
                     while servers.join_next().await.is_some() {}
