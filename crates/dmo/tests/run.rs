@@ -93,7 +93,11 @@ fn the_ci_scenario_runs_reports_and_cleans_up() {
     let csv = std::fs::read_to_string(out.as_path().join("rounds.csv")).unwrap();
     assert_eq!(csv.lines().count(), 1 + 9);
     let html = std::fs::read_to_string(out.as_path().join("report.html")).unwrap();
-    assert_eq!(html.matches("<svg").count(), 4);
+    // Accuracy, loss, round durations, the timeline, the topology with
+    // the plans, the wide-area bytes per round.
+    assert_eq!(html.matches("<svg").count(), 6);
+    assert!(html.contains("<h2>Topology and plan</h2>"));
+    assert!(html.contains("<h2>Plan and outcome</h2>"));
     assert!(Path::new(&out.as_path().join("logs/mo.1.log")).exists());
     assert!(Path::new(&out.as_path().join("logs/fc.10.log")).exists());
 

@@ -1,7 +1,8 @@
 //! HTTP/1.1 serving with limits, for every REST API of dmo (the MLFO's,
 //! the node agent's, the testbed controller's): at most
-//! [`Limits::max_connections`] open connections (one more is answered
-//! `503` and closed at once, so that it cannot hold a file descriptor), a
+//! [`Limits::max_connections`] open connections (one more waits in the
+//! kernel's accept queue for up to [`Limits::queue_wait`], then is answered
+//! `503` and closed, so that it cannot hold a file descriptor), a
 //! header-read timeout that also closes a keep-alive connection left idle,
 //! a time limit on reading a request's body, and a graceful shutdown that
 //! waits a bounded time for the requests in flight.
@@ -29,13 +30,16 @@ pub struct Limits {
     pub header_timeout: Duration,
     /// Seconds a client may take to send a request's body.
     pub body_timeout: Duration,
+    /// Seconds a connection over the cap waits for one to close before it
+    /// is refused.
+    pub queue_wait: Duration,
     /// Seconds a shutdown waits for the requests in flight.
     pub shutdown_grace: Duration,
 }
 
 /// Most connections by default: well under the 1,024 file descriptors a
 /// process gets by default, leaving room for the jobs' sockets.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 128;
+pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -43,6 +47,7 @@ impl Default for Limits {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
+            queue_wait: Duration::from_secs(2),
             shutdown_grace: Duration::from_secs(5),
         }
     }
@@ -89,7 +94,11 @@ pub async fn serve(
                 continue;
             }
         };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
+        // Over the cap, the next connections wait in the kernel's queue
+        // while this one waits for a slot; a slow or idle client frees one
+        // within the header timeout.
+        let waited = tokio::time::timeout(limits.queue_wait, permits.clone().acquire_owned()).await;
+        let Ok(Ok(permit)) = waited else {
             tokio::spawn(refuse(stream));
             continue;
         };

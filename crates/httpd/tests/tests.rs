@@ -21,6 +21,7 @@ async fn server(max_connections: usize) -> SocketAddr {
         max_connections,
         header_timeout: SHORT,
         body_timeout: SHORT,
+        queue_wait: Duration::from_millis(100),
         shutdown_grace: SHORT,
     };
     tokio::spawn(httpd::serve(listener, app, limits, std::future::pending()));

@@ -309,7 +309,8 @@ pub struct MlfoConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpOptions {
-    /// Connections open at once; one more is answered 503 and closed.
+    /// Connections open at once; one more waits up to 2 s for a slot, then
+    /// is answered 503 and closed.
     pub max_connections: usize,
     /// Seconds a client may take to send a request's headers, and that an
     /// idle keep-alive connection stays open.

@@ -25,7 +25,8 @@ pub struct NodeArgs {
     /// Training threads per FL client when a request does not say (0: one per core).
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
-    /// HTTP connections open at once; one more is answered 503 and closed.
+    /// HTTP connections open at once; one more waits up to 2 s for a slot,
+    /// then is answered 503 and closed.
     #[arg(long, default_value_t = httpd::DEFAULT_MAX_CONNECTIONS as u32, value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub max_connections: u32,
     /// Seconds a client may take to send a request's headers, and that an
