@@ -307,7 +307,7 @@ pub struct MlfoConfig {
 
 /// Limits of the MLFO's REST server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct HttpOptions {
     /// Connections open at once; one more waits up to 2 s for a slot, then
     /// is answered 503 and closed.
