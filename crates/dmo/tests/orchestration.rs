@@ -179,6 +179,19 @@ impl Testbed {
     }
 
     /// Polls an intent until it is final.
+    /// Waits (at most 60 s) until intent `id` is training.
+    fn wait_training(&self, id: &str) {
+        let start = Instant::now();
+        while self.intent(id)["state"] != "training" {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "{}",
+                self.intent(id)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     fn wait_final(&self, id: &str) -> Value {
         let start = Instant::now();
         loop {
@@ -538,15 +551,7 @@ fn bad_intents_get_400_and_an_unreachable_client_fails_the_job_leaving_nothing_r
         &intent_file("drilling"),
         &[("ipstart", "10"), ("cohortsize", "2"), ("numround", "1000")],
     );
-    let start = Instant::now();
-    while tb.intent(&id)["state"] != "training" {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "{}",
-            tb.intent(&id)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    tb.wait_training(&id);
     let reply = tb
         .http
         .delete(format!("{}/v1/intents/{id}", tb.edge()))
@@ -583,15 +588,7 @@ fn a_client_agent_killed_mid_job_fails_the_intent_at_once_when_the_server_cannot
             ("minav", "2"),
         ],
     );
-    let start = Instant::now();
-    while tb.intent(&id)["state"] != "training" {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "{}",
-            tb.intent(&id)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    tb.wait_training(&id);
     tb.kill("fc.11");
     let killed = Instant::now();
     let v = tb.wait_final(&id);
