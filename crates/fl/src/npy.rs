@@ -184,6 +184,22 @@ impl<B: AsRef<[u8]>> NpyView<B> {
         }
     }
 
+    /// The index (in storage order) of the first element that is NaN,
+    /// infinite, or beyond the range of f32 (it would become infinite in
+    /// the model); `None` when every element is a usable weight.
+    pub fn first_unusable(&self) -> Option<usize> {
+        let mut slots = vec![(); self.len()];
+        let (mut index, mut found) = (0usize, None);
+        self.dtype.apply(self.data(), &mut slots, |_, v| {
+            let usable = v.is_finite() && v.abs() <= f64::from(f32::MAX);
+            if found.is_none() && !usable {
+                found = Some(index);
+            }
+            index += 1;
+        });
+        found
+    }
+
     /// Adds `weight` times each element (in C order) to `sums`, which must
     /// hold [`len`](Self::len) values.
     pub fn add_scaled_to(&self, sums: &mut [f64], weight: f64) {

@@ -213,3 +213,27 @@ fn views_fold_into_running_sums_as_their_decoded_tensors_do() {
     let expected: Vec<f32> = (0..6).map(|i| i as f32 - 1.0).collect();
     assert_eq!(mean[0].data, expected);
 }
+
+#[test]
+fn unusable_weights_are_found_where_they_stand() {
+    let f64s = |values: &[f64]| {
+        let data: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        with_header(
+            "{'descr': '<f8', 'fortran_order': False, 'shape': (3,), }",
+            &data,
+        )
+    };
+    let view = |bytes: Vec<u8>| npy::NpyView::parse(bytes).unwrap().first_unusable();
+    assert_eq!(view(f64s(&[1.0, -2.0, 3.0])), None);
+    assert_eq!(view(f64s(&[1.0, f64::NAN, 3.0])), Some(1));
+    assert_eq!(view(f64s(&[1.0, 2.0, f64::NEG_INFINITY])), Some(2));
+    assert_eq!(
+        view(f64s(&[1e300, 2.0, 3.0])),
+        Some(0),
+        "beyond f32's range"
+    );
+    let f32s = npy::encode(&Tensor::new(vec![2], vec![0.5, f32::INFINITY]).unwrap());
+    assert_eq!(view(f32s), Some(1));
+    let fine = npy::encode(&Tensor::new(vec![2], vec![f32::MAX, f32::MIN]).unwrap());
+    assert_eq!(view(fine), None, "the extremes of f32 are still weights");
+}

@@ -32,6 +32,83 @@ impl Trainer for WrongShape {
     }
 }
 
+/// A client that answers fit with NaN weights, or an absurd example count.
+struct Poisoned {
+    nan: bool,
+}
+
+impl Trainer for Poisoned {
+    fn get_parameters(&mut self, _: &Config) -> Result<Vec<Tensor>, TrainerError> {
+        Ok(vec![Tensor::zeros(vec![1, 1]), Tensor::zeros(vec![1])])
+    }
+    fn fit(&mut self, _: Vec<Tensor>, _: &Config) -> Result<FitOutcome, TrainerError> {
+        let w = if self.nan { f32::NAN } else { 5.0 };
+        Ok(FitOutcome {
+            parameters: vec![
+                Tensor::new(vec![1, 1], vec![w]).unwrap(),
+                Tensor::zeros(vec![1]),
+            ],
+            num_examples: if self.nan { 5 } else { 1_000_000_000_000 },
+            metrics: Config::new(),
+        })
+    }
+    fn evaluate(&mut self, _: Vec<Tensor>, _: &Config) -> Result<EvaluateOutcome, TrainerError> {
+        Ok(EvaluateOutcome {
+            loss: 1.0,
+            num_examples: 1,
+            metrics: Config::new(),
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nan_weights_and_absurd_example_counts_fail_only_that_client() {
+    let (l, addr) = listener().await;
+    let config = ServerConfig {
+        rounds: 2,
+        min_available_clients: 3,
+        min_fit_clients: 3,
+        min_evaluate_clients: 3,
+        ..ServerConfig::default()
+    };
+    let initial = vec![Tensor::zeros(vec![1, 1]), Tensor::zeros(vec![1])];
+    let run = tokio::spawn(FlServer::new(config, ServerRecorder::detached()).run(
+        l,
+        StrategyConfig::Fedavg.build(),
+        Some(initial),
+        None,
+    ));
+    let trainers: Vec<Box<dyn Trainer>> = vec![
+        Box::new(LineFit::new(0.0)),
+        Box::new(Poisoned { nan: true }),
+        Box::new(Poisoned { nan: false }),
+    ];
+    let clients: Vec<_> = trainers
+        .into_iter()
+        .map(|t| {
+            let addr = addr.clone();
+            tokio::spawn(async move { run_client(&addr, t, &ClientOptions::default()).await })
+        })
+        .collect();
+    let history = run.await.unwrap().unwrap();
+    for c in clients {
+        c.await.unwrap().unwrap();
+    }
+    for r in &history.rounds {
+        assert_eq!(r.fit.completed, 1, "only the honest client's update counts");
+        let mut reasons: Vec<&str> = r.fit.failures.iter().map(|f| f.reason.as_str()).collect();
+        reasons.sort();
+        assert_eq!(
+            reasons,
+            vec![
+                "num_examples 1000000000000 is over the server's limit of 1000000000: the update is refused",
+                "tensor 0 holds a NaN, an infinite value or one beyond f32's range at element 0: the update is refused",
+            ]
+        );
+        assert!(r.fit.num_examples < 100, "{}", r.fit.num_examples);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fedavg_rounds_reduce_loss_and_record_history() {
     let (l, addr) = listener().await;

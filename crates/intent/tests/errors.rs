@@ -176,7 +176,8 @@ fn unknown_names_list_the_known_ones() {
     assert_eq!(
         constraint_error("avgalgo: FedSGD"),
         "intent.yaml: targets[0].constraints.avgalgo: must be one of FedAvg | FedProx | FedAvgM | \
-         FedAdam | FedYogi | FedAdagrad | FedMedian | FedTrimmedAvg | Krum, got \"FedSGD\""
+         FedAdam | FedYogi | FedAdagrad | FedMedian | FedTrimmedAvg | Krum | Bulyan | \
+         FaultTolerantFedAvg, got \"FedSGD\""
     );
 }
 

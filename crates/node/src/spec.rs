@@ -175,7 +175,7 @@ pub struct ClientRequest {
     /// Seed shared by the cohort (default 0).
     pub seed: Option<u64>,
     /// Training threads (default: the agent's `--threads`), at most
-    /// [`MAX_THREADS`].
+    /// [`max_threads`].
     pub threads: Option<usize>,
     /// Connection attempts before the client gives up (default 20).
     pub connect_attempts: Option<u32>,
@@ -188,8 +188,17 @@ pub struct ClientRequest {
     pub labels: BTreeMap<String, String>,
 }
 
-/// Most training threads one client job may ask for.
+/// Most training threads one client job may ask for on any machine.
 pub const MAX_THREADS: usize = 64;
+
+/// Most training threads one client job may ask for here: twice the
+/// machine's cores (more only thrash), at most [`MAX_THREADS`].
+pub fn max_threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .saturating_mul(2)
+        .min(MAX_THREADS)
+}
 
 /// Longest round timeout a request may set, seconds (a day).
 pub const MAX_ROUND_TIMEOUT_S: f64 = 24.0 * 3600.0;
@@ -552,8 +561,11 @@ impl ClientRequest {
             connect_attempts >= 1,
         )?;
         if let Some(t) = self.threads {
-            let rule = format!("a whole number in 0..={MAX_THREADS} (0: one per core)");
-            check("threads", &rule, t, t <= MAX_THREADS)?;
+            let most = max_threads();
+            let rule = format!(
+                "a whole number in 0..={most} (0: one per core; at most twice this machine's cores)"
+            );
+            check("threads", &rule, t, t <= most)?;
         }
         labels(&self.labels)?;
         let attack = match self.attack.as_deref() {

@@ -671,10 +671,21 @@ async fn an_agent_limits_threads_per_client_and_servers_at_once() {
     )
     .await;
     assert_eq!(bad.status, 400);
+    let most = node::spec::max_threads();
     assert_eq!(
         bad.body,
-        r#"threads: must be a whole number in 0..=64 (0: one per core), got "2000""#
+        format!(
+            r#"threads: must be a whole number in 0..={most} (0: one per core; at most twice this machine's cores), got "2000""#
+        )
     );
+    // Twice the cores is allowed, one more is not.
+    let over = post_json(
+        agent,
+        "/v1/clients",
+        json!({"server": "127.0.0.1:1", "dataset": "synthetic", "model": "logreg", "threads": most + 1}),
+    )
+    .await;
+    assert_eq!(over.status, 400, "{}", over.body);
     for _ in 0..node::jobs::MAX_SERVERS {
         let ok = post_json(agent, "/v1/servers", json!({"min_available": 2})).await;
         assert_eq!(ok.status, 201, "{}", ok.body);

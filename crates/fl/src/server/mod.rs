@@ -74,7 +74,16 @@ pub struct ServerConfig {
     pub max_message_bytes: usize,
     /// HTTP/2 keepalive interval.
     pub keepalive: Duration,
+    /// Most examples a client may report for one fit; a `FitRes` over it
+    /// fails that client's part of the round (its weight would swamp the
+    /// others').
+    pub max_num_examples: u64,
 }
+
+/// Default of [`ServerConfig::max_num_examples`]: far above any data set a
+/// client trains on here, far below what would let one client outweigh
+/// all others by accident or on purpose.
+pub const DEFAULT_MAX_NUM_EXAMPLES: u64 = 1_000_000_000;
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -94,6 +103,7 @@ impl Default for ServerConfig {
             evaluate_config: Config::new(),
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             keepalive: DEFAULT_KEEPALIVE,
+            max_num_examples: DEFAULT_MAX_NUM_EXAMPLES,
         }
     }
 }

@@ -319,6 +319,7 @@ impl RoundRunner {
         let n = self.sample_size(self.config.fraction_fit, self.config.min_fit_clients);
         let clients = self.manager.sample(n, &mut self.rng);
         let fit_msg = self.fit_message(round, parameters);
+        let max_num_examples = self.config.max_num_examples;
         let shapes: Vec<Vec<usize>> = parameters
             .tensors()
             .iter()
@@ -340,7 +341,7 @@ impl RoundRunner {
             self.config.round_timeout,
             &clients,
             fit_msg,
-            |msg| parse_fit(msg, &shapes),
+            |msg| parse_fit(msg, &shapes, max_num_examples),
             |reply| {
                 traffic.add(reply.bytes_sent, reply.bytes_received);
                 match reply.result {
@@ -558,7 +559,11 @@ fn check_status(status: Option<&crate::proto::Status>) -> Result<(), String> {
 /// A fit answer: its tensors (validated, still encoded), examples and metrics.
 type FitParts = (Vec<NpyView<Bytes>>, u64, Config);
 
-fn parse_fit(msg: ClientMsg, shapes: &[Vec<usize>]) -> Result<FitParts, String> {
+fn parse_fit(
+    msg: ClientMsg,
+    shapes: &[Vec<usize>],
+    max_num_examples: u64,
+) -> Result<FitParts, String> {
     let ClientMsg::FitRes(res) = msg else {
         return Err("client answered FitIns with another message".into());
     };
@@ -582,8 +587,22 @@ fn parse_fit(msg: ClientMsg, shapes: &[Vec<usize>]) -> Result<FitParts, String> 
             t.shape()
         ));
     }
+    if let Some((i, at)) = params
+        .iter()
+        .enumerate()
+        .find_map(|(i, t)| Some((i, t.first_unusable()?)))
+    {
+        return Err(format!(
+            "tensor {i} holds a NaN, an infinite value or one beyond f32's range at element {at}: the update is refused"
+        ));
+    }
     let n = u64::try_from(res.num_examples)
         .map_err(|_| format!("negative num_examples {}", res.num_examples))?;
+    if n > max_num_examples {
+        return Err(format!(
+            "num_examples {n} is over the server's limit of {max_num_examples}: the update is refused"
+        ));
+    }
     Ok((params, n, wire::config_from_proto(&res.metrics)))
 }
 
