@@ -2,3 +2,4 @@
 //! One binary per crate (one link on two cores); each file is a module.
 
 mod agent;
+mod bodies;
