@@ -421,16 +421,23 @@ fn one_server(
 ) -> Result<ServerPlacement, Refused> {
     let mut placement: Option<ServerPlacement> = None;
     for reply in replies {
-        let status = reply.map_err(|s| {
-            let why = format!(
+        let status = reply.map_err(|s| match s.code() {
+            tonic::Code::ResourceExhausted => Refused::Full(format!(
                 "cloud MLFO refused the FL server (Mo-Mo Deploy): {}",
                 s.message()
-            );
-            if s.code() == tonic::Code::ResourceExhausted {
-                Refused::Full(why)
-            } else {
-                Refused::Failed(why)
+            )),
+            // Nothing answered: the cloud did not refuse, it was not reached.
+            tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => {
+                Refused::Failed(format!(
+                    "cannot reach the cloud MLFO (Mo-Mo Deploy, {:?}): {}; is it running, and is the edge MLFO's parent URL right?",
+                    s.code(),
+                    s.message()
+                ))
             }
+            _ => Refused::Failed(format!(
+                "cloud MLFO refused the FL server (Mo-Mo Deploy): {}",
+                s.message()
+            )),
         })?;
         if status.job_id.is_empty() || status.agent_url.is_empty() {
             return Err(Refused::Failed(format!(
