@@ -237,3 +237,51 @@ fn unusable_weights_are_found_where_they_stand() {
     let fine = npy::encode(&Tensor::new(vec![2], vec![f32::MAX, f32::MIN]).unwrap());
     assert_eq!(view(fine), None, "the extremes of f32 are still weights");
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// Any bytes a peer sends as a Flower `ClientMessage`: decoding fails or
+    /// gives a message whose parameters are checked tensor by tensor, never
+    /// a panic.
+    #[test]
+    fn flower_client_messages_from_any_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+        use prost::Message;
+        if let Ok(msg) = fl::proto::ClientMessage::decode(bytes.as_slice())
+            && let Some(fl::proto::client_message::Msg::FitRes(res)) = msg.msg
+            && let Ok(views) = fl::wire::parameter_views(res.parameters.as_ref())
+        {
+            for v in views {
+                let _ = v.first_unusable();
+                let _ = v.to_tensor();
+            }
+        }
+    }
+
+    /// A valid FitRes with bytes flipped anywhere.
+    #[test]
+    fn mutated_fit_results_never_panic(pos in 0usize..400, byte in any::<u8>()) {
+        use prost::Message;
+        let tensor = Tensor::new(vec![3, 2], vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap();
+        let res = fl::proto::client_message::FitRes {
+            parameters: Some(fl::wire::parameters_to_proto(&[tensor])),
+            num_examples: 7,
+            ..Default::default()
+        };
+        let msg = fl::proto::ClientMessage {
+            msg: Some(fl::proto::client_message::Msg::FitRes(res)),
+        };
+        let mut bytes = msg.encode_to_vec();
+        let at = pos % bytes.len();
+        bytes[at] = byte;
+        if let Ok(m) = fl::proto::ClientMessage::decode(bytes.as_slice())
+            && let Some(fl::proto::client_message::Msg::FitRes(res)) = m.msg
+            && let Ok(views) = fl::wire::parameter_views(res.parameters.as_ref())
+        {
+            for v in views {
+                let _ = v.first_unusable();
+                let _ = v.to_tensor();
+            }
+        }
+    }
+}
