@@ -61,8 +61,8 @@ impl Trainer for Poisoned {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nan_weights_and_absurd_example_counts_fail_only_that_client() {
+/// Two FedAvg rounds with all three `trainers` as clients; the history.
+async fn two_rounds_of_three(trainers: Vec<Box<dyn Trainer>>) -> fl::history::History {
     let (l, addr) = listener().await;
     let config = ServerConfig {
         rounds: 2,
@@ -78,11 +78,6 @@ async fn nan_weights_and_absurd_example_counts_fail_only_that_client() {
         Some(initial),
         None,
     ));
-    let trainers: Vec<Box<dyn Trainer>> = vec![
-        Box::new(LineFit::new(0.0)),
-        Box::new(Poisoned { nan: true }),
-        Box::new(Poisoned { nan: false }),
-    ];
     let clients: Vec<_> = trainers
         .into_iter()
         .map(|t| {
@@ -94,6 +89,17 @@ async fn nan_weights_and_absurd_example_counts_fail_only_that_client() {
     for c in clients {
         c.await.unwrap().unwrap();
     }
+    history
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nan_weights_and_absurd_example_counts_fail_only_that_client() {
+    let history = two_rounds_of_three(vec![
+        Box::new(LineFit::new(0.0)),
+        Box::new(Poisoned { nan: true }),
+        Box::new(Poisoned { nan: false }),
+    ])
+    .await;
     for r in &history.rounds {
         assert_eq!(r.fit.completed, 1, "only the honest client's update counts");
         let mut reasons: Vec<&str> = r.fit.failures.iter().map(|f| f.reason.as_str()).collect();
@@ -186,37 +192,12 @@ async fn fedavg_rounds_reduce_loss_and_record_history() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_clients_are_counted_and_the_round_goes_on() {
-    let (l, addr) = listener().await;
-    let config = ServerConfig {
-        rounds: 2,
-        min_available_clients: 3,
-        min_fit_clients: 3,
-        min_evaluate_clients: 3,
-        ..ServerConfig::default()
-    };
-    let initial = vec![Tensor::zeros(vec![1, 1]), Tensor::zeros(vec![1])];
-    let run = tokio::spawn(FlServer::new(config, ServerRecorder::detached()).run(
-        l,
-        StrategyConfig::Fedavg.build(),
-        Some(initial),
-        None,
-    ));
-    let trainers: Vec<Box<dyn Trainer>> = vec![
+    let history = two_rounds_of_three(vec![
         Box::new(LineFit::new(0.0)),
         Box::new(Broken),
         Box::new(WrongShape),
-    ];
-    let clients: Vec<_> = trainers
-        .into_iter()
-        .map(|t| {
-            let addr = addr.clone();
-            tokio::spawn(async move { run_client(&addr, t, &ClientOptions::default()).await })
-        })
-        .collect();
-    let history = run.await.unwrap().unwrap();
-    for c in clients {
-        c.await.unwrap().unwrap();
-    }
+    ])
+    .await;
     for r in &history.rounds {
         assert_eq!(r.fit.completed, 1);
         let mut reasons: Vec<&str> = r.fit.failures.iter().map(|f| f.reason.as_str()).collect();
