@@ -125,6 +125,26 @@ fn a_run_on_namespaces_shows_the_satellite_delay_in_its_rounds() {
     assert_eq!(s["testbed"]["backend"], "netns");
     assert_eq!(s["testbed"]["links_enforced"], true);
     assert_eq!(s["ok"], true);
+    // Security is on by default on namespaces: the tokens are the owner's
+    // alone, and no log, summary or report shows them.
+    assert_eq!(s["testbed"]["authenticated"], true);
+    for name in ["user.token", "internal.token"] {
+        use std::os::unix::fs::PermissionsExt;
+        let file = out.join("state").join(name);
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{name}");
+        let token = httpd::auth::read_token(&file).unwrap();
+        let mut shown = vec![out.join("summary.json"), out.join("report.html")];
+        shown.extend(
+            std::fs::read_dir(out.join("logs"))
+                .unwrap()
+                .map(|e| e.unwrap().path()),
+        );
+        for f in shown {
+            let text = String::from_utf8_lossy(&std::fs::read(&f).unwrap()).into_owned();
+            assert!(!text.contains(&token), "{} shows {name}", f.display());
+        }
+    }
     // Unmetered, the MLP cohort's rounds are short (see the metered test).
     let cohort1 = s["jobs"][0]["rounds"].as_array().unwrap();
     let median1 = testkit::median(
@@ -511,17 +531,18 @@ fn edge_aggregators_keep_all_but_one_model_per_campus_off_the_satellite() {
     );
 }
 
-/// `GET path` of the node agent at `addr` inside namespace `ns`: the body,
-/// when it answered.
-fn agent_get(ns: &str, addr: &str, path: &str) -> Option<String> {
+/// `GET path` of the node agent at `addr` inside namespace `ns`,
+/// presenting `token` when given: the body, when it answered.
+fn agent_get(ns: &str, addr: &str, path: &str, token: Option<String>) -> Option<String> {
     use std::io::{Read, Write};
     let (addr, path) = (addr.to_owned(), path.to_owned());
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
     sys::in_namespace(ns, move || {
         let mut s = std::net::TcpStream::connect(&addr).ok()?;
         s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
         write!(
             s,
-            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            "GET {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n"
         )
         .ok()?;
         let mut text = String::new();
@@ -545,15 +566,18 @@ fn an_edge_aggregator_killed_mid_job_costs_its_campus_not_the_job() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait until fla.2's edge aggregator has done two rounds.
+    // Wait until fla.2's edge aggregator has done two rounds, asking its
+    // agent with the run's token (the agents take no other).
     let ns = RunNames::new(run).host_ns("fla.2");
+    let token_file = cwd.path().join("results/state/internal.token");
     let started = Instant::now();
     loop {
         assert!(
             started.elapsed() < Duration::from_secs(120),
             "fla.2 never ran two rounds"
         );
-        let jobs: Option<serde_json::Value> = agent_get(&ns, "10.0.1.4:5000", "/v1/jobs")
+        let token = httpd::auth::read_token(&token_file).ok();
+        let jobs: Option<serde_json::Value> = agent_get(&ns, "10.0.1.4:5000", "/v1/jobs", token)
             .and_then(|body| serde_json::from_str(&body).ok());
         let rounds = jobs.as_ref().and_then(|j| j.as_array()).map_or(0, |jobs| {
             jobs.iter()
@@ -567,6 +591,11 @@ fn an_edge_aggregator_killed_mid_job_costs_its_campus_not_the_job() {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+    let anonymous = agent_get(&ns, "10.0.1.4:5000", "/v1/jobs", None).unwrap_or_default();
+    assert!(
+        anonymous.contains("needs a bearer token"),
+        "an agent of a netns run answers only its MLFO's token: {anonymous}"
+    );
     let victims = sys::ip(&["netns", "pids", &ns]).unwrap();
     for pid in victims.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
         let _ = nix::sys::signal::kill(

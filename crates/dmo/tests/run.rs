@@ -174,7 +174,7 @@ fn ctrl_c_stops_the_run_and_every_host() {
 }
 
 #[test]
-fn a_real_prometheus_scrapes_every_host_and_its_answers_are_saved() {
+fn a_real_prometheus_scrapes_every_host_of_a_secured_run_and_its_answers_are_saved() {
     let _load = testkit::shared();
     assert!(
         Path::new("/usr/bin/prometheus").exists(),
@@ -193,9 +193,14 @@ fn a_real_prometheus_scrapes_every_host_and_its_answers_are_saved() {
         .arg("--out")
         .arg(&out)
         .args(["--run-byte", &R.to_string()])
+        // Tokens on: Prometheus still scrapes /metrics, which stays open.
+        .args(["--security", "on"])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["testbed"]["authenticated"], true);
     let m: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("metrics.json")).unwrap()).unwrap();
     let rounds = m["fl_server_rounds_total"].as_array().unwrap();

@@ -513,6 +513,12 @@ pub fn render(summary: &Summary) -> Result<String, RunError> {
         aggs = tb.aggregators,
         clients = tb.clients,
     );
+    html += if tb.authenticated {
+        "<p>Security: bearer tokens on every REST API (MLFOs, node agents, network controller) and on Mo-Mo.</p>"
+    } else {
+        "<p class=\"note\">Security: off: every REST API and Mo-Mo was open to anyone who could reach it \
+         (<code>dmo run --security on</code> turns bearer tokens on).</p>"
+    };
     if !tb.links_enforced {
         html += "<p class=\"note\">Link bandwidth, delay and loss were recorded, not enforced: \
                  this backend runs every host on loopback. Use the netns backend to enforce them.</p>";

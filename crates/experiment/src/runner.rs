@@ -46,6 +46,8 @@ pub struct RunOptions {
     pub run_byte: u8,
     /// The backend.
     pub backend: BackendKind,
+    /// Overrides the scenario's `security`.
+    pub security: Option<crate::scenario::SecurityMode>,
     /// Set to stop the run early (Ctrl-C).
     pub cancel: &'static AtomicBool,
 }
@@ -109,6 +111,39 @@ struct Layout {
     edge: Host,
     /// Aggregator and client hosts with their agents' REST addresses.
     agents: Vec<(Host, SocketAddr)>,
+    /// The run's token files, when security is on.
+    secrets: Option<Secrets>,
+}
+
+/// The token files of a secured run, in its state directory (owner only).
+struct Secrets {
+    /// The users' token: the runner's, accepted by the MLFOs' REST APIs.
+    user: PathBuf,
+    /// The hosts' token: the MLFOs present it to the agents, the network
+    /// controller and over Mo-Mo.
+    internal: PathBuf,
+}
+
+impl Secrets {
+    /// New random tokens in `state`.
+    fn create(state: &std::path::Path) -> Result<Self, RunError> {
+        let secrets = Self {
+            user: state.join("user.token"),
+            internal: state.join("internal.token"),
+        };
+        for path in [&secrets.user, &secrets.internal] {
+            httpd::auth::write_token_file(path, &httpd::auth::generate())
+                .map_err(|e| io(path, e))?;
+        }
+        Ok(secrets)
+    }
+
+    /// The accepted tokens of `path`.
+    fn tokens(path: &std::path::Path) -> Result<httpd::Security, RunError> {
+        let tokens = httpd::auth::Tokens::read(path)
+            .map_err(|e| RunError::Internal(format!("run tokens: {e}")))?;
+        Ok(httpd::Security::tokens(tokens))
+    }
 }
 
 impl Layout {
@@ -132,6 +167,8 @@ struct Started {
     prometheus: Option<(Host, SocketAddr, usize)>,
     /// The edge MLFO's REST URL as the runner reaches it.
     edge_url: String,
+    /// The token file the edge MLFO needs, when security is on.
+    user_token: Option<PathBuf>,
     /// The node agents' hosts: one that ends is a fault the orchestrators
     /// handle (recorded in the summary), not the end of the run.
     agents: Vec<String>,
@@ -221,6 +258,11 @@ fn lay_out(
         first(Role::MlfoCloud, "mlfo-cloud")?,
         first(Role::MlfoEdge, "mlfo-edge")?,
     );
+    let security = options
+        .security
+        .unwrap_or(scenario.security)
+        .on(options.backend == BackendKind::Netns);
+    let secrets = security.then(|| Secrets::create(&state)).transpose()?;
     let mut layout = Layout {
         topology,
         out,
@@ -230,6 +272,7 @@ fn lay_out(
         cloud,
         edge,
         agents: Vec::new(),
+        secrets,
     };
     layout.agents = layout
         .topology
@@ -263,7 +306,11 @@ fn start_controller(
         .flatten()
         .collect();
     let traffic: Vec<&Host> = t.hosts_with_role(Role::Traffic).collect();
-    Ok(hosts.network_controller(&inside, &traffic)?)
+    let security = match &layout.secrets {
+        Some(s) => Secrets::tokens(&s.internal)?,
+        None => httpd::Security::default(),
+    };
+    Ok(hosts.network_controller(&inside, &traffic, security)?)
 }
 
 /// FL servers an aggregator host may run at once in `dmo run`: a generated
@@ -334,6 +381,15 @@ fn mlfo_configs(
         inventory,
         timeouts: timeouts.clone(),
         http: mlfo::config::HttpOptions::default(),
+        auth: layout
+            .secrets
+            .as_ref()
+            .map(|s| mlfo::config::AuthOptions {
+                user_tokens: Some(s.user.clone()),
+                peer_tokens: Some(s.internal.clone()),
+                token: Some(s.internal.clone()),
+            })
+            .unwrap_or_default(),
         server: mlfo::config::ServerOptions::default(),
         client: mlfo::config::ClientOptions::default(),
         momo: mlfo::MomoMode::default(),
@@ -397,6 +453,9 @@ fn start_agents(
     for (h, a) in &layout.agents {
         let mut c = Command::new(&options.dmo);
         c.args(["-v", "node", "--listen", &a.to_string(), "--threads", "1"]);
+        if let Some(s) = &layout.secrets {
+            c.arg("--token-file").arg(&s.internal);
+        }
         hosts.spawn(h, c, &layout.log(h))?;
     }
     Ok(())
@@ -505,6 +564,7 @@ fn wait_ready(
     Ok(Started {
         prometheus,
         edge_url: format!("http://{edge_rest}"),
+        user_token: layout.secrets.as_ref().map(|s| s.user.clone()),
         agents: layout.agents.iter().map(|(h, _)| h.name.clone()).collect(),
     })
 }
@@ -558,12 +618,18 @@ fn follow_intents(
     started_at: Instant,
     progress: &mut dyn FnMut(&[IntentRecord]),
 ) -> Result<Followed, RunError> {
-    let edge = MlfoClient::new(&started.edge_url, Duration::from_secs(30)).map_err(|source| {
-        RunError::Mlfo {
+    let token = match &started.user_token {
+        Some(path) => Some(
+            httpd::auth::read_token(path)
+                .map_err(|e| RunError::Internal(format!("run tokens: {e}")))?,
+        ),
+        None => None,
+    };
+    let edge = MlfoClient::new(&started.edge_url, Duration::from_secs(30), token.as_deref())
+        .map_err(|source| RunError::Mlfo {
             context: "the edge MLFO".to_owned(),
             source,
-        }
-    })?;
+        })?;
     let posts = scenario.posts();
     // Per post: its intent's id and cohort once sent, and whether it ended.
     let mut sent: Vec<Option<(String, String)>> = vec![None; posts.len()];
@@ -703,6 +769,7 @@ fn collect(
             links: topology.links.clone(),
             topology_hosts: topology.hosts.clone(),
             switches: topology.switches.iter().map(|s| s.name.clone()).collect(),
+            authenticated: layout.secrets.is_some(),
         },
         jobs,
         expectations,

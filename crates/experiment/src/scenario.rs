@@ -149,6 +149,31 @@ pub struct TrafficFlow {
     pub rate_mbit: f64,
 }
 
+/// Whether the run's hosts authenticate each other and their users.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecurityMode {
+    /// On for the netns backend, off for the local one.
+    #[default]
+    Auto,
+    /// Bearer tokens on every REST API and on Mo-Mo.
+    On,
+    /// Plain and open, for comparisons (every host says so in its log).
+    Off,
+}
+
+impl SecurityMode {
+    /// Whether it is on, on a backend that does (`netns`) or does not
+    /// enforce links.
+    pub fn on(self, netns: bool) -> bool {
+        match self {
+            SecurityMode::Auto => netns,
+            SecurityMode::On => true,
+            SecurityMode::Off => false,
+        }
+    }
+}
+
 /// Most background flows in a scenario.
 pub const MAX_TRAFFIC_FLOWS: usize = 64;
 
@@ -195,6 +220,10 @@ pub struct Scenario {
     /// `mlfostatus: disabled`).
     #[serde(default)]
     pub momo: mlfo::MomoMode,
+    /// Bearer tokens between the hosts and for the runner (`auto`: on for
+    /// the netns backend); `dmo run --security` overrides it.
+    #[serde(default)]
+    pub security: SecurityMode,
     /// Time limits.
     #[serde(default)]
     pub timeouts: RunTimeouts,

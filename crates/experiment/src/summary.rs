@@ -30,6 +30,9 @@ pub struct TestbedSummary {
     /// The topology's switches.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub switches: Vec<String>,
+    /// Whether the hosts' REST APIs and Mo-Mo took bearer tokens.
+    #[serde(default)]
+    pub authenticated: bool,
 }
 
 /// One FL job: an intent target with its cohort, rounds and timings.

@@ -9,6 +9,8 @@
 
 #![warn(missing_docs)]
 
+pub mod auth;
+
 use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -53,6 +55,33 @@ impl Default for Limits {
     }
 }
 
+/// Who may use a server: the bearer tokens it accepts (none: anyone who
+/// can reach it).
+#[derive(Debug, Clone, Default)]
+pub struct Security {
+    /// Tokens accepted on every route but [`auth::OPEN_PATHS`].
+    pub tokens: Option<Arc<auth::Tokens>>,
+}
+
+impl Security {
+    /// A server that needs one of `tokens`.
+    pub fn tokens(tokens: auth::Tokens) -> Self {
+        Self {
+            tokens: Some(Arc::new(tokens)),
+        }
+    }
+
+    /// How a client reaches it, for a startup line: `bearer tokens` or
+    /// `no authentication`.
+    pub fn describe(&self) -> &'static str {
+        if self.tokens.is_some() {
+            "bearer tokens"
+        } else {
+            "no authentication"
+        }
+    }
+}
+
 /// The answer to a connection over the cap.
 const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 56\r\nConnection: close\r\n\r\ntoo many open connections to this server; try again soon";
 
@@ -62,16 +91,18 @@ async fn refuse(mut stream: TcpStream) {
     let _ = stream.shutdown().await;
 }
 
-/// Serves `app` on `listener` within `limits` until `shutdown` resolves.
+/// Serves `app` on `listener` within `limits`, to the callers `security`
+/// admits, until `shutdown` resolves.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: Limits,
+    security: Security,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = app.layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
-        limits.body_timeout,
-    ));
+    let app = auth::require(app, security.tokens).layer(
+        tower_http::timeout::RequestBodyTimeoutLayer::new(limits.body_timeout),
+    );
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = http1::Builder::new();

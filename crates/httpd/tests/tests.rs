@@ -24,7 +24,13 @@ async fn server(max_connections: usize) -> SocketAddr {
         queue_wait: Duration::from_millis(100),
         shutdown_grace: SHORT,
     };
-    tokio::spawn(httpd::serve(listener, app, limits, std::future::pending()));
+    tokio::spawn(httpd::serve(
+        listener,
+        app,
+        limits,
+        httpd::Security::default(),
+        std::future::pending(),
+    ));
     addr
 }
 
@@ -109,4 +115,104 @@ async fn a_body_sent_too_slowly_ends_the_request() {
     .await
     .unwrap();
     assert!(read_to_close(&mut fine).await.ends_with("hello"));
+}
+
+/// A server whose `/echo` needs the one token written to a fresh file.
+async fn guarded_server(token: &str) -> (SocketAddr, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("accepted.tokens");
+    std::fs::write(
+        &file,
+        format!("# accepted\n\nother-token-0123456789\n{token}\n"),
+    )
+    .unwrap();
+    let tokens = httpd::auth::Tokens::read(&file).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/echo", post(|body: String| async move { body }));
+    let security = httpd::Security::tokens(tokens);
+    tokio::spawn(httpd::serve(
+        listener,
+        app,
+        httpd::Limits::default(),
+        security,
+        std::future::pending(),
+    ));
+    (addr, dir)
+}
+
+async fn post_echo(addr: SocketAddr, authorization: Option<&str>) -> String {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let header = authorization.map_or(String::new(), |a| format!("Authorization: {a}\r\n"));
+    let request = format!(
+        "POST /echo HTTP/1.1\r\nHost: x\r\n{header}Content-Length: 5\r\nConnection: close\r\n\r\nhello"
+    );
+    s.write_all(request.as_bytes()).await.unwrap();
+    read_to_close(&mut s).await
+}
+
+#[tokio::test]
+async fn a_guarded_api_needs_an_accepted_bearer_token_but_health_is_open() {
+    let token = httpd::auth::generate();
+    assert_eq!(token.len(), 64);
+    let (addr, _dir) = guarded_server(&token).await;
+    let missing = post_echo(addr, None).await;
+    assert!(missing.starts_with("HTTP/1.1 401"), "{missing}");
+    assert!(
+        missing.to_lowercase().contains("www-authenticate: bearer"),
+        "{missing}"
+    );
+    assert!(missing.contains("needs a bearer token"), "{missing}");
+    let basic = post_echo(addr, Some("Basic dXNlcjpwYXNz")).await;
+    assert!(basic.starts_with("HTTP/1.1 401"), "{basic}");
+    let wrong = post_echo(addr, Some(&format!("Bearer {}", httpd::auth::generate()))).await;
+    assert!(wrong.starts_with("HTTP/1.1 403"), "{wrong}");
+    let prefix = post_echo(addr, Some(&format!("Bearer {}", &token[..40]))).await;
+    assert!(
+        prefix.starts_with("HTTP/1.1 403"),
+        "a token's prefix is not the token: {prefix}"
+    );
+    let right = post_echo(addr, Some(&format!("Bearer {token}"))).await;
+    assert!(
+        right.starts_with("HTTP/1.1 200") && right.ends_with("hello"),
+        "{right}"
+    );
+    let other = post_echo(addr, Some("Bearer other-token-0123456789")).await;
+    assert!(
+        other.starts_with("HTTP/1.1 200"),
+        "every listed token is accepted: {other}"
+    );
+    let health = get_healthz(addr).await;
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    for answer in [missing, wrong] {
+        assert!(!answer.contains(&token), "a refusal never shows the token");
+    }
+}
+
+#[test]
+fn token_files_that_cannot_be_used_name_the_line_and_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("t");
+    std::fs::write(&file, "# only a comment\n\n").unwrap();
+    let e = httpd::auth::Tokens::read(&file).unwrap_err().to_string();
+    assert!(e.contains("holds no token"), "{e}");
+    std::fs::write(&file, "long-enough-token-0123\nshort\n").unwrap();
+    let e = httpd::auth::Tokens::read(&file).unwrap_err().to_string();
+    assert!(e.contains("line 2") && e.contains("16 to 256"), "{e}");
+    std::fs::write(&file, "has a space in it, so no\n").unwrap();
+    assert!(httpd::auth::Tokens::read(&file).is_err());
+    let e = httpd::auth::Tokens::read(&dir.path().join("none"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("cannot read the token file"), "{e}");
+    let token = httpd::auth::generate();
+    httpd::auth::write_token_file(&file, &token).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "a token file is its owner's alone");
+    assert_eq!(httpd::auth::read_token(&file).unwrap(), token);
+    let tokens = httpd::auth::Tokens::read(&file).unwrap();
+    assert!(!format!("{tokens:?}").contains(&token), "Debug is redacted");
 }

@@ -35,6 +35,7 @@ async fn start_agent(addr: SocketAddr, stop: &tokio::sync::watch::Receiver<bool>
         listener,
         agent,
         httpd::Limits::default(),
+        httpd::Security::default(),
         async move {
             let _ = stop.wait_for(|s| *s).await;
         },

@@ -28,6 +28,9 @@ pub enum ClientError {
     /// The answer is not an intent record.
     #[error("the MLFO's answer is not an intent record: {0}")]
     Reply(reqwest::Error),
+    /// The token cannot be sent.
+    #[error("token: {0}")]
+    Token(httpd::auth::TokenError),
 }
 
 /// The JSON API of one MLFO.
@@ -38,11 +41,13 @@ pub struct MlfoClient {
 
 impl MlfoClient {
     /// A client of the MLFO at `url` (`http://HOST:PORT`), each call
-    /// limited to `timeout`.
-    pub fn new(url: &str, timeout: Duration) -> Result<Self, ClientError> {
+    /// limited to `timeout`, presenting `token` when given.
+    pub fn new(url: &str, timeout: Duration, token: Option<&str>) -> Result<Self, ClientError> {
         let url = url.trim_end_matches('/').to_owned();
+        let headers = httpd::auth::client_headers(token).map_err(ClientError::Token)?;
         let http = reqwest::blocking::Client::builder()
             .timeout(timeout)
+            .default_headers(headers)
             .build()
             .map_err(|source| ClientError::Unreachable {
                 url: url.clone(),

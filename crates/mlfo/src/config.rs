@@ -285,6 +285,10 @@ pub struct MlfoConfig {
     /// Limits of the REST server.
     #[serde(default)]
     pub http: HttpOptions,
+    /// Bearer tokens: accepted from users and peers, presented to agents
+    /// and the parent. Unset: no authentication.
+    #[serde(default)]
+    pub auth: AuthOptions,
     /// FL server options (cloud).
     #[serde(default)]
     pub server: ServerOptions,
@@ -303,6 +307,78 @@ pub struct MlfoConfig {
     /// the inputs of the cost model that chooses for `aggregation: auto`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<NetworkFigures>,
+}
+
+/// The MLFO's bearer-token files (one token per line; see
+/// [`httpd::auth`]). A file left unset leaves that side open.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthOptions {
+    /// Tokens accepted on the REST API (users; `/healthz` and `/metrics`
+    /// stay open).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_tokens: Option<PathBuf>,
+    /// Tokens accepted on Mo-Mo (the edge MLFOs; cloud).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer_tokens: Option<PathBuf>,
+    /// The token this MLFO presents to its node agents, the network
+    /// controller and its parent (the file's first token).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<PathBuf>,
+}
+
+/// The MLFO's tokens, read from the files [`AuthOptions`] names.
+#[derive(Clone, Default)]
+pub struct Credentials {
+    /// Accepted on the REST API.
+    pub users: Option<httpd::auth::Tokens>,
+    /// Accepted on Mo-Mo.
+    pub peers: Option<httpd::auth::Tokens>,
+    /// Presented to agents, the controller and the parent.
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("users", &self.users)
+            .field("peers", &self.peers)
+            .field("token", &self.token.as_ref().map(|_| "(redacted)"))
+            .finish()
+    }
+}
+
+impl AuthOptions {
+    /// Reads the token files; the error names the field.
+    pub fn read(&self) -> Result<Credentials, String> {
+        let tokens = |field: &str, path: &Option<PathBuf>| {
+            path.as_deref()
+                .map(httpd::auth::Tokens::read)
+                .transpose()
+                .map_err(|e| format!("auth.{field}: {e}"))
+        };
+        Ok(Credentials {
+            users: tokens("user_tokens", &self.user_tokens)?,
+            peers: tokens("peer_tokens", &self.peer_tokens)?,
+            token: self
+                .token
+                .as_deref()
+                .map(httpd::auth::read_token)
+                .transpose()
+                .map_err(|e| format!("auth.token: {e}"))?,
+        })
+    }
+
+    /// The files, relative to `base` (the configuration's directory).
+    fn relative_to(&mut self, base: &Path) {
+        for path in [
+            &mut self.user_tokens,
+            &mut self.peer_tokens,
+            &mut self.token,
+        ] {
+            *path = path.take().map(|p| base.join(p));
+        }
+    }
 }
 
 /// Limits of the MLFO's REST server.
@@ -434,6 +510,7 @@ impl MlfoConfig {
         let base = path.parent().unwrap_or(Path::new("."));
         config.state = base.join(&config.state);
         config.catalog = config.catalog.map(|c| base.join(c));
+        config.auth.relative_to(base);
         Ok(config)
     }
 

@@ -434,6 +434,14 @@ fn one_server(
                     s.message()
                 ))
             }
+            tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => {
+                Refused::Failed(format!(
+                    "the cloud MLFO refused this edge MLFO's token (Mo-Mo Deploy, {:?}): {}; \
+                     auth.token here must be one of the cloud's auth.peer_tokens",
+                    s.code(),
+                    s.message()
+                ))
+            }
             _ => Refused::Failed(format!(
                 "cloud MLFO refused the FL server (Mo-Mo Deploy): {}",
                 s.message()

@@ -107,16 +107,23 @@ pub async fn serve(
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
+    let credentials = mlfo.inner.credentials.clone();
+    let rest_security = httpd::Security {
+        tokens: credentials.users.map(std::sync::Arc::new),
+    };
     let rest_server = httpd::serve(
         rest,
         api::router(mlfo.clone()),
         config.http.limits(),
+        rest_security,
         stopped(stop_rx.clone()),
     );
     match momo {
         Some((listener, _)) => {
-            let service = momo::proto::orchestrate_server::OrchestrateServer::new(
+            let check = momo::CheckToken(credentials.peers.map(std::sync::Arc::new));
+            let service = momo::proto::orchestrate_server::OrchestrateServer::with_interceptor(
                 cloud::MomoService::new(mlfo),
+                check,
             );
             let incoming = tokio_stream_incoming(listener);
             let grpc = tonic::transport::Server::builder()

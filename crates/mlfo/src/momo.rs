@@ -10,6 +10,71 @@ pub mod proto {
     tonic::include_proto!("momo");
 }
 
+/// The edge MLFO's client of its cloud's Mo-Mo service, presenting its token.
+pub type ParentClient = proto::orchestrate_client::OrchestrateClient<
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, PresentToken>,
+>;
+
+/// Adds `authorization: Bearer TOKEN` to every Mo-Mo call (nothing
+/// without a token).
+#[derive(Clone)]
+pub struct PresentToken(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
+
+impl PresentToken {
+    /// Presents `token`, or nothing.
+    pub fn new(token: Option<&str>) -> Result<Self, crate::MlfoError> {
+        let value = token
+            .map(|t| {
+                let mut v: tonic::metadata::MetadataValue<_> = format!("Bearer {t}")
+                    .parse()
+                    .map_err(|_| crate::MlfoError::Invalid("auth.token: not a token".into()))?;
+                v.set_sensitive(true);
+                Ok::<_, crate::MlfoError>(v)
+            })
+            .transpose()?;
+        Ok(Self(value))
+    }
+}
+
+impl tonic::service::Interceptor for PresentToken {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(v) = &self.0 {
+            request.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// Lets a Mo-Mo call through only with one of the tokens (every call
+/// without tokens): `UNAUTHENTICATED` without one, `PERMISSION_DENIED`
+/// with a wrong one.
+#[derive(Clone)]
+pub struct CheckToken(pub Option<std::sync::Arc<httpd::auth::Tokens>>);
+
+impl tonic::service::Interceptor for CheckToken {
+    fn call(&mut self, request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        let Some(tokens) = &self.0 else {
+            return Ok(request);
+        };
+        let presented = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
+        match tokens.check(presented) {
+            Ok(()) => Ok(request),
+            Err(refusal @ httpd::auth::Refusal::Missing) => {
+                Err(tonic::Status::unauthenticated(refusal.message()))
+            }
+            Err(refusal @ httpd::auth::Refusal::Wrong) => {
+                Err(tonic::Status::permission_denied(refusal.message()))
+            }
+        }
+    }
+}
+
 fn text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),

@@ -71,19 +71,27 @@ pub struct Sbi {
 const RETRY_PAUSE: Duration = Duration::from_millis(200);
 
 impl Sbi {
-    /// A client with the limits of `timeouts`.
-    pub fn new(timeouts: &Timeouts, metrics: Metrics) -> Self {
+    /// A client with the limits of `timeouts`, presenting `token` (the
+    /// agents' and the network controller's bearer token) when given.
+    pub fn new(
+        timeouts: &Timeouts,
+        metrics: Metrics,
+        token: Option<&str>,
+    ) -> Result<Self, crate::MlfoError> {
+        let headers = httpd::auth::client_headers(token)
+            .map_err(|e| crate::MlfoError::Invalid(format!("auth.token: {e}")))?;
         let http = reqwest::Client::builder()
             .timeout(timeouts.sbi())
             .connect_timeout(timeouts.sbi())
             .pool_idle_timeout(Duration::from_secs(30))
+            .default_headers(headers)
             .build()
-            .unwrap_or_default();
-        Self {
+            .map_err(|e| crate::MlfoError::Internal(format!("HTTP client: {e}")))?;
+        Ok(Self {
             http,
             attempts: timeouts.sbi_attempts,
             metrics,
-        }
+        })
     }
 
     /// Starts an FL server on `agent`.
@@ -283,8 +291,19 @@ impl Sbi {
                     })
                 } else {
                     let text = reply.text().await.unwrap_or_default();
+                    let hint = match status {
+                        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                            "; the agent takes only its MLFO's token: this MLFO's auth.token \
+                             must be in the agent's --token-file"
+                        }
+                        _ => "",
+                    };
                     Err(fail(
-                        format!("{operation}: HTTP {}: {}", status.as_u16(), text.trim()),
+                        format!(
+                            "{operation}: HTTP {}: {}{hint}",
+                            status.as_u16(),
+                            text.trim()
+                        ),
                         Some(status),
                     ))
                 }

@@ -17,7 +17,6 @@ use intent::{Catalog, FlPlan, ResolvedTarget, TrainingMode};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::task::JoinHandle;
-use tonic::transport::Channel;
 
 /// Why a submission or an operation on an intent failed.
 #[derive(Debug, thiserror::Error)]
@@ -57,7 +56,9 @@ pub(crate) struct Inner {
     pub(crate) store: Store,
     pub(crate) metrics: Metrics,
     pub(crate) sbi: Sbi,
-    pub(crate) parent: Option<OrchestrateClient<Channel>>,
+    pub(crate) parent: Option<crate::momo::ParentClient>,
+    /// The tokens read from `auth:`.
+    pub(crate) credentials: crate::config::Credentials,
     /// Running intent tasks (edge).
     pub(crate) tasks: Mutex<HashMap<String, JoinHandle<()>>>,
     /// Serialises the cloud's reads and writes of server records.
@@ -94,14 +95,23 @@ impl Mlfo {
         };
         let store = Store::open(&config.state)?;
         let metrics = Metrics::new(&config.name);
-        let sbi = Sbi::new(&config.timeouts, metrics.clone());
+        let credentials = config.auth.read().map_err(MlfoError::Invalid)?;
+        let sbi = Sbi::new(
+            &config.timeouts,
+            metrics.clone(),
+            credentials.token.as_deref(),
+        )?;
         let parent = match &config.parent {
             Some(url) => {
                 let endpoint = tonic::transport::Endpoint::from_shared(url.clone())
                     .map_err(|e| MlfoError::Invalid(format!("parent: {url:?}: {e}")))?
                     .connect_timeout(config.timeouts.momo())
                     .timeout(config.timeouts.momo());
-                Some(OrchestrateClient::new(endpoint.connect_lazy()))
+                let token = crate::momo::PresentToken::new(credentials.token.as_deref())?;
+                Some(OrchestrateClient::with_interceptor(
+                    endpoint.connect_lazy(),
+                    token,
+                ))
             }
             None => None,
         };
@@ -113,6 +123,7 @@ impl Mlfo {
                 metrics,
                 sbi,
                 parent,
+                credentials,
                 tasks: Mutex::new(HashMap::new()),
                 placing: tokio::sync::Mutex::new(()),
                 sharing: tokio::sync::Mutex::new(()),

@@ -48,7 +48,13 @@ impl Bench {
         let meters = Arc::new(Meters::new(bed.plan().clone()));
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
         let controller_url = format!("http://{}", listener.local_addr().unwrap());
-        let controller = Controller::start(meters.clone(), Vec::new(), vec![listener]).unwrap();
+        let controller = Controller::start(
+            meters.clone(),
+            Vec::new(),
+            vec![listener],
+            httpd::Security::default(),
+        )
+        .unwrap();
         Bench {
             bed,
             meters,

@@ -1,7 +1,8 @@
-//! The MLFO crate's integration tests: bandwidth caps as meters (root),
+//! The MLFO crate's integration tests: bearer tokens, bandwidth caps as meters (root),
 //! plans made at submission, Mo-Mo messages from any bytes.
 //! One binary per crate (one link on two cores); each file is a module.
 
+mod auth;
 mod bandwidth;
 mod momo_bytes;
 mod planning;

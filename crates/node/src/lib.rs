@@ -31,12 +31,14 @@ pub const DEFAULT_PORT: u16 = 5000;
 pub const DEFAULT_FL_PORT_BASE: u16 = 6000;
 
 /// Serves the agent's API on `listener` within `limits` (connections,
-/// header and body timeouts) until `shutdown` resolves.
+/// header and body timeouts), to the callers `security` admits (its
+/// MLFO's bearer token), until `shutdown` resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     agent: Agent,
     limits: httpd::Limits,
+    security: httpd::Security,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    httpd::serve(listener, router(agent), limits, shutdown).await
+    httpd::serve(listener, router(agent), limits, security, shutdown).await
 }

@@ -9,6 +9,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Starts an agent on 127.0.0.1:0 whose FL servers start at `fl_port_base`.
 async fn agent(fl_port_base: u16) -> SocketAddr {
+    guarded_agent(fl_port_base, httpd::Security::default()).await
+}
+
+/// Starts an agent as [`agent`] does, admitting the callers `security` admits.
+async fn guarded_agent(fl_port_base: u16, security: httpd::Security) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -24,6 +29,7 @@ async fn agent(fl_port_base: u16) -> SocketAddr {
         listener,
         agent,
         httpd::Limits::default(),
+        security,
         std::future::pending(),
     ));
     addr
@@ -43,8 +49,20 @@ impl Reply {
 
 /// One HTTP/1.1 request over a fresh connection.
 async fn http(addr: SocketAddr, method: &str, path: &str, body: Option<(&str, String)>) -> Reply {
+    http_with(addr, method, path, body, "").await
+}
+
+/// One HTTP/1.1 request with extra header lines `headers`.
+async fn http_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<(&str, String)>,
+    headers: &str,
+) -> Reply {
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{headers}");
     let payload = match body {
         Some((ct, b)) => {
             req += &format!("Content-Type: {ct}\r\nContent-Length: {}\r\n", b.len());
@@ -113,6 +131,47 @@ async fn wait_done(addr: SocketAddr, id: &str, limit: Duration) -> Value {
         assert!(t0.elapsed() < limit, "job {id} still {state}: {job}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+#[tokio::test]
+async fn with_tokens_every_form_and_json_route_needs_the_mlfos_token() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("agent.tokens");
+    let token = httpd::auth::generate();
+    httpd::auth::write_token_file(&file, &token).expect("token file");
+    let tokens = httpd::auth::Tokens::read(&file).expect("tokens");
+    let addr = guarded_agent(testkit::free_port(), httpd::Security::tokens(tokens)).await;
+    let form_body = || {
+        Some((
+            "application/x-www-form-urlencoded",
+            "server=127.0.0.1:9&cohort=cohort1&cohortsize=1&dataset=synthetic".to_owned(),
+        ))
+    };
+    // A cross-site form post carries no Authorization header: refused before
+    // the agent opens any connection.
+    let cli = http(addr, "POST", "/cli", form_body()).await;
+    assert_eq!(cli.status, 401, "{}", cli.body);
+    assert!(cli.body.contains("bearer token"), "{}", cli.body);
+    let wrong = format!("Authorization: Bearer {}\r\n", httpd::auth::generate());
+    let serv = http_with(addr, "POST", "/serv", form_body(), &wrong).await;
+    assert_eq!(serv.status, 403, "{}", serv.body);
+    let stop = http(addr, "DELETE", "/v1/jobs/j1", None).await;
+    assert_eq!(stop.status, 401, "stopping a job needs the token too");
+    let right = format!("Authorization: Bearer {token}\r\n");
+    let jobs = http_with(addr, "GET", "/v1/jobs", None, &right).await;
+    assert_eq!(jobs.status, 200, "{}", jobs.body);
+    assert_eq!(
+        jobs.json(),
+        json!([]),
+        "nothing was started by the refused posts"
+    );
+    assert_eq!(http(addr, "GET", "/healthz", None).await.status, 200);
+    let metrics = http(addr, "GET", "/metrics", None).await;
+    assert_eq!(metrics.status, 200, "Prometheus scrapes without a token");
+    assert!(
+        !metrics.body.contains(&token),
+        "metrics never show the token"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -66,13 +66,15 @@ pub trait Backend {
     /// where the backend has one: reachable at the returned URL from inside
     /// each of `inside` (their own loopback), and from the runner at the
     /// returned address; `traffic` names the background-traffic hosts whose
-    /// TCP connections it reports. `None` where links are not enforced.
+    /// TCP connections it reports; it admits the callers `security` admits.
+    /// `None` where links are not enforced.
     fn network_controller(
         &mut self,
         inside: &[&Host],
         traffic: &[&Host],
+        security: httpd::Security,
     ) -> Result<Option<(String, SocketAddr)>, HostError> {
-        let _ = (inside, traffic);
+        let _ = (inside, traffic, security);
         Ok(None)
     }
 }
@@ -234,13 +236,16 @@ impl Backend for NetnsBackend {
         &mut self,
         inside: &[&Host],
         traffic: &[&Host],
+        security: httpd::Security,
     ) -> Result<Option<(String, SocketAddr)>, HostError> {
         let inside: Vec<&str> = inside.iter().map(|h| h.name.as_str()).collect();
         let traffic = traffic.iter().map(|h| h.name.clone()).collect();
-        let (controller, published) = Controller::for_testbed(&self.bed, &inside, traffic)
-            .map_err(|e| HostError {
-                host: "network controller".to_owned(),
-                problem: e.to_string(),
+        let (controller, published) =
+            Controller::for_testbed(&self.bed, &inside, traffic, security).map_err(|e| {
+                HostError {
+                    host: "network controller".to_owned(),
+                    problem: e.to_string(),
+                }
             })?;
         self.controller = Some(controller);
         Ok(Some((

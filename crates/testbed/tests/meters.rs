@@ -65,7 +65,13 @@ fn the_onos_shapes_of_sendmeter_py_meter_a_switch_port() {
         let meters = Arc::new(Meters::new(bed.plan().clone()));
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let _controller = Controller::start(meters.clone(), Vec::new(), vec![listener]).unwrap();
+        let _controller = Controller::start(
+            meters.clone(),
+            Vec::new(),
+            vec![listener],
+            httpd::Security::default(),
+        )
+        .unwrap();
         let http = reqwest::blocking::Client::new();
         let post = |path: &str, body: &str| {
             let r = http

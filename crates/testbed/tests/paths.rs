@@ -33,7 +33,13 @@ fn a_path_reports_its_shaping_its_load_and_its_probed_rtt() {
         let meters = Arc::new(Meters::new(bed.plan().clone()));
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let _controller = Controller::start(meters, Vec::new(), vec![listener]).unwrap();
+        let _controller = Controller::start(
+            meters,
+            Vec::new(),
+            vec![listener],
+            httpd::Security::default(),
+        )
+        .unwrap();
         let http = reqwest::blocking::Client::new();
         let get = |query: &str| {
             let r = http.get(format!("{base}/v1/paths{query}")).send().unwrap();

@@ -24,9 +24,8 @@ pub enum IntentCmd {
     Send {
         /// Intent file (YAML or JSON).
         file: PathBuf,
-        /// The edge MLFO's REST URL.
-        #[arg(long, env = "DMO_MLFO", default_value = "http://127.0.0.1:8000")]
-        mlfo: String,
+        #[command(flatten)]
+        mlfo: intent_remote::Remote,
         /// Cohort named in the MLFO's inventory.
         #[arg(long, conflicts_with_all = ["hosts", "ipstart"])]
         cohort: Option<String>,
@@ -51,9 +50,8 @@ pub enum IntentCmd {
         /// Batch file (YAML): `cohorts:` with size, intent, and optional
         /// sameserver, avgalgo, fracfit, minfit, minav, numround.
         file: PathBuf,
-        /// The edge MLFO's REST URL.
-        #[arg(long, env = "DMO_MLFO", default_value = "http://127.0.0.1:8000")]
-        mlfo: String,
+        #[command(flatten)]
+        mlfo: intent_remote::Remote,
         /// Follow the intents to the end; exit 1 unless all complete.
         #[arg(long)]
         wait: bool,
@@ -62,9 +60,8 @@ pub enum IntentCmd {
     Status {
         /// The intent's id (as `send` printed it).
         id: String,
-        /// The edge MLFO's REST URL.
-        #[arg(long, env = "DMO_MLFO", default_value = "http://127.0.0.1:8000")]
-        mlfo: String,
+        #[command(flatten)]
+        mlfo: intent_remote::Remote,
         /// Follow the intent to the end; exit 1 unless it completes.
         #[arg(long)]
         wait: bool,

@@ -77,8 +77,27 @@ impl BatchCohort {
     }
 }
 
-fn client(mlfo: &str) -> anyhow::Result<MlfoClient> {
-    MlfoClient::new(mlfo, Duration::from_secs(30)).with_context(|| format!("--mlfo {mlfo}"))
+/// Which MLFO to call, and the token to present.
+#[derive(Debug, clap::Args)]
+pub struct Remote {
+    /// The edge MLFO's REST URL.
+    #[arg(long, env = "DMO_MLFO", default_value = "http://127.0.0.1:8000")]
+    pub mlfo: String,
+    /// File whose first line is the bearer token the MLFO accepts (its
+    /// `auth.user_tokens`; `dmo run` writes RESULTS/state/user.token).
+    #[arg(long, env = "DMO_TOKEN_FILE")]
+    pub token_file: Option<std::path::PathBuf>,
+}
+
+fn client(remote: &Remote) -> anyhow::Result<MlfoClient> {
+    let token = remote
+        .token_file
+        .as_deref()
+        .map(httpd::auth::read_token)
+        .transpose()
+        .context("--token-file")?;
+    MlfoClient::new(&remote.mlfo, Duration::from_secs(30), token.as_deref())
+        .with_context(|| format!("--mlfo {}", remote.mlfo))
 }
 
 fn post_intent(
@@ -104,7 +123,7 @@ fn post_intent(
 /// `dmo intent send`.
 pub fn send(
     file: &Path,
-    mlfo: &str,
+    mlfo: &Remote,
     cohort: CohortRequest,
     constraints: Map<String, Value>,
     wait: bool,
@@ -120,7 +139,7 @@ pub fn send(
 }
 
 /// `dmo intent batch`: one intent per cohort, host ranges from `ipstart`.
-pub fn batch(file: &Path, mlfo: &str, wait: bool) -> anyhow::Result<ExitCode> {
+pub fn batch(file: &Path, mlfo: &Remote, wait: bool) -> anyhow::Result<ExitCode> {
     let text = std::fs::read_to_string(file)
         .with_context(|| format!("cannot read batch {}", file.display()))?;
     let batch: Batch = yaml_serde::from_str(&text).with_context(|| {
@@ -163,7 +182,7 @@ pub fn batch(file: &Path, mlfo: &str, wait: bool) -> anyhow::Result<ExitCode> {
 }
 
 /// `dmo intent status`.
-pub fn status(id: &str, mlfo: &str, wait: bool) -> anyhow::Result<ExitCode> {
+pub fn status(id: &str, mlfo: &Remote, wait: bool) -> anyhow::Result<ExitCode> {
     let client = client(mlfo)?;
     if wait {
         return follow(&client, &[id.to_owned()]);

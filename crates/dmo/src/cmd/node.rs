@@ -33,6 +33,11 @@ pub struct NodeArgs {
     /// idle keep-alive connection stays open.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub header_timeout_s: u64,
+    /// Token file: the bearer tokens this agent accepts (its MLFO's), one
+    /// per line; every route but /healthz and /metrics needs one. Unset:
+    /// anyone who can reach the port may start and stop jobs.
+    #[arg(long, env = "DMO_NODE_TOKENS")]
+    pub token_file: Option<PathBuf>,
 }
 
 /// Runs the node agent until Ctrl-C.
@@ -40,6 +45,12 @@ pub fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let security = match &args.token_file {
+        Some(path) => {
+            httpd::Security::tokens(httpd::auth::Tokens::read(path).context("--token-file")?)
+        }
+        None => httpd::Security::default(),
+    };
     rt.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
@@ -54,8 +65,9 @@ pub fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
             threads: args.threads,
         };
         eprintln!(
-            "node agent listening on http://{} (FL servers from port {})",
+            "node agent listening on http://{} ({}; FL servers from port {})",
             listener.local_addr()?,
+            security.describe(),
             config.fl_port_base
         );
         let limits = httpd::Limits {
@@ -67,6 +79,7 @@ pub fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
             listener,
             node::Agent::new(config),
             limits,
+            security,
             super::shutdown_signal(),
         )
         .await?;

@@ -29,6 +29,20 @@ pub struct RunArgs {
     /// links and CPU limits; needs root).
     #[arg(long, value_enum, default_value_t = BackendArg::Local)]
     pub backend: BackendArg,
+    /// Bearer tokens between the hosts and for the runner: `on` or `off`
+    /// (plain and open, for comparisons). Default: the scenario's
+    /// `security`, which is on for the netns backend.
+    #[arg(long, value_enum)]
+    pub security: Option<SecurityArg>,
+}
+
+/// The `--security` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SecurityArg {
+    /// Tokens on every REST API and on Mo-Mo.
+    On,
+    /// No authentication.
+    Off,
 }
 
 /// The `--backend` values.
@@ -70,6 +84,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             BackendArg::Local => BackendKind::Local,
             BackendArg::Netns => BackendKind::Netns,
         },
+        security: args.security.map(|s| match s {
+            SecurityArg::On => experiment::scenario::SecurityMode::On,
+            SecurityArg::Off => experiment::scenario::SecurityMode::Off,
+        }),
         cancel: &CANCELLED,
     };
     let backend = experiment::start_backend(&topology, &options, scenario.seed)

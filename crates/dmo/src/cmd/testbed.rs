@@ -59,6 +59,10 @@ pub enum TestbedCmd {
         /// Seed of the delay lines' loss draws.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Token file: the bearer tokens the network controller accepts
+        /// (the MLFOs'); unset, anyone on the machine may set meters.
+        #[arg(long)]
+        token_file: Option<PathBuf>,
     },
     /// Remove what a testbed left: its processes, namespaces (with their
     /// links, bridges and qdiscs) and cgroups; also after the process that
@@ -115,7 +119,8 @@ pub fn run(cmd: TestbedCmd) -> anyhow::Result<ExitCode> {
             topology,
             run_byte,
             seed,
-        } => up(topology, run_byte, seed),
+            token_file,
+        } => up(topology, run_byte, seed, token_file.as_deref()),
         TestbedCmd::Down { run, all } => {
             let removed = match run {
                 Some(r) if !all => {
@@ -137,7 +142,16 @@ pub fn run(cmd: TestbedCmd) -> anyhow::Result<ExitCode> {
 
 /// `dmo testbed up`: builds the topology, prints its hosts, waits for
 /// Ctrl-C or SIGTERM, tears it down.
-fn up(path: Option<PathBuf>, run_byte: Option<u8>, seed: u64) -> anyhow::Result<ExitCode> {
+fn up(
+    path: Option<PathBuf>,
+    run_byte: Option<u8>,
+    seed: u64,
+    token_file: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
+    let security = match token_file {
+        Some(p) => httpd::Security::tokens(httpd::auth::Tokens::read(p).context("--token-file")?),
+        None => httpd::Security::default(),
+    };
     let topology = match &path {
         Some(p) => Topology::load(p)?,
         None => generate(&GenOptions::default()).map_err(anyhow::Error::msg)?,
@@ -165,9 +179,10 @@ fn up(path: Option<PathBuf>, run_byte: Option<u8>, seed: u64) -> anyhow::Result<
         .hosts_with_role(testbed::Role::Traffic)
         .map(|h| h.name.clone())
         .collect();
-    let (controller, controller_addr) = Controller::for_testbed(&bed, &[], traffic)?;
+    let described = security.describe();
+    let (controller, controller_addr) = Controller::for_testbed(&bed, &[], traffic, security)?;
     println!(
-        "network controller (meters, ONOS meter and flow shapes, /metrics): http://{controller_addr}"
+        "network controller (meters, ONOS meter and flow shapes, /metrics): http://{controller_addr} ({described})"
     );
     println!(
         "Ctrl-C (or SIGTERM) tears it down; `dmo testbed down --run {run}` removes it if this process is killed."

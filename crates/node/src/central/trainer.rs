@@ -65,7 +65,13 @@ pub async fn run(
         body_timeout: std::time::Duration::from_secs(600),
         ..httpd::Limits::default()
     };
-    let serve = httpd::serve(listener, app, limits, std::future::pending());
+    let serve = httpd::serve(
+        listener,
+        app,
+        limits,
+        httpd::Security::default(),
+        std::future::pending(),
+    );
     let work = async {
         inbox.wait_full().await;
         let (parts, bytes) = inbox.close();

@@ -45,11 +45,13 @@ pub struct Controller {
 
 impl Controller {
     /// Serves the API for `meters` on every listener, with the testbed's
-    /// metrics (links, and the TCP connections of `traffic_hosts`).
+    /// metrics (links, and the TCP connections of `traffic_hosts`), to the
+    /// callers `security` admits.
     pub fn start(
         meters: Arc<Meters>,
         traffic_hosts: Vec<String>,
         listeners: Vec<std::net::TcpListener>,
+        security: httpd::Security,
     ) -> Result<Controller, SysError> {
         let fail =
             |e: std::io::Error| SysError::new("starting the testbed controller", e.to_string());
@@ -76,11 +78,13 @@ impl Controller {
                             continue;
                         };
                         let (app, mut stopped) = (app.clone(), stopped.clone());
+                        let security = security.clone();
                         servers.spawn(async move {
                             let stop = async move {
                                 let _ = stopped.wait_for(|s| *s).await;
                             };
-                            let _ = httpd::serve(l, app, httpd::Limits::default(), stop).await;
+                            let _ = httpd::serve(l, app, httpd::Limits::default(), security, stop)
+                                .await;
                         });
                     }
                     while servers.join_next().await.is_some() {}
@@ -99,11 +103,12 @@ impl Controller {
     /// 127.0.0.1:[`CONTROLLER_PORT`] inside each host of `inside` (their own
     /// loopback) and on the root namespace's loopback (that port when
     /// free, whose address is returned); reporting the TCP connections of
-    /// the hosts `traffic`.
+    /// the hosts `traffic`; admitting the callers `security` admits.
     pub fn for_testbed(
         bed: &NetnsTestbed,
         inside: &[&str],
         traffic: Vec<String>,
+        security: httpd::Security,
     ) -> Result<(Controller, SocketAddr), SysError> {
         let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, CONTROLLER_PORT));
         let mut listeners = Vec::new();
@@ -121,7 +126,10 @@ impl Controller {
         let published = root.local_addr().map_err(fail)?;
         listeners.push(root);
         let meters = Arc::new(Meters::new(bed.plan().clone()));
-        Ok((Controller::start(meters, traffic, listeners)?, published))
+        Ok((
+            Controller::start(meters, traffic, listeners, security)?,
+            published,
+        ))
     }
 }
 
