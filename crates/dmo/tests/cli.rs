@@ -25,7 +25,7 @@ fn help_lists_every_subcommand_and_version_prints() {
     assert!(out.status.success());
     let help = text(&out);
     for sub in [
-        "run", "intent", "fl", "node", "mlfo", "testbed", "datasets", "report",
+        "run", "intent", "fl", "node", "mlfo", "testbed", "datasets", "report", "certs",
     ] {
         assert!(
             help.contains(&format!("  {sub} ")),
@@ -35,6 +35,42 @@ fn help_lists_every_subcommand_and_version_prints() {
     }
     let version = text(&dmo(&["--version"]));
     assert_eq!(version.trim(), format!("dmo {}", env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn certs_token_writes_a_private_token_that_the_agent_takes_and_a_bad_file_is_named() {
+    let _load = testkit::shared();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("agent.token");
+    let out = dmo(&["certs", "token", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let token = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(token.trim().len(), 64);
+    assert!(
+        !text(&out).contains(token.trim()),
+        "the token is not printed"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let bad = dir.path().join("bad.token");
+    std::fs::write(&bad, "short\n").unwrap();
+    let out = dmo(&[
+        "node",
+        "--listen",
+        "127.0.0.1:0",
+        "--token-file",
+        bad.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let said = text(&out);
+    assert!(
+        said.contains("--token-file") && said.contains("line 1"),
+        "{said}"
+    );
+    assert!(said.contains("dmo certs token"), "{said}");
 }
 
 #[test]

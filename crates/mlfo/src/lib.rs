@@ -96,6 +96,8 @@ pub async fn serve(
         role = ?config.role,
         rest = %config.listen,
         momo = ?config.momo_listen,
+        rest_auth = if mlfo.inner.credentials.users.is_some() { "bearer tokens" } else { "no authentication" },
+        momo_auth = if mlfo.inner.credentials.peers.is_some() { "bearer tokens" } else { "no authentication" },
         resumed,
         "MLFO serving"
     );

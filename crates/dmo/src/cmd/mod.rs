@@ -1,5 +1,6 @@
 //! Subcommand definitions and their dispatch.
 
+mod certs;
 mod datasets;
 mod fl;
 mod intent;
@@ -47,6 +48,9 @@ pub enum Command {
     Datasets(datasets::DatasetsCmd),
     /// Re-render an experiment's report from its summary.json.
     Report(run::ReportArgs),
+    /// Make credentials: bearer-token files.
+    #[command(subcommand)]
+    Certs(certs::CertsCmd),
 }
 
 /// Sets up `tracing` on stderr at the level the `-v` flags ask for.
@@ -91,5 +95,6 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Testbed(cmd) => testbed::run(cmd),
         Command::Datasets(cmd) => datasets::run(cmd),
         Command::Report(args) => run::report(args),
+        Command::Certs(cmd) => certs::run(cmd),
     }
 }
