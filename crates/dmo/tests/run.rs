@@ -264,3 +264,67 @@ fn a_bandwidth_cap_on_the_local_backend_is_noted_not_applied() {
     let report = std::fs::read_to_string(cwd.path().join("results/report.html")).unwrap();
     assert!(report.contains("not applied"));
 }
+
+#[test]
+fn privacy_medium_trains_under_central_dp_and_a_tiny_local_epsilon_drowns_the_updates() {
+    let _load = testkit::shared();
+    const R: u8 = 76;
+    let cwd = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(format!("{REPO}/scenarios/ci-small.yaml")).unwrap();
+    let base = r#"constraints: { avgalgo: FedAvg, fracfit: "0.5", minfit: "1", minav: "1", numround: "3" }"#;
+    assert_eq!(text.matches(base).count(), 3, "the CI scenario's intents");
+    // Cohort 1: privacylevel medium (central DP, adaptive clipping);
+    // cohort 2: local DP with epsilon 0.01 (noise std ~ 485 per weight).
+    let text = text
+        .replacen(
+            base,
+            r#"constraints: { fracfit: "1", minfit: "4", minav: "4", numround: "8", privacylevel: medium }"#,
+            1,
+        )
+        .replacen(
+            base,
+            r#"constraints: { fracfit: "1", minfit: "2", minav: "2", numround: "8", dp: local, dp_epsilon: 0.01 }"#,
+            1,
+        );
+    let text = text.replace(
+        "min_final_accuracy: { all: 0.5 }",
+        "min_final_accuracy: { cohort1: 0.7 }",
+    );
+    std::fs::write(cwd.path().join("dp.yaml"), text).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_dmo"))
+        .args(["run", "dp.yaml", "--out", "results", "--run-byte"])
+        .arg(R.to_string())
+        .current_dir(cwd.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let s: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(cwd.path().join("results/summary.json")).unwrap())
+            .unwrap();
+    let accuracies = |k: usize| -> Vec<f64> {
+        s["jobs"][k]["rounds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|r| r["accuracy"].as_f64())
+            .collect()
+    };
+    let central = accuracies(0);
+    assert_eq!(central.len(), 8);
+    assert!(
+        central[7] > 0.7 && central[7] > central[0] + 0.2,
+        "central DP with noise multiplier 0.1 still learns: {central:?}"
+    );
+    let local = accuracies(1);
+    assert!(
+        local.iter().all(|a| *a < 0.5),
+        "epsilon 0.01 noise leaves nothing to learn: {local:?}"
+    );
+    let log = std::fs::read_to_string(cwd.path().join("results/logs/fed.1.log"))
+        .unwrap_or_default()
+        + &std::fs::read_to_string(cwd.path().join("results/logs/fed.2.log")).unwrap_or_default();
+    assert!(
+        log.contains("central DP round"),
+        "the cloud's server clipped and noised"
+    );
+}

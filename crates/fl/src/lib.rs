@@ -19,6 +19,8 @@ pub mod names;
 #[cfg(feature = "runtime")]
 pub mod npy;
 #[cfg(feature = "runtime")]
+pub mod privacy;
+#[cfg(feature = "runtime")]
 pub mod proto;
 #[cfg(feature = "runtime")]
 pub mod server;

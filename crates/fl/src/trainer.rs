@@ -56,3 +56,25 @@ pub trait Trainer: Send {
         config: &Config,
     ) -> Result<EvaluateOutcome, TrainerError>;
 }
+
+impl<T: Trainer + ?Sized> Trainer for Box<T> {
+    fn get_parameters(&mut self, config: &Config) -> Result<Vec<Tensor>, TrainerError> {
+        (**self).get_parameters(config)
+    }
+
+    fn fit(
+        &mut self,
+        parameters: Vec<Tensor>,
+        config: &Config,
+    ) -> Result<FitOutcome, TrainerError> {
+        (**self).fit(parameters, config)
+    }
+
+    fn evaluate(
+        &mut self,
+        parameters: Vec<Tensor>,
+        config: &Config,
+    ) -> Result<EvaluateOutcome, TrainerError> {
+        (**self).evaluate(parameters, config)
+    }
+}

@@ -3,6 +3,7 @@
 use crate::model::{
     AGGREGATE_OPERAND, AGGREGATE_OPERATION, Constraints, Intent, PrivacyLevel, Target,
 };
+use crate::privacy::{DifferentialPrivacy, DpKind};
 use crate::resolve::{ResolvedTarget, TrainingMode};
 
 impl ResolvedTarget {
@@ -39,6 +40,7 @@ impl ResolvedTarget {
             max_bandwidth_mbps: plan.max_bandwidth_mbps,
             aggregation: Some(plan.aggregation),
             latency: None,
+            ..dp_constraints(plan.privacy.as_ref())
         };
         Intent {
             intent_id: intent_id.to_owned(),
@@ -49,5 +51,41 @@ impl ResolvedTarget {
                 constraints,
             }],
         }
+    }
+}
+
+/// The constraints that ask for `privacy` again, all explicit.
+fn dp_constraints(privacy: Option<&DifferentialPrivacy>) -> Constraints {
+    let (dp, dp_noise_multiplier, dp_clipping_norm, dp_epsilon, dp_delta) = match privacy {
+        None => (DpKind::Off, None, None, None, None),
+        Some(DifferentialPrivacy::Central {
+            noise_multiplier,
+            clipping_norm,
+        }) => (
+            DpKind::Central,
+            Some(*noise_multiplier),
+            *clipping_norm,
+            None,
+            None,
+        ),
+        Some(DifferentialPrivacy::Local {
+            clipping_norm,
+            epsilon,
+            delta,
+        }) => (
+            DpKind::Local,
+            None,
+            Some(*clipping_norm),
+            Some(*epsilon),
+            Some(*delta),
+        ),
+    };
+    Constraints {
+        dp: privacy.map(|_| dp),
+        dp_noise_multiplier,
+        dp_clipping_norm,
+        dp_epsilon,
+        dp_delta,
+        ..Constraints::default()
     }
 }

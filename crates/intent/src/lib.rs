@@ -19,6 +19,7 @@ mod model;
 mod names;
 mod number;
 mod parse;
+pub mod privacy;
 mod resolve;
 mod rules;
 mod strategy;

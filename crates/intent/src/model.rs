@@ -108,6 +108,22 @@ pub struct Constraints {
     /// asks for hierarchical aggregation when none is named).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latency: Option<LatencyLevel>,
+    /// Differential privacy: central, local or off (`privacylevel: medium`:
+    /// central unless this says local).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dp: Option<crate::privacy::DpKind>,
+    /// Central DP: noise standard deviation per result, in clipping norms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dp_noise_multiplier: Option<f64>,
+    /// DP clipping norm of each update (central: fixed instead of adaptive).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dp_clipping_norm: Option<f64>,
+    /// Local DP: epsilon of each update.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dp_epsilon: Option<f64>,
+    /// Local DP: delta of each update.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dp_delta: Option<f64>,
 }
 
 /// Where a federated plan aggregates the clients' updates.

@@ -145,7 +145,7 @@ struct Reader {
 
 const INTENT_FIELDS: [&str; 2] = ["intentID", "targets"];
 const TARGET_FIELDS: [&str; 4] = ["id", "operation", "operand", "constraints"];
-const CONSTRAINT_FIELDS: [&str; 24] = [
+const CONSTRAINT_FIELDS: [&str; 29] = [
     keys::PRIVACY_LEVEL,
     keys::SOURCE_KIND,
     keys::MODEL_KIND,
@@ -170,6 +170,11 @@ const CONSTRAINT_FIELDS: [&str; 24] = [
     "max_bandwidth_mbps",
     "aggregation",
     "latency",
+    "dp",
+    "dp_noise_multiplier",
+    "dp_clipping_norm",
+    "dp_epsilon",
+    "dp_delta",
 ];
 const COHORT_FIELDS: [&str; 2] = ["size", "hosts"];
 
@@ -346,6 +351,22 @@ impl Reader {
             latency: self.opt(m, path, "latency", |v| {
                 choice(v, LatencyLevel::from_name, "low | medium | high")
             }),
+            dp: self.opt(m, path, "dp", |v| {
+                choice(
+                    v,
+                    crate::privacy::DpKind::from_name,
+                    "off | central | local",
+                )
+            }),
+            dp_noise_multiplier: self.float(
+                m,
+                path,
+                "dp_noise_multiplier",
+                rules::NOISE_MULTIPLIER,
+            ),
+            dp_clipping_norm: self.float(m, path, "dp_clipping_norm", rules::CLIPPING_NORM),
+            dp_epsilon: self.float(m, path, "dp_epsilon", rules::EPSILON),
+            dp_delta: self.float(m, path, "dp_delta", rules::DELTA),
         };
         (self.errors.len() == errors_before).then_some(c)
     }

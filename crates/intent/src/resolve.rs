@@ -124,6 +124,9 @@ pub struct FlPlan {
     /// Where updates are aggregated: as the intent names it, else
     /// hierarchical for `latency: low` (the prototype's rule), else flat.
     pub aggregation: Aggregation,
+    /// Differential privacy (`dp`, or `privacylevel: medium`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub privacy: Option<crate::privacy::DifferentialPrivacy>,
 }
 
 impl FlPlan {
@@ -183,7 +186,8 @@ impl Catalog {
         if let Some(model) = c.model_kind {
             pipeline.model.kind = model;
         }
-        let fl = fl_plan(c, &defaults, &cpath)?;
+        let mut fl = fl_plan(c, &defaults, &cpath)?;
+        fl.privacy = crate::privacy::plan(c, privacy, &cpath).map_err(|e| vec![e])?;
         if privacy == PrivacyLevel::Low && c.aggregation == Some(Aggregation::Hierarchical) {
             return Err(vec![FieldError::new(
                 format!("{cpath}.aggregation"),
@@ -194,20 +198,11 @@ impl Catalog {
             )]);
         }
         let plan = match privacy {
-            PrivacyLevel::High => Plan::Federated(fl),
+            PrivacyLevel::High | PrivacyLevel::Medium => Plan::Federated(fl),
             PrivacyLevel::Low => Plan::Centralised(FlPlan {
                 aggregation: Aggregation::Flat,
                 ..fl
             }),
-            PrivacyLevel::Medium => {
-                return Err(vec![FieldError::new(
-                    format!("{cpath}.privacylevel"),
-                    "must be high (federated learning) or low (centralised training); \
-                     medium has no plan of its own"
-                        .to_owned(),
-                    "medium".to_owned(),
-                )]);
-            }
         };
         Ok(ResolvedTarget {
             id: t.id.clone(),
@@ -361,6 +356,7 @@ fn fl_plan(c: &Constraints, d: &FlDefaults, path: &str) -> Result<FlPlan, Vec<Fi
                 Some(LatencyLevel::Low) => Aggregation::Hierarchical,
                 _ => Aggregation::Auto,
             }),
+            privacy: None,
         }),
         _ => Err(errors),
     }

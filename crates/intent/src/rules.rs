@@ -93,3 +93,31 @@ pub(crate) const BYZANTINE: Count = Count {
     min: 0,
     max: MAX_CLIENTS,
 };
+/// `dp_noise_multiplier`.
+pub(crate) const NOISE_MULTIPLIER: Interval = Interval {
+    lo: 0.0,
+    lo_open: false,
+    hi: 10_000.0,
+    hi_open: false,
+};
+/// `dp_clipping_norm`.
+pub(crate) const CLIPPING_NORM: Interval = Interval {
+    lo: 0.0,
+    lo_open: true,
+    hi: 1e6,
+    hi_open: false,
+};
+/// `dp_epsilon`.
+pub(crate) const EPSILON: Interval = Interval {
+    lo: 0.0,
+    lo_open: true,
+    hi: 10_000.0,
+    hi_open: false,
+};
+/// `dp_delta`.
+pub(crate) const DELTA: Interval = Interval {
+    lo: 0.0,
+    lo_open: true,
+    hi: 1.0,
+    hi_open: true,
+};

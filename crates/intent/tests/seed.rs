@@ -123,20 +123,135 @@ fn low_privacy_plans_centralised_training_with_the_same_settings() {
     assert_eq!(back.targets[0].plan, target.plan);
 }
 
-#[test]
-fn medium_privacy_is_refused_naming_the_levels_that_have_a_plan() {
-    let text = SEEDS[0]
+/// The first seed intent with `privacylevel: LEVEL` and `extra` constraints.
+fn seed_with(level: &str, extra: &str) -> String {
+    let mut text = SEEDS[0]
         .1
-        .replace("privacylevel: high", "privacylevel: medium");
-    let intent = intent::parse("medium.yaml", text.as_bytes()).unwrap();
-    let errors = Catalog::builtin().resolve(&intent).unwrap_err();
-    let message = intent::IntentError::from_fields("medium.yaml", errors).to_string();
-    assert!(
-        message.contains("targets[0].constraints.privacylevel")
-            && message.contains("high (federated learning) or low (centralised training)")
-            && message.contains("medium"),
-        "{message}"
+        .replace("privacylevel: high", &format!("privacylevel: {level}"));
+    for (k, v) in extra.split(',').filter_map(|kv| kv.split_once('=')) {
+        text = text.replace(
+            &format!("privacylevel: {level}"),
+            &format!("privacylevel: {level}\n        {}: {}", k.trim(), v.trim()),
+        );
+    }
+    text
+}
+
+fn resolve(text: &str) -> Result<intent::Resolved, String> {
+    let parsed = intent::parse("dp.yaml", text.as_bytes()).map_err(|e| e.to_string())?;
+    Catalog::builtin()
+        .resolve(&parsed)
+        .map_err(|e| intent::IntentError::from_fields("dp.yaml", e).to_string())
+}
+
+#[test]
+fn medium_privacy_is_federated_learning_with_central_dp_and_its_aggregate_intent_keeps_it() {
+    use intent::privacy::DifferentialPrivacy;
+    let resolved = resolve(&seed_with("medium", "")).unwrap();
+    let target = &resolved.targets[0];
+    assert_eq!(target.plan.mode(), intent::TrainingMode::Federated);
+    assert_eq!(
+        target.plan.settings().privacy,
+        Some(DifferentialPrivacy::Central {
+            noise_multiplier: 0.1,
+            clipping_norm: None
+        })
     );
+    let local = resolve(&seed_with(
+        "high",
+        "dp=local, dp_epsilon=4, dp_delta=0.0001, dp_clipping_norm=2",
+    ))
+    .unwrap();
+    let plan = local.targets[0].plan.clone();
+    assert_eq!(
+        plan.settings().privacy,
+        Some(DifferentialPrivacy::Local {
+            clipping_norm: 2.0,
+            epsilon: 4.0,
+            delta: 1e-4
+        })
+    );
+    // Over Mo-Mo to the cloud and resolved there: the same DP.
+    let aggregate = local.targets[0].to_aggregate_intent("edgeintent01");
+    let wire = yaml_serde::to_string(&aggregate).unwrap();
+    let back = Catalog::builtin()
+        .resolve(&intent::parse("momo", wire.as_bytes()).unwrap())
+        .unwrap();
+    assert_eq!(back.targets[0].plan, plan);
+    let fixed = resolve(&seed_with(
+        "medium",
+        "dp_noise_multiplier=0.5, dp_clipping_norm=3",
+    ))
+    .unwrap();
+    assert_eq!(
+        fixed.targets[0].plan.settings().privacy,
+        Some(DifferentialPrivacy::Central {
+            noise_multiplier: 0.5,
+            clipping_norm: Some(3.0)
+        })
+    );
+    assert_eq!(
+        resolve(&seed_with("high", "")).unwrap().targets[0]
+            .plan
+            .settings()
+            .privacy,
+        None
+    );
+}
+
+#[test]
+fn dp_that_does_not_fit_the_plan_is_refused_naming_the_field() {
+    let cases = [
+        (
+            "low",
+            "dp=central",
+            "constraints.dp: must be off with privacylevel low",
+        ),
+        (
+            "medium",
+            "dp=off",
+            "constraints.dp: must be central or local with privacylevel medium",
+        ),
+        (
+            "high",
+            "dp_epsilon=1",
+            "constraints.dp_epsilon: applies only with dp: central or local",
+        ),
+        (
+            "medium",
+            "dp_epsilon=1",
+            "constraints.dp_epsilon: does not apply to dp: central",
+        ),
+        (
+            "high",
+            "dp=local, dp_noise_multiplier=1",
+            "constraints.dp_noise_multiplier: does not apply to dp: local",
+        ),
+        (
+            "high",
+            "dp=secret",
+            "constraints.dp: must be one of off | central | local",
+        ),
+        (
+            "high",
+            "dp=local, dp_delta=1",
+            "constraints.dp_delta: must be",
+        ),
+        (
+            "medium",
+            "dp_clipping_norm=0",
+            "constraints.dp_clipping_norm: must be",
+        ),
+        (
+            "medium",
+            "dp_noise_multiplier=-1",
+            "constraints.dp_noise_multiplier: must be",
+        ),
+    ];
+    for (level, extra, expected) in cases {
+        let message = resolve(&seed_with(level, extra)).unwrap_err();
+        assert!(message.contains(expected), "{level} {extra}: {message}");
+    }
 }
 
 #[test]

@@ -26,6 +26,8 @@ pub struct ClientSpec {
     pub seed: u64,
     /// How this client attacks the federation, if it does.
     pub attack: Option<crate::attack::Attack>,
+    /// Local differential privacy of its updates, if it has it.
+    pub local_dp: Option<fl::privacy::LocalDp>,
 }
 
 /// Loads this client's part of the dataset: its training and held-out
@@ -60,12 +62,19 @@ pub fn build_trainer(spec: &ClientSpec) -> Result<LocalTrainer, MlError> {
     LocalTrainer::new(spec.model, data, spec.threads, spec.seed)
 }
 
-/// The trainer of `spec` as the FL client runs it: attacking when `spec`
-/// says so.
+/// The trainer of `spec` as the FL client runs it: attacking, and then
+/// locally differentially private, when `spec` says so.
 pub fn build_fl_trainer(spec: &ClientSpec) -> Result<Box<dyn fl::Trainer>, MlError> {
     let trainer = build_trainer(spec)?;
-    Ok(match spec.attack {
+    let trainer: Box<dyn fl::Trainer> = match spec.attack {
         Some(attack) => Box::new(crate::attack::Attacking::new(trainer, attack, spec.seed)),
         None => Box::new(trainer),
+    };
+    Ok(match &spec.local_dp {
+        Some(dp) => Box::new(
+            fl::privacy::LocalDpTrainer::new(trainer, dp.clone(), spec.seed)
+                .map_err(|e| MlError::Privacy(format!("local_dp.{e}")))?,
+        ),
+        None => trainer,
     })
 }

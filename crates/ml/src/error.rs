@@ -27,4 +27,7 @@ pub enum MlError {
         /// The reason.
         message: String,
     },
+    /// Differential-privacy settings out of range (the field named).
+    #[error("{0}")]
+    Privacy(String),
 }

@@ -24,6 +24,7 @@ fn spec(dataset: DatasetName, model: ModelName, partition: Partition) -> ClientS
         threads: 2,
         seed: 42,
         attack: None,
+        local_dp: None,
     }
 }
 

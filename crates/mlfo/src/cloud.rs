@@ -385,6 +385,11 @@ impl Mlfo {
                 .central_evaluation
                 .then_some(EvaluateRequest { dataset, model }),
             start_by_unix_s: Some(now_unix_s() + self.start_window_s()),
+            dp: if centralised {
+                None
+            } else {
+                crate::privacy::server_dp(plan)
+            },
             labels: BTreeMap::from([
                 ("intent".to_owned(), intent_id.to_owned()),
                 (PLACEMENT_LABEL.to_owned(), placement_token(intent_id)),

@@ -566,6 +566,7 @@ async fn start_clients(
                 .as_ref()
                 .filter(|a| a.attacks(index, clients.len()))
                 .map(|a| a.kind.clone()),
+            local_dp: crate::privacy::local_dp(target.plan.settings()),
             labels: BTreeMap::from([
                 ("intent".to_owned(), record.id.clone()),
                 ("cohort".to_owned(), cohort.clone()),

@@ -20,6 +20,7 @@ mod measure;
 pub mod metrics;
 pub mod momo;
 pub mod planner;
+pub mod privacy;
 mod queue;
 pub mod record;
 pub mod sbi;

@@ -370,6 +370,7 @@ impl Agent {
             partition: spec.partition,
             threads: spec.threads.unwrap_or(self.config.threads),
             attack: spec.attack,
+            local_dp: spec.local_dp.clone(),
         }
     }
 
@@ -449,6 +450,7 @@ impl Agent {
                 agent.finish(id, result, None);
             })
         } else {
+            let seed = spec.config.seed;
             let server = FlServer::new(
                 spec.config,
                 self.metrics
@@ -457,7 +459,10 @@ impl Agent {
             );
             job.history = Some(server.history());
             job.clients = Some(server.clients());
-            let strategy = spec.strategy.build();
+            let strategy = match &spec.dp {
+                Some(dp) => dp.wrap(spec.strategy.build(), seed),
+                None => spec.strategy.build(),
+            };
             let evaluate_fn = evaluator.map(ml::CentralEvaluator::into_evaluate_fn);
             let edge = spec.edge;
             tokio::spawn(async move {

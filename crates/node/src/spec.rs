@@ -40,6 +40,19 @@ impl FieldError {
     }
 }
 
+/// A nested check's error `NAME: PROBLEM` as the field `parent.NAME`.
+fn prefixed(parent: &str, error: &str) -> FieldError {
+    let (name, problem) = error.split_once(": ").unwrap_or(("", error));
+    FieldError {
+        field: if name.is_empty() {
+            parent.to_owned()
+        } else {
+            format!("{parent}.{name}")
+        },
+        problem: problem.to_owned(),
+    }
+}
+
 /// Rule of `fraction_fit` (`fracfit`).
 pub const FRACTION_FIT: &str = "a number in (0, 1]";
 /// Rule of `fraction_evaluate`.
@@ -145,6 +158,10 @@ pub struct ServerRequest {
     /// behind (clocks of caller and agent agree on one machine or with NTP).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_by_unix_s: Option<f64>,
+    /// Central differential privacy: the clients' updates clipped, noise
+    /// added to the aggregate (fields of [`fl::privacy::ServerDp`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dp: Option<fl::privacy::ServerDp>,
     /// Extra labels of the job and its metrics (e.g. intent id, cohort).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
@@ -183,6 +200,10 @@ pub struct ClientRequest {
     /// measure a strategy's robustness.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attack: Option<String>,
+    /// Local differential privacy: each update clipped and noised before
+    /// it is sent (fields of [`fl::privacy::LocalDp`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_dp: Option<fl::privacy::LocalDp>,
     /// Extra labels of the job and its metrics.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
@@ -219,6 +240,8 @@ pub struct ServerSpec {
     /// An edge aggregator's upstream server and local rounds; `None` for
     /// a server of its own.
     pub edge: Option<EdgeOptions>,
+    /// Central differential privacy around the strategy.
+    pub dp: Option<fl::privacy::CheckedDp>,
     /// Start nothing past this time, seconds since the Unix epoch.
     pub start_by_unix_s: Option<f64>,
     /// Extra labels.
@@ -245,6 +268,8 @@ pub struct ClientJobSpec {
     pub connect_attempts: u32,
     /// How the client attacks, if it does.
     pub attack: Option<ml::attack::Attack>,
+    /// Local differential privacy, checked.
+    pub local_dp: Option<fl::privacy::LocalDp>,
     /// Extra labels.
     pub labels: BTreeMap<String, String>,
     /// The request as given, shown in the job's `config`.
@@ -425,6 +450,17 @@ impl ServerRequest {
         let trainer = self.central_trainer()?;
         let edge = self.edge(trainer.is_some(), evaluate.is_some())?;
         labels(&self.labels)?;
+        let sampled = min_fit.max((fraction_fit * min_available as f64).ceil() as usize);
+        let dp = match &self.dp {
+            Some(_) if trainer.is_some() => {
+                return Err(FieldError {
+                    field: "dp".to_owned(),
+                    problem: "goes with an FL server, not mode centralised (a central trainer gets the data itself)".to_owned(),
+                });
+            }
+            Some(dp) => Some(dp.check(sampled).map_err(|e| prefixed("dp", &e))?),
+            None => None,
+        };
         Ok(ServerSpec {
             strategy,
             config: ServerConfig {
@@ -443,6 +479,7 @@ impl ServerRequest {
             evaluate,
             trainer,
             edge,
+            dp,
             start_by_unix_s: self.start_by_unix_s.filter(|t| t.is_finite()),
             labels: self.labels,
             shown,
@@ -578,7 +615,11 @@ impl ClientRequest {
                 )
             })?),
         };
+        if let Some(dp) = &self.local_dp {
+            dp.check().map_err(|e| prefixed("local_dp", &e))?;
+        }
         Ok(ClientJobSpec {
+            local_dp: self.local_dp,
             mode: self.mode.unwrap_or(TrainingMode::Federated),
             server,
             dataset,

@@ -174,6 +174,45 @@ async fn with_tokens_every_form_and_json_route_needs_the_mlfos_token() {
     );
 }
 
+#[tokio::test]
+async fn differential_privacy_settings_out_of_range_are_refused_naming_the_field() {
+    let addr = agent(testkit::free_port()).await;
+    let cases = [
+        (
+            "/v1/servers",
+            json!({"dp": {"noise_multiplier": 1.0, "clipping_norm": -1.0}}),
+            "dp.clipping_norm: must be a number in (0",
+        ),
+        (
+            "/v1/servers",
+            json!({"min_fit": 2, "min_available": 2, "dp": {"noise_multiplier": 1.0, "clipping_norm": 0.1, "adaptive": true}}),
+            "dp.clipped_count_stddev: 0.1 (default: the 2 sampled clients / 20) is too low",
+        ),
+        (
+            "/v1/servers",
+            json!({"dp": {"noise_multiplier": 1.0, "clipping_norm": 1.0, "sigma": 2}}),
+            "unknown field `sigma`",
+        ),
+        (
+            "/v1/clients",
+            json!({"server": "127.0.0.1:9", "dataset": "synthetic", "model": "logreg",
+                   "local_dp": {"clipping_norm": 1.0, "epsilon": 0.0, "delta": 1e-5}}),
+            "local_dp.epsilon: must be a number in (0, 10000]",
+        ),
+    ];
+    for (path, body, expected) in cases {
+        let reply = post_json(addr, path, body.clone()).await;
+        assert!(
+            reply.status == 400 || reply.status == 422,
+            "{body}: {}",
+            reply.body
+        );
+        assert!(reply.body.contains(expected), "{body}: {}", reply.body);
+    }
+    let jobs = http(addr, "GET", "/v1/jobs", None).await.json();
+    assert_eq!(jobs, json!([]), "nothing started");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn prototype_forms_run_a_federation_to_completion() {
     let base = testkit::free_port();

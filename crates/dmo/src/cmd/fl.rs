@@ -97,6 +97,46 @@ pub struct ServerArgs {
     #[arg(long, default_value_t = DEFAULT_MAX_MESSAGE_MIB,
           value_parser = clap::value_parser!(u32).range(1..=4095))]
     pub max_message_mb: u32,
+    /// Central differential privacy: noise standard deviation per result,
+    /// in clipping norms (with --dp-clipping-norm or --dp-adaptive).
+    #[arg(long)]
+    pub dp_noise_multiplier: Option<f64>,
+    /// Central DP: L2 norm each client update is clipped to (with
+    /// --dp-adaptive: the first round's).
+    #[arg(long)]
+    pub dp_clipping_norm: Option<f64>,
+    /// Central DP with adaptive clipping (the norm follows the median
+    /// update norm).
+    #[arg(long)]
+    pub dp_adaptive: bool,
+}
+
+impl ServerArgs {
+    /// The central DP the flags ask for, checked for `sampled` clients.
+    fn dp(&self, sampled: usize) -> anyhow::Result<Option<fl::privacy::CheckedDp>> {
+        let asked = self.dp_noise_multiplier.is_some()
+            || self.dp_clipping_norm.is_some()
+            || self.dp_adaptive;
+        if !asked {
+            return Ok(None);
+        }
+        let dp = fl::privacy::ServerDp {
+            adaptive: self.dp_adaptive,
+            ..fl::privacy::ServerDp::fixed(
+                self.dp_noise_multiplier.unwrap_or(0.0),
+                self.dp_clipping_norm.unwrap_or(0.1),
+            )
+        };
+        if !self.dp_adaptive && self.dp_clipping_norm.is_none() {
+            bail!(
+                "--dp-noise-multiplier: needs --dp-clipping-norm (fixed clipping) or --dp-adaptive"
+            );
+        }
+        let checked = dp
+            .check(sampled)
+            .map_err(|e| anyhow::anyhow!("--dp-{}", e.replacen('_', "-", 2)))?;
+        Ok(Some(checked))
+    }
 }
 
 /// Arguments of `dmo fl client`.
@@ -139,6 +179,16 @@ pub struct ClientArgs {
     /// Connection attempts before giving up.
     #[arg(long, default_value_t = 30)]
     pub connect_attempts: u32,
+    /// Local differential privacy: epsilon of each update (with
+    /// --local-dp-delta and --local-dp-clipping-norm).
+    #[arg(long, requires_all = ["local_dp_delta", "local_dp_clipping_norm"])]
+    pub local_dp_epsilon: Option<f64>,
+    /// Local DP: delta of each update.
+    #[arg(long, requires = "local_dp_epsilon")]
+    pub local_dp_delta: Option<f64>,
+    /// Local DP: L2 norm each update is clipped to.
+    #[arg(long, requires = "local_dp_epsilon")]
+    pub local_dp_clipping_norm: Option<f64>,
     /// Largest gRPC message accepted or sent, in MiB (1-4095).
     #[arg(long, default_value_t = DEFAULT_MAX_MESSAGE_MIB,
           value_parser = clap::value_parser!(u32).range(1..=4095))]
@@ -263,13 +313,22 @@ async fn server(args: ServerArgs) -> anyhow::Result<ExitCode> {
         max_message_bytes: mib(args.max_message_mb),
         ..ServerConfig::default()
     };
+    let sampled = args
+        .min_fit
+        .max((args.fraction_fit * args.min_available as f64).ceil() as usize);
+    let dp = args.dp(sampled)?;
+    let build = || match &dp {
+        Some(dp) => dp.wrap(strategy.build(), args.seed),
+        None => strategy.build(),
+    };
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("--listen: cannot listen on {}", args.listen))?;
     eprintln!(
-        "FL server listening on {} ({}{})",
+        "FL server listening on {} ({}{}{})",
         listener.local_addr()?,
         strategy_name(&strategy),
+        if dp.is_some() { ", central DP" } else { "" },
         args.upstream
             .as_ref()
             .map(|u| format!(", edge aggregator of {u}"))
@@ -301,9 +360,9 @@ async fn server(args: ServerArgs) -> anyhow::Result<ExitCode> {
                         },
                         ..EdgeOptions::new(upstream.clone())
                     };
-                    server.run_edge(listener, strategy.build(), edge).await
+                    server.run_edge(listener, build(), edge).await
                 }
-                None => server.run(listener, strategy.build(), None, evaluate_fn).await,
+                None => server.run(listener, build(), None, evaluate_fn).await,
             }
         } => Some(result),
         () = super::shutdown_signal() => None,
@@ -364,6 +423,23 @@ async fn client(args: ClientArgs) -> anyhow::Result<ExitCode> {
         threads: args.threads,
         seed: args.seed.wrapping_add(args.index as u64),
         attack: args.attack,
+        local_dp: match (
+            args.local_dp_epsilon,
+            args.local_dp_delta,
+            args.local_dp_clipping_norm,
+        ) {
+            (Some(epsilon), Some(delta), Some(clipping_norm)) => {
+                let dp = fl::privacy::LocalDp {
+                    clipping_norm,
+                    epsilon,
+                    delta,
+                };
+                dp.check()
+                    .map_err(|e| anyhow::anyhow!("--local-dp-{}", e.replacen('_', "-", 1)))?;
+                Some(dp)
+            }
+            _ => None,
+        },
     };
     let trainer = tokio::task::spawn_blocking(move || ml::build_fl_trainer(&spec)).await??;
     let options = ClientOptions {
