@@ -14,7 +14,12 @@ def main():
     p.add_argument("--address", required=True)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--clients", type=int, default=2)
+    p.add_argument("--certificates", nargs=3, metavar=("CA", "CERT", "KEY"),
+                   help="PEM files of the CA, this server's certificate and key (TLS)")
     a = p.parse_args()
+    certificates = None
+    if a.certificates:
+        certificates = tuple(open(path, "rb").read() for path in a.certificates)
     strategy = fl.server.strategy.FedAvg(
         min_fit_clients=a.clients,
         min_evaluate_clients=a.clients,
@@ -26,6 +31,7 @@ def main():
         server_address=a.address,
         config=fl.server.ServerConfig(num_rounds=a.rounds),
         strategy=strategy,
+        certificates=certificates,
     )
     print("HISTORY " + json.dumps({"losses_distributed": history.losses_distributed}), flush=True)
     return 0

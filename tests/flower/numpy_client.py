@@ -42,12 +42,18 @@ def main():
     p.add_argument("--server", required=True)
     p.add_argument("--offset", type=float, default=0.0)
     p.add_argument("--float64", action="store_true")
+    p.add_argument("--root-certificates", help="PEM file of the CA to trust (TLS)")
     a = p.parse_args()
+    roots = None
+    if a.root_certificates:
+        with open(a.root_certificates, "rb") as f:
+            roots = f.read()
     dtype = np.float64 if a.float64 else np.float32
     fl.client.start_client(
         server_address=a.server,
         client=LineClient(a.offset, dtype).to_client(),
         transport="grpc-bidi",
+        root_certificates=roots,
     )
     print("client done", flush=True)
     return 0

@@ -74,6 +74,68 @@ fn certs_token_writes_a_private_token_that_the_agent_takes_and_a_bad_file_is_nam
 }
 
 #[test]
+fn certs_init_writes_a_ca_and_a_private_key_per_host_and_names_a_bad_host() {
+    let _load = testkit::shared();
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    let c = certs.to_str().unwrap();
+    let out = dmo(&[
+        "certs",
+        "init",
+        c,
+        "--host",
+        "fed.1=10.0.0.11",
+        "--host",
+        "mo.1",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    use std::os::unix::fs::PermissionsExt;
+    for f in ["ca.pem", "fed.1.pem", "mo.1.pem"] {
+        let pem = std::fs::read_to_string(certs.join(f)).unwrap();
+        assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{f}");
+    }
+    for f in ["ca.key", "fed.1.key", "mo.1.key"] {
+        let mode = std::fs::metadata(certs.join(f))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{f}");
+    }
+    let out = dmo(&["certs", "init", c, "--host", "fed 1"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("--host \"fed 1\""), "{}", text(&out));
+    let out = dmo(&["certs", "init", c, "--host", "fed.1=10.0.0.300"]);
+    assert!(
+        text(&out).contains("is not an IP address"),
+        "{}",
+        text(&out)
+    );
+    let out = dmo(&["certs", "init", c]);
+    assert!(
+        text(&out).contains("--topology FILE or --host"),
+        "{}",
+        text(&out)
+    );
+    // A server given a key that is no key says which file.
+    let out = dmo(&[
+        "fl",
+        "server",
+        "--listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        certs.join("fed.1.pem").to_str().unwrap(),
+        "--tls-key",
+        certs.join("fed.1.pem").to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("not a PEM file with a PRIVATE KEY block"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
 fn testbed_down_needs_a_run_or_all_and_up_names_a_bad_file() {
     let _load = testkit::shared();
     let out = dmo(&["testbed", "down"]);

@@ -28,6 +28,8 @@ pub struct ClientOptions {
     pub max_backoff: Duration,
     /// HTTP/2 keepalive interval.
     pub keepalive: Duration,
+    /// TLS, trusting these roots; `None`: plain h2c.
+    pub tls: Option<crate::tls::ClientTls>,
 }
 
 impl Default for ClientOptions {
@@ -38,6 +40,7 @@ impl Default for ClientOptions {
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(5),
             keepalive: DEFAULT_KEEPALIVE,
+            tls: None,
         }
     }
 }
@@ -83,6 +86,9 @@ pub enum ClientError {
         /// gRPC status.
         status: String,
     },
+    /// The TLS settings cannot be used.
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 /// Joins the Flower server at `server` (`HOST:PORT`) and serves it until it
@@ -93,9 +99,22 @@ pub async fn run_client(
     trainer: Box<dyn Trainer>,
     options: &ClientOptions,
 ) -> Result<ClientSummary, ClientError> {
-    let uri = format!("http://{server}");
-    let endpoint = tonic::transport::Endpoint::from_shared(uri)
-        .map_err(|_| ClientError::Address(server.to_owned()))?
+    let scheme = if options.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let uri = format!("{scheme}://{server}");
+    let mut endpoint = tonic::transport::Endpoint::from_shared(uri)
+        .map_err(|_| ClientError::Address(server.to_owned()))?;
+    if let Some(tls) = &options.tls {
+        let host = server.rsplit_once(':').map_or(server, |(h, _)| h);
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        endpoint = endpoint
+            .tls_config(tls.config(host))
+            .map_err(|e| ClientError::Tls(e.to_string()))?;
+    }
+    let endpoint = endpoint
         .http2_keep_alive_interval(options.keepalive)
         .tcp_nodelay(true)
         .max_frame_size(crate::server::MAX_FRAME_BYTES)

@@ -29,6 +29,8 @@ pub mod strategy;
 #[cfg(feature = "runtime")]
 pub mod tensor;
 #[cfg(feature = "runtime")]
+pub mod tls;
+#[cfg(feature = "runtime")]
 pub mod trainer;
 #[cfg(feature = "runtime")]
 pub mod wire;

@@ -1,6 +1,7 @@
 //! Interoperability with Flower 1.42 (Python): its NumPyClients join our
 //! server and our edge aggregator, our clients and edge aggregators join
-//! its server, and float64 tensors are accepted.
+//! its server, and float64 tensors are accepted; both ways over TLS too,
+//! with certificates from `httpd::certs` (what `dmo certs init` writes).
 //!
 //! Needs a Python with `flwr==1.42.0` and numpy: `$DMO_PYTHON`, else the
 //! workspace's `.venv` (which `.ci/run` creates).
@@ -86,6 +87,21 @@ fn assert_flower_loss_falls_over_three_rounds(server: Peer) {
 }
 
 async fn run_our_server(clients: &[&[&str]]) -> fl::history::History {
+    run_our_server_with(clients, None).await
+}
+
+/// A CA and a certificate for host `fed.1` on 127.0.0.1, in a new directory.
+fn certificates() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = [("fed.1".to_owned(), vec!["127.0.0.1".parse().unwrap()])];
+    httpd::certs::init(dir.path(), &hosts, 1).unwrap();
+    dir
+}
+
+async fn run_our_server_with(
+    clients: &[&[&str]],
+    tls: Option<fl::tls::ServerTls>,
+) -> fl::history::History {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let config = ServerConfig {
@@ -93,6 +109,7 @@ async fn run_our_server(clients: &[&[&str]]) -> fl::history::History {
         min_available_clients: clients.len(),
         min_fit_clients: clients.len(),
         min_evaluate_clients: clients.len(),
+        tls,
         ..ServerConfig::default()
     };
     let server = FlServer::new(config, ServerRecorder::detached());
@@ -140,6 +157,72 @@ async fn flower_numpy_clients_train_on_our_server() {
         losses.windows(2).all(|w| w[1] < w[0]),
         "loss must fall: {losses:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flower_clients_with_root_certificates_train_on_our_tls_server() {
+    let certs = certificates();
+    let d = certs.path();
+    let tls = fl::tls::ServerTls::read(&d.join("fed.1.pem"), &d.join("fed.1.key")).unwrap();
+    let ca = d.join("ca.pem").display().to_string();
+    let history = run_our_server_with(
+        &[
+            &["--offset", "0", "--root-certificates", &ca],
+            &["--offset", "1", "--root-certificates", &ca],
+        ],
+        Some(tls),
+    )
+    .await;
+    assert_eq!(history.rounds.len(), 3);
+    assert!(history.rounds.iter().all(|r| r.fit.completed == 2));
+    let losses = eval_losses(&history);
+    assert!(losses.windows(2).all(|w| w[1] < w[0]), "{losses:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_tls_clients_train_on_flowers_tls_server_and_a_plain_client_is_refused() {
+    let certs = certificates();
+    let d = certs.path();
+    let port = testkit::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let files = ["ca.pem", "fed.1.pem", "fed.1.key"].map(|f| d.join(f).display().to_string());
+    let server = spawn_py(
+        "flower_server.py",
+        &[
+            "--address",
+            &addr,
+            "--rounds",
+            "3",
+            "--certificates",
+            &files[0],
+            &files[1],
+            &files[2],
+        ],
+    );
+    let plain = ClientOptions {
+        connect_attempts: 3,
+        ..ClientOptions::default()
+    };
+    let refused = run_client(&addr, Box::new(LineFit::new(0.0)), &plain).await;
+    assert!(refused.is_err(), "a plain client cannot join a TLS server");
+    let tls = fl::tls::ClientTls::read(&d.join("ca.pem")).unwrap();
+    let clients: Vec<_> = (0..2)
+        .map(|i| {
+            let (addr, tls) = (addr.clone(), tls.clone());
+            tokio::spawn(async move {
+                let options = ClientOptions {
+                    tls: Some(tls),
+                    ..ClientOptions::default()
+                };
+                run_client(&addr, Box::new(LineFit::new(i as f32)), &options).await
+            })
+        })
+        .collect();
+    for c in clients {
+        let s = c.await.unwrap().expect("our TLS client finishes cleanly");
+        assert_eq!((s.fits, s.evaluates, s.errors), (3, 3, 0));
+    }
+    assert_flower_loss_falls_over_three_rounds(server);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod certs;
 
 use axum::Router;
 use hyper::server::conn::http1;

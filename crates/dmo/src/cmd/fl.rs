@@ -109,6 +109,12 @@ pub struct ServerArgs {
     /// update norm).
     #[arg(long)]
     pub dp_adaptive: bool,
+    /// TLS: this server's certificate (PEM; `dmo certs init` writes HOST.pem).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS: this server's private key (PEM, HOST.key).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl ServerArgs {
@@ -189,6 +195,14 @@ pub struct ClientArgs {
     /// Local DP: L2 norm each update is clipped to.
     #[arg(long, requires = "local_dp_epsilon")]
     pub local_dp_clipping_norm: Option<f64>,
+    /// TLS: connect with TLS, trusting these root certificates (PEM, the
+    /// CA's ca.pem), as Flower's `root_certificates`.
+    #[arg(long)]
+    pub root_certificates: Option<PathBuf>,
+    /// TLS: the name the server's certificate must hold (default: the
+    /// host of --server).
+    #[arg(long, requires = "root_certificates")]
+    pub tls_domain: Option<String>,
     /// Largest gRPC message accepted or sent, in MiB (1-4095).
     #[arg(long, default_value_t = DEFAULT_MAX_MESSAGE_MIB,
           value_parser = clap::value_parser!(u32).range(1..=4095))]
@@ -311,6 +325,12 @@ async fn server(args: ServerArgs) -> anyhow::Result<ExitCode> {
         seed: args.seed,
         fit_config: fit_config(&args),
         max_message_bytes: mib(args.max_message_mb),
+        tls: match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => {
+                Some(fl::tls::ServerTls::read(cert, key).context("--tls-cert/--tls-key")?)
+            }
+            _ => None,
+        },
         ..ServerConfig::default()
     };
     let sampled = args
@@ -325,10 +345,15 @@ async fn server(args: ServerArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("--listen: cannot listen on {}", args.listen))?;
     eprintln!(
-        "FL server listening on {} ({}{}{})",
+        "FL server listening on {} ({}{}{}{})",
         listener.local_addr()?,
         strategy_name(&strategy),
         if dp.is_some() { ", central DP" } else { "" },
+        if args.tls_cert.is_some() {
+            ", TLS"
+        } else {
+            ", plain h2c, no TLS"
+        },
         args.upstream
             .as_ref()
             .map(|u| format!(", edge aggregator of {u}"))
@@ -442,9 +467,18 @@ async fn client(args: ClientArgs) -> anyhow::Result<ExitCode> {
         },
     };
     let trainer = tokio::task::spawn_blocking(move || ml::build_fl_trainer(&spec)).await??;
+    let tls = match &args.root_certificates {
+        Some(roots) => {
+            let mut tls = fl::tls::ClientTls::read(roots).context("--root-certificates")?;
+            tls.domain.clone_from(&args.tls_domain);
+            Some(tls)
+        }
+        None => None,
+    };
     let options = ClientOptions {
         connect_attempts: args.connect_attempts,
         max_message_bytes: mib(args.max_message_mb),
+        tls,
         ..ClientOptions::default()
     };
     let summary = run_client(&args.server, trainer, &options).await?;

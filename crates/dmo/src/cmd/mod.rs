@@ -48,7 +48,7 @@ pub enum Command {
     Datasets(datasets::DatasetsCmd),
     /// Re-render an experiment's report from its summary.json.
     Report(run::ReportArgs),
-    /// Make credentials: bearer-token files.
+    /// Make credentials: a certificate authority with host certificates, bearer-token files.
     #[command(subcommand)]
     Certs(certs::CertsCmd),
 }

@@ -78,6 +78,8 @@ pub struct ServerConfig {
     /// fails that client's part of the round (its weight would swamp the
     /// others').
     pub max_num_examples: u64,
+    /// TLS with this certificate and key; `None`: plain h2c.
+    pub tls: Option<crate::tls::ServerTls>,
 }
 
 /// Default of [`ServerConfig::max_num_examples`]: far above any data set a
@@ -104,6 +106,7 @@ impl Default for ServerConfig {
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             keepalive: DEFAULT_KEEPALIVE,
             max_num_examples: DEFAULT_MAX_NUM_EXAMPLES,
+            tls: None,
         }
     }
 }
@@ -239,15 +242,23 @@ impl FlServer {
                 recorder.track(stream)
             })
         });
-        let task = tokio::spawn(
-            tonic::transport::Server::builder()
-                .http2_keepalive_interval(Some(self.config.keepalive))
-                .max_frame_size(Some(MAX_FRAME_BYTES))
-                .add_service(svc)
-                .serve_with_incoming_shutdown(incoming, async {
-                    let _ = stop_rx.await;
-                }),
-        );
+        let builder = tonic::transport::Server::builder();
+        let builder = match &self.config.tls {
+            Some(tls) => builder.tls_config(tls.config()),
+            None => Ok(builder),
+        };
+        let task = match builder {
+            Ok(builder) => tokio::spawn(
+                builder
+                    .http2_keepalive_interval(Some(self.config.keepalive))
+                    .max_frame_size(Some(MAX_FRAME_BYTES))
+                    .add_service(svc)
+                    .serve_with_incoming_shutdown(incoming, async {
+                        let _ = stop_rx.await;
+                    }),
+            ),
+            Err(e) => tokio::spawn(async move { Err(e) }),
+        };
         Transport { stop, task }
     }
 
