@@ -390,6 +390,7 @@ fn mlfo_configs(
                 token: Some(s.internal.clone()),
             })
             .unwrap_or_default(),
+        tls: None,
         server: mlfo::config::ServerOptions::default(),
         client: mlfo::config::ClientOptions::default(),
         momo: mlfo::MomoMode::default(),
@@ -625,11 +626,16 @@ fn follow_intents(
         ),
         None => None,
     };
-    let edge = MlfoClient::new(&started.edge_url, Duration::from_secs(30), token.as_deref())
-        .map_err(|source| RunError::Mlfo {
-            context: "the edge MLFO".to_owned(),
-            source,
-        })?;
+    let edge = MlfoClient::new(
+        &started.edge_url,
+        Duration::from_secs(30),
+        token.as_deref(),
+        None,
+    )
+    .map_err(|source| RunError::Mlfo {
+        context: "the edge MLFO".to_owned(),
+        source,
+    })?;
     let posts = scenario.posts();
     // Per post: its intent's id and cohort once sent, and whether it ended.
     let mut sent: Vec<Option<(String, String)>> = vec![None; posts.len()];

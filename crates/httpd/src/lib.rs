@@ -11,6 +11,7 @@
 
 pub mod auth;
 pub mod certs;
+pub mod tls;
 
 use axum::Router;
 use hyper::server::conn::http1;
@@ -56,12 +57,21 @@ impl Default for Limits {
     }
 }
 
-/// Who may use a server: the bearer tokens it accepts (none: anyone who
-/// can reach it).
-#[derive(Debug, Clone, Default)]
+/// Who may use a server and how it is reached: the bearer tokens it
+/// accepts (none: anyone who can reach it) and its TLS configuration
+/// (none: plain HTTP).
+#[derive(Clone, Default)]
 pub struct Security {
     /// Tokens accepted on every route but [`auth::OPEN_PATHS`].
     pub tokens: Option<Arc<auth::Tokens>>,
+    /// HTTPS with this configuration ([`tls::server_config`]).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl std::fmt::Debug for Security {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.describe())
+    }
 }
 
 impl Security {
@@ -69,17 +79,23 @@ impl Security {
     pub fn tokens(tokens: auth::Tokens) -> Self {
         Self {
             tokens: Some(Arc::new(tokens)),
+            tls: None,
         }
     }
 
-    /// How a client reaches it, for a startup line: `bearer tokens` or
-    /// `no authentication`.
+    /// How a client reaches it, for a startup line.
     pub fn describe(&self) -> &'static str {
-        if self.tokens.is_some() {
-            "bearer tokens"
-        } else {
-            "no authentication"
+        match (self.tokens.is_some(), self.tls.is_some()) {
+            (true, true) => "HTTPS, bearer tokens",
+            (true, false) => "plain HTTP, bearer tokens",
+            (false, true) => "HTTPS, no authentication",
+            (false, false) => "plain HTTP, no authentication",
         }
+    }
+
+    /// The URL scheme clients use: `https` or `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
     }
 }
 
@@ -101,6 +117,7 @@ pub async fn serve(
     security: Security,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let acceptor = security.tls.map(tokio_rustls::TlsAcceptor::from);
     let app = auth::require(app, security.tokens).layer(
         tower_http::timeout::RequestBodyTimeoutLayer::new(limits.body_timeout),
     );
@@ -135,11 +152,32 @@ pub async fn serve(
             continue;
         };
         let service = TowerToHyperService::new(app.clone());
-        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
-        tokio::spawn(async move {
-            let _ = connection.await;
-            drop(permit);
-        });
+        match &acceptor {
+            None => {
+                let connection =
+                    graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                    drop(permit);
+                });
+            }
+            Some(acceptor) => {
+                // The handshake is bounded like the headers; a failed one
+                // (a plain-HTTP client, a wrong CA) just closes.
+                let (acceptor, builder) = (acceptor.clone(), builder.clone());
+                let watcher = graceful.watcher();
+                tokio::spawn(async move {
+                    let shaken =
+                        tokio::time::timeout(limits.header_timeout, acceptor.accept(stream)).await;
+                    if let Ok(Ok(tls)) = shaken {
+                        let connection =
+                            watcher.watch(builder.serve_connection(TokioIo::new(tls), service));
+                        let _ = connection.await;
+                    }
+                    drop(permit);
+                });
+            }
+        }
     }
     let _ = tokio::time::timeout(limits.shutdown_grace, graceful.shutdown()).await;
     Ok(())

@@ -216,3 +216,67 @@ fn token_files_that_cannot_be_used_name_the_line_and_the_fix() {
     let tokens = httpd::auth::Tokens::read(&file).unwrap();
     assert!(!format!("{tokens:?}").contains(&token), "Debug is redacted");
 }
+
+#[tokio::test]
+async fn an_https_server_answers_clients_that_trust_its_ca_and_no_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = [("mo.1".to_owned(), vec!["127.0.0.1".parse().unwrap()])];
+    httpd::certs::init(dir.path(), &hosts, 1).unwrap();
+    let d = dir.path();
+    let tls = httpd::tls::server_config(&d.join("mo.1.pem"), &d.join("mo.1.key")).unwrap();
+    let security = httpd::Security {
+        tls: Some(tls),
+        ..httpd::Security::default()
+    };
+    assert_eq!(security.scheme(), "https");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = Router::new().route("/healthz", get(|| async { "ok" }));
+    tokio::spawn(httpd::serve(
+        listener,
+        app,
+        httpd::Limits::default(),
+        security,
+        std::future::pending(),
+    ));
+    let roots = httpd::tls::Roots::read(&d.join("ca.pem")).unwrap();
+    let trusting = roots
+        .client(reqwest::Client::builder())
+        .unwrap()
+        .build()
+        .unwrap();
+    let ok = trusting
+        .get(format!("https://{addr}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.text().await.unwrap(), "ok");
+    // Another CA's client, and a plain-HTTP client, get nothing.
+    let other = tempfile::tempdir().unwrap();
+    httpd::certs::init(other.path(), &hosts, 1).unwrap();
+    let stranger = httpd::tls::Roots::read(&other.path().join("ca.pem")).unwrap();
+    let wrong = stranger
+        .client(reqwest::Client::builder())
+        .unwrap()
+        .build()
+        .unwrap();
+    assert!(
+        wrong
+            .get(format!("https://{addr}/healthz"))
+            .send()
+            .await
+            .is_err()
+    );
+    let plain = get_healthz(addr).await;
+    assert!(!plain.contains("200 OK"), "{plain}");
+    // The server still answers after the failed handshakes.
+    assert!(
+        trusting
+            .get(format!("https://{addr}/healthz"))
+            .send()
+            .await
+            .is_ok()
+    );
+    let e = httpd::tls::server_config(&d.join("mo.1.key"), &d.join("mo.1.key")).unwrap_err();
+    assert!(e.to_string().contains("holds no certificate"), "{e}");
+}

@@ -31,6 +31,9 @@ pub enum ClientError {
     /// The token cannot be sent.
     #[error("token: {0}")]
     Token(httpd::auth::TokenError),
+    /// The roots cannot be used.
+    #[error("root certificates: {0}")]
+    Tls(httpd::tls::TlsError),
 }
 
 /// The JSON API of one MLFO.
@@ -40,19 +43,27 @@ pub struct MlfoClient {
 }
 
 impl MlfoClient {
-    /// A client of the MLFO at `url` (`http://HOST:PORT`), each call
-    /// limited to `timeout`, presenting `token` when given.
-    pub fn new(url: &str, timeout: Duration, token: Option<&str>) -> Result<Self, ClientError> {
+    /// A client of the MLFO at `url` (`http://HOST:PORT` or `https://`),
+    /// each call limited to `timeout`, presenting `token` when given and
+    /// trusting `roots` (else no https:// server).
+    pub fn new(
+        url: &str,
+        timeout: Duration,
+        token: Option<&str>,
+        roots: Option<&httpd::tls::Roots>,
+    ) -> Result<Self, ClientError> {
         let url = url.trim_end_matches('/').to_owned();
         let headers = httpd::auth::client_headers(token).map_err(ClientError::Token)?;
-        let http = reqwest::blocking::Client::builder()
+        let mut builder = reqwest::blocking::Client::builder()
             .timeout(timeout)
-            .default_headers(headers)
-            .build()
-            .map_err(|source| ClientError::Unreachable {
-                url: url.clone(),
-                source,
-            })?;
+            .default_headers(headers);
+        if let Some(roots) = roots {
+            builder = roots.blocking_client(builder).map_err(ClientError::Tls)?;
+        }
+        let http = builder.build().map_err(|source| ClientError::Unreachable {
+            url: url.clone(),
+            source,
+        })?;
         Ok(Self { http, url })
     }
 

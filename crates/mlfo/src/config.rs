@@ -289,6 +289,10 @@ pub struct MlfoConfig {
     /// and the parent. Unset: no authentication.
     #[serde(default)]
     pub auth: AuthOptions,
+    /// TLS: this MLFO's certificate for its REST API and Mo-Mo, and the CA
+    /// it trusts for agents, the controller and its parent. Unset: plain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsOptions>,
     /// FL server options (cloud).
     #[serde(default)]
     pub server: ServerOptions,
@@ -325,6 +329,52 @@ pub struct AuthOptions {
     /// controller and its parent (the file's first token).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token: Option<PathBuf>,
+}
+
+/// The MLFO's TLS files (PEM, as `dmo certs init` writes them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsOptions {
+    /// This MLFO's certificate (REST API, and Mo-Mo on a cloud).
+    pub cert: PathBuf,
+    /// Its private key.
+    pub key: PathBuf,
+    /// The CA whose certificates it trusts (agents, controller, parent).
+    pub ca: PathBuf,
+}
+
+/// The MLFO's TLS material, read.
+#[derive(Clone)]
+pub struct TlsMaterial {
+    /// The REST server's configuration.
+    pub server: std::sync::Arc<rustls::ServerConfig>,
+    /// The certificate and key, for Mo-Mo (tonic).
+    pub identity: (Vec<u8>, Vec<u8>),
+    /// The roots its clients trust.
+    pub roots: httpd::tls::Roots,
+}
+
+impl TlsOptions {
+    /// Reads the files; the error names the field.
+    pub fn read(&self) -> Result<TlsMaterial, String> {
+        let server = httpd::tls::server_config(&self.cert, &self.key)
+            .map_err(|e| format!("tls.cert/tls.key: {e}"))?;
+        let roots = httpd::tls::Roots::read(&self.ca).map_err(|e| format!("tls.ca: {e}"))?;
+        let read = |field: &str, p: &Path| {
+            std::fs::read(p).map_err(|e| format!("tls.{field}: {}: {e}", p.display()))
+        };
+        Ok(TlsMaterial {
+            server,
+            identity: (read("cert", &self.cert)?, read("key", &self.key)?),
+            roots,
+        })
+    }
+
+    fn relative_to(&mut self, base: &Path) {
+        for path in [&mut self.cert, &mut self.key, &mut self.ca] {
+            *path = base.join(&*path);
+        }
+    }
 }
 
 /// The MLFO's tokens, read from the files [`AuthOptions`] names.
@@ -511,6 +561,9 @@ impl MlfoConfig {
         config.state = base.join(&config.state);
         config.catalog = config.catalog.map(|c| base.join(c));
         config.auth.relative_to(base);
+        if let Some(tls) = &mut config.tls {
+            tls.relative_to(base);
+        }
         Ok(config)
     }
 
@@ -552,10 +605,10 @@ impl MlfoConfig {
             ));
         }
         if let Some(url) = &self.network_controller
-            && !url.starts_with("http://")
+            && !(url.starts_with("http://") || url.starts_with("https://"))
         {
             return Err(format!(
-                "network_controller: must be an http:// URL such as http://127.0.0.1:8181, got {url:?}"
+                "network_controller: must be an http:// or https:// URL such as http://127.0.0.1:8181, got {url:?}"
             ));
         }
         if let Some(network) = &self.network {
@@ -573,9 +626,9 @@ impl MlfoConfig {
                     agent.name
                 ));
             }
-            if !agent.url.starts_with("http://") {
+            if !(agent.url.starts_with("http://") || agent.url.starts_with("https://")) {
                 return Err(format!(
-                    "inventory[{i}].url: must be an http:// URL such as http://10.0.1.10:5000, got {:?}",
+                    "inventory[{i}].url: must be an http:// or https:// URL such as http://10.0.1.10:5000, got {:?}",
                     agent.url
                 ));
             }

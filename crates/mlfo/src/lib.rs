@@ -98,6 +98,7 @@ pub async fn serve(
         rest = %config.listen,
         momo = ?config.momo_listen,
         rest_auth = if mlfo.inner.credentials.users.is_some() { "bearer tokens" } else { "no authentication" },
+        tls = mlfo.inner.tls.is_some(),
         momo_auth = if mlfo.inner.credentials.peers.is_some() { "bearer tokens" } else { "no authentication" },
         resumed,
         "MLFO serving"
@@ -111,8 +112,10 @@ pub async fn serve(
         let _ = rx.wait_for(|s| *s).await;
     };
     let credentials = mlfo.inner.credentials.clone();
+    let tls = mlfo.inner.tls.clone();
     let rest_security = httpd::Security {
         tokens: credentials.users.map(std::sync::Arc::new),
+        tls: tls.as_ref().map(|t| t.server.clone()),
     };
     let rest_server = httpd::serve(
         rest,
@@ -129,7 +132,13 @@ pub async fn serve(
                 check,
             );
             let incoming = tokio_stream_incoming(listener);
-            let grpc = tonic::transport::Server::builder()
+            let mut builder = tonic::transport::Server::builder();
+            if let Some(t) = &tls {
+                let identity = tonic::transport::Identity::from_pem(&t.identity.0, &t.identity.1);
+                builder = builder
+                    .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))?;
+            }
+            let grpc = builder
                 .add_service(service)
                 .serve_with_incoming_shutdown(incoming, stopped(stop_rx));
             let (rest_result, grpc_result) = tokio::join!(rest_server, grpc);

@@ -72,19 +72,27 @@ const RETRY_PAUSE: Duration = Duration::from_millis(200);
 
 impl Sbi {
     /// A client with the limits of `timeouts`, presenting `token` (the
-    /// agents' and the network controller's bearer token) when given.
+    /// agents' and the network controller's bearer token) when given,
+    /// trusting `roots` for https:// agents.
     pub fn new(
         timeouts: &Timeouts,
         metrics: Metrics,
         token: Option<&str>,
+        roots: Option<&httpd::tls::Roots>,
     ) -> Result<Self, crate::MlfoError> {
         let headers = httpd::auth::client_headers(token)
             .map_err(|e| crate::MlfoError::Invalid(format!("auth.token: {e}")))?;
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(timeouts.sbi())
             .connect_timeout(timeouts.sbi())
             .pool_idle_timeout(Duration::from_secs(30))
-            .default_headers(headers)
+            .default_headers(headers);
+        if let Some(roots) = roots {
+            builder = roots
+                .client(builder)
+                .map_err(|e| crate::MlfoError::Invalid(format!("tls.ca: {e}")))?;
+        }
+        let http = builder
             .build()
             .map_err(|e| crate::MlfoError::Internal(format!("HTTP client: {e}")))?;
         Ok(Self {

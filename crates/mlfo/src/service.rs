@@ -59,6 +59,8 @@ pub(crate) struct Inner {
     pub(crate) parent: Option<crate::momo::ParentClient>,
     /// The tokens read from `auth:`.
     pub(crate) credentials: crate::config::Credentials,
+    /// The TLS material read from `tls:`.
+    pub(crate) tls: Option<crate::config::TlsMaterial>,
     /// Running intent tasks (edge).
     pub(crate) tasks: Mutex<HashMap<String, JoinHandle<()>>>,
     /// Serialises the cloud's reads and writes of server records.
@@ -96,17 +98,31 @@ impl Mlfo {
         let store = Store::open(&config.state)?;
         let metrics = Metrics::new(&config.name);
         let credentials = config.auth.read().map_err(MlfoError::Invalid)?;
+        let tls = config
+            .tls
+            .as_ref()
+            .map(crate::config::TlsOptions::read)
+            .transpose()
+            .map_err(MlfoError::Invalid)?;
+        let roots = tls.as_ref().map(|t| &t.roots);
         let sbi = Sbi::new(
             &config.timeouts,
             metrics.clone(),
             credentials.token.as_deref(),
+            roots,
         )?;
         let parent = match &config.parent {
             Some(url) => {
-                let endpoint = tonic::transport::Endpoint::from_shared(url.clone())
+                let mut endpoint = tonic::transport::Endpoint::from_shared(url.clone())
                     .map_err(|e| MlfoError::Invalid(format!("parent: {url:?}: {e}")))?
                     .connect_timeout(config.timeouts.momo())
                     .timeout(config.timeouts.momo());
+                if let Some(roots) = roots {
+                    let ca = tonic::transport::Certificate::from_pem(roots.pem());
+                    endpoint = endpoint
+                        .tls_config(tonic::transport::ClientTlsConfig::new().ca_certificate(ca))
+                        .map_err(|e| MlfoError::Invalid(format!("parent: TLS: {e}")))?;
+                }
                 let token = crate::momo::PresentToken::new(credentials.token.as_deref())?;
                 Some(OrchestrateClient::with_interceptor(
                     endpoint.connect_lazy(),
@@ -124,6 +140,7 @@ impl Mlfo {
                 sbi,
                 parent,
                 credentials,
+                tls,
                 tasks: Mutex::new(HashMap::new()),
                 placing: tokio::sync::Mutex::new(()),
                 sharing: tokio::sync::Mutex::new(()),

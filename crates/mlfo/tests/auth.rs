@@ -158,3 +158,125 @@ async fn users_need_their_token_and_an_edge_with_a_wrong_peer_token_is_refused_b
         "{waiting}"
     );
 }
+
+/// Serves a node agent over HTTPS with `cert`/`key`, taking `token`.
+async fn https_agent(cert: &Path, key: &Path, tokens: &Path) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let agent = node::Agent::new(node::AgentConfig {
+        ip: "127.0.0.1".parse().unwrap(),
+        advertise: "127.0.0.1".into(),
+        fl_port_base: testkit::free_port(),
+        data_dir: None,
+        threads: 1,
+    });
+    let security = httpd::Security {
+        tokens: Some(std::sync::Arc::new(
+            httpd::auth::Tokens::read(tokens).unwrap(),
+        )),
+        tls: Some(httpd::tls::server_config(cert, key).unwrap()),
+    };
+    tokio::spawn(node::serve(
+        listener,
+        agent,
+        httpd::Limits::default(),
+        security,
+        std::future::pending(),
+    ));
+    format!("https://{addr}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_the_edge_reaches_its_cloud_and_the_cloud_its_https_aggregator() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let hosts = [("host".to_owned(), vec!["127.0.0.1".parse().unwrap()])];
+    httpd::certs::init(&d.join("pki"), &hosts, 1).unwrap();
+    let (cert, key, ca) = (
+        d.join("pki/host.pem"),
+        d.join("pki/host.key"),
+        d.join("pki/ca.pem"),
+    );
+    let (users, user_token) = token_file(d, "users.token");
+    let (peers, _) = token_file(d, "peers.token");
+    let aggregator = https_agent(&cert, &key, &peers).await;
+    let tls = format!(
+        "tls: {{ cert: {}, key: {}, ca: {} }}\n",
+        cert.display(),
+        key.display(),
+        ca.display()
+    );
+    let [cloud_rest, momo, edge_rest] =
+        [0; 3].map(|_| format!("127.0.0.1:{}", testkit::free_port()));
+    let cloud = format!(
+        "name: mo.cloud\nrole: cloud\nlisten: {cloud_rest}\nmomo_listen: {momo}\nstate: {}\n\
+         auth: {{ user_tokens: {}, peer_tokens: {}, token: {} }}\n{tls}\
+         inventory:\n  - {{ name: fed.1, url: '{aggregator}', role: aggregator }}\n",
+        d.join("cloud.sqlite").display(),
+        users.display(),
+        peers.display(),
+        peers.display(),
+    );
+    let edge = edge_yaml(d, "mo.1", &edge_rest, &momo, &users, &peers).replace(
+        &format!("parent: http://{momo}"),
+        &format!("parent: https://{momo}"),
+    ) + &tls;
+    let _stops = [serve(&cloud), serve(&edge)];
+    let base = format!("https://{edge_rest}");
+    let roots = httpd::tls::Roots::read(&ca).unwrap();
+    let client = roots
+        .client(reqwest::Client::builder())
+        .unwrap()
+        .build()
+        .unwrap();
+    for _ in 0..100 {
+        if client.get(format!("{base}/healthz")).send().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        reqwest::get(format!("http://{edge_rest}/healthz"))
+            .await
+            .is_err(),
+        "plain HTTP gets no answer from an HTTPS MLFO"
+    );
+    let body = json!({"intent": "intentID: weld\ntargets:\n  - id: factory.all\n    operation: maximise\n    operand: robots.welding.accuracy\n    constraints: { privacylevel: high, numround: 1 }\n"});
+    let reply = client
+        .post(format!("{base}/v1/intents"))
+        .bearer_auth(&user_token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status().as_u16(), 202);
+    // Over Mo-Mo with TLS the cloud places the server on its HTTPS agent;
+    // the edge's own client agent does not exist, so the intent fails there.
+    let mut record = Value::Null;
+    for _ in 0..200 {
+        record = client
+            .get(format!("{base}/v1/intents/weld"))
+            .bearer_auth(&user_token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if record["state"] == "failed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let server = &record["jobs"][0]["server"];
+    assert_eq!(server["agent_host"], "fed.1", "{record}");
+    assert!(
+        server["agent_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://"),
+        "{record}"
+    );
+    let reason = record["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("fc.10"), "{reason}");
+}

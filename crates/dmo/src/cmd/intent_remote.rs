@@ -87,6 +87,9 @@ pub struct Remote {
     /// `auth.user_tokens`; `dmo run` writes RESULTS/state/user.token).
     #[arg(long, env = "DMO_TOKEN_FILE")]
     pub token_file: Option<std::path::PathBuf>,
+    /// For an https:// MLFO: the CA certificate to trust (PEM, ca.pem).
+    #[arg(long, env = "DMO_ROOT_CERTIFICATES")]
+    pub root_certificates: Option<std::path::PathBuf>,
 }
 
 fn client(remote: &Remote) -> anyhow::Result<MlfoClient> {
@@ -96,8 +99,19 @@ fn client(remote: &Remote) -> anyhow::Result<MlfoClient> {
         .map(httpd::auth::read_token)
         .transpose()
         .context("--token-file")?;
-    MlfoClient::new(&remote.mlfo, Duration::from_secs(30), token.as_deref())
-        .with_context(|| format!("--mlfo {}", remote.mlfo))
+    let roots = remote
+        .root_certificates
+        .as_deref()
+        .map(httpd::tls::Roots::read)
+        .transpose()
+        .context("--root-certificates")?;
+    MlfoClient::new(
+        &remote.mlfo,
+        Duration::from_secs(30),
+        token.as_deref(),
+        roots.as_ref(),
+    )
+    .with_context(|| format!("--mlfo {}", remote.mlfo))
 }
 
 fn post_intent(

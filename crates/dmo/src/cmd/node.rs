@@ -38,6 +38,12 @@ pub struct NodeArgs {
     /// anyone who can reach the port may start and stop jobs.
     #[arg(long, env = "DMO_NODE_TOKENS")]
     pub token_file: Option<PathBuf>,
+    /// HTTPS: this agent's certificate (PEM; `dmo certs init` writes HOST.pem).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// HTTPS: this agent's private key (PEM, HOST.key).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Runs the node agent until Ctrl-C.
@@ -45,12 +51,15 @@ pub fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let security = match &args.token_file {
+    let mut security = match &args.token_file {
         Some(path) => {
             httpd::Security::tokens(httpd::auth::Tokens::read(path).context("--token-file")?)
         }
         None => httpd::Security::default(),
     };
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        security.tls = Some(httpd::tls::server_config(cert, key).context("--tls-cert/--tls-key")?);
+    }
     rt.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
@@ -65,7 +74,8 @@ pub fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
             threads: args.threads,
         };
         eprintln!(
-            "node agent listening on http://{} ({}; FL servers from port {})",
+            "node agent listening on {}://{} ({}; FL servers from port {})",
+            security.scheme(),
             listener.local_addr()?,
             security.describe(),
             config.fl_port_base

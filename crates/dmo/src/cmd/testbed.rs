@@ -63,6 +63,12 @@ pub enum TestbedCmd {
         /// (the MLFOs'); unset, anyone on the machine may set meters.
         #[arg(long)]
         token_file: Option<PathBuf>,
+        /// HTTPS for the network controller: its certificate (PEM).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// HTTPS for the network controller: its private key (PEM).
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Remove what a testbed left: its processes, namespaces (with their
     /// links, bridges and qdiscs) and cgroups; also after the process that
@@ -120,7 +126,12 @@ pub fn run(cmd: TestbedCmd) -> anyhow::Result<ExitCode> {
             run_byte,
             seed,
             token_file,
-        } => up(topology, run_byte, seed, token_file.as_deref()),
+            tls_cert,
+            tls_key,
+        } => {
+            let tls = tls_cert.zip(tls_key);
+            up(topology, run_byte, seed, token_file.as_deref(), tls)
+        }
         TestbedCmd::Down { run, all } => {
             let removed = match run {
                 Some(r) if !all => {
@@ -147,11 +158,16 @@ fn up(
     run_byte: Option<u8>,
     seed: u64,
     token_file: Option<&std::path::Path>,
+    tls: Option<(PathBuf, PathBuf)>,
 ) -> anyhow::Result<ExitCode> {
     let security = match token_file {
         Some(p) => httpd::Security::tokens(httpd::auth::Tokens::read(p).context("--token-file")?),
         None => httpd::Security::default(),
     };
+    let mut security = security;
+    if let Some((cert, key)) = &tls {
+        security.tls = Some(httpd::tls::server_config(cert, key).context("--tls-cert/--tls-key")?);
+    }
     let topology = match &path {
         Some(p) => Topology::load(p)?,
         None => generate(&GenOptions::default()).map_err(anyhow::Error::msg)?,
@@ -179,10 +195,10 @@ fn up(
         .hosts_with_role(testbed::Role::Traffic)
         .map(|h| h.name.clone())
         .collect();
-    let described = security.describe();
+    let (described, scheme) = (security.describe(), security.scheme());
     let (controller, controller_addr) = Controller::for_testbed(&bed, &[], traffic, security)?;
     println!(
-        "network controller (meters, ONOS meter and flow shapes, /metrics): http://{controller_addr} ({described})"
+        "network controller (meters, ONOS meter and flow shapes, /metrics): {scheme}://{controller_addr} ({described})"
     );
     println!(
         "Ctrl-C (or SIGTERM) tears it down; `dmo testbed down --run {run}` removes it if this process is killed."
