@@ -128,6 +128,7 @@ fn a_run_on_namespaces_shows_the_satellite_delay_in_its_rounds() {
     // Security is on by default on namespaces: the tokens are the owner's
     // alone, and no log, summary or report shows them.
     assert_eq!(s["testbed"]["authenticated"], true);
+    assert_eq!(s["testbed"]["encrypted"], true);
     for name in ["user.token", "internal.token"] {
         use std::os::unix::fs::PermissionsExt;
         let file = out.join("state").join(name);
@@ -273,7 +274,9 @@ fn testbed_up_holds_the_network_until_sigterm() {
         if let Some(url) =
             line.strip_prefix("network controller (meters, ONOS meter and flow shapes, /metrics): ")
         {
-            controller = Some(url.to_owned());
+            // The URL, then how it is secured: "(plain HTTP, no authentication)".
+            assert!(url.ends_with("(plain HTTP, no authentication)"), "{url}");
+            controller = url.split_whitespace().next().map(str::to_owned);
             break;
         }
     }
@@ -403,7 +406,13 @@ fn a_bandwidth_cap_meters_only_its_cohort() {
     }
     let store = mlfo::store::Store::open(&cwd.path().join("results/state/edge.sqlite")).unwrap();
     let capped = store.intent("edgeintent01").unwrap().unwrap();
-    assert_eq!(capped.meters, vec![1, 2, 3, 4]);
+    let mut meters = capped.meters.clone();
+    meters.sort_unstable();
+    assert_eq!(
+        meters,
+        vec![1, 2, 3, 4],
+        "one meter per client, set concurrently"
+    );
     assert!(capped.notes.is_empty(), "{:?}", capped.notes);
     assert!(
         store
@@ -531,23 +540,28 @@ fn edge_aggregators_keep_all_but_one_model_per_campus_off_the_satellite() {
     );
 }
 
-/// `GET path` of the node agent at `addr` inside namespace `ns`,
-/// presenting `token` when given: the body, when it answered.
-fn agent_get(ns: &str, addr: &str, path: &str, token: Option<String>) -> Option<String> {
-    use std::io::{Read, Write};
-    let (addr, path) = (addr.to_owned(), path.to_owned());
-    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+/// `GET path` of the node agent at `https://addr` inside namespace `ns`,
+/// trusting the run's CA in `results` and presenting `token` when given:
+/// the status and body, when it answered.
+fn agent_get(
+    ns: &str,
+    addr: &str,
+    path: &str,
+    results: &std::path::Path,
+    token: Option<String>,
+) -> Option<(u16, String)> {
+    let roots = httpd::tls::Roots::read(&results.join("state/pki/ca.pem")).ok()?;
+    let url = format!("https://{addr}{path}");
     sys::in_namespace(ns, move || {
-        let mut s = std::net::TcpStream::connect(&addr).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n"
-        )
-        .ok()?;
-        let mut text = String::new();
-        s.read_to_string(&mut text).ok()?;
-        text.split_once("\r\n\r\n").map(|(_, body)| body.to_owned())
+        let builder = reqwest::blocking::Client::builder().timeout(Duration::from_secs(5));
+        let client = roots.blocking_client(builder).ok()?.build().ok()?;
+        let mut request = client.get(&url);
+        if let Some(t) = token {
+            request = request.bearer_auth(t);
+        }
+        let reply = request.send().ok()?;
+        let status = reply.status().as_u16();
+        Some((status, reply.text().ok()?))
     })
     .ok()
     .flatten()
@@ -569,7 +583,8 @@ fn an_edge_aggregator_killed_mid_job_costs_its_campus_not_the_job() {
     // Wait until fla.2's edge aggregator has done two rounds, asking its
     // agent with the run's token (the agents take no other).
     let ns = RunNames::new(run).host_ns("fla.2");
-    let token_file = cwd.path().join("results/state/internal.token");
+    let results = cwd.path().join("results");
+    let token_file = results.join("state/internal.token");
     let started = Instant::now();
     loop {
         assert!(
@@ -577,8 +592,9 @@ fn an_edge_aggregator_killed_mid_job_costs_its_campus_not_the_job() {
             "fla.2 never ran two rounds"
         );
         let token = httpd::auth::read_token(&token_file).ok();
-        let jobs: Option<serde_json::Value> = agent_get(&ns, "10.0.1.4:5000", "/v1/jobs", token)
-            .and_then(|body| serde_json::from_str(&body).ok());
+        let jobs: Option<serde_json::Value> =
+            agent_get(&ns, "10.0.1.4:5000", "/v1/jobs", &results, token)
+                .and_then(|(_, body)| serde_json::from_str(&body).ok());
         let rounds = jobs.as_ref().and_then(|j| j.as_array()).map_or(0, |jobs| {
             jobs.iter()
                 .filter_map(|j| j["history"]["rounds"].as_array())
@@ -591,10 +607,11 @@ fn an_edge_aggregator_killed_mid_job_costs_its_campus_not_the_job() {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    let anonymous = agent_get(&ns, "10.0.1.4:5000", "/v1/jobs", None).unwrap_or_default();
-    assert!(
-        anonymous.contains("needs a bearer token"),
-        "an agent of a netns run answers only its MLFO's token: {anonymous}"
+    let anonymous = agent_get(&ns, "10.0.1.4:5000", "/v1/jobs", &results, None);
+    let (status, body) = anonymous.expect("the agent answers over HTTPS");
+    assert_eq!(
+        status, 401,
+        "an agent of a netns run answers only its MLFO's token: {body}"
     );
     let victims = sys::ip(&["netns", "pids", &ns]).unwrap();
     for pid in victims.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {

@@ -22,8 +22,13 @@ pub fn binary() -> Result<PathBuf, RunError> {
     }
 }
 
-/// `prometheus.yml` scraping `targets` (host name, address, kind) every `interval_s`.
-pub fn config(interval_s: f64, targets: &[(String, SocketAddr, &str)]) -> String {
+/// `prometheus.yml` scraping `targets` (host name, address, kind) every
+/// `interval_s`, over HTTPS trusting the CA file `ca` when given.
+pub fn config(
+    interval_s: f64,
+    targets: &[(String, SocketAddr, &str)],
+    ca: Option<&std::path::Path>,
+) -> String {
     let mut out = format!(
         "global:\n  scrape_interval: {ms}ms\n  evaluation_interval: {ms}ms\nscrape_configs:\n",
         ms = (interval_s * 1000.0).round() as u64
@@ -32,7 +37,15 @@ pub fn config(interval_s: f64, targets: &[(String, SocketAddr, &str)]) -> String
         if !targets.iter().any(|(_, _, k)| *k == kind) {
             continue;
         }
-        let _ = write!(out, "  - job_name: {kind}\n    static_configs:\n");
+        let _ = writeln!(out, "  - job_name: {kind}");
+        if let Some(ca) = ca {
+            let _ = writeln!(
+                out,
+                "    scheme: https\n    tls_config:\n      ca_file: '{}'",
+                ca.display()
+            );
+        }
+        out += "    static_configs:\n";
         for (host, addr, _) in targets.iter().filter(|(_, _, k)| *k == kind) {
             let _ = write!(
                 out,

@@ -115,34 +115,86 @@ struct Layout {
     secrets: Option<Secrets>,
 }
 
-/// The token files of a secured run, in its state directory (owner only).
+/// The credentials of a secured run, in its state directory: token files
+/// and a CA with a certificate per host (keys the owner's alone).
 struct Secrets {
     /// The users' token: the runner's, accepted by the MLFOs' REST APIs.
     user: PathBuf,
     /// The hosts' token: the MLFOs present it to the agents, the network
     /// controller and over Mo-Mo.
     internal: PathBuf,
+    /// `ca.pem`, and `HOST.pem` with `HOST.key` for every host and for the
+    /// network controller (`testbed`).
+    pki: PathBuf,
 }
 
+/// The network controller's name in the run's certificates.
+const CONTROLLER_CERT: &str = "testbed";
+
 impl Secrets {
-    /// New random tokens in `state`.
-    fn create(state: &std::path::Path) -> Result<Self, RunError> {
+    /// New random tokens, and certificates for the hosts at `addresses`,
+    /// in `state`.
+    fn create(
+        state: &std::path::Path,
+        addresses: &BTreeMap<String, Ipv4Addr>,
+    ) -> Result<Self, RunError> {
         let secrets = Self {
             user: state.join("user.token"),
             internal: state.join("internal.token"),
+            pki: state.join("pki"),
         };
         for path in [&secrets.user, &secrets.internal] {
             httpd::auth::write_token_file(path, &httpd::auth::generate())
                 .map_err(|e| io(path, e))?;
         }
+        let mut hosts: Vec<(String, Vec<std::net::IpAddr>)> = addresses
+            .iter()
+            .map(|(name, ip)| (name.clone(), vec![(*ip).into()]))
+            .collect();
+        hosts.push((CONTROLLER_CERT.to_owned(), Vec::new()));
+        httpd::certs::init(&secrets.pki, &hosts, 30)
+            .map_err(|e| RunError::Internal(format!("run certificates: {e}")))?;
         Ok(secrets)
     }
 
-    /// The accepted tokens of `path`.
-    fn tokens(path: &std::path::Path) -> Result<httpd::Security, RunError> {
-        let tokens = httpd::auth::Tokens::read(path)
-            .map_err(|e| RunError::Internal(format!("run tokens: {e}")))?;
-        Ok(httpd::Security::tokens(tokens))
+    /// The certificate and key files of `host`.
+    fn identity(&self, host: &str) -> (PathBuf, PathBuf) {
+        (
+            self.pki.join(format!("{host}.pem")),
+            self.pki.join(format!("{host}.key")),
+        )
+    }
+
+    /// The CA file.
+    fn ca(&self) -> PathBuf {
+        self.pki.join("ca.pem")
+    }
+
+    /// What a server of `host` accepting the hosts' token needs.
+    fn server(&self, host: &str) -> Result<httpd::Security, RunError> {
+        let fail = |e: String| RunError::Internal(format!("run credentials: {e}"));
+        let tokens = httpd::auth::Tokens::read(&self.internal).map_err(|e| fail(e.to_string()))?;
+        let (cert, key) = self.identity(host);
+        let tls = httpd::tls::server_config(&cert, &key).map_err(|e| fail(e.to_string()))?;
+        Ok(httpd::Security {
+            tls: Some(tls),
+            ..httpd::Security::tokens(tokens)
+        })
+    }
+
+    /// The roots the runner trusts.
+    fn roots(&self) -> Result<httpd::tls::Roots, RunError> {
+        httpd::tls::Roots::read(&self.ca())
+            .map_err(|e| RunError::Internal(format!("run credentials: {e}")))
+    }
+}
+
+/// `http` or `https`, as the run is secured.
+fn scheme(layout: &Layout) -> &'static str {
+    if layout.secrets.is_some() {
+        "https"
+    } else {
+        "http"
     }
 }
 
@@ -169,6 +221,8 @@ struct Started {
     edge_url: String,
     /// The token file the edge MLFO needs, when security is on.
     user_token: Option<PathBuf>,
+    /// The roots its certificate is signed by, when security is on.
+    roots: Option<httpd::tls::Roots>,
     /// The node agents' hosts: one that ends is a fault the orchestrators
     /// handle (recorded in the summary), not the end of the run.
     agents: Vec<String>,
@@ -262,7 +316,9 @@ fn lay_out(
         .security
         .unwrap_or(scenario.security)
         .on(options.backend == BackendKind::Netns);
-    let secrets = security.then(|| Secrets::create(&state)).transpose()?;
+    let secrets = security
+        .then(|| Secrets::create(&state, &addresses))
+        .transpose()?;
     let mut layout = Layout {
         topology,
         out,
@@ -307,7 +363,7 @@ fn start_controller(
         .collect();
     let traffic: Vec<&Host> = t.hosts_with_role(Role::Traffic).collect();
     let security = match &layout.secrets {
-        Some(s) => Secrets::tokens(&s.internal)?,
+        Some(s) => s.server(CONTROLLER_CERT)?,
         None => httpd::Security::default(),
     };
     Ok(hosts.network_controller(&inside, &traffic, security)?)
@@ -321,9 +377,10 @@ const AGGREGATOR_CAPACITY: usize = 4;
 /// The node agents the cloud MLFO (aggregators) and the edge MLFO (clients
 /// and edge aggregators) may use.
 fn inventories(layout: &Layout) -> (Vec<mlfo::AgentEntry>, Vec<mlfo::AgentEntry>) {
+    let scheme = scheme(layout);
     let entry = |h: &Host, a: SocketAddr, role, capacity| mlfo::AgentEntry {
         name: h.name.clone(),
-        url: format!("http://{a}"),
+        url: format!("{scheme}://{a}"),
         role,
         cohort: h.cohort.clone(),
         campus: h.campus.clone(),
@@ -390,7 +447,14 @@ fn mlfo_configs(
                 token: Some(s.internal.clone()),
             })
             .unwrap_or_default(),
-        tls: None,
+        tls: layout.secrets.as_ref().map(|s| {
+            let (cert, key) = s.identity(&h.name);
+            mlfo::config::TlsOptions {
+                cert,
+                key,
+                ca: s.ca(),
+            }
+        }),
         server: mlfo::config::ServerOptions::default(),
         client: mlfo::config::ClientOptions::default(),
         momo: mlfo::MomoMode::default(),
@@ -407,7 +471,7 @@ fn mlfo_configs(
         ..base(&layout.cloud, mlfo::Role::Cloud, cloud_inventory)
     };
     let edge = mlfo::MlfoConfig {
-        parent: Some(format!("http://{cloud_momo}")),
+        parent: Some(format!("{}://{cloud_momo}", scheme(layout))),
         network_controller: controller.cloned(),
         network: declared_network(&layout.topology),
         momo: scenario.momo,
@@ -455,7 +519,9 @@ fn start_agents(
         let mut c = Command::new(&options.dmo);
         c.args(["-v", "node", "--listen", &a.to_string(), "--threads", "1"]);
         if let Some(s) = &layout.secrets {
+            let (cert, key) = s.identity(&h.name);
             c.arg("--token-file").arg(&s.internal);
+            c.arg("--tls-cert").arg(cert).arg("--tls-key").arg(key);
         }
         hosts.spawn(h, c, &layout.log(h))?;
     }
@@ -521,7 +587,12 @@ fn start_prometheus(
         let local = SocketAddr::from(([127, 0, 0, 1], testbed::netns::controller::CONTROLLER_PORT));
         targets.push(("testbed".to_owned(), local, "testbed"));
     }
-    let config = crate::prometheus::config(scenario.prometheus.scrape_interval_s, &targets);
+    let ca = layout.secrets.as_ref().map(Secrets::ca);
+    let config = crate::prometheus::config(
+        scenario.prometheus.scrape_interval_s,
+        &targets,
+        ca.as_deref(),
+    );
     let path = layout.state.join("prometheus.yml");
     std::fs::write(&path, config).map_err(|e| io(&path, e))?;
     let mut c = Command::new(crate::prometheus::binary()?);
@@ -550,7 +621,13 @@ fn wait_ready(
         if options.cancel.load(Ordering::Relaxed) {
             return Err(RunError::Cancelled("cancelled"));
         }
-        hosts.wait_ready(h, *a, "/healthz", ready)?;
+        // An HTTPS server is ready once it accepts connections.
+        let path = if layout.secrets.is_some() {
+            ""
+        } else {
+            "/healthz"
+        };
+        hosts.wait_ready(h, *a, path, ready)?;
     }
     let prometheus = match prometheus {
         Some((h, a, count)) => {
@@ -564,8 +641,9 @@ fn wait_ready(
     let edge_rest = hosts.publish(edge, *edge_rest, mlfo::DEFAULT_REST_PORT)?;
     Ok(Started {
         prometheus,
-        edge_url: format!("http://{edge_rest}"),
+        edge_url: format!("{}://{edge_rest}", scheme(layout)),
         user_token: layout.secrets.as_ref().map(|s| s.user.clone()),
+        roots: layout.secrets.as_ref().map(Secrets::roots).transpose()?,
         agents: layout.agents.iter().map(|(h, _)| h.name.clone()).collect(),
     })
 }
@@ -630,7 +708,7 @@ fn follow_intents(
         &started.edge_url,
         Duration::from_secs(30),
         token.as_deref(),
-        None,
+        started.roots.as_ref(),
     )
     .map_err(|source| RunError::Mlfo {
         context: "the edge MLFO".to_owned(),
@@ -776,6 +854,7 @@ fn collect(
             topology_hosts: topology.hosts.clone(),
             switches: topology.switches.iter().map(|s| s.name.clone()).collect(),
             authenticated: layout.secrets.is_some(),
+            encrypted: layout.secrets.is_some(),
         },
         jobs,
         expectations,

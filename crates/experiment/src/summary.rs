@@ -33,6 +33,9 @@ pub struct TestbedSummary {
     /// Whether the hosts' REST APIs and Mo-Mo took bearer tokens.
     #[serde(default)]
     pub authenticated: bool,
+    /// Whether the hosts' REST APIs and Mo-Mo spoke TLS.
+    #[serde(default)]
+    pub encrypted: bool,
 }
 
 /// One FL job: an intent target with its cohort, rounds and timings.

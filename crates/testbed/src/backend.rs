@@ -28,7 +28,8 @@ pub trait Backend {
     fn spawn(&mut self, host: &Host, command: Command, log: &Path) -> Result<(), HostError> {
         self.hosts().spawn(&host.name, command, log)
     }
-    /// Waits until `GET path` on `addr` (a port of `host`) answers 200.
+    /// Waits until `GET path` on `addr` (a port of `host`) answers 200
+    /// (an empty `path`: until the port accepts connections).
     fn wait_ready(
         &mut self,
         host: &Host,
@@ -240,6 +241,7 @@ impl Backend for NetnsBackend {
     ) -> Result<Option<(String, SocketAddr)>, HostError> {
         let inside: Vec<&str> = inside.iter().map(|h| h.name.as_str()).collect();
         let traffic = traffic.iter().map(|h| h.name.clone()).collect();
+        let scheme = security.scheme();
         let (controller, published) =
             Controller::for_testbed(&self.bed, &inside, traffic, security).map_err(|e| {
                 HostError {
@@ -249,7 +251,7 @@ impl Backend for NetnsBackend {
             })?;
         self.controller = Some(controller);
         Ok(Some((
-            format!("http://127.0.0.1:{CONTROLLER_PORT}"),
+            format!("{scheme}://127.0.0.1:{CONTROLLER_PORT}"),
             published,
         )))
     }

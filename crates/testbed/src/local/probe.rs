@@ -6,11 +6,16 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
 
 /// Whether `GET path` on `addr` answers HTTP 200 (one short HTTP/1.1
-/// connection; connect within 0.5 s, answer within 2 s).
+/// connection; connect within 0.5 s, answer within 2 s). An empty `path`
+/// asks only that the port accepts a connection (a TLS server, which a
+/// plain request cannot ask).
 pub fn http_get_ok(addr: SocketAddr, path: &str) -> bool {
     let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else {
         return false;
     };
+    if path.is_empty() {
+        return true;
+    }
     let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
     let _ = stream.set_write_timeout(Some(Duration::from_secs(2)));
     let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
