@@ -22,6 +22,8 @@ async fn agent_with_fl_job(
         fl_port_base,
         data_dir: None,
         threads: 1,
+        tls_identity: None,
+        tls_roots: None,
     });
     let started = agent
         .start_server(server.into_spec(&node::spec::JSON_NAMES).unwrap())

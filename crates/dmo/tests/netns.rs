@@ -603,6 +603,15 @@ fn an_edge_aggregator_killed_mid_job_costs_its_campus_not_the_job() {
                 .unwrap_or(0)
         });
         if rounds >= 2 {
+            // The MLFOs speak TLS, so they ask for Flower over TLS too.
+            let tls = jobs
+                .as_ref()
+                .and_then(|j| j.as_array())
+                .is_some_and(|jobs| {
+                    jobs.iter()
+                        .all(|j| j["config"]["tls"] == serde_json::Value::Bool(true))
+                });
+            assert!(tls, "the edge aggregator serves Flower over TLS: {jobs:?}");
             break;
         }
         std::thread::sleep(Duration::from_millis(200));

@@ -1109,12 +1109,16 @@ fn a_privacy_low_intent_trains_centrally_on_the_data_its_clients_send() {
             &[&level, "numround=6", "sameserv=yes"],
         )
     };
-    let refused = send("medium");
+    // Differential privacy is for updates; a centralised plan sends data.
+    let refused = tb.send(
+        &intent_file("welding"),
+        4,
+        &["privacylevel=low", "dp=central", "numround=6"],
+    );
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success());
     assert!(
-        stderr.contains("privacylevel")
-            && stderr.contains("high (federated learning) or low (centralised training)"),
+        stderr.contains("constraints.dp: must be off with privacylevel low"),
         "{stderr}"
     );
     let out = send("low");

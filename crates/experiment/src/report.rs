@@ -514,8 +514,8 @@ pub fn render(summary: &Summary) -> Result<String, RunError> {
         clients = tb.clients,
     );
     html += if tb.authenticated {
-        "<p>Security: TLS (a CA made for the run) and bearer tokens on every REST API (MLFOs, node agents, \
-         network controller) and on Mo-Mo; the Flower transport between FL servers and clients is plain h2c.</p>"
+        "<p>Security: TLS (a CA made for the run) on every REST API (MLFOs, node agents, network controller), \
+         on Mo-Mo and on the Flower transport; bearer tokens on the REST APIs and Mo-Mo.</p>"
     } else {
         "<p class=\"note\">Security: off: every REST API and Mo-Mo was open to anyone who could reach it \
          (<code>dmo run --security on</code> turns bearer tokens on).</p>"

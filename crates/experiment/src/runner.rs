@@ -522,6 +522,7 @@ fn start_agents(
             let (cert, key) = s.identity(&h.name);
             c.arg("--token-file").arg(&s.internal);
             c.arg("--tls-cert").arg(cert).arg("--tls-key").arg(key);
+            c.arg("--root-certificates").arg(s.ca());
         }
         hosts.spawn(h, c, &layout.log(h))?;
     }

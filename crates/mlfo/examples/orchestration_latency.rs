@@ -29,6 +29,8 @@ async fn start_agent(addr: SocketAddr, stop: &tokio::sync::watch::Receiver<bool>
         fl_port_base: 6000,
         data_dir: None,
         threads: 1,
+        tls_identity: None,
+        tls_roots: None,
     });
     let mut stop = stop.clone();
     tokio::spawn(node::serve(

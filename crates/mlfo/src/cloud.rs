@@ -385,6 +385,7 @@ impl Mlfo {
                 .central_evaluation
                 .then_some(EvaluateRequest { dataset, model }),
             start_by_unix_s: Some(now_unix_s() + self.start_window_s()),
+            tls: (!centralised && self.inner.tls.is_some()).then_some(true),
             dp: if centralised {
                 None
             } else {

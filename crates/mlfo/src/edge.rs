@@ -567,6 +567,8 @@ async fn start_clients(
                 .filter(|a| a.attacks(index, clients.len()))
                 .map(|a| a.kind.clone()),
             local_dp: crate::privacy::local_dp(target.plan.settings()),
+            tls: (target.plan.mode() == TrainingMode::Federated && mlfo.inner.tls.is_some())
+                .then_some(true),
             labels: BTreeMap::from([
                 ("intent".to_owned(), record.id.clone()),
                 ("cohort".to_owned(), cohort.clone()),

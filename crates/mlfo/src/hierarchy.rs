@@ -325,7 +325,11 @@ pub(crate) async fn start(
         .map(|t| t * EDGE_TIMEOUT_SHARE);
     let mut calls = JoinSet::new();
     for (e, edge) in record.jobs[k].edge_aggregators.iter().enumerate() {
-        let request = request(record, edge, plan, &upstream, timeout);
+        let request = ServerRequest {
+            // Flower over TLS wherever this MLFO speaks TLS.
+            tls: mlfo.inner.tls.is_some().then_some(true),
+            ..request(record, edge, plan, &upstream, timeout)
+        };
         let (sbi, agent) = (mlfo.inner.sbi.clone(), edge.agent());
         calls.spawn(async move { (e, sbi.start_server(&agent, &request).await) });
     }

@@ -159,7 +159,8 @@ async fn users_need_their_token_and_an_edge_with_a_wrong_peer_token_is_refused_b
     );
 }
 
-/// Serves a node agent over HTTPS with `cert`/`key`, taking `token`.
+/// Serves a node agent over HTTPS with `cert`/`key` (its FL servers
+/// too), taking `token`.
 async fn https_agent(cert: &Path, key: &Path, tokens: &Path) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -169,6 +170,8 @@ async fn https_agent(cert: &Path, key: &Path, tokens: &Path) -> String {
         fl_port_base: testkit::free_port(),
         data_dir: None,
         threads: 1,
+        tls_identity: Some(fl::tls::ServerTls::read(cert, key).unwrap()),
+        tls_roots: None,
     });
     let security = httpd::Security {
         tokens: Some(std::sync::Arc::new(

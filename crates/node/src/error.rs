@@ -26,7 +26,9 @@ pub enum ApiError {
 impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
-            ApiError::Field(_) | ApiError::Job(JobError::Evaluate(_)) => StatusCode::BAD_REQUEST,
+            ApiError::Field(_) | ApiError::Job(JobError::Evaluate(_) | JobError::NoTls(_)) => {
+                StatusCode::BAD_REQUEST
+            }
             ApiError::Job(JobError::NotFound(_)) => StatusCode::NOT_FOUND,
             ApiError::Job(
                 JobError::NoFreePort { .. }

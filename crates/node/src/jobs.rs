@@ -39,6 +39,11 @@ pub struct AgentConfig {
     pub data_dir: Option<PathBuf>,
     /// Training threads per client when a request does not say.
     pub threads: usize,
+    /// The certificate and key of FL servers asked for with `tls`.
+    pub tls_identity: Option<fl::tls::ServerTls>,
+    /// The roots FL clients (and edge aggregators upstream) asked for
+    /// with `tls` trust.
+    pub tls_roots: Option<fl::tls::ClientTls>,
 }
 
 /// Why a job operation failed.
@@ -70,6 +75,9 @@ pub enum JobError {
         /// The limit.
         limit: usize,
     },
+    /// A request asks for TLS that this agent was not given.
+    #[error("tls: {0}")]
+    NoTls(&'static str),
     /// The server could not be started by the request's `start_by_unix_s`
     /// (its caller has stopped waiting), so nothing was started.
     #[error("not started: ready {late_s:.3} s after start_by_unix_s, the caller has given up")]
@@ -388,6 +396,17 @@ impl Agent {
     /// centralised plan's trainer when the spec names one.
     // Over 80 lines: one registry lock covers binding the port and recording the job, for both kinds of server.
     pub async fn start_server(&self, spec: ServerSpec) -> Result<Started, JobError> {
+        let mut spec = spec;
+        if spec.tls {
+            spec.config.tls = Some(self.config.tls_identity.clone().ok_or(JobError::NoTls(
+                "this agent has no certificate for FL servers; start it with --tls-cert and --tls-key",
+            ))?);
+            if let Some(edge) = &mut spec.edge {
+                edge.client.tls = Some(self.config.tls_roots.clone().ok_or(JobError::NoTls(
+                    "this agent has no roots for its upstream server; start it with --root-certificates",
+                ))?);
+            }
+        }
         let mut evaluator = match spec.evaluate {
             Some((dataset, model)) => {
                 let dir = self.config.data_dir.clone();
@@ -540,10 +559,12 @@ impl Agent {
         let labels = Self::metric_labels(id, &spec.labels);
         let sender = sender_name(&spec.labels, id, spec.partition.index);
         let agent = self.clone();
-        let (server, attempts) = (spec.server, spec.connect_attempts);
+        let (server, attempts, tls) = (spec.server, spec.connect_attempts, spec.tls);
         let task = match spec.mode {
             TrainingMode::Federated => tokio::spawn(async move {
-                let result = agent.run_fl_client(id, &server, ml_spec, attempts).await;
+                let result = agent
+                    .run_fl_client(id, &server, ml_spec, attempts, tls)
+                    .await;
                 if let Ok(summary) = &result {
                     agent.metrics.client_trained(&labels, summary);
                 }
@@ -587,7 +608,18 @@ impl Agent {
         server: &str,
         spec: ml::ClientSpec,
         connect_attempts: u32,
+        tls: bool,
     ) -> Result<ClientSummary, String> {
+        let tls = match (tls, &self.config.tls_roots) {
+            (false, _) => None,
+            (true, Some(roots)) => Some(roots.clone()),
+            (true, None) => {
+                return Err(
+                    "tls: this agent has no roots to trust the FL server with; start it with --root-certificates"
+                        .to_owned(),
+                );
+            }
+        };
         let trainer = tokio::task::spawn_blocking(move || ml::build_fl_trainer(&spec))
             .await
             .map_err(|e| e.to_string())
@@ -597,6 +629,7 @@ impl Agent {
         let options = ClientOptions {
             connect_attempts,
             max_backoff: CONNECT_MAX_BACKOFF,
+            tls,
             ..ClientOptions::default()
         };
         run_client(server, trainer, &options)

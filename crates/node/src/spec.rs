@@ -162,6 +162,11 @@ pub struct ServerRequest {
     /// added to the aggregate (fields of [`fl::privacy::ServerDp`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dp: Option<fl::privacy::ServerDp>,
+    /// Serve Flower over TLS with the agent's certificate (an edge
+    /// aggregator also reaches its upstream over TLS, trusting the agent's
+    /// roots).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<bool>,
     /// Extra labels of the job and its metrics (e.g. intent id, cohort).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
@@ -204,6 +209,9 @@ pub struct ClientRequest {
     /// it is sent (fields of [`fl::privacy::LocalDp`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local_dp: Option<fl::privacy::LocalDp>,
+    /// Reach the FL server over TLS, trusting the agent's roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<bool>,
     /// Extra labels of the job and its metrics.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
@@ -242,6 +250,8 @@ pub struct ServerSpec {
     pub edge: Option<EdgeOptions>,
     /// Central differential privacy around the strategy.
     pub dp: Option<fl::privacy::CheckedDp>,
+    /// Flower over TLS.
+    pub tls: bool,
     /// Start nothing past this time, seconds since the Unix epoch.
     pub start_by_unix_s: Option<f64>,
     /// Extra labels.
@@ -270,6 +280,8 @@ pub struct ClientJobSpec {
     pub attack: Option<ml::attack::Attack>,
     /// Local differential privacy, checked.
     pub local_dp: Option<fl::privacy::LocalDp>,
+    /// Reach the server over TLS.
+    pub tls: bool,
     /// Extra labels.
     pub labels: BTreeMap<String, String>,
     /// The request as given, shown in the job's `config`.
@@ -480,6 +492,7 @@ impl ServerRequest {
             trainer,
             edge,
             dp,
+            tls: self.tls.unwrap_or(false),
             start_by_unix_s: self.start_by_unix_s.filter(|t| t.is_finite()),
             labels: self.labels,
             shown,
@@ -620,6 +633,7 @@ impl ClientRequest {
         }
         Ok(ClientJobSpec {
             local_dp: self.local_dp,
+            tls: self.tls.unwrap_or(false),
             mode: self.mode.unwrap_or(TrainingMode::Federated),
             server,
             dataset,

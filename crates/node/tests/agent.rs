@@ -24,6 +24,8 @@ async fn guarded_agent(fl_port_base: u16, security: httpd::Security) -> SocketAd
         fl_port_base,
         data_dir: None,
         threads: 1,
+        tls_identity: None,
+        tls_roots: None,
     });
     tokio::spawn(node::serve(
         listener,

@@ -41,9 +41,14 @@ pub struct NodeArgs {
     /// HTTPS: this agent's certificate (PEM; `dmo certs init` writes HOST.pem).
     #[arg(long, requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
-    /// HTTPS: this agent's private key (PEM, HOST.key).
+    /// HTTPS: this agent's private key (PEM, HOST.key). The certificate
+    /// and key also serve the FL servers a request asks TLS of.
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// The CA (PEM, ca.pem) that FL clients and edge aggregators asked for
+    /// TLS trust for their server.
+    #[arg(long)]
+    pub root_certificates: Option<PathBuf>,
 }
 
 /// Runs the node agent until Ctrl-C.
@@ -72,6 +77,18 @@ pub fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
             fl_port_base: args.fl_port_base,
             data_dir: args.data_dir,
             threads: args.threads,
+            tls_identity: match (&args.tls_cert, &args.tls_key) {
+                (Some(cert), Some(key)) => {
+                    Some(fl::tls::ServerTls::read(cert, key).context("--tls-cert/--tls-key")?)
+                }
+                _ => None,
+            },
+            tls_roots: args
+                .root_certificates
+                .as_deref()
+                .map(fl::tls::ClientTls::read)
+                .transpose()
+                .context("--root-certificates")?,
         };
         eprintln!(
             "node agent listening on {}://{} ({}; FL servers from port {})",
