@@ -175,7 +175,7 @@ impl NetworkSummary {
     /// Builds the summary from the samples; `links` names the topology's
     /// links' ends.
     // Over 80 lines: one pass over the samples builds every series, so that the samples are read once.
-    pub fn new(m: &Measurements, links: &[testbed::Link]) -> NetworkSummary {
+    pub fn new(m: &Measurements, topology_links: &[testbed::Link]) -> NetworkSummary {
         let mut series: BTreeMap<usize, LinkSeries> = BTreeMap::new();
         for pair in m.samples.windows(2) {
             let dt = pair[1].t_s - pair[0].t_s;
@@ -186,7 +186,7 @@ impl NetworkSummary {
                 let Some(before) = pair[0].links.iter().find(|l| l.link == now.link) else {
                     continue;
                 };
-                let Some(topo) = links.get(now.link) else {
+                let Some(topo) = topology_links.get(now.link) else {
                     continue;
                 };
                 let rate = |a: u64, b: u64| a.saturating_sub(b) as f64 * 8.0 / dt / 1e6;
@@ -248,8 +248,14 @@ impl NetworkSummary {
             .iter()
             .map(|(link, s)| DelayLineSummary {
                 link: *link,
-                a: links.get(*link).map(|l| l.a.clone()).unwrap_or_default(),
-                b: links.get(*link).map(|l| l.b.clone()).unwrap_or_default(),
+                a: topology_links
+                    .get(*link)
+                    .map(|l| l.a.clone())
+                    .unwrap_or_default(),
+                b: topology_links
+                    .get(*link)
+                    .map(|l| l.b.clone())
+                    .unwrap_or_default(),
                 frames: (s.a_to_b.frames, s.b_to_a.frames),
                 lost: (s.a_to_b.lost, s.b_to_a.lost),
                 queue_drops: (s.a_to_b.queue_drops, s.b_to_a.queue_drops),

@@ -715,7 +715,7 @@ inventory:
         let e = MlfoConfig::from_yaml("edge.yaml", &controller).unwrap_err();
         assert!(
             e.to_string()
-                .starts_with("edge.yaml: network_controller: must be an http:// URL"),
+                .starts_with("edge.yaml: network_controller: must be an http:// or https:// URL"),
             "{e}"
         );
         let controller = format!("{EDGE}network_controller: http://127.0.0.1:8181\n");

@@ -162,11 +162,15 @@ mod tests {
             "{e}"
         );
 
-        let medium = WELDING.replace("high", "medium");
-        let e = prepare(&Catalog::builtin(), &submission(&medium, Value::Null)).unwrap_err();
+        let low = WELDING.replace("high", "low");
+        let e = prepare(
+            &Catalog::builtin(),
+            &submission(&low, serde_json::json!({"dp": "local"})),
+        )
+        .unwrap_err();
         assert!(
             e.starts_with(
-                "welding.yaml: targets[0].constraints.privacylevel: must be high (federated learning) or low (centralised training)"
+                "welding.yaml: targets[0].constraints.dp: must be off with privacylevel low"
             ),
             "{e}"
         );
