@@ -100,19 +100,24 @@ impl Roots {
         &self.pem
     }
 
+    /// The roots as reqwest certificates.
+    fn reqwest_roots(&self) -> Result<Vec<reqwest::Certificate>, TlsError> {
+        reqwest::Certificate::from_pem_bundle(&self.pem).map_err(|e| TlsError {
+            path: "(roots)".to_owned(),
+            problem: e.to_string(),
+        })
+    }
+
     /// `builder` trusting these roots only (no system roots).
     pub fn client(
         &self,
         builder: reqwest::ClientBuilder,
     ) -> Result<reqwest::ClientBuilder, TlsError> {
-        let mut builder = builder.use_rustls_tls().tls_built_in_root_certs(false);
-        for cert in reqwest::Certificate::from_pem_bundle(&self.pem).map_err(|e| TlsError {
-            path: "(roots)".to_owned(),
-            problem: e.to_string(),
-        })? {
-            builder = builder.add_root_certificate(cert);
-        }
-        Ok(builder)
+        let builder = builder.use_rustls_tls().tls_built_in_root_certs(false);
+        Ok(self
+            .reqwest_roots()?
+            .into_iter()
+            .fold(builder, |b, cert| b.add_root_certificate(cert)))
     }
 
     /// The same for a blocking client.
@@ -120,13 +125,10 @@ impl Roots {
         &self,
         builder: reqwest::blocking::ClientBuilder,
     ) -> Result<reqwest::blocking::ClientBuilder, TlsError> {
-        let mut builder = builder.use_rustls_tls().tls_built_in_root_certs(false);
-        for cert in reqwest::Certificate::from_pem_bundle(&self.pem).map_err(|e| TlsError {
-            path: "(roots)".to_owned(),
-            problem: e.to_string(),
-        })? {
-            builder = builder.add_root_certificate(cert);
-        }
-        Ok(builder)
+        let builder = builder.use_rustls_tls().tls_built_in_root_certs(false);
+        Ok(self
+            .reqwest_roots()?
+            .into_iter()
+            .fold(builder, |b, cert| b.add_root_certificate(cert)))
     }
 }

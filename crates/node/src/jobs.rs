@@ -365,6 +365,23 @@ impl Agent {
         &self.probing
     }
 
+    /// `spec` with the agent's certificate (and, for an edge aggregator,
+    /// its roots) when it asks for TLS; an error naming the missing flag.
+    fn with_tls(&self, mut spec: ServerSpec) -> Result<ServerSpec, JobError> {
+        if !spec.tls {
+            return Ok(spec);
+        }
+        spec.config.tls = Some(self.config.tls_identity.clone().ok_or(JobError::NoTls(
+            "this agent has no certificate for FL servers; start it with --tls-cert and --tls-key",
+        ))?);
+        if let Some(edge) = &mut spec.edge {
+            edge.client.tls = Some(self.config.tls_roots.clone().ok_or(JobError::NoTls(
+                "this agent has no roots for its upstream server; start it with --root-certificates",
+            ))?);
+        }
+        Ok(spec)
+    }
+
     /// What the ML side needs to build the trainer of client job `spec`.
     pub(crate) fn ml_spec(&self, spec: &ClientJobSpec) -> ml::ClientSpec {
         ml::ClientSpec {
@@ -396,17 +413,7 @@ impl Agent {
     /// centralised plan's trainer when the spec names one.
     // Over 80 lines: one registry lock covers binding the port and recording the job, for both kinds of server.
     pub async fn start_server(&self, spec: ServerSpec) -> Result<Started, JobError> {
-        let mut spec = spec;
-        if spec.tls {
-            spec.config.tls = Some(self.config.tls_identity.clone().ok_or(JobError::NoTls(
-                "this agent has no certificate for FL servers; start it with --tls-cert and --tls-key",
-            ))?);
-            if let Some(edge) = &mut spec.edge {
-                edge.client.tls = Some(self.config.tls_roots.clone().ok_or(JobError::NoTls(
-                    "this agent has no roots for its upstream server; start it with --root-certificates",
-                ))?);
-            }
-        }
+        let spec = self.with_tls(spec)?;
         let mut evaluator = match spec.evaluate {
             Some((dataset, model)) => {
                 let dir = self.config.data_dir.clone();

@@ -463,16 +463,7 @@ impl ServerRequest {
         let edge = self.edge(trainer.is_some(), evaluate.is_some())?;
         labels(&self.labels)?;
         let sampled = min_fit.max((fraction_fit * min_available as f64).ceil() as usize);
-        let dp = match &self.dp {
-            Some(_) if trainer.is_some() => {
-                return Err(FieldError {
-                    field: "dp".to_owned(),
-                    problem: "goes with an FL server, not mode centralised (a central trainer gets the data itself)".to_owned(),
-                });
-            }
-            Some(dp) => Some(dp.check(sampled).map_err(|e| prefixed("dp", &e))?),
-            None => None,
-        };
+        let dp = self.dp(trainer.is_some(), sampled)?;
         Ok(ServerSpec {
             strategy,
             config: ServerConfig {
@@ -516,6 +507,23 @@ impl ServerRequest {
             .as_deref()
             .ok_or_else(|| FieldError::missing("model", &format!("{} ({need})", model_rule())))?;
         Ok(Some((dataset("dataset", d)?, model("model", m)?)))
+    }
+
+    /// Central DP, checked for `sampled` clients per round; not for a
+    /// central trainer.
+    fn dp(
+        &self,
+        centralised: bool,
+        sampled: usize,
+    ) -> Result<Option<fl::privacy::CheckedDp>, FieldError> {
+        match &self.dp {
+            Some(_) if centralised => Err(FieldError {
+                field: "dp".to_owned(),
+                problem: "goes with an FL server, not mode centralised (a central trainer gets the data itself)".to_owned(),
+            }),
+            Some(dp) => Ok(Some(dp.check(sampled).map_err(|e| prefixed("dp", &e))?)),
+            None => Ok(None),
+        }
     }
 
     /// `min_available_later`, checked against `min_available`.

@@ -294,7 +294,8 @@ pub fn round_line(r: &RoundRecord, planned: u64) -> String {
 }
 
 // Over 80 lines: the command's steps in order: checks, configuration, listener, printer, run, history.
-async fn server(args: ServerArgs) -> anyhow::Result<ExitCode> {
+/// The server's configuration from `args`, checked.
+fn server_config(args: &ServerArgs) -> anyhow::Result<ServerConfig> {
     if !(args.fraction_fit > 0.0 && args.fraction_fit <= 1.0) {
         bail!(
             "--fraction-fit: must be in (0, 1], got {}",
@@ -307,9 +308,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<ExitCode> {
             args.fraction_evaluate
         );
     }
-    let strategy = strategy_from_args(&args.strategy, args.strategy_params.as_deref())?;
-    let evaluate_fn = central_evaluator(&args)?;
-    let config = ServerConfig {
+    Ok(ServerConfig {
         rounds: args.rounds,
         min_available_clients: args.min_available,
         min_fit_clients: args.min_fit,
@@ -323,7 +322,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<ExitCode> {
             .transpose()?,
         wait_timeout: seconds("--wait-timeout", args.wait_timeout)?,
         seed: args.seed,
-        fit_config: fit_config(&args),
+        fit_config: fit_config(args),
         max_message_bytes: mib(args.max_message_mb),
         tls: match (&args.tls_cert, &args.tls_key) {
             (Some(cert), Some(key)) => {
@@ -332,7 +331,13 @@ async fn server(args: ServerArgs) -> anyhow::Result<ExitCode> {
             _ => None,
         },
         ..ServerConfig::default()
-    };
+    })
+}
+
+async fn server(args: ServerArgs) -> anyhow::Result<ExitCode> {
+    let config = server_config(&args)?;
+    let strategy = strategy_from_args(&args.strategy, args.strategy_params.as_deref())?;
+    let evaluate_fn = central_evaluator(&args)?;
     let sampled = args
         .min_fit
         .max((args.fraction_fit * args.min_available as f64).ceil() as usize);
