@@ -24,6 +24,7 @@ async fn agent_with_fl_job(
         threads: 1,
         tls_identity: None,
         tls_roots: None,
+        group: None,
     });
     let started = agent
         .start_server(server.into_spec(&node::spec::JSON_NAMES).unwrap())

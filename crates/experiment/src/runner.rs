@@ -5,7 +5,7 @@
 
 use crate::error::{RunError, io};
 use crate::network::{NetworkSummary, TrafficSummary};
-use crate::scenario::Scenario;
+use crate::scenario::{ClientProcesses, Scenario};
 use crate::summary::{
     ExpectationResult, HostFault, JobSummary, SCHEMA_VERSION, Summary, TestbedSummary,
 };
@@ -17,7 +17,7 @@ use mlfo::submission::IntentRequest;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -111,8 +111,60 @@ struct Layout {
     edge: Host,
     /// Aggregator and client hosts with their agents' REST addresses.
     agents: Vec<(Host, SocketAddr)>,
+    /// The processes the agents run in.
+    processes: Vec<AgentProcess>,
     /// The run's token files, when security is on.
     secrets: Option<Secrets>,
+}
+
+/// One `dmo node` process of the run: a host's own, or a group's serving
+/// many client hosts (`client_processes`).
+struct AgentProcess {
+    /// The host it is known by: the agent's host, or, for a group, the
+    /// first member's host under the group's name (`clients-campus1`).
+    host: Host,
+    /// The hosts it serves, with their agents' addresses.
+    members: Vec<(Host, SocketAddr)>,
+    /// Whether it serves a group (`dmo node --hosts`).
+    grouped: bool,
+}
+
+/// Lays the agents out in processes: every aggregator in its own, clients
+/// in their own or by the group `mode` puts them in.
+fn agent_processes(agents: &[(Host, SocketAddr)], mode: ClientProcesses) -> Vec<AgentProcess> {
+    let mut out: Vec<AgentProcess> = Vec::new();
+    let mut group_of: BTreeMap<String, usize> = BTreeMap::new();
+    for (h, a) in agents {
+        let key = match (mode, h.role) {
+            (_, r) if r != Role::Client => None,
+            (ClientProcesses::Host, _) => None,
+            (ClientProcesses::Campus, _) => Some(h.campus.clone().unwrap_or_else(|| "default".into())),
+            (ClientProcesses::Cohort, _) => Some(h.cohort.clone().unwrap_or_else(|| "default".into())),
+        };
+        let Some(key) = key else {
+            out.push(AgentProcess {
+                host: h.clone(),
+                members: vec![(h.clone(), *a)],
+                grouped: false,
+            });
+            continue;
+        };
+        match group_of.get(&key) {
+            Some(&i) => out[i].members.push((h.clone(), *a)),
+            None => {
+                group_of.insert(key.clone(), out.len());
+                out.push(AgentProcess {
+                    host: Host {
+                        name: format!("clients-{key}"),
+                        ..h.clone()
+                    },
+                    members: vec![(h.clone(), *a)],
+                    grouped: true,
+                });
+            }
+        }
+    }
+    out
 }
 
 /// The credentials of a secured run, in its state directory: token files
@@ -328,6 +380,7 @@ fn lay_out(
         cloud,
         edge,
         agents: Vec::new(),
+        processes: Vec::new(),
         secrets,
     };
     layout.agents = layout
@@ -342,6 +395,12 @@ fn lay_out(
         })
         .map(|h| (h.clone(), layout.addr(h, node::DEFAULT_PORT)))
         .collect();
+    if scenario.client_processes != ClientProcesses::Host && options.backend == BackendKind::Netns {
+        return Err(RunError::Scenario(
+            "client_processes: grouping client agents in processes needs the local backend (a netns host is one namespace and one process); use client_processes: host, or --backend local".to_owned(),
+        ));
+    }
+    layout.processes = agent_processes(&layout.agents, scenario.client_processes);
     Ok(layout)
 }
 
@@ -509,24 +568,55 @@ fn start_traffic_servers(
     Ok(())
 }
 
-/// A node agent on every aggregator and client host.
+/// A node agent on every aggregator and client host: each in its own
+/// process, or a group's in one (`dmo node --hosts`).
 fn start_agents(
     options: &RunOptions,
     layout: &Layout,
     hosts: &mut dyn Backend,
 ) -> Result<(), RunError> {
-    for (h, a) in &layout.agents {
+    for p in &layout.processes {
         let mut c = Command::new(&options.dmo);
-        c.args(["-v", "node", "--listen", &a.to_string(), "--threads", "1"]);
-        if let Some(s) = &layout.secrets {
-            let (cert, key) = s.identity(&h.name);
-            c.arg("--token-file").arg(&s.internal);
-            c.arg("--tls-cert").arg(cert).arg("--tls-key").arg(key);
-            c.arg("--root-certificates").arg(s.ca());
+        c.args(["-v", "node", "--threads", "1"]);
+        if p.grouped {
+            let file = layout.state.join(format!("{}.yaml", p.host.name));
+            write_group_hosts(layout, p, &file)?;
+            c.arg("--hosts").arg(file);
+        } else {
+            c.arg("--listen").arg(p.members[0].1.to_string());
         }
-        hosts.spawn(h, c, &layout.log(h))?;
+        if let Some(s) = &layout.secrets {
+            c.arg("--token-file").arg(&s.internal);
+            c.arg("--root-certificates").arg(s.ca());
+            if !p.grouped {
+                let (cert, key) = s.identity(&p.host.name);
+                c.arg("--tls-cert").arg(cert).arg("--tls-key").arg(key);
+            }
+        }
+        hosts.spawn(&p.host, c, &layout.log(&p.host))?;
     }
     Ok(())
+}
+
+/// The `--hosts` file of a group's process: each member's name, address
+/// and (security on) certificate.
+fn write_group_hosts(layout: &Layout, p: &AgentProcess, file: &Path) -> Result<(), RunError> {
+    let entries: Vec<serde_json::Value> = p
+        .members
+        .iter()
+        .map(|(h, a)| {
+            let mut e = serde_json::json!({ "name": h.name, "listen": a.to_string() });
+            if let Some(s) = &layout.secrets {
+                let (cert, key) = s.identity(&h.name);
+                e["tls_cert"] = cert.display().to_string().into();
+                e["tls_key"] = key.display().to_string().into();
+            }
+            e
+        })
+        .collect();
+    let text = serde_json::to_string_pretty(&entries)
+        .map_err(|e| RunError::Internal(format!("{}: {e}", file.display())))?;
+    std::fs::write(file, text).map_err(|e| io(file, e))
 }
 
 /// Writes the MLFOs' configurations and starts them; their hosts and REST
@@ -618,7 +708,11 @@ fn wait_ready(
     prometheus: Option<(Host, SocketAddr, usize)>,
 ) -> Result<Started, RunError> {
     let ready = Duration::from_secs_f64(scenario.timeouts.ready_s);
-    for (h, a) in layout.agents.iter().chain(mlfos.iter()) {
+    let agents = layout
+        .processes
+        .iter()
+        .flat_map(|p| p.members.iter().map(|(_, a)| (&p.host, a)));
+    for (h, a) in agents.chain(mlfos.iter().map(|(h, a)| (h, a))) {
         if options.cancel.load(Ordering::Relaxed) {
             return Err(RunError::Cancelled("cancelled"));
         }
@@ -645,7 +739,7 @@ fn wait_ready(
         edge_url: format!("{}://{edge_rest}", scheme(layout)),
         user_token: layout.secrets.as_ref().map(|s| s.user.clone()),
         roots: layout.secrets.as_ref().map(Secrets::roots).transpose()?,
-        agents: layout.agents.iter().map(|(h, _)| h.name.clone()).collect(),
+        agents: layout.processes.iter().map(|p| p.host.name.clone()).collect(),
     })
 }
 

@@ -174,6 +174,20 @@ impl SecurityMode {
     }
 }
 
+/// How the run lays the client hosts' node agents out in processes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientProcesses {
+    /// One `dmo node` process per client host (the prototype's layout).
+    #[default]
+    Host,
+    /// One process per campus serving every client host of that campus,
+    /// each still its own agent, address and Flower stream.
+    Campus,
+    /// One process per cohort.
+    Cohort,
+}
+
 /// Most background flows in a scenario.
 pub const MAX_TRAFFIC_FLOWS: usize = 64;
 
@@ -227,6 +241,11 @@ pub struct Scenario {
     /// Time limits.
     #[serde(default)]
     pub timeouts: RunTimeouts,
+    /// Client agents' processes: `host` (one per client host, the
+    /// default), `campus` or `cohort` (one per group, sharing the dataset
+    /// and a bounded training pool: how a run reaches 1,000 clients).
+    #[serde(default)]
+    pub client_processes: ClientProcesses,
     /// Prometheus.
     #[serde(default)]
     pub prometheus: PrometheusSpec,

@@ -11,8 +11,10 @@ use crate::proto::{ClientMessage, Code, Reason, Status};
 use crate::server::{DEFAULT_KEEPALIVE, DEFAULT_MAX_MESSAGE_BYTES};
 use crate::trainer::{Trainer, TrainerError};
 use crate::wire;
+use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 
 /// How the client connects.
@@ -30,6 +32,14 @@ pub struct ClientOptions {
     pub keepalive: Duration,
     /// TLS, trusting these roots; `None`: plain h2c.
     pub tls: Option<crate::tls::ClientTls>,
+    /// The local address the connection is made from (a host's own
+    /// address where one process holds many hosts' clients); `None`: the
+    /// kernel's choice.
+    pub local_address: Option<IpAddr>,
+    /// Slots of the process's training pool: each instruction waits for
+    /// one before the trainer runs, so many clients in one process train a
+    /// bounded number at a time; `None`: no bound.
+    pub training_slots: Option<Arc<Semaphore>>,
 }
 
 impl Default for ClientOptions {
@@ -41,6 +51,8 @@ impl Default for ClientOptions {
             max_backoff: Duration::from_secs(5),
             keepalive: DEFAULT_KEEPALIVE,
             tls: None,
+            local_address: None,
+            training_slots: None,
         }
     }
 }
@@ -118,7 +130,8 @@ pub async fn run_client(
         .http2_keep_alive_interval(options.keepalive)
         .tcp_nodelay(true)
         .max_frame_size(crate::server::MAX_FRAME_BYTES)
-        .connect_timeout(Duration::from_secs(5));
+        .connect_timeout(Duration::from_secs(5))
+        .local_address(options.local_address);
     let mut trainer = trainer;
     let mut summary = ClientSummary::default();
     let mut attempt = 0;
@@ -143,7 +156,8 @@ pub async fn run_client(
         };
         attempt = 0;
         backoff = options.initial_backoff;
-        match serve(server, &mut inbound, &tx, trainer, &mut summary).await? {
+        let slots = options.training_slots.as_deref();
+        match serve(server, &mut inbound, &tx, trainer, slots, &mut summary).await? {
             SessionEnd::Finished => return Ok(summary),
             SessionEnd::Reconnect(back) => trainer = back,
         }
@@ -189,6 +203,7 @@ async fn serve(
     inbound: &mut tonic::Streaming<crate::proto::ServerMessage>,
     tx: &mpsc::Sender<ClientMessage>,
     mut trainer: Box<dyn Trainer>,
+    slots: Option<&Semaphore>,
     summary: &mut ClientSummary,
 ) -> Result<SessionEnd, ClientError> {
     let stream_error = |status: String| ClientError::Stream {
@@ -220,6 +235,14 @@ async fn serve(
             tokio::time::sleep(Duration::from_secs(r.seconds.unsigned_abs())).await;
             return Ok(SessionEnd::Reconnect(trainer));
         }
+        let slot = match slots {
+            Some(s) => Some(
+                s.acquire()
+                    .await
+                    .map_err(|_| stream_error("the training pool closed".into()))?,
+            ),
+            None => None,
+        };
         let (back, reply) = tokio::task::spawn_blocking(move || {
             let mut t = trainer;
             let reply = answer(t.as_mut(), msg);
@@ -227,6 +250,7 @@ async fn serve(
         })
         .await
         .map_err(|e| stream_error(format!("trainer panicked: {e}")))?;
+        drop(slot);
         trainer = back;
         summary.record(&reply);
         if tx.send(reply.message).await.is_err() {

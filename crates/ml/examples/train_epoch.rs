@@ -66,7 +66,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let mut best = f64::INFINITY;
             for _ in 0..repeats {
                 let start = Instant::now();
-                let stats = trainer.train_locally(&cfg);
+                let stats = trainer.train_locally(&cfg)?;
                 best = best.min(start.elapsed().as_secs_f64());
                 if !stats.loss.is_finite() {
                     return Err(format!("{model}: loss diverged").into());

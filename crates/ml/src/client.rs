@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use crate::MlError;
-use crate::datasets::{DatasetName, idx, registry};
+use crate::datasets::{DatasetName, idx, registry, shared};
 use crate::models::ModelName;
 use crate::partition::{self, ClientData, Partition};
 use crate::trainer::LocalTrainer;
@@ -28,13 +28,23 @@ pub struct ClientSpec {
     pub attack: Option<crate::attack::Attack>,
     /// Local differential privacy of its updates, if it has it.
     pub local_dp: Option<fl::privacy::LocalDp>,
+    /// One of many clients in this process (a node agent serving many
+    /// hosts): the dataset is read once per process and shared, the
+    /// training threads are the process's, and the model exists only
+    /// while the client trains or evaluates.
+    pub pooled: bool,
 }
 
 /// Loads this client's part of the dataset: its training and held-out
 /// examples. IDX datasets are streamed so that only the client's examples
-/// are kept.
+/// are kept; a pooled client copies its examples out of the process's
+/// shared training split instead (the same examples, in the same order).
 pub fn load_client_data(spec: &ClientSpec) -> Result<ClientData, MlError> {
     let p = &spec.partition;
+    if spec.pooled {
+        let train = shared::train_split(spec.dataset, spec.data_dir.as_deref())?;
+        return Ok(partition::client_data(&train, p)?);
+    }
     Ok(
         match registry::idx_train_files(spec.dataset, spec.data_dir.as_deref())? {
             Some((images, labels)) => {
@@ -59,7 +69,11 @@ pub fn build_trainer(spec: &ClientSpec) -> Result<LocalTrainer, MlError> {
     if spec.attack == Some(crate::attack::Attack::LabelFlip) {
         crate::attack::flip_labels(&mut data);
     }
-    LocalTrainer::new(spec.model, data, spec.threads, spec.seed)
+    if spec.pooled {
+        LocalTrainer::pooled(spec.model, data, spec.threads, spec.seed)
+    } else {
+        LocalTrainer::new(spec.model, data, spec.threads, spec.seed)
+    }
 }
 
 /// The trainer of `spec` as the FL client runs it: attacking, and then

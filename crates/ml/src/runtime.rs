@@ -1,5 +1,6 @@
 //! Where the arithmetic runs: burn's flex CPU backend, confined to a
-//! dedicated rayon pool per trainer.
+//! dedicated rayon pool per trainer (or one per process, shared by its
+//! pooled trainers).
 //!
 //! What burn-flex 0.22.1 does with threads (read from its source): every
 //! parallel kernel goes through rayon (`par_iter`, `rayon::join`, and gemm's
@@ -16,6 +17,7 @@
 //! thread per client is the efficient setting.
 
 use burn::tensor::Device;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::MlError;
 
@@ -37,6 +39,21 @@ impl Runtime {
                 message: e.to_string(),
             })?;
         Ok(Self { pool })
+    }
+
+    /// The process's runtime of `threads` worker threads (0: one per
+    /// core), made on the first call and shared by every trainer that asks
+    /// for the same count: many clients in one process share its threads
+    /// instead of each holding its own.
+    pub fn shared(threads: usize) -> Result<Arc<Runtime>, MlError> {
+        static SHARED: Mutex<Vec<(usize, Arc<Runtime>)>> = Mutex::new(Vec::new());
+        let mut pools = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, runtime)) = pools.iter().find(|(n, _)| *n == threads) {
+            return Ok(Arc::clone(runtime));
+        }
+        let runtime = Arc::new(Runtime::new(threads)?);
+        pools.push((threads, Arc::clone(&runtime)));
+        Ok(runtime)
     }
 
     /// Number of worker threads.

@@ -256,8 +256,9 @@ fn train_locally_is_reproducible_for_a_seed() {
             local_epochs: 2,
             batch_size: 16,
             ..FitConfig::default()
-        });
-        t.model().to_tensors().expect("readable")
+        })
+        .expect("trained");
+        t.model().expect("kept").to_tensors().expect("readable")
     };
     assert_eq!(run(), run());
 }

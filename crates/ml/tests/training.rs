@@ -25,6 +25,7 @@ fn spec(dataset: DatasetName, model: ModelName, partition: Partition) -> ClientS
         seed: 42,
         attack: None,
         local_dp: None,
+        pooled: false,
     }
 }
 
@@ -248,8 +249,8 @@ fn timing_steps_leaves_the_model_as_it_was_and_scales_with_the_batch() {
     ))
     .expect("trainer");
     let before = trainer.get_parameters(&Config::new()).expect("parameters");
-    let small = trainer.time_steps(4, 5);
-    let large = trainer.time_steps(128, 5);
+    let small = trainer.time_steps(4, 5).expect("timed");
+    let large = trainer.time_steps(128, 5).expect("timed");
     assert!(small > 0.0 && large > 0.0, "{small} {large}");
     assert!(
         large > small,

@@ -31,6 +31,7 @@ async fn start_agent(addr: SocketAddr, stop: &tokio::sync::watch::Receiver<bool>
         threads: 1,
         tls_identity: None,
         tls_roots: None,
+        group: None,
     });
     let mut stop = stop.clone();
     tokio::spawn(node::serve(

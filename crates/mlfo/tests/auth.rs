@@ -172,6 +172,7 @@ async fn https_agent(cert: &Path, key: &Path, tokens: &Path) -> String {
         threads: 1,
         tls_identity: Some(fl::tls::ServerTls::read(cert, key).unwrap()),
         tls_roots: None,
+        group: None,
     });
     let security = httpd::Security {
         tokens: Some(std::sync::Arc::new(

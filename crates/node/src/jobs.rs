@@ -44,6 +44,10 @@ pub struct AgentConfig {
     /// The roots FL clients (and edge aggregators upstream) asked for
     /// with `tls` trust.
     pub tls_roots: Option<fl::tls::ClientTls>,
+    /// The process's group when it serves many hosts: clients then connect
+    /// from `ip`, share the dataset and training threads, hold a model
+    /// only while they train, and train in the group's slots.
+    pub group: Option<crate::Group>,
 }
 
 /// Why a job operation failed.
@@ -396,6 +400,7 @@ impl Agent {
             threads: spec.threads.unwrap_or(self.config.threads),
             attack: spec.attack,
             local_dp: spec.local_dp.clone(),
+            pooled: self.config.group.is_some(),
         }
     }
 
@@ -633,10 +638,15 @@ impl Agent {
             .and_then(|built| built.map_err(|e| e.to_string()))
             .map_err(|e| format!("preparing the trainer: {e}"))?;
         self.set_running(id);
+        let group = self.config.group.as_ref();
         let options = ClientOptions {
             connect_attempts,
             max_backoff: CONNECT_MAX_BACKOFF,
             tls,
+            local_address: group
+                .map(|_| self.config.ip)
+                .filter(|ip| !ip.is_unspecified()),
+            training_slots: group.map(|g| Arc::clone(&g.training_slots)),
             ..ClientOptions::default()
         };
         run_client(server, trainer, &options)

@@ -14,6 +14,7 @@ pub mod api_form;
 pub mod api_json;
 pub mod central;
 pub mod error;
+pub mod group;
 pub mod host;
 pub mod jobs;
 pub mod metrics;
@@ -21,6 +22,7 @@ pub mod probe;
 pub mod router;
 pub mod spec;
 
+pub use group::Group;
 pub use jobs::{Agent, AgentConfig, JobError, JobKind, JobState, JobView, Started};
 pub use router::router;
 pub use spec::{ClientRequest, FieldError, ServerRequest};

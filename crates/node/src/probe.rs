@@ -100,8 +100,10 @@ pub async fn training(
     let ml_spec = agent.ml_spec(&spec);
     let _one_at_a_time = agent.probing().lock().await;
     let probe = tokio::task::spawn_blocking(move || {
-        let trainer = ml::build_trainer(&ml_spec).map_err(|e| e.to_string())?;
-        let step_s = trainer.time_steps(batch_size, steps);
+        let mut trainer = ml::build_trainer(&ml_spec).map_err(|e| e.to_string())?;
+        let step_s = trainer
+            .time_steps(batch_size, steps)
+            .map_err(|e| e.to_string())?;
         let examples = trainer.data().train.len();
         let steps_per_epoch = examples.div_ceil(batch_size);
         Ok::<_, String>(TrainingProbe {

@@ -26,6 +26,7 @@ async fn guarded_agent(fl_port_base: u16, security: httpd::Security) -> SocketAd
         threads: 1,
         tls_identity: None,
         tls_roots: None,
+        group: None,
     });
     tokio::spawn(node::serve(
         listener,

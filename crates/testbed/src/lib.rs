@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod backend;
+pub mod limits;
 pub mod local;
 pub mod netns;
 pub mod topology;

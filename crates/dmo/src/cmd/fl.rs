@@ -470,6 +470,7 @@ async fn client(args: ClientArgs) -> anyhow::Result<ExitCode> {
             }
             _ => None,
         },
+        pooled: false,
     };
     let trainer = tokio::task::spawn_blocking(move || ml::build_fl_trainer(&spec)).await??;
     let tls = match &args.root_certificates {

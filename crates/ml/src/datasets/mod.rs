@@ -7,6 +7,7 @@ mod error;
 pub mod idx;
 pub mod mnist_json;
 pub mod registry;
+pub mod shared;
 pub mod synthetic;
 
 pub use error::DataError;

@@ -318,6 +318,21 @@ pub fn load(name: DatasetName, data_dir: Option<&Path>) -> Result<Splits, DataEr
     })
 }
 
+/// Loads (or generates) a dataset's training split only.
+pub fn load_train(name: DatasetName, data_dir: Option<&Path>) -> Result<Dataset, DataError> {
+    if name.is_generated() {
+        return Ok(generate(name).train);
+    }
+    let roots = search_roots(data_dir);
+    let Some((_, files)) = find_files(name, &roots) else {
+        return Err(missing(name, roots));
+    };
+    if name == DatasetName::Cifar10 {
+        return cifar::read_batches(&files[..cifar::TRAIN_FILES.len()]);
+    }
+    idx::read_images_and_labels(&files[0], &files[1], name.num_classes())
+}
+
 /// Reads the example counts of found files cheaply (headers, or file sizes).
 fn counts(name: DatasetName, files: &[PathBuf]) -> Result<(usize, usize), DataError> {
     if name == DatasetName::Cifar10 {

@@ -152,12 +152,12 @@ fn train(
         }
         let started_s = began.elapsed().as_secs_f64();
         let t = Instant::now();
-        let stats = trainer.train_locally(&job.fit);
+        let stats = trainer.train_locally(&job.fit).map_err(|e| e.to_string())?;
         let fit_s = t.elapsed().as_secs_f64();
-        let evaluate = held_out.then(|| {
+        let evaluate = if held_out {
             let t = Instant::now();
-            let e = trainer.evaluate_locally();
-            PhaseRecord {
+            let e = trainer.evaluate_locally().map_err(|e| e.to_string())?;
+            Some(PhaseRecord {
                 sampled: parts.len(),
                 completed: parts.len(),
                 duration_s: t.elapsed().as_secs_f64(),
@@ -165,8 +165,10 @@ fn train(
                 metrics: [("accuracy".to_owned(), e.accuracy)].into(),
                 num_examples: e.num_examples as u64,
                 ..PhaseRecord::default()
-            }
-        });
+            })
+        } else {
+            None
+        };
         let central = score(&mut trainer)?;
         let record = RoundRecord {
             round,

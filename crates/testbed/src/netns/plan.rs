@@ -4,7 +4,7 @@
 //! `ip` commands that build it.
 
 use super::names::RunNames;
-use crate::topology::{Host, Topology};
+use crate::topology::{Host, Subnet, Topology};
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
@@ -124,9 +124,15 @@ impl NetPlan {
     /// kernel has `sch_netem` (else impaired links use the delay line).
     // Over 80 lines: names every namespace, bridge, veth and address of the plan in one pass so that they stay consistent.
     pub fn new(topology: &Topology, names: RunNames, netem: bool) -> Result<NetPlan, PlanError> {
-        let tiers = [topology.addressing.cloud, topology.addressing.edge];
+        let tiers = used_tiers(topology);
         let mut ns_of = BTreeMap::new();
         let mut hosts = Vec::new();
+        let mut links_of: BTreeMap<&str, usize> = BTreeMap::new();
+        for l in &topology.links {
+            for end in [&l.a, &l.b] {
+                *links_of.entry(end.as_str()).or_default() += 1;
+            }
+        }
         for (i, h) in topology.hosts.iter().enumerate() {
             let ns = names.host_ns(&h.name);
             if let Some(other) = ns_of.insert(ns.clone(), h.name.clone()) {
@@ -138,11 +144,7 @@ impl NetPlan {
                     ),
                 });
             }
-            let count = topology
-                .links
-                .iter()
-                .filter(|l| l.a == h.name || l.b == h.name)
-                .count();
+            let count = links_of.get(h.name.as_str()).copied().unwrap_or(0);
             if count != 1 {
                 return Err(PlanError {
                     item: format!("hosts[{i}]"),
@@ -165,8 +167,12 @@ impl NetPlan {
             })
             .collect();
         let mut ports: BTreeMap<String, u32> = BTreeMap::new();
+        let bridge_of: BTreeMap<&str, &BridgePlan> =
+            bridges.iter().map(|b| (b.switch.as_str(), b)).collect();
+        let host_of: BTreeMap<&str, &HostPlan> =
+            hosts.iter().map(|h| (h.name.as_str(), h)).collect();
         let mut end = |node: &str| -> EndPlan {
-            if let Some(b) = bridges.iter().find(|b| b.switch == node) {
+            if let Some(b) = bridge_of.get(node) {
                 let port = ports.entry(node.to_owned()).or_insert(0);
                 *port += 1;
                 EndPlan {
@@ -178,7 +184,7 @@ impl NetPlan {
                     address: None,
                 }
             } else {
-                let host = hosts.iter().find(|h| h.name == node);
+                let host = host_of.get(node);
                 EndPlan {
                     node: node.to_owned(),
                     ns: host.map_or_else(|| names.host_ns(node), |h| h.ns.clone()),
@@ -301,14 +307,28 @@ impl NetPlan {
     }
 }
 
-fn host_plan(h: &Host, ns: String, tiers: &[crate::topology::Subnet; 2]) -> HostPlan {
+/// The plan's networks some host of `topology` sits in (the extra
+/// clients' blocks only when a client does).
+fn used_tiers(topology: &Topology) -> Vec<Subnet> {
+    topology
+        .addressing
+        .tiers()
+        .into_iter()
+        .filter(|t| topology.hosts.iter().any(|h| t.contains(h.address)))
+        .collect()
+}
+
+/// A host's namespace: its address on `eth0` as a /24, and an on-link
+/// route to every other network of the plan (the extra clients' blocks
+/// as one route, its own /24 included, which the /24 overrides).
+fn host_plan(h: &Host, ns: String, tiers: &[Subnet]) -> HostPlan {
     HostPlan {
         name: h.name.clone(),
         ns,
         address: h.address,
         on_link: tiers
             .iter()
-            .filter(|t| !t.contains(h.address))
+            .filter(|t| !(t.prefix() >= 24 && t.contains(h.address)))
             .map(|t| t.to_string())
             .collect(),
         cpus: h.cpus,

@@ -18,7 +18,8 @@ pub(super) fn percentage(v: f64) -> bool {
     (0.0..=100.0).contains(&v)
 }
 
-/// Checks the plan: two /24 tiers whose third octets differ.
+/// Checks the plan: two /24 tiers whose third octets differ, and the extra
+/// clients' blocks (a /16 to /24) apart from both.
 pub(super) fn addressing(plan: &Addressing) -> Result<(), SpecError> {
     for (tier, subnet) in [("cloud", plan.cloud), ("edge", plan.edge)] {
         if subnet.prefix() != 24 {
@@ -41,6 +42,24 @@ pub(super) fn addressing(plan: &Addressing) -> Result<(), SpecError> {
                 third(plan.cloud)
             ),
         ));
+    }
+    let extra = plan.extra_clients;
+    if !(16..=24).contains(&extra.prefix()) {
+        return Err(SpecError::new(
+            "addressing.extra_clients",
+            format!("{extra} is not a /16 to /24; give whole /24 blocks, e.g. 10.0.64.0/18"),
+        ));
+    }
+    for (tier, subnet) in [("cloud", plan.cloud), ("edge", plan.edge)] {
+        if extra.third_octets().contains(&third(subnet)) {
+            return Err(SpecError::new(
+                "addressing.extra_clients",
+                format!(
+                    "{extra} spans the third octet {} of the {tier} tier {subnet}; give blocks apart from both tiers (loopback addresses keep only the last two octets), e.g. 10.0.64.0/18",
+                    third(subnet)
+                ),
+            ));
+        }
     }
     Ok(())
 }
@@ -100,14 +119,21 @@ fn host_address<'a>(
     addresses: &mut BTreeMap<std::net::Ipv4Addr, &'a String>,
 ) -> Result<(), SpecError> {
     let item = format!("hosts[{i}].address");
-    let Some(tier) = [plan.cloud, plan.edge]
+    let extra = (h.role == Role::Client).then_some(plan.extra_clients);
+    let Some(tier) = [Some(plan.cloud), Some(plan.edge), extra]
         .into_iter()
+        .flatten()
         .find(|s| s.contains(h.address))
     else {
+        let more = if h.role == Role::Client {
+            format!(", or the extra clients' blocks {}", plan.extra_clients)
+        } else {
+            String::new()
+        };
         return Err(SpecError::new(
             item,
             format!(
-                "{} is outside the address plan; use the cloud tier {} or the edge tier {}",
+                "{} is outside the address plan; use the cloud tier {} or the edge tier {}{more}",
                 h.address, plan.cloud, plan.edge
             ),
         ));
@@ -386,6 +412,14 @@ links:
             (
                 format!("{OK}addressing: {{ cloud: 10.0.0.0/16 }}\n"),
                 "addressing.cloud: 10.0.0.0/16 is not a /24; tiers are /24s so that a host's last octet (the intents' ipstart) selects it",
+            ),
+            (
+                format!("{OK}addressing: {{ extra_clients: 10.0.0.0/17 }}\n"),
+                "addressing.extra_clients: 10.0.0.0/17 spans the third octet 0 of the cloud tier 10.0.0.0/24; give blocks apart from both tiers (loopback addresses keep only the last two octets), e.g. 10.0.64.0/18",
+            ),
+            (
+                format!("{OK}addressing: {{ extra_clients: 10.0.64.0/25 }}\n"),
+                "addressing.extra_clients: 10.0.64.0/25 is not a /16 to /24; give whole /24 blocks, e.g. 10.0.64.0/18",
             ),
             (
                 format!("{OK}addressing: {{ cloud: 10.0.0.0/24, edge: 10.9.0.0/24 }}\n"),

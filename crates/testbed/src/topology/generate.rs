@@ -3,8 +3,11 @@
 use super::check::{non_negative, percentage, positive};
 use super::{Addressing, Host, Link, Role, SpecError, Switch, Topology};
 
-/// Most clients the generator places (edge addresses .10 to .249).
-pub const MAX_GENERATED_CLIENTS: usize = 240;
+/// Most clients the generator places: 240 in the edge tier (.10 to .249),
+/// the rest in the extra clients' blocks.
+pub const MAX_GENERATED_CLIENTS: usize = 10_000;
+/// Clients the edge tier holds (10.0.1.10 to 10.0.1.249).
+const EDGE_TIER_CLIENTS: usize = 240;
 /// Most cohorts: aggregators `fed.1`.. sit at cloud .11 to .99 (.100 is Prometheus).
 const MAX_GENERATED_COHORTS: usize = 89;
 /// Most edge aggregators a generated topology has: one per campus, at
@@ -90,7 +93,7 @@ fn check(options: &GenOptions) -> Result<(), SpecError> {
         return Err(SpecError::new(
             "clients",
             format!(
-                "{clients} is more than the {MAX_GENERATED_CLIENTS} addresses 10.0.1.10-10.0.1.249 of the edge tier; use fewer"
+                "{clients} is more than the {MAX_GENERATED_CLIENTS} clients the generator places; use fewer"
             ),
         ));
     }
@@ -206,6 +209,18 @@ fn links(
     links
 }
 
+/// The `index`-th client's address (from 0): 10.0.1.(10 + index) for the
+/// first 240, then the extra clients' blocks (checked: at most 10,000
+/// clients, which the default blocks hold).
+fn client_address(plan: &Addressing, index: usize) -> std::net::Ipv4Addr {
+    match u8::try_from(10 + index) {
+        Ok(octet) if index < EDGE_TIER_CLIENTS => plan.edge.host(octet),
+        _ => plan
+            .extra_client(index - EDGE_TIER_CLIENTS)
+            .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED),
+    }
+}
+
 /// One edge aggregator `fla.N` per campus `campusN`, at 10.0.1.(2+N)
 /// (checked: at most seven campuses, so octets 3 to 9).
 fn edge_aggregators(plan: &Addressing, campuses: usize, cpus: f64) -> Vec<Host> {
@@ -228,7 +243,8 @@ fn edge_aggregators(plan: &Addressing, campuses: usize, cpus: f64) -> Vec<Host> 
 /// two satellite hops (`aggsw` - `satsw` - `edgesw`), and the edge
 /// (`edgesw`: edge MLFO `mo.1` 10.0.1.1, traffic app `app.1` .2, campus
 /// switches `campusN` of `campus_size` clients `fc.H` at 10.0.1.H, H from
-/// 10, the first `cohorts[0]` in `cohort1` and so on; with
+/// 10, the first `cohorts[0]` in `cohort1` and so on; clients past the
+/// 240th, `fc.250` on, in the extra clients' blocks from 10.0.64.1; with
 /// `edge_aggregators`, `fla.N` at 10.0.1.(2+N) on `campusN`).
 pub fn generate(options: &GenOptions) -> Result<Topology, SpecError> {
     check(options)?;
@@ -246,7 +262,7 @@ pub fn generate(options: &GenOptions) -> Result<Topology, SpecError> {
         host("srv.1".into(), Role::Traffic, plan.cloud.host(2)),
         host("prom".into(), Role::Prometheus, plan.cloud.host(100)),
     ];
-    // Both bounds were checked: at most 89 cohorts and 240 clients.
+    // Both bounds were checked: at most 89 cohorts and 10,000 clients.
     for (k, octet) in (1..=options.cohorts.len()).zip(11u8..) {
         let mut fed = host(format!("fed.{k}"), Role::Aggregator, plan.cloud.host(octet));
         fed.cohort = Some(format!("cohort{k}"));
@@ -260,8 +276,9 @@ pub fn generate(options: &GenOptions) -> Result<Topology, SpecError> {
         .iter()
         .enumerate()
         .flat_map(|(k, size)| std::iter::repeat_n(k + 1, *size));
-    for ((index, k), octet) in cohort_of.enumerate().zip(10u8..) {
-        let mut c = host(format!("fc.{octet}"), Role::Client, plan.edge.host(octet));
+    for (index, k) in cohort_of.enumerate() {
+        let address = client_address(&plan, index);
+        let mut c = host(format!("fc.{}", 10 + index), Role::Client, address);
         c.cohort = Some(format!("cohort{k}"));
         c.campus = Some(format!("campus{}", index / options.campus_size + 1));
         c.cpus = Some(options.fl_cpus);
@@ -445,13 +462,13 @@ mod tests {
             "cohorts: give one or more cohort sizes, each >= 1"
         );
         assert_eq!(
-            with(|o| o.cohorts = vec![200, 41]),
-            "clients: 241 is more than the 240 addresses 10.0.1.10-10.0.1.249 of the edge tier; use fewer"
+            with(|o| o.cohorts = vec![9_000, 1_001]),
+            "clients: 10001 is more than the 10000 clients the generator places; use fewer"
         );
         assert_eq!(
             with(|o| o.cohorts = vec![usize::MAX, 2]),
             format!(
-                "clients: {} is more than the 240 addresses 10.0.1.10-10.0.1.249 of the edge tier; use fewer",
+                "clients: {} is more than the 10000 clients the generator places; use fewer",
                 usize::MAX
             )
         );
@@ -505,5 +522,35 @@ mod tests {
             t.host("fc.249").unwrap().address,
             Ipv4Addr::new(10, 0, 1, 249)
         );
+    }
+
+    #[test]
+    fn clients_past_the_edge_tier_fill_the_extra_blocks_up_to_ten_thousand() {
+        let t = generate(&GenOptions {
+            cohorts: vec![5_000, 2_500, 2_500],
+            campus_size: 250,
+            ..Default::default()
+        })
+        .unwrap();
+        let at = |name: &str| t.host(name).unwrap().address;
+        assert_eq!(at("fc.10"), Ipv4Addr::new(10, 0, 1, 10));
+        assert_eq!(at("fc.249"), Ipv4Addr::new(10, 0, 1, 249));
+        assert_eq!(at("fc.250"), Ipv4Addr::new(10, 0, 64, 1));
+        assert_eq!(at("fc.499"), Ipv4Addr::new(10, 0, 64, 250));
+        assert_eq!(at("fc.500"), Ipv4Addr::new(10, 0, 65, 1));
+        assert_eq!(at("fc.10009"), Ipv4Addr::new(10, 0, 103, 10));
+        assert_eq!(t.hosts_with_role(Role::Client).count(), 10_000);
+        assert_eq!(
+            sizes(&t),
+            vec![
+                ("cohort1".to_owned(), 5_000),
+                ("cohort2".to_owned(), 2_500),
+                ("cohort3".to_owned(), 2_500)
+            ]
+        );
+        assert_eq!(t.switches.len(), 3 + 40);
+        // The seed-sized shapes keep the prototype's addresses and plan.
+        let seed = generate(&GenOptions::default()).unwrap();
+        assert_eq!(seed.host("fc.59").unwrap().address, Ipv4Addr::new(10, 0, 1, 59));
     }
 }
