@@ -8,4 +8,5 @@ mod metrics;
 mod netns;
 mod orchestration;
 mod run;
+mod scale;
 mod util;

@@ -167,6 +167,74 @@ fn agent_processes(agents: &[(Host, SocketAddr)], mode: ClientProcesses) -> Vec<
     out
 }
 
+/// What a one-host agent process holds (measured: 200 client processes
+/// came to 1.4 GB PSS).
+const AGENT_PROCESS_BYTES: u64 = 8 << 20;
+/// What a group's process holds before its clients: the runtime plus a
+/// dataset read once (Fashion-MNIST's training images are 47 MB).
+const GROUP_PROCESS_BYTES: u64 = 72 << 20;
+/// What each client of a group's process holds: its examples and its
+/// Flower stream's buffers, which grow to the model's size each way
+/// (measured about 2 MiB with the 199,210-parameter MLP).
+const POOLED_CLIENT_BYTES: u64 = 2 << 20;
+/// What the MLFOs, Prometheus and the aggregators' FL servers add.
+const FIXED_BYTES: u64 = 256 << 20;
+/// Clients from which a run says its estimate before it starts.
+const ESTIMATE_FROM_CLIENTS: usize = 100;
+
+/// The memory the hosts of `processes` are expected to need, bytes.
+fn estimated_memory(processes: &[AgentProcess]) -> u64 {
+    processes
+        .iter()
+        .map(|p| {
+            if p.grouped {
+                GROUP_PROCESS_BYTES + POOLED_CLIENT_BYTES * p.members.len() as u64
+            } else {
+                AGENT_PROCESS_BYTES
+            }
+        })
+        .sum::<u64>()
+        + FIXED_BYTES
+}
+
+/// Says a large run's estimated memory before anything starts, and
+/// refuses a run the machine's available memory cannot hold.
+fn check_memory(processes: &[AgentProcess], available: Option<u64>) -> Result<(), RunError> {
+    let clients: usize = processes
+        .iter()
+        .flat_map(|p| &p.members)
+        .filter(|(h, _)| h.role == Role::Client)
+        .count();
+    if clients < ESTIMATE_FROM_CLIENTS {
+        return Ok(());
+    }
+    let need = estimated_memory(processes);
+    let mib = |b: u64| b >> 20;
+    let Some(available) = available else {
+        eprintln!("{clients} clients: estimated memory of the hosts {} MiB", mib(need));
+        return Ok(());
+    };
+    eprintln!(
+        "{clients} clients in {} agent processes: estimated memory of the hosts {} MiB, {} MiB available",
+        processes.len(),
+        mib(need),
+        mib(available)
+    );
+    if need > available / 10 * 9 {
+        let hint = if processes.iter().any(|p| p.grouped) {
+            "use fewer clients or free memory"
+        } else {
+            "set client_processes: campus (a client then costs about 2 MiB instead of 8), use fewer clients, or free memory"
+        };
+        return Err(RunError::Scenario(format!(
+            "the hosts of {clients} clients need about {} MiB and this machine has {} MiB available; {hint}",
+            mib(need),
+            mib(available)
+        )));
+    }
+    Ok(())
+}
+
 /// The credentials of a secured run, in its state directory: token files
 /// and a CA with a certificate per host (keys the owner's alone).
 struct Secrets {
@@ -401,6 +469,7 @@ fn lay_out(
         ));
     }
     layout.processes = agent_processes(&layout.agents, scenario.client_processes);
+    check_memory(&layout.processes, testbed::limits::available_memory_bytes())?;
     Ok(layout)
 }
 
@@ -524,6 +593,7 @@ fn mlfo_configs(
         momo_listen: Some(cloud_momo),
         server: mlfo::config::ServerOptions {
             central_evaluation: scenario.central_evaluation,
+            federated_evaluation: scenario.federated_evaluation,
             seed: scenario.seed,
             ..Default::default()
         },
@@ -1113,6 +1183,85 @@ fn check(scenario: &Scenario, jobs: &[JobSummary]) -> Vec<ExpectationResult> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn agents_of(t: &Topology) -> Vec<(Host, SocketAddr)> {
+        t.hosts
+            .iter()
+            .filter(|h| matches!(h.role, Role::Aggregator | Role::Client))
+            .map(|h| (h.clone(), SocketAddr::new(h.address.into(), 5000)))
+            .collect()
+    }
+
+    #[test]
+    fn client_agents_are_grouped_by_campus_or_cohort_and_aggregators_stay_alone() {
+        let t = testbed::generate(&testbed::GenOptions {
+            cohorts: vec![150, 75, 75],
+            campus_size: 50,
+            ..Default::default()
+        })
+        .unwrap();
+        let agents = agents_of(&t);
+        let summary = |mode| -> Vec<(String, usize, bool)> {
+            agent_processes(&agents, mode)
+                .iter()
+                .map(|p| (p.host.name.clone(), p.members.len(), p.grouped))
+                .collect()
+        };
+        let alone = summary(ClientProcesses::Host);
+        assert_eq!(alone.len(), 303);
+        assert!(alone.iter().all(|(_, n, g)| *n == 1 && !g));
+        let by_campus = summary(ClientProcesses::Campus);
+        assert_eq!(&by_campus[..3], &[
+            ("fed.1".to_owned(), 1, false),
+            ("fed.2".to_owned(), 1, false),
+            ("fed.3".to_owned(), 1, false)
+        ]);
+        let campuses: Vec<(String, usize, bool)> = (1..=6)
+            .map(|n| (format!("clients-campus{n}"), 50, true))
+            .collect();
+        assert_eq!(&by_campus[3..], &campuses[..]);
+        let by_cohort = summary(ClientProcesses::Cohort);
+        assert_eq!(
+            by_cohort[3..].iter().map(|(n, k, _)| (n.as_str(), *k)).collect::<Vec<_>>(),
+            vec![("clients-cohort1", 150), ("clients-cohort2", 75), ("clients-cohort3", 75)]
+        );
+        // Each member keeps its own address, in topology order.
+        let groups = agent_processes(&agents, ClientProcesses::Campus);
+        let first = &groups[3];
+        assert_eq!(first.members[0].0.name, "fc.10");
+        assert_eq!(first.members[49].1, "10.0.1.59:5000".parse().unwrap());
+    }
+
+    #[test]
+    fn a_large_run_is_refused_when_its_estimate_exceeds_the_memory_available() {
+        let t = testbed::generate(&testbed::GenOptions {
+            cohorts: vec![500, 250, 250],
+            campus_size: 250,
+            ..Default::default()
+        })
+        .unwrap();
+        let agents = agents_of(&t);
+        let alone = agent_processes(&agents, ClientProcesses::Host);
+        let grouped = agent_processes(&agents, ClientProcesses::Campus);
+        assert_eq!(estimated_memory(&alone), (3 + 1000) * (8 << 20) + (256 << 20));
+        assert_eq!(
+            estimated_memory(&grouped),
+            3 * (8 << 20) + 4 * (72 << 20) + 1000 * (2 << 20) + (256 << 20)
+        );
+        let e = check_memory(&alone, Some(4 << 30)).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "the hosts of 1000 clients need about 8280 MiB and this machine has 4096 MiB available; set client_processes: campus (a client then costs about 2 MiB instead of 8), use fewer clients, or free memory"
+        );
+        check_memory(&grouped, Some(4 << 30)).unwrap();
+        check_memory(&alone, None).unwrap();
+        assert!(
+            check_memory(&grouped, Some(1 << 30))
+                .unwrap_err()
+                .to_string()
+                .ends_with("use fewer clients or free memory")
+        );
+    }
 
     #[test]
     fn the_declared_network_is_the_satellite_path_and_a_campus_link() {

@@ -35,6 +35,9 @@ pub struct GenerateSpec {
     /// One edge aggregator host `fla.N` per campus (hierarchical FL).
     #[serde(default)]
     pub edge_aggregators: bool,
+    /// Clients per campus switch (default 10, the prototype's).
+    #[serde(default)]
+    pub campus_size: Option<usize>,
 }
 
 /// Where the topology comes from: exactly one of the three.
@@ -222,6 +225,10 @@ pub struct Scenario {
     /// Evaluate each global model on the dataset's test split after every round.
     #[serde(default = "yes")]
     pub central_evaluation: bool,
+    /// Also evaluate each global model on every client (Flower's federated
+    /// evaluation); `false`: central evaluation only.
+    #[serde(default = "yes")]
+    pub federated_evaluation: bool,
     /// Partition scheme of each cohort's data.
     #[serde(default = "iid")]
     pub partition: String,
@@ -418,6 +425,7 @@ impl Scenario {
                     satellite_bandwidth_mbit: g.satellite_bandwidth_mbit,
                     campus_bandwidth_mbit: g.campus_bandwidth_mbit,
                     edge_aggregators: g.edge_aggregators,
+                    campus_size: g.campus_size.unwrap_or(d.campus_size),
                     ..d
                 })
                 .map_err(|e| format!("topology.generate.{e}"))

@@ -320,3 +320,57 @@ fn attacking_clients_send_what_their_attack_says() {
     assert_eq!(flip.data().test.labels(), plain.data().test.labels());
     assert!(flip.fit(global, &cfg).is_ok());
 }
+
+#[test]
+fn a_pooled_client_holds_the_same_examples_and_trains_the_same_weights() {
+    for dataset in [DatasetName::FashionMnist, DatasetName::SyntheticImages] {
+        for (scheme, index) in [(Scheme::Iid, 0), (Scheme::Iid, 299), (Scheme::Shards { per_client: 2 }, 17)] {
+            let alone = ClientSpec {
+                partition: Partition {
+                    scheme,
+                    num_clients: 300,
+                    index,
+                    seed: 9,
+                    test_fraction: 0.1,
+                },
+                ..spec(dataset, ModelName::LogReg, Partition::iid(1, 0, 0))
+            };
+            let pooled = ClientSpec {
+                pooled: true,
+                ..alone.clone()
+            };
+            let (a, b) = (
+                ml::load_client_data(&alone).expect("data"),
+                ml::load_client_data(&pooled).expect("pooled data"),
+            );
+            assert!(!a.train.is_empty(), "{dataset} {index}: no examples");
+            assert_eq!(a, b, "{dataset} client {index} of 300 ({scheme:?})");
+        }
+    }
+    let alone = spec(
+        DatasetName::SyntheticImages,
+        ModelName::Mlp,
+        Partition::iid(20, 3, 5),
+    );
+    let pooled = ClientSpec {
+        pooled: true,
+        ..alone.clone()
+    };
+    let cfg = config(&[("local_epochs", Scalar::Sint64(2))]);
+    let mut plain = build_trainer(&alone).expect("trainer");
+    let mut lean = build_trainer(&pooled).expect("pooled trainer");
+    assert!(plain.model().is_some());
+    assert!(lean.model().is_none(), "a pooled trainer holds no model before a round");
+    let start = plain.get_parameters(&Config::new()).expect("parameters");
+    assert_eq!(lean.get_parameters(&Config::new()).expect("parameters"), start);
+    let (x, y) = (
+        plain.fit(start.clone(), &cfg).expect("fit"),
+        lean.fit(start, &cfg).expect("pooled fit"),
+    );
+    assert_eq!(x.parameters, y.parameters);
+    assert_eq!(x.num_examples, y.num_examples);
+    assert!(lean.model().is_none(), "a pooled trainer drops its model after fit");
+    let e = lean.evaluate(y.parameters, &Config::new()).expect("evaluate");
+    assert!(e.num_examples > 0);
+    assert!(lean.model().is_none(), "and after evaluate");
+}

@@ -374,7 +374,7 @@ impl Mlfo {
             // goes on without one that is lost later.
             min_available_later: (plan.aggregation == intent::Aggregation::Hierarchical)
                 .then_some(1),
-            fraction_evaluate: None,
+            fraction_evaluate: (!options.federated_evaluation).then_some(0.0),
             min_evaluate: Some(plan.min_fit as usize),
             local_epochs: Some(i64::from(local_epochs)),
             batch_size: Some(i64::from(plan.batch_size)),

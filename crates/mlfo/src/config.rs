@@ -171,6 +171,10 @@ pub struct ServerOptions {
     /// Evaluate the global model on the dataset's test split after every round
     /// (the aggregator needs the dataset).
     pub central_evaluation: bool,
+    /// Also evaluate each global model on every client's held-out data
+    /// (Flower's federated evaluation, `fraction_evaluate` 1; default);
+    /// `false`: central evaluation only, as simulations at scale do.
+    pub federated_evaluation: bool,
     /// Seconds each client may take per round (default 600): a client that
     /// joined and never answers, or whose host died, fails its part of the
     /// round instead of holding every round up; `null`: no limit.
@@ -186,6 +190,7 @@ impl Default for ServerOptions {
     fn default() -> Self {
         Self {
             central_evaluation: false,
+            federated_evaluation: true,
             round_timeout_s: Some(DEFAULT_ROUND_TIMEOUT_S),
             seed: 0,
         }

@@ -107,7 +107,7 @@ impl Backend for LocalBackend {
     }
 
     fn describe(&self) -> String {
-        "on the local backend: every host is a process on its own loopback address; link bandwidth, \
+        "on the local backend: every host has its own loopback address (and process, or a group's process); link bandwidth, \
          delay and loss are recorded, not enforced"
             .to_owned()
     }
