@@ -2,9 +2,10 @@
 //! trainer does no training. Each client answers `fit` with the parameters it
 //! received plus a small fixed noise, and `evaluate` with a constant loss.
 //!
-//! Usage: `echo_clients SERVER_ADDR [CLIENTS]` (default 50 clients), e.g.
-//! `cargo run --release -p fl --example echo_clients -- 127.0.0.1:6000 50`.
-//! The model is a 784-200-200-10 MLP as float32 tensors (199,210 parameters).
+//! Usage: `echo_clients SERVER_ADDR [CLIENTS] [MODEL]` (default 50 clients),
+//! e.g. `cargo run --release -p fl --example echo_clients -- 127.0.0.1:6000 50`.
+//! MODEL `mlp` (default): a 784-200-200-10 MLP as float32 tensors (199,210
+//! parameters); `logreg`: 784-10 (7,850 parameters).
 
 use fl::client::{ClientOptions, run_client};
 use fl::{Config, EvaluateOutcome, FitOutcome, Tensor, Trainer, TrainerError};
@@ -13,7 +14,9 @@ use rand_chacha::ChaCha8Rng;
 use std::process::ExitCode;
 
 /// Tensor shapes of the 784-200-200-10 MLP (weights `[out, in]`, then biases).
-const SHAPES: [&[usize]; 6] = [&[200, 784], &[200], &[200, 200], &[200], &[10, 200], &[10]];
+const MLP: &[&[usize]] = &[&[200, 784], &[200], &[200, 200], &[200], &[10, 200], &[10]];
+/// Tensor shapes of logistic regression on 784 features, 10 classes.
+const LOGREG: &[&[usize]] = &[&[10, 784], &[10]];
 
 /// Examples each client claims per fit and evaluate (FedAvg weights by it).
 const NUM_EXAMPLES: u64 = 1200;
@@ -27,12 +30,12 @@ struct EchoTrainer {
 }
 
 impl EchoTrainer {
-    fn new(seed: u64) -> Self {
+    fn new(seed: u64, shapes: &[&[usize]]) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut draw = |n: usize, scale: f32| -> Vec<f32> {
             (0..n).map(|_| rng.random_range(-scale..scale)).collect()
         };
-        let initial = SHAPES
+        let initial = shapes
             .iter()
             .map(|s| Tensor {
                 shape: s.to_vec(),
@@ -92,7 +95,7 @@ impl Trainer for EchoTrainer {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(server) = args.first().cloned() else {
-        eprintln!("usage: echo_clients SERVER_ADDR [CLIENTS]");
+        eprintln!("usage: echo_clients SERVER_ADDR [CLIENTS] [mlp|logreg]");
         return ExitCode::from(2);
     };
     let clients: u64 = match args.get(1).map(|s| s.parse()) {
@@ -100,6 +103,14 @@ fn main() -> ExitCode {
         Some(Ok(n)) => n,
         Some(Err(e)) => {
             eprintln!("CLIENTS: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let shapes = match args.get(2).map(String::as_str) {
+        None | Some("mlp") => MLP,
+        Some("logreg") => LOGREG,
+        Some(other) => {
+            eprintln!("MODEL: {other:?} is not mlp or logreg");
             return ExitCode::from(2);
         }
     };
@@ -118,7 +129,7 @@ fn main() -> ExitCode {
             .map(|i| {
                 let server = server.clone();
                 tokio::spawn(async move {
-                    let trainer = Box::new(EchoTrainer::new(i));
+                    let trainer = Box::new(EchoTrainer::new(i, shapes));
                     run_client(&server, trainer, &ClientOptions::default()).await
                 })
             })

@@ -5,7 +5,7 @@ use crate::config::Config;
 use crate::proto::client_message::{
     DisconnectRes, EvaluateRes, FitRes, GetParametersRes, GetPropertiesRes, Msg as ClientMsg,
 };
-use crate::proto::flower_service_client::FlowerServiceClient;
+use crate::join_stream::Inbound;
 use crate::proto::server_message::Msg as ServerMsg;
 use crate::proto::{ClientMessage, Code, Reason, Status};
 use crate::server::{DEFAULT_KEEPALIVE, DEFAULT_MAX_MESSAGE_BYTES};
@@ -15,7 +15,6 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, mpsc};
-use tokio_stream::wrappers::ReceiverStream;
 
 /// How the client connects.
 #[derive(Debug, Clone)]
@@ -164,29 +163,14 @@ pub async fn run_client(
     }
 }
 
-/// Opens the `Join` stream: the server's instructions and the sender of
-/// the client's replies.
+/// Connects and opens the `Join` stream: the server's instructions and
+/// the sender of the client's replies.
 async fn join(
     endpoint: &tonic::transport::Endpoint,
     options: &ClientOptions,
-) -> Result<
-    (
-        tonic::Streaming<crate::proto::ServerMessage>,
-        mpsc::Sender<ClientMessage>,
-    ),
-    String,
-> {
+) -> Result<(Inbound, mpsc::Sender<ClientMessage>), String> {
     let channel = endpoint.connect().await.map_err(|e| e.to_string())?;
-    let mut client = FlowerServiceClient::new(channel)
-        .max_decoding_message_size(options.max_message_bytes)
-        .max_encoding_message_size(options.max_message_bytes);
-    let (tx, rx) = mpsc::channel::<ClientMessage>(2);
-    let inbound = client
-        .join(ReceiverStream::new(rx))
-        .await
-        .map_err(|s| s.message().to_owned())?
-        .into_inner();
-    Ok((inbound, tx))
+    crate::join_stream::join(channel, options.max_message_bytes).await
 }
 
 /// How a session with the server ended.
@@ -200,7 +184,7 @@ enum SessionEnd {
 /// Answers the server's instructions on one stream until it ends.
 async fn serve(
     server: &str,
-    inbound: &mut tonic::Streaming<crate::proto::ServerMessage>,
+    inbound: &mut Inbound,
     tx: &mpsc::Sender<ClientMessage>,
     mut trainer: Box<dyn Trainer>,
     slots: Option<&Semaphore>,
@@ -214,7 +198,7 @@ async fn serve(
         let message = match inbound.message().await {
             Ok(Some(m)) => m,
             Ok(None) => return Ok(SessionEnd::Finished),
-            Err(status) => return Err(stream_error(status.to_string())),
+            Err(status) => return Err(stream_error(status)),
         };
         let Some(msg) = message.msg else { continue };
         if let ServerMsg::ReconnectIns(r) = msg {

@@ -15,6 +15,8 @@ pub mod client;
 pub mod config;
 #[cfg(feature = "runtime")]
 pub mod history;
+#[cfg(feature = "runtime")]
+mod join_stream;
 pub mod names;
 #[cfg(feature = "runtime")]
 pub mod npy;

@@ -342,6 +342,12 @@ async fn server(args: ServerArgs) -> anyhow::Result<ExitCode> {
         .min_fit
         .max((args.fraction_fit * args.min_available as f64).ceil() as usize);
     let dp = args.dp(sampled)?;
+    // One connection per client, plus the runtime's own files.
+    testbed::limits::ensure_open_files(
+        args.min_available as u64 + 256,
+        &format!("--min-available {}", args.min_available),
+    )
+    .map_err(anyhow::Error::msg)?;
     let build = || match &dp {
         Some(dp) => dp.wrap(strategy.build(), args.seed),
         None => strategy.build(),

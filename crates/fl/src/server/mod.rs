@@ -4,7 +4,7 @@
 mod client_manager;
 pub mod edge;
 pub mod exposition;
-mod incoming;
+pub(crate) mod incoming;
 mod metrics;
 mod outgoing;
 mod proxy;
