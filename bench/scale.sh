@@ -16,6 +16,7 @@
 # Usage: bash bench/scale.sh           (ours + server)
 #        FLOWER=1 bash bench/scale.sh  (and Flower's simulation)
 # Environment: ECHO_CLIENTS (10000), SCENARIO (scenarios/scale-1000.yaml),
+#              FLOWER_VENV (bench/.venv-flower: a venv with flwr[simulation] and torch),
 #              BUILD (1: cargo build --release first), PARTS ("ours server").
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,7 +45,7 @@ if [[ " $PARTS " == *" ours "* ]]; then
 fi
 
 if [[ " $PARTS " == *" flower "* ]]; then
-    VENV=bench/.venv-flower
+    VENV=${FLOWER_VENV:-bench/.venv-flower}
     if [[ ! -x "$VENV/bin/python" ]]; then
         python3 -m venv "$VENV"
         "$VENV/bin/pip" install -q "flwr[simulation]==1.42.0" numpy torch

@@ -39,6 +39,12 @@ pub struct ClientOptions {
     /// one before the trainer runs, so many clients in one process train a
     /// bounded number at a time; `None`: no bound.
     pub training_slots: Option<Arc<Semaphore>>,
+    /// HTTP/2 flow-control window of the connection and of the stream,
+    /// bytes: what the server may send before the client reads it. With
+    /// training slots, the client reads an instruction only once it holds
+    /// a slot, so a small window keeps waiting clients from each holding a
+    /// model; `None`: hyper's defaults (2 MiB a stream, 5 MiB a connection).
+    pub flow_window_bytes: Option<u32>,
 }
 
 impl Default for ClientOptions {
@@ -52,6 +58,7 @@ impl Default for ClientOptions {
             tls: None,
             local_address: None,
             training_slots: None,
+            flow_window_bytes: None,
         }
     }
 }
@@ -130,6 +137,8 @@ pub async fn run_client(
         .tcp_nodelay(true)
         .max_frame_size(crate::server::MAX_FRAME_BYTES)
         .connect_timeout(Duration::from_secs(5))
+        .initial_stream_window_size(options.flow_window_bytes)
+        .initial_connection_window_size(options.flow_window_bytes)
         .local_address(options.local_address);
     let mut trainer = trainer;
     let mut summary = ClientSummary::default();
@@ -195,6 +204,19 @@ async fn serve(
         status,
     };
     loop {
+        // With training slots, take one as the next instruction begins to
+        // arrive, and only then read it whole.
+        let slot = match slots {
+            Some(s) => {
+                inbound.arriving().await.map_err(stream_error)?;
+                Some(
+                    s.acquire()
+                        .await
+                        .map_err(|_| stream_error("the training pool closed".into()))?,
+                )
+            }
+            None => None,
+        };
         let message = match inbound.message().await {
             Ok(Some(m)) => m,
             Ok(None) => return Ok(SessionEnd::Finished),
@@ -219,14 +241,6 @@ async fn serve(
             tokio::time::sleep(Duration::from_secs(r.seconds.unsigned_abs())).await;
             return Ok(SessionEnd::Reconnect(trainer));
         }
-        let slot = match slots {
-            Some(s) => Some(
-                s.acquire()
-                    .await
-                    .map_err(|_| stream_error("the training pool closed".into()))?,
-            ),
-            None => None,
-        };
         let (back, reply) = tokio::task::spawn_blocking(move || {
             let mut t = trainer;
             let reply = answer(t.as_mut(), msg);

@@ -42,25 +42,41 @@ impl Inbound {
             if self.ended {
                 return Ok(None);
             }
-            match self.body.frame().await {
-                None => {
-                    if self.assembler.pending() > 0 {
-                        return Err("the stream ended inside a message".to_owned());
-                    }
-                    return Ok(None);
-                }
-                Some(Err(status)) => return Err(status.to_string()),
-                Some(Ok(frame)) => match frame.into_data() {
-                    Ok(data) => self.assembler.push(data),
-                    Err(frame) => {
-                        if let Some(trailers) = frame.trailers_ref() {
-                            status_of(trailers)?;
-                        }
-                        self.ended = true;
-                    }
-                },
-            }
+            self.read_frame().await?;
         }
+    }
+
+    /// Waits until the next message has begun to arrive (or the stream has
+    /// ended) without reading on: with a small flow-control window the
+    /// rest stays with the server until the client reads it.
+    pub(crate) async fn arriving(&mut self) -> Result<(), String> {
+        while self.assembler.pending() == 0 && !self.ended {
+            self.read_frame().await?;
+        }
+        Ok(())
+    }
+
+    /// Reads one frame: data into the assembler, trailers as the end.
+    async fn read_frame(&mut self) -> Result<(), String> {
+        match self.body.frame().await {
+            None => {
+                if self.assembler.pending() > 0 {
+                    return Err("the stream ended inside a message".to_owned());
+                }
+                self.ended = true;
+            }
+            Some(Err(status)) => return Err(status.to_string()),
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) => self.assembler.push(data),
+                Err(frame) => {
+                    if let Some(trailers) = frame.trailers_ref() {
+                        status_of(trailers)?;
+                    }
+                    self.ended = true;
+                }
+            },
+        }
+        Ok(())
     }
 }
 

@@ -23,6 +23,9 @@ const PORT_RANGE: u16 = 1000;
 /// Longest wait between a client's connection attempts: with the default
 /// attempts, an unreachable server fails the client within about a minute.
 const CONNECT_MAX_BACKOFF: Duration = Duration::from_secs(3);
+/// Flow-control window of a grouped client's connection: what the server
+/// may send it ahead of its turn to train.
+const GROUPED_FLOW_WINDOW: u32 = 64 * 1024;
 /// How long `stop` waits for a stopped server's port to be free again.
 const PORT_RELEASE_WAIT: Duration = Duration::from_secs(5);
 
@@ -647,6 +650,7 @@ impl Agent {
                 .map(|_| self.config.ip)
                 .filter(|ip| !ip.is_unspecified()),
             training_slots: group.map(|g| Arc::clone(&g.training_slots)),
+            flow_window_bytes: group.map(|_| GROUPED_FLOW_WINDOW),
             ..ClientOptions::default()
         };
         run_client(server, trainer, &options)

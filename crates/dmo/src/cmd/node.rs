@@ -76,6 +76,8 @@ struct HostEntry {
 
 /// Most hosts one `dmo node --hosts` process serves.
 const MAX_GROUP_HOSTS: usize = 10_000;
+/// Blocking threads of a process serving many hosts.
+const GROUP_BLOCKING_THREADS: usize = 32;
 /// File descriptors a grouped host may hold: its listener, an FL
 /// connection, the REST connections of its MLFO and Prometheus.
 const FDS_PER_HOST: u64 = 6;
@@ -166,9 +168,13 @@ async fn host_agent(
 
 /// Runs the node agent (or, with `--hosts`, one per host) until Ctrl-C.
 pub fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if args.hosts.is_some() {
+        // Many clients load their data and train on blocking threads: a
+        // few dozen serve them in turn (training waits for its slot anyway).
+        builder.max_blocking_threads(GROUP_BLOCKING_THREADS);
+    }
+    let rt = builder.enable_all().build()?;
     let common = Common {
         tokens: args
             .token_file
