@@ -191,7 +191,7 @@ fn testbed_gen_writes_the_prototype_shape() {
     assert_eq!(yaml.matches("role: client").count(), 10);
     assert_eq!(yaml.matches("role: aggregator").count(), 3);
     assert!(yaml.contains("address: 10.0.1.19"));
-    let out = dmo(&["testbed", "gen", "--split", "200,41"]);
+    let out = dmo(&["testbed", "gen", "--split", "9000,1001"]);
     assert_eq!(out.status.code(), Some(1));
 }
 
@@ -475,4 +475,70 @@ fn an_edge_aggregator_runs_between_a_server_and_its_clients_as_processes() {
     let out = dmo(&["fl", "server", "--local-rounds", "2"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("--upstream"), "{}", text(&out));
+}
+
+#[test]
+fn node_hosts_files_are_checked_and_each_problem_named() {
+    let _load = testkit::shared();
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("[]", "lists 0 hosts; give 1 to 10000"),
+        (
+            "{ name: a }",
+            "expected a list of { name, listen, tls_cert, tls_key }",
+        ),
+        (
+            "[{ name: a, listen: 127.0.0.1:1 }, { name: b, listen: 127.0.0.1:1 }]",
+            "hosts[1].listen: 127.0.0.1:1 is listed twice; give each host its own address",
+        ),
+        (
+            "[{ name: a, listen: 127.0.0.1:1, tls_cert: a.pem }]",
+            "hosts[0] (a): give tls_cert and tls_key together",
+        ),
+        (
+            "[{ name: a, listen: 127.0.0.1:1, colour: red }]",
+            "unknown field `colour`",
+        ),
+    ];
+    for (i, (body, want)) in cases.iter().enumerate() {
+        let path = dir.path().join(format!("hosts{i}.yaml"));
+        std::fs::write(&path, body).unwrap();
+        let out = dmo(&["node", "--hosts", path.to_str().unwrap()]);
+        assert!(!out.status.success(), "{body}");
+        let t = text(&out);
+        assert!(t.contains(want), "{body}: {t}");
+    }
+    let out = dmo(&["node", "--hosts", "/nonexistent/h.yaml"]);
+    assert!(text(&out).contains("--hosts: reading /nonexistent/h.yaml"));
+    let out = dmo(&["node", "--training-slots", "2"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("--hosts"), "{}", text(&out));
+}
+
+#[test]
+fn testbed_gen_places_clients_past_the_edge_tier_in_the_extra_blocks() {
+    let _load = testkit::shared();
+    let out = dmo(&[
+        "testbed",
+        "gen",
+        "--split",
+        "600,200,200",
+        "--campus-size",
+        "100",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let yaml = String::from_utf8_lossy(&out.stdout);
+    assert!(yaml.contains("name: fc.250"), "{yaml}");
+    let t = testbed::Topology::from_yaml("gen.yaml", &yaml).unwrap();
+    assert_eq!(t.hosts_with_role(testbed::Role::Client).count(), 1000);
+    assert_eq!(t.host("fc.250").unwrap().address.to_string(), "10.0.64.1");
+    assert_eq!(t.host("fc.1009").unwrap().address.to_string(), "10.0.67.10");
+    assert_eq!(
+        t.host("fc.1009").unwrap().campus.as_deref(),
+        Some("campus10")
+    );
+    let out = dmo(&["testbed", "gen", "--clients", "10001", "--cohorts", "3"]);
+    assert!(
+        text(&out).contains("clients: 10001 is more than the 10000 clients the generator places")
+    );
 }

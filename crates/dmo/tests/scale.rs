@@ -22,7 +22,10 @@ fn three_hundred_clients_in_campus_processes_learn_and_leave_nothing_behind() {
         .replace("minav: \"500\"", "minav: \"150\"")
         .replace("minav: \"250\"", "minav: \"75\"")
         .replace("model: { kind: mlp,", "model: { kind: logreg,");
-    assert!(text.contains("campus_size: 50"), "the scale scenario's topology");
+    assert!(
+        text.contains("campus_size: 50"),
+        "the scale scenario's topology"
+    );
     std::fs::write(cwd.path().join("scale.yaml"), text).unwrap();
     let o = Command::new(env!("CARGO_BIN_EXE_dmo"))
         .args(["run", "scale.yaml", "--out", "results", "--run-byte"])
@@ -50,7 +53,11 @@ fn three_hundred_clients_in_campus_processes_learn_and_leave_nothing_behind() {
         assert_eq!(j["state"], "completed", "{j:#}");
         let initial = j["initial_accuracy"].as_f64().unwrap();
         let last = j["final_accuracy"].as_f64().unwrap();
-        assert!(last > initial + 0.2, "{}: accuracy {initial} -> {last}", j["cohort"]);
+        assert!(
+            last > initial + 0.2,
+            "{}: accuracy {initial} -> {last}",
+            j["cohort"]
+        );
         for r in j["rounds"].as_array().unwrap() {
             let sampled = r["participants"].as_u64().unwrap();
             let cohort = j["clients"].as_array().unwrap().len() as u64;
@@ -61,14 +68,18 @@ fn three_hundred_clients_in_campus_processes_learn_and_leave_nothing_behind() {
     for n in 1..=6 {
         let log = std::fs::read_to_string(out.join(format!("logs/clients-campus{n}.log"))).unwrap();
         assert!(log.contains("node agents of 50 hosts listening"), "{log}");
-        let hosts = std::fs::read_to_string(out.join(format!("state/clients-campus{n}.yaml"))).unwrap();
+        let hosts =
+            std::fs::read_to_string(out.join(format!("state/clients-campus{n}.yaml"))).unwrap();
         assert_eq!(hosts.matches("\"listen\"").count(), 50);
         assert!(hosts.contains(&format!("\"127.{RUN_BYTE}.")), "{hosts}");
     }
     assert!(!out.join("logs/fc.10.log").exists());
     // Clients past the edge tier's 240 sit in the extra blocks (fc.250 at 10.0.64.1).
     let last = std::fs::read_to_string(out.join("state/clients-campus5.yaml")).unwrap();
-    assert!(last.contains(&format!("\"127.{RUN_BYTE}.64.1:5000\"")), "{last}");
+    assert!(
+        last.contains(&format!("\"127.{RUN_BYTE}.64.1:5000\"")),
+        "{last}"
+    );
     let clients: Vec<&str> = jobs[0]["clients"]
         .as_array()
         .unwrap()

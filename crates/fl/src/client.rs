@@ -2,10 +2,10 @@
 //! each instruction through a [`Trainer`], and leaves on `ReconnectIns`.
 
 use crate::config::Config;
+use crate::join_stream::Inbound;
 use crate::proto::client_message::{
     DisconnectRes, EvaluateRes, FitRes, GetParametersRes, GetPropertiesRes, Msg as ClientMsg,
 };
-use crate::join_stream::Inbound;
 use crate::proto::server_message::Msg as ServerMsg;
 use crate::proto::{ClientMessage, Code, Reason, Status};
 use crate::server::{DEFAULT_KEEPALIVE, DEFAULT_MAX_MESSAGE_BYTES};

@@ -182,7 +182,10 @@ mod tests {
         let mut h = http::HeaderMap::new();
         assert_eq!(status_of(&h), Ok(()));
         h.insert("grpc-status", "8".parse().unwrap());
-        h.insert("grpc-message", "message%20of%20900%20bytes".parse().unwrap());
+        h.insert(
+            "grpc-message",
+            "message%20of%20900%20bytes".parse().unwrap(),
+        );
         assert_eq!(
             status_of(&h),
             Err("status: ResourceExhausted, message: \"message of 900 bytes\"".to_owned())

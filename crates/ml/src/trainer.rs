@@ -59,7 +59,12 @@ impl LocalTrainer {
         threads: usize,
         seed: u64,
     ) -> Result<Self, MlError> {
-        Ok(Self::with_runtime(name, data, Runtime::shared(threads)?, seed))
+        Ok(Self::with_runtime(
+            name,
+            data,
+            Runtime::shared(threads)?,
+            seed,
+        ))
     }
 
     fn with_runtime(name: ModelName, data: ClientData, runtime: Arc<Runtime>, seed: u64) -> Self {

@@ -324,7 +324,11 @@ fn attacking_clients_send_what_their_attack_says() {
 #[test]
 fn a_pooled_client_holds_the_same_examples_and_trains_the_same_weights() {
     for dataset in [DatasetName::FashionMnist, DatasetName::SyntheticImages] {
-        for (scheme, index) in [(Scheme::Iid, 0), (Scheme::Iid, 299), (Scheme::Shards { per_client: 2 }, 17)] {
+        for (scheme, index) in [
+            (Scheme::Iid, 0),
+            (Scheme::Iid, 299),
+            (Scheme::Shards { per_client: 2 }, 17),
+        ] {
             let alone = ClientSpec {
                 partition: Partition {
                     scheme,
@@ -360,17 +364,28 @@ fn a_pooled_client_holds_the_same_examples_and_trains_the_same_weights() {
     let mut plain = build_trainer(&alone).expect("trainer");
     let mut lean = build_trainer(&pooled).expect("pooled trainer");
     assert!(plain.model().is_some());
-    assert!(lean.model().is_none(), "a pooled trainer holds no model before a round");
+    assert!(
+        lean.model().is_none(),
+        "a pooled trainer holds no model before a round"
+    );
     let start = plain.get_parameters(&Config::new()).expect("parameters");
-    assert_eq!(lean.get_parameters(&Config::new()).expect("parameters"), start);
+    assert_eq!(
+        lean.get_parameters(&Config::new()).expect("parameters"),
+        start
+    );
     let (x, y) = (
         plain.fit(start.clone(), &cfg).expect("fit"),
         lean.fit(start, &cfg).expect("pooled fit"),
     );
     assert_eq!(x.parameters, y.parameters);
     assert_eq!(x.num_examples, y.num_examples);
-    assert!(lean.model().is_none(), "a pooled trainer drops its model after fit");
-    let e = lean.evaluate(y.parameters, &Config::new()).expect("evaluate");
+    assert!(
+        lean.model().is_none(),
+        "a pooled trainer drops its model after fit"
+    );
+    let e = lean
+        .evaluate(y.parameters, &Config::new())
+        .expect("evaluate");
     assert!(e.num_examples > 0);
     assert!(lean.model().is_none(), "and after evaluate");
 }

@@ -240,3 +240,68 @@ fn a_forgotten_testbed_is_removed_by_down_run() {
     drop(again);
     crate::util::assert_gone(run);
 }
+
+#[test]
+fn three_hundred_clients_come_up_reach_the_cloud_from_the_extra_blocks_and_leave_nothing() {
+    let _serial = testkit::require_root_alone();
+    let run = 225;
+    let topology = generate(&GenOptions {
+        cohorts: vec![150, 75, 75],
+        campus_size: 50,
+        ..GenOptions::default()
+    })
+    .unwrap();
+    {
+        let bed = NetnsTestbed::up(&topology, run, 1).unwrap();
+        let names = RunNames::new(run);
+        let ours = sys::namespaces().iter().filter(|n| names.owns(n)).count();
+        assert_eq!(
+            ours,
+            1 + topology.hosts.len(),
+            "the fabric and one per host"
+        );
+        let server: SocketAddr = "10.0.0.11:7001".parse().unwrap();
+        let listener = bed
+            .in_host("fed.1", || TcpListener::bind(server))
+            .unwrap()
+            .unwrap();
+        let accept = std::thread::spawn(move || {
+            let (mut s, peer) = listener.accept().unwrap();
+            s.write_all(b"ok").unwrap();
+            peer
+        });
+        // fc.309 is the 300th client, at 10.0.64.60 in the first extra block.
+        assert_eq!(
+            topology.host("fc.309").unwrap().address.to_string(),
+            "10.0.64.60"
+        );
+        let reply = bed
+            .in_host("fc.309", || {
+                let mut s = TcpStream::connect_timeout(&server, Duration::from_secs(5)).unwrap();
+                let mut got = String::new();
+                s.read_to_string(&mut got).unwrap();
+                got
+            })
+            .unwrap();
+        assert_eq!(reply, "ok");
+        let peer = accept.join().unwrap();
+        assert_eq!(
+            peer.ip().to_string(),
+            "10.0.64.60",
+            "the client's own address"
+        );
+        // And the edge tier reaches the extra blocks on-link.
+        let edge_to_extra = bed
+            .in_host("fc.10", || {
+                TcpStream::connect_timeout(&"10.0.64.60:9".parse().unwrap(), Duration::from_secs(2))
+                    .map_err(|e| e.kind())
+            })
+            .unwrap();
+        assert_eq!(
+            edge_to_extra.err(),
+            Some(std::io::ErrorKind::ConnectionRefused),
+            "a refusal: the host answered"
+        );
+    }
+    crate::util::assert_gone(run);
+}

@@ -3,10 +3,10 @@
 
 use anyhow::Context;
 use clap::Args;
+use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use serde::Deserialize;
 
 /// Arguments of `dmo node`.
 #[derive(Debug, Args)]

@@ -42,6 +42,9 @@ pub enum TestbedCmd {
         /// One edge aggregator host `fla.N` per campus (hierarchical FL).
         #[arg(long)]
         edge_aggregators: bool,
+        /// Clients per campus switch.
+        #[arg(long, default_value_t = 10)]
+        campus_size: usize,
         /// Write here instead of stdout.
         #[arg(long, short)]
         out: Option<PathBuf>,
@@ -96,6 +99,7 @@ pub fn run(cmd: TestbedCmd) -> anyhow::Result<ExitCode> {
             satellite_bandwidth_mbit,
             campus_bandwidth_mbit,
             edge_aggregators,
+            campus_size,
             out,
         } => {
             let sizes = match (cohorts, split.is_empty()) {
@@ -111,6 +115,7 @@ pub fn run(cmd: TestbedCmd) -> anyhow::Result<ExitCode> {
                 satellite_bandwidth_mbit,
                 campus_bandwidth_mbit,
                 edge_aggregators,
+                campus_size,
                 ..GenOptions::default()
             })
             .map_err(anyhow::Error::msg)?;

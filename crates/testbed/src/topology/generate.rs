@@ -551,6 +551,9 @@ mod tests {
         assert_eq!(t.switches.len(), 3 + 40);
         // The seed-sized shapes keep the prototype's addresses and plan.
         let seed = generate(&GenOptions::default()).unwrap();
-        assert_eq!(seed.host("fc.59").unwrap().address, Ipv4Addr::new(10, 0, 1, 59));
+        assert_eq!(
+            seed.host("fc.59").unwrap().address,
+            Ipv4Addr::new(10, 0, 1, 59)
+        );
     }
 }
