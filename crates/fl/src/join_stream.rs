@@ -93,7 +93,7 @@ fn status_of(headers: &http::HeaderMap) -> Result<(), String> {
     let message = headers
         .get("grpc-message")
         .and_then(|v| v.to_str().ok())
-        .map(|m| percent_decoded(m))
+        .map(percent_decoded)
         .unwrap_or_default();
     Err(format!(
         "status: {:?}, message: {message:?}",
