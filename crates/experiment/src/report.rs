@@ -454,20 +454,79 @@ fn topology_section(summary: &Summary) -> String {
     )
 }
 
+/// Rows of the links table: links with the same figures whose ends differ
+/// only in their numbers (`fc.10`..`fc.59` to `campus1`..`campus5`) share
+/// one row, in the order of their first link.
+struct LinkRow {
+    a: String,
+    b: String,
+    count: usize,
+    figures: (Option<f64>, Option<f64>, Option<f64>),
+}
+
+/// A node name without its trailing number: what links of one kind share.
+fn stem(name: &str) -> &str {
+    name.trim_end_matches(|c: char| c.is_ascii_digit())
+}
+
+/// `first` when every name is it, else `first – last`.
+fn span(names: &[&str]) -> String {
+    match (names.first(), names.last()) {
+        (Some(first), Some(last)) if names.iter().any(|n| n != first) => {
+            format!("{first} – {last}")
+        }
+        (Some(first), _) => (*first).to_owned(),
+        _ => String::new(),
+    }
+}
+
+fn link_rows(links: &[testbed::Link]) -> Vec<LinkRow> {
+    type Key<'a> = (&'a str, &'a str, [Option<u64>; 3]);
+    let bits = |x: Option<f64>| x.map(f64::to_bits);
+    let mut groups: Vec<(Key, Vec<&testbed::Link>)> = Vec::new();
+    for l in links {
+        let key = (
+            stem(&l.a),
+            stem(&l.b),
+            [bits(l.bandwidth_mbit), bits(l.delay_ms), bits(l.loss_pct)],
+        );
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, members)) => members.push(l),
+            None => groups.push((key, vec![l])),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(_, members)| {
+            let a: Vec<&str> = members.iter().map(|l| l.a.as_str()).collect();
+            let b: Vec<&str> = members.iter().map(|l| l.b.as_str()).collect();
+            let first = members[0];
+            LinkRow {
+                a: span(&a),
+                b: span(&b),
+                count: members.len(),
+                figures: (first.bandwidth_mbit, first.delay_ms, first.loss_pct),
+            }
+        })
+        .collect()
+}
+
 fn links_table(links: &[testbed::Link]) -> String {
     let mut html = String::new();
     if !links.is_empty() {
-        html += "<h2>Links</h2><table><tr><th>a</th><th>b</th><th>Mbit/s</th><th>delay ms</th><th>loss %</th></tr>";
-        for l in links {
+        html += "<h2>Links</h2><table><tr><th>a</th><th>b</th><th>links</th><th>Mbit/s</th><th>delay ms</th><th>loss %</th></tr>";
+        for row in link_rows(links) {
             let opt = |x: Option<f64>| x.map_or_else(|| "–".to_owned(), |v| v.to_string());
+            let (mbit, delay, loss) = row.figures;
             let _ = write!(
                 html,
-                "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                escape(&l.a),
-                escape(&l.b),
-                opt(l.bandwidth_mbit),
-                opt(l.delay_ms),
-                opt(l.loss_pct)
+                "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&row.a),
+                escape(&row.b),
+                row.count,
+                opt(mbit),
+                opt(delay),
+                opt(loss)
             );
         }
         html += "</table>";
@@ -739,6 +798,39 @@ pub fn write(summary: &Summary, dir: &Path) -> Result<(), ResultsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn links_of_one_kind_and_figures_share_a_row() {
+        let t = testbed::generate(&testbed::GenOptions::default()).unwrap();
+        let rows: Vec<(String, String, usize)> = link_rows(&t.links)
+            .into_iter()
+            .map(|r| (r.a, r.b, r.count))
+            .collect();
+        let want = [
+            ("campus1 – campus5", "edgesw", 5),
+            ("mlfo.cloud", "aggsw", 1),
+            ("srv.1", "aggsw", 1),
+            ("prom", "aggsw", 1),
+            ("fed.1 – fed.3", "aggsw", 3),
+            ("mo.1", "edgesw", 1),
+            ("app.1", "edgesw", 1),
+            ("fc.10 – fc.59", "campus1 – campus5", 50),
+            ("aggsw", "satsw", 1),
+            ("satsw", "edgesw", 1),
+        ];
+        let want: Vec<(String, String, usize)> = want
+            .iter()
+            .map(|(a, b, n)| ((*a).to_owned(), (*b).to_owned(), *n))
+            .collect();
+        assert_eq!(rows, want);
+        // A link with other figures keeps its own row.
+        let mut links = t.links.clone();
+        let slow = links.iter_mut().find(|l| l.a == "fc.12").unwrap();
+        slow.bandwidth_mbit = Some(10.0);
+        let rows = link_rows(&links);
+        assert_eq!(rows.len(), want.len() + 1);
+        assert!(rows.iter().any(|r| r.a == "fc.12" && r.count == 1));
+    }
     use crate::summary::tests::sample;
 
     #[test]
