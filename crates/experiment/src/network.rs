@@ -55,8 +55,30 @@ pub struct DelayLineSummary {
     pub frames: (u64, u64),
     /// Frames dropped by the loss draw, a->b and b->a.
     pub lost: (u64, u64),
-    /// Frames dropped because the queue was full, a->b and b->a.
+    /// Frames dropped because the queue was full, a->b and b->a: the
+    /// modelled router buffer.
     pub queue_drops: (u64, u64),
+    /// The link's configured one-way delay, ms.
+    #[serde(default)]
+    pub delay_ms: f64,
+    /// Frames that left more than 1 ms after they were due, a->b and b->a:
+    /// the line did not get the CPU in time.
+    #[serde(default)]
+    pub late: (u64, u64),
+    /// The most any frame left after it was due, ms.
+    #[serde(default)]
+    pub max_late_ms: f64,
+    /// Whether the line's threads ran at real-time priority.
+    #[serde(default)]
+    pub realtime: bool,
+}
+
+impl DelayLineSummary {
+    /// Whether the line delayed frames by more than its link's delay, or
+    /// dropped them, because it did not get the CPU in time.
+    pub fn missed(&self) -> bool {
+        self.late.0 + self.late.1 > 0
+    }
 }
 
 /// One background-traffic flow as iperf3 reported it each second.
@@ -259,6 +281,13 @@ impl NetworkSummary {
                 frames: (s.a_to_b.frames, s.b_to_a.frames),
                 lost: (s.a_to_b.lost, s.b_to_a.lost),
                 queue_drops: (s.a_to_b.queue_drops, s.b_to_a.queue_drops),
+                delay_ms: topology_links
+                    .get(*link)
+                    .and_then(|l| l.delay_ms)
+                    .unwrap_or(0.0),
+                late: (s.a_to_b.late, s.b_to_a.late),
+                max_late_ms: s.a_to_b.max_late_us.max(s.b_to_a.max_late_us) as f64 / 1000.0,
+                realtime: s.realtime,
             })
             .collect();
         NetworkSummary {

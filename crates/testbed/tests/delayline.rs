@@ -194,6 +194,10 @@ fn udp_loss_matches_the_spec_and_the_stats() {
     assert_eq!(stats.frames, received, "{stats:?}");
     assert_eq!(stats.frames + stats.lost, sent, "{stats:?}");
     assert_eq!((stats.queue_drops, stats.write_errors), (0, 0));
+    assert!(
+        line.stats().realtime,
+        "root gets SCHED_FIFO for every thread of the line"
+    );
 }
 
 #[test]

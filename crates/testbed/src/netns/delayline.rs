@@ -13,6 +13,11 @@
 //! about 0.1 ms after it is due; on a busy one, later by the scheduler's
 //! latency.
 //!
+//! Its threads ask for real-time scheduling (`SCHED_FIFO` at
+//! [`REALTIME_PRIORITY`], which root has), so that FL clients training on
+//! the same cores do not delay frames; [`LineStats::realtime`] says
+//! whether every thread got it.
+//!
 //! Bandwidth is not shaped here: put a `tbf` or `htb` qdisc on the TAP
 //! devices.
 //! The TAP devices have no offloads, so every frame is at most the MTU plus
@@ -41,6 +46,9 @@ pub const QUEUE_HEADROOM_BYTES: usize = 256 * 1024;
 pub const MAX_QUEUE_BYTES: usize = 64 * 1024 * 1024;
 /// How late a frame may leave before it counts in [`DirectionStats::late`].
 pub const LATE: Duration = Duration::from_millis(1);
+/// The `SCHED_FIFO` priority of a line's threads: above every ordinary
+/// process, below the kernel's own real-time threads (99).
+pub const REALTIME_PRIORITY: i32 = 50;
 /// The longest delay a line accepts.
 pub const MAX_DELAY: Duration = Duration::from_secs(10);
 
@@ -117,6 +125,8 @@ pub struct LineStats {
     pub a_to_b: DirectionStats,
     /// Frames read from `b`, written to `a`.
     pub b_to_a: DirectionStats,
+    /// Whether every thread of the line runs at real-time priority.
+    pub realtime: bool,
 }
 
 /// A running delay line between two TAP devices; [`DelayLine::stop`] or
@@ -147,6 +157,7 @@ impl DelayLine {
             name: name.clone(),
             stop: AtomicBool::new(false),
             dirs: [Direction::new(limit), Direction::new(limit)],
+            ordinary: AtomicU64::new(0),
         });
         let mut line = DelayLine {
             shared,
@@ -158,11 +169,17 @@ impl DelayLine {
             rng.set_stream(d as u64);
             let reader = {
                 let (shared, src) = (line.shared.clone(), src.clone());
-                move || read_loop(&shared, d, &src, spec, rng)
+                move || {
+                    shared.realtime();
+                    read_loop(&shared, d, &src, spec, rng);
+                }
             };
             let writer = {
                 let (shared, dst) = (line.shared.clone(), dst.clone());
-                move || write_loop(&shared, d, &dst)
+                move || {
+                    shared.realtime();
+                    write_loop(&shared, d, &dst);
+                }
             };
             for (role, body) in [
                 ("rd", Box::new(reader) as Box<dyn FnOnce() + Send>),
@@ -183,6 +200,7 @@ impl DelayLine {
         LineStats {
             a_to_b: self.shared.dirs[0].counters.read(),
             b_to_a: self.shared.dirs[1].counters.read(),
+            realtime: self.shared.ordinary.load(Ordering::Relaxed) == 0,
         }
     }
 
@@ -222,9 +240,30 @@ struct Shared {
     name: String,
     stop: AtomicBool,
     dirs: [Direction; 2],
+    /// Threads that did not get real-time priority.
+    ordinary: AtomicU64,
 }
 
 impl Shared {
+    /// Puts the calling thread at [`REALTIME_PRIORITY`] under `SCHED_FIFO`;
+    /// counts it in `ordinary` when the kernel refuses (no CAP_SYS_NICE).
+    fn realtime(&self) {
+        let param = libc::sched_param {
+            sched_priority: REALTIME_PRIORITY,
+        };
+        // SAFETY: pthread_self names the calling thread; param outlives the call.
+        let e =
+            unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) };
+        if e != 0 {
+            self.ordinary.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                line = %self.name,
+                error = %io::Error::from_raw_os_error(e),
+                "delay line thread at ordinary priority: frames may leave late when the cores are busy"
+            );
+        }
+    }
+
     fn stopped(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
     }
