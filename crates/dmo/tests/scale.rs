@@ -94,3 +94,27 @@ fn three_hundred_clients_in_campus_processes_learn_and_leave_nothing_behind() {
         testbed::local::listeners_in_run(RUN_BYTE)
     );
 }
+
+#[test]
+fn grouped_clients_on_the_netns_backend_are_refused_before_anything_is_built() {
+    let _load = testkit::shared();
+    let cwd = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_dmo"))
+        .args(["run", &format!("{REPO}/scenarios/scale-1000.yaml")])
+        .args(["--backend", "netns", "--out", "results", "--run-byte", "79"])
+        .current_dir(cwd.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        stderr.contains(
+            "client_processes: grouping client agents in processes needs the local backend"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("1008 hosts"),
+        "nothing was brought up: {stderr}"
+    );
+}

@@ -65,12 +65,15 @@ const PROMETHEUS_PORT: u16 = 9090;
 /// iperf3 port of the first background flow; flow `i` uses this + `i`.
 const TRAFFIC_PORT: u16 = 5201;
 
-/// Brings up the backend `options` asks for on `topology`.
+/// Brings up the backend `options` asks for on `topology`, once it has
+/// checked that it can give what `scenario` asks of it.
 pub fn start_backend(
+    scenario: &Scenario,
     topology: &Topology,
     options: &RunOptions,
-    seed: u64,
 ) -> Result<Box<dyn Backend>, RunError> {
+    check_backend(scenario, options)?;
+    let seed = scenario.seed;
     Ok(match options.backend {
         BackendKind::Local => Box::new(LocalBackend::new(options.run_byte)),
         BackendKind::Netns => {
@@ -82,6 +85,25 @@ pub fn start_backend(
             Box::new(NetnsBackend::new(bed, aggregators))
         }
     })
+}
+
+/// What the scenario asks of the backend that it cannot give, found
+/// before anything is brought up.
+fn check_backend(scenario: &Scenario, options: &RunOptions) -> Result<(), RunError> {
+    let netns = options.backend == BackendKind::Netns;
+    if !scenario.background_traffic.is_empty() && !netns {
+        return Err(RunError::Scenario(
+            "background_traffic: needs --backend netns (the local backend does not run traffic hosts); \
+             remove it or run with --backend netns"
+                .to_owned(),
+        ));
+    }
+    if scenario.client_processes != ClientProcesses::Host && netns {
+        return Err(RunError::Scenario(
+            "client_processes: grouping client agents in processes needs the local backend (a netns host is one namespace and one process); use client_processes: host, or --backend local".to_owned(),
+        ));
+    }
+    Ok(())
 }
 
 /// Runs `scenario` on `hosts`, a backend brought up for its topology
@@ -364,13 +386,6 @@ fn run_on(
     let started_at = Instant::now();
     let started_unix_s = now_unix_s();
     let layout = lay_out(scenario, options, hosts)?;
-    if !scenario.background_traffic.is_empty() && !hosts.links_enforced() {
-        return Err(RunError::Scenario(
-            "background_traffic: needs --backend netns (the local backend does not run traffic hosts); \
-             remove it or run with --backend netns"
-                .to_owned(),
-        ));
-    }
     let controller = start_controller(scenario, &layout, hosts)?;
     let configs = mlfo_configs(scenario, &layout, controller.as_ref().map(|(url, _)| url))?;
     start_traffic_servers(scenario, &layout, hosts)?;
@@ -470,11 +485,6 @@ fn lay_out(
         })
         .map(|h| (h.clone(), layout.addr(h, node::DEFAULT_PORT)))
         .collect();
-    if scenario.client_processes != ClientProcesses::Host && options.backend == BackendKind::Netns {
-        return Err(RunError::Scenario(
-            "client_processes: grouping client agents in processes needs the local backend (a netns host is one namespace and one process); use client_processes: host, or --backend local".to_owned(),
-        ));
-    }
     layout.processes = agent_processes(&layout.agents, scenario.client_processes);
     check_memory(&layout.processes, testbed::limits::available_memory_bytes())?;
     Ok(layout)

@@ -90,8 +90,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }),
         cancel: &CANCELLED,
     };
-    let backend = experiment::start_backend(&topology, &options, scenario.seed)
-        .map_err(anyhow::Error::msg)?;
+    let backend =
+        experiment::start_backend(&scenario, &topology, &options).map_err(anyhow::Error::msg)?;
     eprintln!(
         "dmo run {}: {} hosts ({} clients in {} cohorts) {}",
         scenario.name,
