@@ -9,4 +9,5 @@ mod netns;
 mod orchestration;
 mod run;
 mod scale;
+mod sweep;
 mod util;

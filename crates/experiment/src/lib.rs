@@ -3,6 +3,7 @@
 
 #![warn(missing_docs)]
 
+pub mod compare;
 mod error;
 pub mod network;
 pub mod prometheus;
@@ -10,6 +11,7 @@ pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod summary;
+pub mod sweep;
 mod topology_svg;
 
 pub use error::RunError;

@@ -32,10 +32,10 @@ pub(crate) fn colour(i: usize) -> RGBColor {
     PALETTE[i % PALETTE.len()]
 }
 
-type Series = Vec<(String, Vec<(f64, f64)>)>;
+pub(crate) type Series = Vec<(String, Vec<(f64, f64)>)>;
 
 /// A line chart of one value per round for every job, as SVG text.
-fn line_chart(
+pub(crate) fn line_chart(
     title: &str,
     x_label: &str,
     y_label: &str,
@@ -189,7 +189,7 @@ fn per_round(jobs: &[JobSummary], value: impl Fn(&JobSummary, usize) -> Option<f
         .collect()
 }
 
-fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

@@ -38,6 +38,9 @@ pub struct GenerateSpec {
     /// Clients per campus switch (default 10, the prototype's).
     #[serde(default)]
     pub campus_size: Option<usize>,
+    /// Loss on each satellite hop, percent (default 0).
+    #[serde(default)]
+    pub satellite_loss_pct: Option<f64>,
 }
 
 /// Where the topology comes from: exactly one of the three.
@@ -426,6 +429,7 @@ impl Scenario {
                     campus_bandwidth_mbit: g.campus_bandwidth_mbit,
                     edge_aggregators: g.edge_aggregators,
                     campus_size: g.campus_size.unwrap_or(d.campus_size),
+                    satellite_loss_pct: g.satellite_loss_pct.unwrap_or(d.satellite_loss_pct),
                     ..d
                 })
                 .map_err(|e| format!("topology.generate.{e}"))

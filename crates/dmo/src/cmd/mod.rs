@@ -9,6 +9,7 @@ mod mlfo;
 mod node;
 mod run;
 mod simulate;
+mod sweep;
 mod testbed;
 
 use clap::{Parser, Subcommand};
@@ -48,6 +49,10 @@ pub enum Command {
     Datasets(datasets::DatasetsCmd),
     /// Re-render an experiment's report from its summary.json.
     Report(run::ReportArgs),
+    /// Run an experiment over a grid of points (axes of scenario fields), with repeats; a comparison page.
+    Sweep(sweep::SweepArgs),
+    /// Compare results directories on one page.
+    Compare(sweep::CompareArgs),
     /// Make credentials: a certificate authority with host certificates, bearer-token files.
     #[command(subcommand)]
     Certs(certs::CertsCmd),
@@ -95,6 +100,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Testbed(cmd) => testbed::run(cmd),
         Command::Datasets(cmd) => datasets::run(cmd),
         Command::Report(args) => run::report(args),
+        Command::Sweep(args) => sweep::sweep(args),
+        Command::Compare(args) => sweep::compare(args),
         Command::Certs(cmd) => certs::run(cmd),
     }
 }

@@ -1,0 +1,176 @@
+//! `dmo sweep` and `dmo compare`: many runs of one experiment, point by
+//! point, and the page that compares them.
+
+use anyhow::Context;
+use clap::Args;
+use experiment::compare::{self, Row};
+use experiment::sweep::{Measures, Sweep, SweepRun, describe};
+use experiment::{BackendKind, RunOptions, Summary};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::run::{BackendArg, SecurityArg};
+
+/// Arguments of `dmo sweep`.
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// Sweep file (YAML: `base` scenario, `axes`, optional `points` and `repeats`; docs/results.md).
+    pub sweep: PathBuf,
+    /// Directory of the sweep: `points/pNNN-rK/` per run, `sweep.csv`, `sweep.html`.
+    #[arg(long, default_value = "sweep")]
+    pub out: PathBuf,
+    /// Testbed backend of every run.
+    #[arg(long, value_enum, default_value_t = BackendArg::Local)]
+    pub backend: BackendArg,
+    /// Bearer tokens and TLS of every run (default: each scenario's).
+    #[arg(long, value_enum)]
+    pub security: Option<SecurityArg>,
+    /// Run byte R of every run (default: from the process id).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(2..=254))]
+    pub run_byte: Option<u8>,
+}
+
+/// Arguments of `dmo compare`.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// Results directories (each holding summary.json).
+    #[arg(required = true)]
+    pub dirs: Vec<PathBuf>,
+    /// The page to write.
+    #[arg(long, default_value = "compare.html")]
+    pub out: PathBuf,
+}
+
+static CANCELLED: AtomicBool = AtomicBool::new(false);
+
+/// The file beside a run's results naming its point.
+const POINT_FILE: &str = "point.json";
+
+/// Whether `run` already has its results from a finished run of the same point.
+fn finished(run: &SweepRun) -> Option<Summary> {
+    let point = std::fs::read_to_string(run.dir.join(POINT_FILE)).ok()?;
+    (point == point_json(run)).then(|| Summary::read_json(&run.dir).ok())?
+}
+
+fn point_json(run: &SweepRun) -> String {
+    let values: serde_json::Map<String, serde_json::Value> = run.values.iter().cloned().collect();
+    serde_json::json!({ "point": run.point, "repeat": run.repeat, "values": values }).to_string()
+}
+
+/// Runs one point of the sweep into its directory.
+fn run_point(sweep: &Sweep, run: &SweepRun, args: &SweepArgs) -> anyhow::Result<Summary> {
+    let scenario = sweep.scenario(run).map_err(anyhow::Error::msg)?;
+    let topology = scenario.topology().map_err(anyhow::Error::msg)?;
+    std::fs::create_dir_all(&run.dir).with_context(|| run.dir.display().to_string())?;
+    std::fs::write(run.dir.join(POINT_FILE), point_json(run))?;
+    let options = RunOptions {
+        dmo: std::env::current_exe().context("finding the dmo executable")?,
+        out: run.dir.clone(),
+        run_byte: args
+            .run_byte
+            .unwrap_or_else(testbed::local::default_run_byte),
+        backend: match args.backend {
+            BackendArg::Local => BackendKind::Local,
+            BackendArg::Netns => BackendKind::Netns,
+        },
+        security: args.security.map(|s| match s {
+            SecurityArg::On => experiment::scenario::SecurityMode::On,
+            SecurityArg::Off => experiment::scenario::SecurityMode::Off,
+        }),
+        cancel: &CANCELLED,
+    };
+    let backend =
+        experiment::start_backend(&scenario, &topology, &options).map_err(anyhow::Error::msg)?;
+    let outcome =
+        experiment::run(&scenario, &options, backend, &mut |_| {}).map_err(anyhow::Error::msg)?;
+    Ok(outcome.summary)
+}
+
+/// Runs every point not yet finished, then writes `sweep.csv` and `sweep.html`.
+pub fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
+    let loaded = Sweep::load(&args.sweep, &args.out)?;
+    ctrlc::set_handler(|| CANCELLED.store(true, Ordering::Relaxed))
+        .context("installing the Ctrl-C handler")?;
+    let bar = ProgressBar::new(loaded.runs.len() as u64).with_style(
+        ProgressStyle::with_template("sweep [{bar:30}] {pos}/{len} runs, {elapsed} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let (mut rows, mut failed, mut reused) = (Vec::new(), Vec::new(), 0);
+    for run in &loaded.runs {
+        if CANCELLED.load(Ordering::Relaxed) {
+            anyhow::bail!("cancelled; finished points stay and a rerun goes on from there");
+        }
+        let label = format!("p{} r{}: {}", run.point, run.repeat, describe(&run.values));
+        bar.set_message(label.clone());
+        let summary = match finished(run) {
+            Some(s) => {
+                reused += 1;
+                Ok(s)
+            }
+            None => run_point(&loaded, run, &args),
+        };
+        match summary {
+            Ok(s) => rows.push(Row {
+                point: run.point,
+                repeat: run.repeat,
+                values: run.values.clone(),
+                measures: Measures::of(&s),
+                dir: run.dir.clone(),
+            }),
+            Err(e) => {
+                bar.println(format!("{label}: failed: {e:#}"));
+                failed.push(label);
+            }
+        }
+        bar.inc(1);
+    }
+    bar.finish_with_message(format!("{reused} reused from an earlier run"));
+    write_comparison(
+        &args.out,
+        &loaded.axes,
+        &rows,
+        &args.sweep.display().to_string(),
+    )?;
+    eprintln!(
+        "{} runs ({} failed); comparison in {}",
+        loaded.runs.len(),
+        failed.len(),
+        args.out.join("sweep.html").display()
+    );
+    Ok(if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn write_comparison(out: &Path, axes: &[String], rows: &[Row], title: &str) -> anyhow::Result<()> {
+    std::fs::create_dir_all(out)?;
+    std::fs::write(out.join("sweep.csv"), compare::csv(axes, rows))?;
+    let html = compare::page(title, axes, rows, Some("sweep.csv")).map_err(anyhow::Error::msg)?;
+    std::fs::write(out.join("sweep.html"), html)?;
+    Ok(())
+}
+
+/// The comparison page of any results directories, one point each.
+pub fn compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
+    let axes = vec!["run".to_owned()];
+    let mut rows = Vec::new();
+    for (point, dir) in args.dirs.iter().enumerate() {
+        let s = Summary::read_json(dir)?;
+        rows.push(Row {
+            point,
+            repeat: 0,
+            values: vec![("run".to_owned(), dir.display().to_string().into())],
+            measures: Measures::of(&s),
+            dir: dir.clone(),
+        });
+    }
+    let html = compare::page("dmo compare", &axes, &rows, None).map_err(anyhow::Error::msg)?;
+    std::fs::write(&args.out, html).with_context(|| args.out.display().to_string())?;
+    println!("{}", args.out.display());
+    Ok(ExitCode::SUCCESS)
+}
