@@ -107,8 +107,12 @@ pub fn path_of(name: &str) -> &str {
         .map_or(name, |(_, path)| path)
 }
 
-/// One step of a path: an object key, then an optional index or `*`.
-fn steps(path: &str) -> Result<Vec<(String, Option<Option<usize>>)>, String> {
+/// One step of a path: an object key, then, for a list, `Some(Some(i))`
+/// for element `i` or `Some(None)` for every element (`[*]`).
+type Step = (String, Option<Option<usize>>);
+
+/// The steps of a path.
+fn steps(path: &str) -> Result<Vec<Step>, String> {
     path.split('.')
         .map(|part| {
             let (key, index) = match part.split_once('[') {
@@ -142,12 +146,7 @@ pub fn set_path(doc: &mut Value, path: &str, value: &Value) -> Result<(), String
     set_steps(doc, &steps, value, path)
 }
 
-fn set_steps(
-    doc: &mut Value,
-    steps: &[(String, Option<Option<usize>>)],
-    value: &Value,
-    path: &str,
-) -> Result<(), String> {
+fn set_steps(doc: &mut Value, steps: &[Step], value: &Value, path: &str) -> Result<(), String> {
     let Some(((key, index), rest)) = steps.split_first() else {
         *doc = value.clone();
         return Ok(());
