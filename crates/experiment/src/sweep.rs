@@ -324,7 +324,8 @@ pub struct Measures {
     pub wall_s: f64,
     /// Mean over the jobs of their final accuracy.
     pub final_accuracy: Option<f64>,
-    /// Median over every job's rounds of the round duration, s.
+    /// Mean round duration over every job's rounds, s (a slow cohort's
+    /// long rounds count as many times as it has rounds).
     pub round_s: Option<f64>,
     /// Mean over the jobs of the bytes a round moved (both ways), MB.
     pub round_mb: Option<f64>,
@@ -342,18 +343,6 @@ pub const MEASURES: [&str; 5] = [
     "round_mb",
     "satellite_mb",
 ];
-
-fn median(mut v: Vec<f64>) -> Option<f64> {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    (n > 0).then(|| {
-        if n % 2 == 1 {
-            v[n / 2]
-        } else {
-            (v[n / 2 - 1] + v[n / 2]) / 2.0
-        }
-    })
-}
 
 fn mean(v: &[f64]) -> Option<f64> {
     (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
@@ -385,7 +374,7 @@ impl Measures {
         Measures {
             wall_s: s.wall_s,
             final_accuracy: mean(&accuracies),
-            round_s: median(rounds),
+            round_s: mean(&rounds),
             round_mb: mean(&round_mb),
             satellite_mb: (!satellite.is_empty())
                 .then(|| satellite.iter().sum::<u64>() as f64 / 1e6),
