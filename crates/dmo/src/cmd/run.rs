@@ -63,6 +63,31 @@ pub struct ReportArgs {
 
 static CANCELLED: AtomicBool = AtomicBool::new(false);
 
+/// The runner's options from the command line's: results in `out`, the
+/// run byte (default: from the process id), backend and security.
+pub(super) fn run_options(
+    out: PathBuf,
+    run_byte: Option<u8>,
+    backend: BackendArg,
+    security: Option<SecurityArg>,
+    cancel: &'static AtomicBool,
+) -> anyhow::Result<RunOptions> {
+    Ok(RunOptions {
+        dmo: std::env::current_exe().context("finding the dmo executable")?,
+        out,
+        run_byte: run_byte.unwrap_or_else(testbed::local::default_run_byte),
+        backend: match backend {
+            BackendArg::Local => BackendKind::Local,
+            BackendArg::Netns => BackendKind::Netns,
+        },
+        security: security.map(|s| match s {
+            SecurityArg::On => experiment::scenario::SecurityMode::On,
+            SecurityArg::Off => experiment::scenario::SecurityMode::Off,
+        }),
+        cancel,
+    })
+}
+
 /// Runs the scenario, showing a progress bar per job; exit status 0 when
 /// every job completed and every expectation held.
 // Over 80 lines: the command's steps in order: scenario, backend, progress bar, run, summary lines.
@@ -74,22 +99,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     ctrlc::set_handler(|| CANCELLED.store(true, Ordering::Relaxed))
         .context("installing the Ctrl-C handler")?;
     let topology = scenario.topology().map_err(anyhow::Error::msg)?;
-    let options = RunOptions {
-        dmo: std::env::current_exe().context("finding the dmo executable")?,
-        out: args.out.clone(),
-        run_byte: args
-            .run_byte
-            .unwrap_or_else(testbed::local::default_run_byte),
-        backend: match args.backend {
-            BackendArg::Local => BackendKind::Local,
-            BackendArg::Netns => BackendKind::Netns,
-        },
-        security: args.security.map(|s| match s {
-            SecurityArg::On => experiment::scenario::SecurityMode::On,
-            SecurityArg::Off => experiment::scenario::SecurityMode::Off,
-        }),
-        cancel: &CANCELLED,
-    };
+    let options = run_options(
+        args.out.clone(),
+        args.run_byte,
+        args.backend,
+        args.security,
+        &CANCELLED,
+    )?;
     let backend =
         experiment::start_backend(&scenario, &topology, &options).map_err(anyhow::Error::msg)?;
     eprintln!(

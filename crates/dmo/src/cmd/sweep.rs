@@ -3,15 +3,15 @@
 
 use anyhow::Context;
 use clap::Args;
+use experiment::Summary;
 use experiment::compare::{self, Row};
 use experiment::sweep::{Measures, Sweep, SweepRun, describe};
-use experiment::{BackendKind, RunOptions, Summary};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::run::{BackendArg, SecurityArg};
+use super::run::{BackendArg, SecurityArg, run_options};
 
 /// Arguments of `dmo sweep`.
 #[derive(Debug, Args)]
@@ -65,22 +65,13 @@ fn run_point(sweep: &Sweep, run: &SweepRun, args: &SweepArgs) -> anyhow::Result<
     let topology = scenario.topology().map_err(anyhow::Error::msg)?;
     std::fs::create_dir_all(&run.dir).with_context(|| run.dir.display().to_string())?;
     std::fs::write(run.dir.join(POINT_FILE), point_json(run))?;
-    let options = RunOptions {
-        dmo: std::env::current_exe().context("finding the dmo executable")?,
-        out: run.dir.clone(),
-        run_byte: args
-            .run_byte
-            .unwrap_or_else(testbed::local::default_run_byte),
-        backend: match args.backend {
-            BackendArg::Local => BackendKind::Local,
-            BackendArg::Netns => BackendKind::Netns,
-        },
-        security: args.security.map(|s| match s {
-            SecurityArg::On => experiment::scenario::SecurityMode::On,
-            SecurityArg::Off => experiment::scenario::SecurityMode::Off,
-        }),
-        cancel: &CANCELLED,
-    };
+    let options = run_options(
+        run.dir.clone(),
+        args.run_byte,
+        args.backend,
+        args.security,
+        &CANCELLED,
+    )?;
     let backend =
         experiment::start_backend(&scenario, &topology, &options).map_err(anyhow::Error::msg)?;
     let outcome =
