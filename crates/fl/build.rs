@@ -13,9 +13,11 @@ fn compile() -> Result<(), Box<dyn std::error::Error>> {
     let file = "flwr/transport.proto";
     println!("cargo:rerun-if-changed={proto_dir}/{file}");
     let fds = protox::compile([file], [proto_dir])?;
-    // The server side of `Join` is hand-framed (src/server/service.rs).
+    // Both sides of `Join` are hand-framed (src/server/service.rs,
+    // src/join_stream.rs): only the messages are generated.
     tonic_prost_build::configure()
         .build_server(false)
+        .build_client(false)
         .bytes(".flwr.proto.Parameters.tensors")
         .compile_fds(fds)?;
     Ok(())

@@ -74,6 +74,28 @@ pub struct DelayLineSummary {
 }
 
 impl DelayLineSummary {
+    /// The summary of the delay line on link number `link` (`topology`,
+    /// when the topology has it) from its final counters.
+    fn of(
+        link: usize,
+        s: &testbed::netns::delayline::LineStats,
+        topology: Option<&testbed::Link>,
+    ) -> Self {
+        let (a, b) = topology.map_or_else(Default::default, |l| (l.a.clone(), l.b.clone()));
+        DelayLineSummary {
+            link,
+            a,
+            b,
+            frames: (s.a_to_b.frames, s.b_to_a.frames),
+            lost: (s.a_to_b.lost, s.b_to_a.lost),
+            queue_drops: (s.a_to_b.queue_drops, s.b_to_a.queue_drops),
+            delay_ms: topology.and_then(|l| l.delay_ms).unwrap_or(0.0),
+            late: (s.a_to_b.late, s.b_to_a.late),
+            max_late_ms: s.a_to_b.max_late_us.max(s.b_to_a.max_late_us) as f64 / 1000.0,
+            realtime: s.realtime,
+        }
+    }
+
     /// Whether the line delayed frames by more than its link's delay, or
     /// dropped them, because it did not get the CPU in time.
     pub fn missed(&self) -> bool {
@@ -268,27 +290,7 @@ impl NetworkSummary {
         let delay_lines = m
             .delay_lines
             .iter()
-            .map(|(link, s)| DelayLineSummary {
-                link: *link,
-                a: topology_links
-                    .get(*link)
-                    .map(|l| l.a.clone())
-                    .unwrap_or_default(),
-                b: topology_links
-                    .get(*link)
-                    .map(|l| l.b.clone())
-                    .unwrap_or_default(),
-                frames: (s.a_to_b.frames, s.b_to_a.frames),
-                lost: (s.a_to_b.lost, s.b_to_a.lost),
-                queue_drops: (s.a_to_b.queue_drops, s.b_to_a.queue_drops),
-                delay_ms: topology_links
-                    .get(*link)
-                    .and_then(|l| l.delay_ms)
-                    .unwrap_or(0.0),
-                late: (s.a_to_b.late, s.b_to_a.late),
-                max_late_ms: s.a_to_b.max_late_us.max(s.b_to_a.max_late_us) as f64 / 1000.0,
-                realtime: s.realtime,
-            })
+            .map(|(link, s)| DelayLineSummary::of(*link, s, topology_links.get(*link)))
             .collect();
         NetworkSummary {
             impairment: m.impairment.clone(),

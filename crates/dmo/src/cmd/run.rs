@@ -19,6 +19,14 @@ pub struct RunArgs {
     /// Directory for summary.json, rounds.csv, report.html and logs/.
     #[arg(long, default_value = "results")]
     pub out: PathBuf,
+    /// Where and how the hosts run.
+    #[command(flatten)]
+    pub testbed: TestbedArgs,
+}
+
+/// How `dmo run` and `dmo sweep` run their hosts.
+#[derive(Debug, Args)]
+pub struct TestbedArgs {
     /// Run byte R: of the hosts' loopback addresses 127.R.T.H (local), of
     /// the namespace and cgroup names dmo-R-HOST (netns). Default: from
     /// the process id.
@@ -63,24 +71,24 @@ pub struct ReportArgs {
 
 static CANCELLED: AtomicBool = AtomicBool::new(false);
 
-/// The runner's options from the command line's: results in `out`, the
-/// run byte (default: from the process id), backend and security.
+/// The runner's options: results in `out`, the hosts as `args` says (the
+/// run byte by default from the process id).
 pub(super) fn run_options(
     out: PathBuf,
-    run_byte: Option<u8>,
-    backend: BackendArg,
-    security: Option<SecurityArg>,
+    args: &TestbedArgs,
     cancel: &'static AtomicBool,
 ) -> anyhow::Result<RunOptions> {
     Ok(RunOptions {
         dmo: std::env::current_exe().context("finding the dmo executable")?,
         out,
-        run_byte: run_byte.unwrap_or_else(testbed::local::default_run_byte),
-        backend: match backend {
+        run_byte: args
+            .run_byte
+            .unwrap_or_else(testbed::local::default_run_byte),
+        backend: match args.backend {
             BackendArg::Local => BackendKind::Local,
             BackendArg::Netns => BackendKind::Netns,
         },
-        security: security.map(|s| match s {
+        security: args.security.map(|s| match s {
             SecurityArg::On => experiment::scenario::SecurityMode::On,
             SecurityArg::Off => experiment::scenario::SecurityMode::Off,
         }),
@@ -99,13 +107,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     ctrlc::set_handler(|| CANCELLED.store(true, Ordering::Relaxed))
         .context("installing the Ctrl-C handler")?;
     let topology = scenario.topology().map_err(anyhow::Error::msg)?;
-    let options = run_options(
-        args.out.clone(),
-        args.run_byte,
-        args.backend,
-        args.security,
-        &CANCELLED,
-    )?;
+    let options = run_options(args.out.clone(), &args.testbed, &CANCELLED)?;
     let backend =
         experiment::start_backend(&scenario, &topology, &options).map_err(anyhow::Error::msg)?;
     eprintln!(

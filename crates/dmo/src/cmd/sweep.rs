@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::run::{BackendArg, SecurityArg, run_options};
+use super::run::{TestbedArgs, run_options};
 
 /// Arguments of `dmo sweep`.
 #[derive(Debug, Args)]
@@ -21,15 +21,9 @@ pub struct SweepArgs {
     /// Directory of the sweep: `points/pNNN-rK/` per run, `sweep.csv`, `sweep.html`.
     #[arg(long, default_value = "sweep")]
     pub out: PathBuf,
-    /// Testbed backend of every run.
-    #[arg(long, value_enum, default_value_t = BackendArg::Local)]
-    pub backend: BackendArg,
-    /// Bearer tokens and TLS of every run (default: each scenario's).
-    #[arg(long, value_enum)]
-    pub security: Option<SecurityArg>,
-    /// Run byte R of every run (default: from the process id).
-    #[arg(long, value_parser = clap::value_parser!(u8).range(2..=254))]
-    pub run_byte: Option<u8>,
+    /// Where and how every run's hosts run.
+    #[command(flatten)]
+    pub testbed: TestbedArgs,
 }
 
 /// Arguments of `dmo compare`.
@@ -65,13 +59,7 @@ fn run_point(sweep: &Sweep, run: &SweepRun, args: &SweepArgs) -> anyhow::Result<
     let topology = scenario.topology().map_err(anyhow::Error::msg)?;
     std::fs::create_dir_all(&run.dir).with_context(|| run.dir.display().to_string())?;
     std::fs::write(run.dir.join(POINT_FILE), point_json(run))?;
-    let options = run_options(
-        run.dir.clone(),
-        args.run_byte,
-        args.backend,
-        args.security,
-        &CANCELLED,
-    )?;
+    let options = run_options(run.dir.clone(), &args.testbed, &CANCELLED)?;
     let backend =
         experiment::start_backend(&scenario, &topology, &options).map_err(anyhow::Error::msg)?;
     let outcome =

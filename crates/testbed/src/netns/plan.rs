@@ -122,40 +122,8 @@ pub struct PlanError {
 impl NetPlan {
     /// The layout of `topology` for run `names`; `netem` says whether the
     /// kernel has `sch_netem` (else impaired links use the delay line).
-    // Over 80 lines: names every namespace, bridge, veth and address of the plan in one pass so that they stay consistent.
     pub fn new(topology: &Topology, names: RunNames, netem: bool) -> Result<NetPlan, PlanError> {
-        let tiers = used_tiers(topology);
-        let mut ns_of = BTreeMap::new();
-        let mut hosts = Vec::new();
-        let mut links_of: BTreeMap<&str, usize> = BTreeMap::new();
-        for l in &topology.links {
-            for end in [&l.a, &l.b] {
-                *links_of.entry(end.as_str()).or_default() += 1;
-            }
-        }
-        for (i, h) in topology.hosts.iter().enumerate() {
-            let ns = names.host_ns(&h.name);
-            if let Some(other) = ns_of.insert(ns.clone(), h.name.clone()) {
-                return Err(PlanError {
-                    item: format!("hosts[{i}].name"),
-                    problem: format!(
-                        "{:?} and {other:?} map to the same namespace {ns}; rename one (letters, digits, '.', '_' and '-' are kept)",
-                        h.name
-                    ),
-                });
-            }
-            let count = links_of.get(h.name.as_str()).copied().unwrap_or(0);
-            if count != 1 {
-                return Err(PlanError {
-                    item: format!("hosts[{i}]"),
-                    problem: format!(
-                        "{:?} has {count} links; the netns backend gives each host one interface, so link it to exactly one switch",
-                        h.name
-                    ),
-                });
-            }
-            hosts.push(host_plan(h, ns, &tiers));
-        }
+        let hosts = host_plans(topology, &names)?;
         let bridges: Vec<BridgePlan> = topology
             .switches
             .iter()
@@ -305,6 +273,44 @@ impl NetPlan {
             })
             .collect()
     }
+}
+
+/// Every host's namespace, address and routes; refuses two hosts whose
+/// names map to one namespace, and a host without exactly one link.
+fn host_plans(topology: &Topology, names: &RunNames) -> Result<Vec<HostPlan>, PlanError> {
+    let tiers = used_tiers(topology);
+    let mut ns_of = BTreeMap::new();
+    let mut hosts = Vec::new();
+    let mut links_of: BTreeMap<&str, usize> = BTreeMap::new();
+    for l in &topology.links {
+        for end in [&l.a, &l.b] {
+            *links_of.entry(end.as_str()).or_default() += 1;
+        }
+    }
+    for (i, h) in topology.hosts.iter().enumerate() {
+        let ns = names.host_ns(&h.name);
+        if let Some(other) = ns_of.insert(ns.clone(), h.name.clone()) {
+            return Err(PlanError {
+                item: format!("hosts[{i}].name"),
+                problem: format!(
+                    "{:?} and {other:?} map to the same namespace {ns}; rename one (letters, digits, '.', '_' and '-' are kept)",
+                    h.name
+                ),
+            });
+        }
+        let count = links_of.get(h.name.as_str()).copied().unwrap_or(0);
+        if count != 1 {
+            return Err(PlanError {
+                item: format!("hosts[{i}]"),
+                problem: format!(
+                    "{:?} has {count} links; the netns backend gives each host one interface, so link it to exactly one switch",
+                    h.name
+                ),
+            });
+        }
+        hosts.push(host_plan(h, ns, &tiers));
+    }
+    Ok(hosts)
 }
 
 /// The plan's networks some host of `topology` sits in (the extra
