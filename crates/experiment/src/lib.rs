@@ -10,6 +10,7 @@ pub mod prometheus;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod schedule;
 pub mod summary;
 pub mod sweep;
 mod topology_svg;

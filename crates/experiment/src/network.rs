@@ -71,6 +71,10 @@ pub struct DelayLineSummary {
     /// Whether the line's threads ran at real-time priority.
     #[serde(default)]
     pub realtime: bool,
+    /// Frames dropped while the link was down (the link schedule's
+    /// outages), a->b and b->a.
+    #[serde(default)]
+    pub outage: (u64, u64),
 }
 
 impl DelayLineSummary {
@@ -93,6 +97,7 @@ impl DelayLineSummary {
             late: (s.a_to_b.late, s.b_to_a.late),
             max_late_ms: s.a_to_b.max_late_us.max(s.b_to_a.max_late_us) as f64 / 1000.0,
             realtime: s.realtime,
+            outage: (s.a_to_b.outage, s.b_to_a.outage),
         }
     }
 
@@ -165,6 +170,9 @@ pub struct NetworkSummary {
     /// Background traffic flows.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub background: Vec<TrafficSummary>,
+    /// The link schedule's changes as applied.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<crate::schedule::AppliedChange>,
 }
 
 /// Bytes over `links` (indices; both directions, summed over the links)
@@ -298,6 +306,7 @@ impl NetworkSummary {
             tcp,
             delay_lines,
             background: Vec::new(),
+            changes: Vec::new(),
         }
     }
 
@@ -347,9 +356,7 @@ mod tests {
         testbed::Link {
             a: a.into(),
             b: b.into(),
-            bandwidth_mbit: None,
-            delay_ms: None,
-            loss_pct: None,
+            ..testbed::Link::default()
         }
     }
 

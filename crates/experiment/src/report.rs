@@ -41,12 +41,27 @@ pub(crate) fn line_chart(
     y_label: &str,
     series: &Series,
 ) -> Result<String, RunError> {
+    marked_line_chart(title, x_label, y_label, series, &[])
+}
+
+/// A line chart with a dashed vertical line and a label at each of
+/// `markers` (`x`, label): the link schedule's changes on a time axis.
+pub(crate) fn marked_line_chart(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &Series,
+    markers: &[(f64, String)],
+) -> Result<String, RunError> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
         root.fill(&WHITE).map_err(chart_error)?;
         let points = series.iter().flat_map(|(_, p)| p.iter());
         let (mut x_max, mut y_min, mut y_max) = (1.0f64, f64::INFINITY, f64::NEG_INFINITY);
+        for (x, _) in markers {
+            x_max = x_max.max(*x);
+        }
         for (x, y) in points {
             x_max = x_max.max(*x);
             y_min = y_min.min(*y);
@@ -69,6 +84,23 @@ pub(crate) fn line_chart(
             .y_desc(y_label)
             .draw()
             .map_err(chart_error)?;
+        let (lo, hi) = (y_min - pad, y_max + pad);
+        for (x, label) in markers {
+            let grey = BLACK.mix(0.55);
+            let dashes = (0..40).map(|k| {
+                let step = (hi - lo) / 40.0;
+                let y0 = lo + step * f64::from(k);
+                PathElement::new(vec![(*x, y0), (*x, y0 + step * 0.6)], grey.stroke_width(1))
+            });
+            chart.draw_series(dashes).map_err(chart_error)?;
+            chart
+                .draw_series(std::iter::once(Text::new(
+                    label.clone(),
+                    (*x, hi),
+                    ("sans-serif", 12).into_font().color(&grey),
+                )))
+                .map_err(chart_error)?;
+        }
         for (i, (name, points)) in series.iter().enumerate() {
             let c = colour(i);
             chart
@@ -461,7 +493,37 @@ struct LinkRow {
     a: String,
     b: String,
     count: usize,
-    figures: (Option<f64>, Option<f64>, Option<f64>),
+    /// Bandwidth, delay (± jitter) and loss, as shown.
+    figures: [String; 3],
+}
+
+/// A link's bandwidth, delay and loss as the links table shows them:
+/// `12 ± 3` for jitter (`, ordered` when frames keep their order), and
+/// `bursts: p 1 %, r 25 % (3.8 %)` for Gilbert-Elliott loss.
+fn figure_texts(l: &testbed::Link) -> [String; 3] {
+    let opt = |x: Option<f64>| x.map_or_else(|| "–".to_owned(), |v| v.to_string());
+    let delay = match l.jitter_ms.filter(|j| *j > 0.0) {
+        Some(j) => format!(
+            "{} ± {j}{}",
+            opt(l.delay_ms),
+            if l.jitter_reorder == Some(false) {
+                ", ordered"
+            } else {
+                ""
+            }
+        ),
+        None => opt(l.delay_ms),
+    };
+    let loss = match &l.loss_burst {
+        Some(b) => format!(
+            "bursts: p {} %, r {} % ({:.2} %)",
+            b.p_pct,
+            b.r_pct,
+            b.mean_loss_pct()
+        ),
+        None => opt(l.loss_pct),
+    };
+    [opt(l.bandwidth_mbit), delay, loss]
 }
 
 /// A node name without its trailing number: what links of one kind share.
@@ -481,15 +543,10 @@ fn span(names: &[&str]) -> String {
 }
 
 fn link_rows(links: &[testbed::Link]) -> Vec<LinkRow> {
-    type Key<'a> = (&'a str, &'a str, [Option<u64>; 3]);
-    let bits = |x: Option<f64>| x.map(f64::to_bits);
+    type Key<'a> = (&'a str, &'a str, [String; 3]);
     let mut groups: Vec<(Key, Vec<&testbed::Link>)> = Vec::new();
     for l in links {
-        let key = (
-            stem(&l.a),
-            stem(&l.b),
-            [bits(l.bandwidth_mbit), bits(l.delay_ms), bits(l.loss_pct)],
-        );
+        let key = (stem(&l.a), stem(&l.b), figure_texts(l));
         match groups.iter_mut().find(|(k, _)| *k == key) {
             Some((_, members)) => members.push(l),
             None => groups.push((key, vec![l])),
@@ -497,15 +554,14 @@ fn link_rows(links: &[testbed::Link]) -> Vec<LinkRow> {
     }
     groups
         .into_iter()
-        .map(|(_, members)| {
+        .map(|((_, _, figures), members)| {
             let a: Vec<&str> = members.iter().map(|l| l.a.as_str()).collect();
             let b: Vec<&str> = members.iter().map(|l| l.b.as_str()).collect();
-            let first = members[0];
             LinkRow {
                 a: span(&a),
                 b: span(&b),
                 count: members.len(),
-                figures: (first.bandwidth_mbit, first.delay_ms, first.loss_pct),
+                figures,
             }
         })
         .collect()
@@ -516,17 +572,16 @@ fn links_table(links: &[testbed::Link]) -> String {
     if !links.is_empty() {
         html += "<h2>Links</h2><table><tr><th>a</th><th>b</th><th>links</th><th>Mbit/s</th><th>delay ms</th><th>loss %</th></tr>";
         for row in link_rows(links) {
-            let opt = |x: Option<f64>| x.map_or_else(|| "–".to_owned(), |v| v.to_string());
-            let (mbit, delay, loss) = row.figures;
+            let [mbit, delay, loss] = &row.figures;
             let _ = write!(
                 html,
                 "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 escape(&row.a),
                 escape(&row.b),
                 row.count,
-                opt(mbit),
-                opt(delay),
-                opt(loss)
+                escape(mbit),
+                escape(delay),
+                escape(loss)
             );
         }
         html += "</table>";
@@ -700,11 +755,13 @@ fn network_section(n: &crate::network::NetworkSummary) -> Result<String, RunErro
             (format!("{} - {}", l.a, l.b), points)
         })
         .collect();
-    html += &line_chart(
+    let markers: Vec<(f64, String)> = n.changes.iter().map(|c| (c.t_s, c.what.clone())).collect();
+    html += &marked_line_chart(
         "Throughput of the busiest links (higher direction)",
         "seconds",
         "Mbit/s",
         &links,
+        &markers,
     )?;
     let mut per_host: std::collections::BTreeMap<&str, std::collections::BTreeMap<u64, Vec<f64>>> =
         std::collections::BTreeMap::new();
@@ -732,12 +789,16 @@ fn network_section(n: &crate::network::NetworkSummary) -> Result<String, RunErro
         })
         .collect();
     if !rtt.is_empty() {
-        html += &line_chart(
+        html += &marked_line_chart(
             "TCP RTT of the FL connections (median per aggregator)",
             "seconds",
             "ms",
             &rtt,
+            &markers,
         )?;
+    }
+    if !n.changes.is_empty() {
+        html += &changes_table(&n.changes);
     }
     if !n.background.is_empty() {
         let flows: Series = n
@@ -770,19 +831,42 @@ fn network_section(n: &crate::network::NetworkSummary) -> Result<String, RunErro
     Ok(html)
 }
 
+/// The link schedule as applied: when, which links, what, and any failure.
+fn changes_table(changes: &[crate::schedule::AppliedChange]) -> String {
+    let mut html = String::from(
+        "<h3>Link schedule</h3><table><tr><th>at s (after the first intent)</th><th>t s (charts)</th>\
+         <th>links</th><th>change</th><th>applied</th></tr>",
+    );
+    for c in changes {
+        let _ = write!(
+            html,
+            "<tr><td>{:.1}</td><td>{:.1}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td></tr>",
+            c.at_s,
+            c.t_s,
+            escape(&c.links.join(", ")),
+            escape(&c.what),
+            c.error.as_deref().map_or_else(
+                || "yes".to_owned(),
+                |e| format!("<b class=\"bad\">no: {}</b>", escape(e))
+            )
+        );
+    }
+    html + "</table>"
+}
+
 /// The delay lines' counters with the fidelity line: drops by cause (the
 /// loss draw, the modelled buffer, scheduling) and a warning when frames
 /// left late because a line did not get the CPU.
 fn delay_lines_table(lines: &[crate::network::DelayLineSummary]) -> String {
     let mut html = String::from(
         "<table><tr><th>delay line a - b</th><th>delay ms</th><th>frames a→b</th><th>frames b→a</th>\
-         <th>lost (loss draw)</th><th>queue drops (buffer)</th><th>late &gt; 1 ms (scheduling)</th>\
-         <th>latest ms</th><th>real-time</th></tr>",
+         <th>lost (loss draw)</th><th>queue drops (buffer)</th><th>outage drops (schedule)</th>\
+         <th>late &gt; 1 ms (scheduling)</th><th>latest ms</th><th>real-time</th></tr>",
     );
     for d in lines {
         let _ = write!(
             html,
-            "<tr><td class=\"l\">{} - {}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{}</td></tr>",
+            "<tr><td class=\"l\">{} - {}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{}</td></tr>",
             escape(&d.a),
             escape(&d.b),
             d.delay_ms,
@@ -790,6 +874,7 @@ fn delay_lines_table(lines: &[crate::network::DelayLineSummary]) -> String {
             d.frames.1,
             d.lost.0 + d.lost.1,
             d.queue_drops.0 + d.queue_drops.1,
+            d.outage.0 + d.outage.1,
             d.late.0 + d.late.1,
             d.max_late_ms,
             if d.realtime { "yes" } else { "no" }
@@ -840,6 +925,7 @@ mod tests {
             late: (late, 0),
             max_late_ms: if late > 0 { 3.5 } else { 0.2 },
             realtime: late == 0,
+            outage: (0, 0),
         };
         let good = delay_lines_table(&[line(0)]);
         assert!(
@@ -890,6 +976,42 @@ mod tests {
         assert!(rows.iter().any(|r| r.a == "fc.12" && r.count == 1));
     }
     use crate::summary::tests::sample;
+
+    #[test]
+    fn scheduled_changes_are_marked_on_the_time_charts_and_listed() {
+        let change = |t_s: f64, what: &str, error: Option<&str>| crate::schedule::AppliedChange {
+            at_s: t_s - 5.0,
+            t_s,
+            links: vec!["aggsw - satsw".into(), "satsw - edgesw".into()],
+            what: what.into(),
+            error: error.map(Into::into),
+        };
+        let n = crate::network::NetworkSummary {
+            impairment: "user-space delay line".into(),
+            links: Vec::new(),
+            tcp: Vec::new(),
+            delay_lines: Vec::new(),
+            background: Vec::new(),
+            changes: vec![
+                change(35.0, "bandwidth 20 Mbit/s", None),
+                change(60.0, "down", Some("no such link")),
+            ],
+        };
+        let html = network_section(&n).unwrap();
+        assert!(
+            html.contains("bandwidth 20 Mbit/s\n</text>"),
+            "marker label on the chart: {html}"
+        );
+        assert!(html.contains("<h3>Link schedule</h3>"), "{html}");
+        assert!(
+            html.contains("<td>30.0</td><td>35.0</td><td class=\"l\">aggsw - satsw, satsw - edgesw</td><td class=\"l\">bandwidth 20 Mbit/s</td><td class=\"l\">yes</td>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<b class=\"bad\">no: no such link</b>"),
+            "{html}"
+        );
+    }
 
     #[test]
     fn the_report_holds_a_curve_per_job_and_the_timeline() {

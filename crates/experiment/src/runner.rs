@@ -77,7 +77,8 @@ pub fn start_backend(
     Ok(match options.backend {
         BackendKind::Local => Box::new(LocalBackend::new(options.run_byte)),
         BackendKind::Netns => {
-            let bed = NetnsTestbed::up(topology, options.run_byte, seed)?;
+            let changing = crate::schedule::changing_links(&scenario.network_schedule, topology);
+            let bed = NetnsTestbed::up_changing(topology, options.run_byte, seed, &changing)?;
             let aggregators = topology
                 .hosts_with_role(Role::Aggregator)
                 .map(|h| h.name.clone())
@@ -94,6 +95,13 @@ fn check_backend(scenario: &Scenario, options: &RunOptions) -> Result<(), RunErr
     if !scenario.background_traffic.is_empty() && !netns {
         return Err(RunError::Scenario(
             "background_traffic: needs --backend netns (the local backend does not run traffic hosts); \
+             remove it or run with --backend netns"
+                .to_owned(),
+        ));
+    }
+    if !scenario.network_schedule.is_empty() && !netns {
+        return Err(RunError::Scenario(
+            "network_schedule: needs --backend netns (the local backend does not enforce links); \
              remove it or run with --backend netns"
                 .to_owned(),
         ));
@@ -402,7 +410,20 @@ fn run_on(
         crate::prometheus::wait_targets(&http, *a, *count, ready)?;
     }
     start_traffic(scenario, &layout, hosts)?;
-    let followed = follow_intents(scenario, options, hosts, &started, started_at, progress)?;
+    let schedule = match hosts.link_control() {
+        Some((control, clock)) if !scenario.network_schedule.is_empty() => {
+            Some(crate::schedule::Running::start(
+                &scenario.network_schedule,
+                &layout.topology,
+                control,
+                clock,
+            ))
+        }
+        _ => None,
+    };
+    let followed = follow_intents(scenario, options, hosts, &started, started_at, progress);
+    let changes = schedule.map(|s| s.stop()).unwrap_or_default();
+    let followed = followed?;
     if let Some((_, a, _)) = &started.prometheus {
         save_prometheus(scenario, &layout, &http, *a)?;
     }
@@ -411,6 +432,7 @@ fn run_on(
         &layout,
         hosts,
         &followed,
+        changes,
         started_unix_s,
         started_at,
     )?;
@@ -999,6 +1021,7 @@ fn collect(
     layout: &Layout,
     hosts: &mut dyn Backend,
     followed: &Followed,
+    changes: Vec<crate::schedule::AppliedChange>,
     started_unix_s: f64,
     started_at: Instant,
 ) -> Result<Summary, RunError> {
@@ -1009,6 +1032,7 @@ fn collect(
         .map(|m| NetworkSummary::new(m, &topology.links));
     hosts.shutdown();
     if let Some(n) = &mut network {
+        n.changes = changes;
         for (i, f) in scenario.background_traffic.iter().enumerate() {
             let output = std::fs::read_to_string(layout.traffic_log(i)).unwrap_or_default();
             n.background.push(TrafficSummary::from_iperf3(
@@ -1062,7 +1086,7 @@ fn job_summaries(
     followed: &Followed,
     measurements: Option<&Measurements>,
 ) -> Vec<JobSummary> {
-    let satellite = satellite_links(topology);
+    let satellite = crate::schedule::satellite_links(topology);
     followed
         .records
         .iter()
@@ -1135,19 +1159,6 @@ fn declared_network(topology: &Topology) -> Option<mlfo::config::NetworkFigures>
             .ok()
             .map(|n| n.get() as f64),
     })
-}
-
-/// The satellite hops: links between two switches that have a delay (in
-/// the generated topology aggsw - satsw and satsw - edgesw).
-fn satellite_links(topology: &Topology) -> Vec<usize> {
-    let switch = |name: &str| topology.switches.iter().any(|s| s.name == name);
-    topology
-        .links
-        .iter()
-        .enumerate()
-        .filter(|(_, l)| switch(&l.a) && switch(&l.b) && l.delay_ms.is_some_and(|d| d > 0.0))
-        .map(|(i, _)| i)
-        .collect()
 }
 
 /// Sends one intent to the edge MLFO; its id and cohort.

@@ -41,6 +41,13 @@ pub struct GenerateSpec {
     /// Loss on each satellite hop, percent (default 0).
     #[serde(default)]
     pub satellite_loss_pct: Option<f64>,
+    /// Jitter of each satellite hop, ms (default 0; at most its delay).
+    #[serde(default)]
+    pub satellite_jitter_ms: Option<f64>,
+    /// Bursty (Gilbert-Elliott) loss on each satellite hop, instead of
+    /// `satellite_loss_pct`: `{ p_pct, r_pct, bad_loss_pct, good_loss_pct }`.
+    #[serde(default)]
+    pub satellite_loss_burst: Option<testbed::BurstLoss>,
 }
 
 /// Where the topology comes from: exactly one of the three.
@@ -262,6 +269,9 @@ pub struct Scenario {
     /// Background traffic flows (netns backend only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub background_traffic: Vec<TrafficFlow>,
+    /// Changes to links at set times of the run (netns backend only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub network_schedule: Vec<crate::schedule::ScheduledChange>,
     /// Checks at the end.
     #[serde(default)]
     pub expect: Expectations,
@@ -380,6 +390,7 @@ impl Scenario {
                 )));
             }
         }
+        crate::schedule::check(&scenario.network_schedule, &topology).map_err(fail)?;
         for (field, v) in [
             ("ready_s", scenario.timeouts.ready_s),
             ("run_s", scenario.timeouts.run_s),
@@ -430,6 +441,8 @@ impl Scenario {
                     edge_aggregators: g.edge_aggregators,
                     campus_size: g.campus_size.unwrap_or(d.campus_size),
                     satellite_loss_pct: g.satellite_loss_pct.unwrap_or(d.satellite_loss_pct),
+                    satellite_jitter_ms: g.satellite_jitter_ms.unwrap_or(d.satellite_jitter_ms),
+                    satellite_loss_burst: g.satellite_loss_burst,
                     ..d
                 })
                 .map_err(|e| format!("topology.generate.{e}"))

@@ -16,13 +16,17 @@ pub const MAX_RUNS: usize = 1000;
 
 /// Shorthands for the fields researchers sweep most, and the scenario
 /// paths they stand for.
-pub const SHORTHANDS: [(&str, &str); 8] = [
+pub const SHORTHANDS: [(&str, &str); 9] = [
     (
         "satellite_bandwidth_mbit",
         "topology.generate.satellite_bandwidth_mbit",
     ),
     ("satellite_delay_ms", "topology.generate.satellite_delay_ms"),
     ("satellite_loss_pct", "topology.generate.satellite_loss_pct"),
+    (
+        "satellite_jitter_ms",
+        "topology.generate.satellite_jitter_ms",
+    ),
     ("bandwidth_mbit", "topology.generate.bandwidth_mbit"),
     ("cohorts", "topology.generate.cohorts"),
     ("strategy", "intents[*].constraints.avgalgo"),

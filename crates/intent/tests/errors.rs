@@ -166,7 +166,7 @@ fn unknown_names_list_the_known_ones() {
     assert_eq!(
         constraint_error("sourcekind: imagenet"),
         "intent.yaml: targets[0].constraints.sourcekind: must be one of mnist | fashion-mnist | \
-         kmnist | cifar10 | synthetic | synthetic-images | synthetic-cifar (aliases: handmnist, fashionmnist, cifar), got \"imagenet\""
+         kmnist | cifar10 | synthetic | synthetic-images | synthetic-hard | synthetic-cifar (aliases: handmnist, fashionmnist, cifar), got \"imagenet\""
     );
     assert_eq!(
         constraint_error("modelkind: resnet"),

@@ -290,6 +290,7 @@ fn the_registry_says_how_to_get_what_is_missing() {
             "cifar10",
             "synthetic",
             "synthetic-images",
+            "synthetic-hard",
             "synthetic-cifar"
         ]
     );

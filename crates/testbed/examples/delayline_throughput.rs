@@ -63,11 +63,7 @@ fn measure(delay_ms: u64, rate: Option<&str>, seconds: u64) -> Result<(), Box<dy
         )?;
     }
     let b = tap(NS_B, "tb", &format!("{ADDR_B}/24"))?;
-    let spec = LineSpec {
-        delay: Duration::from_millis(delay_ms),
-        loss_pct: 0.0,
-        seed: 1,
-    };
+    let spec = LineSpec::new(Duration::from_millis(delay_ms), 0.0, 1);
     let line = DelayLine::start(a, b, spec)?;
     let mut server = Command::new("ip")
         .args(["netns", "exec", NS_B, "iperf3", "-s", "-1", "-B", ADDR_B])

@@ -3,14 +3,14 @@
 //! reaching their ports from the runner, and tearing everything down.
 
 use crate::local::{HostError, Supervisor, http_get_ok, loopback_addr};
-use crate::netns::NetnsTestbed;
 use crate::netns::controller::{CONTROLLER_PORT, Controller};
 use crate::netns::measure::{Measurements, Sampler};
+use crate::netns::{LinkControl, NetnsTestbed};
 use crate::topology::Host;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A running testbed.
 pub trait Backend {
@@ -61,6 +61,12 @@ pub trait Backend {
     /// What the backend measured of the network so far (none on backends
     /// that do not measure); call once, at the end.
     fn take_measurements(&mut self) -> Option<Measurements> {
+        None
+    }
+    /// Control over the links while the run goes on, with the instant the
+    /// network measurements count their seconds from; `None` where links
+    /// are not enforced.
+    fn link_control(&self) -> Option<(LinkControl, Instant)> {
         None
     }
     /// Starts the network controller (meters, `/metrics` of the links)
@@ -218,6 +224,11 @@ impl Backend for NetnsBackend {
 
     fn hosts(&mut self) -> &mut Supervisor {
         &mut self.hosts
+    }
+
+    fn link_control(&self) -> Option<(LinkControl, Instant)> {
+        let clock = self.sampler.as_ref()?.origin();
+        Some((self.bed.link_control(), clock))
     }
 
     fn take_measurements(&mut self) -> Option<Measurements> {

@@ -13,6 +13,6 @@ pub mod netns;
 pub mod topology;
 
 pub use topology::{
-    Addressing, GenOptions, Host, Link, Role, SpecError, Subnet, Switch, Topology, TopologyError,
-    generate,
+    Addressing, BurstLoss, GenOptions, Host, Link, Role, SpecError, Subnet, Switch, Topology,
+    TopologyError, generate,
 };

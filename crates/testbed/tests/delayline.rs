@@ -65,12 +65,12 @@ impl Namespaces {
 
     /// A line between fresh taps.
     fn line(&self, delay_ms: u64, loss_pct: f64) -> DelayLine {
+        self.line_with(LineSpec::new(Duration::from_millis(delay_ms), loss_pct, 7))
+    }
+
+    /// A line with `spec` between fresh taps.
+    fn line_with(&self, spec: LineSpec) -> DelayLine {
         let (a, b) = self.taps();
-        let spec = LineSpec {
-            delay: Duration::from_millis(delay_ms),
-            loss_pct,
-            seed: 7,
-        };
         DelayLine::start(a, b, spec).unwrap()
     }
 
@@ -258,4 +258,218 @@ fn a_vanished_device_ends_the_line() {
     assert!(!line.is_running(), "the line still runs without tb");
     drop(line);
     assert!(!ns.links(&ns.a).contains(": ta:"), "ta outlives its line");
+}
+
+/// Sends `n` numbered UDP datagrams from A to B, one every `gap`, each
+/// stamped with the time it left; returns, in the order B received them,
+/// each one's number and one-way delay in ms. `during` runs on the
+/// sender's thread after datagram `n / 2`.
+fn one_way(
+    ns: &Namespaces,
+    port: u16,
+    n: u64,
+    gap: Duration,
+    during: impl FnOnce(),
+) -> Vec<(u64, f64)> {
+    let rx = in_namespace(&ns.b, || UdpSocket::bind(addr(ADDR_B, port)))
+        .unwrap()
+        .unwrap();
+    let tx = in_namespace(&ns.a, || UdpSocket::bind(addr(ADDR_A, 0)))
+        .unwrap()
+        .unwrap();
+    rx.set_read_timeout(Some(Duration::from_millis(600)))
+        .unwrap();
+    let t0 = Instant::now();
+    let receiver = std::thread::spawn(move || {
+        let (mut buf, mut got) = ([0u8; 64], Vec::new());
+        while let Ok(len) = rx.recv(&mut buf) {
+            let now = t0.elapsed().as_secs_f64();
+            let seq = u64::from_be_bytes(buf[..8].try_into().unwrap());
+            let sent = f64::from_be_bytes(buf[8..16].try_into().unwrap());
+            assert_eq!(len, 16);
+            got.push((seq, (now - sent) * 1000.0));
+        }
+        got
+    });
+    let mut during = Some(during);
+    let start = Instant::now();
+    for i in 0..n {
+        let mut msg = [0u8; 16];
+        msg[..8].copy_from_slice(&i.to_be_bytes());
+        msg[8..].copy_from_slice(&t0.elapsed().as_secs_f64().to_be_bytes());
+        tx.send_to(&msg, addr(ADDR_B, port)).unwrap();
+        if i == n / 2 {
+            (during.take().unwrap())();
+        }
+        // Paced by the clock, so the TAP device's own queue never overflows.
+        let next = start + gap * (i as u32 + 1);
+        if let Some(wait) = next.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+    }
+    receiver.join().unwrap()
+}
+
+fn stats_of(delays: &[f64]) -> (f64, f64, f64, f64) {
+    let n = delays.len() as f64;
+    let mean = delays.iter().sum::<f64>() / n;
+    let sd = (delays.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / n).sqrt();
+    let lo = delays.iter().copied().fold(f64::MAX, f64::min);
+    let hi = delays.iter().copied().fold(f64::MIN, f64::max);
+    (lo, mean, sd, hi)
+}
+
+/// Datagrams that arrived after one with a higher number.
+fn overtaken(got: &[(u64, f64)]) -> usize {
+    let mut highest = None;
+    got.iter()
+        .filter(|(seq, _)| {
+            let late = highest.is_some_and(|h| *seq < h);
+            highest = highest.max(Some(*seq));
+            late
+        })
+        .count()
+}
+
+#[test]
+fn jitter_spreads_one_way_delays_and_reorders_only_when_allowed() {
+    let _load = testkit::exclusive();
+    let ns = Namespaces::new("jit");
+    for (port, reorder) in [(7010, true), (7011, false)] {
+        let line = ns.line_with(LineSpec {
+            jitter: Duration::from_millis(8),
+            reorder,
+            ..LineSpec::new(Duration::from_millis(20), 0.0, 3)
+        });
+        let got = one_way(&ns, port, 1500, Duration::from_micros(1000), || {});
+        let delays: Vec<f64> = got.iter().map(|(_, d)| *d).collect();
+        let (lo, mean, sd, hi) = stats_of(&delays);
+        let late = overtaken(&got);
+        eprintln!(
+            "jitter 20 ± 8 ms, reorder {reorder}: {} received, delay min {lo:.2} mean {mean:.2} sd {sd:.2} max {hi:.2} ms, {late} overtaken",
+            got.len()
+        );
+        assert_eq!(got.len(), 1500, "nothing lost");
+        assert!(
+            lo >= 11.9,
+            "no frame leaves before delay - jitter: {lo:.2} ms"
+        );
+        if reorder {
+            // Uniform on [12, 28] ms: mean 20, sd 8/√3 = 4.6 ms.
+            assert!((19.0..=21.5).contains(&mean), "mean {mean:.2} ms");
+            assert!((4.0..=5.3).contains(&sd), "sd {sd:.2} ms");
+            assert!(hi <= 30.0, "max {hi:.2} ms");
+            // Datagrams 1 ms apart with delays spread over 16 ms overtake each other.
+            assert!(late > 300, "{late} of 1500 overtaken");
+        } else {
+            assert_eq!(late, 0, "an ordered line keeps the order");
+            // Each waits for the one before it: later than the draw, still spread.
+            assert!(mean >= 20.0 && sd >= 2.0, "mean {mean:.2} sd {sd:.2} ms");
+        }
+        drop(line);
+    }
+}
+
+#[test]
+fn gilbert_elliott_loss_comes_in_bursts() {
+    let _load = testkit::exclusive();
+    let ns = Namespaces::new("ge");
+    let burst = testbed::BurstLoss {
+        p_pct: 2.0,
+        r_pct: 25.0,
+        bad_loss_pct: 100.0,
+        good_loss_pct: 0.0,
+    };
+    let line = ns.line_with(LineSpec {
+        loss: testbed::netns::delayline::Loss::Burst(burst),
+        ..LineSpec::new(Duration::from_millis(1), 0.0, 11)
+    });
+    let sent = 8000u64;
+    let got = one_way(&ns, 7012, sent, Duration::from_micros(150), || {});
+    let mut received = vec![false; sent as usize];
+    for (seq, _) in &got {
+        received[*seq as usize] = true;
+    }
+    let lost = received.iter().filter(|r| !**r).count();
+    let bursts = received.windows(2).filter(|w| w[0] && !w[1]).count();
+    let share = lost as f64 / sent as f64 * 100.0;
+    let mean_burst = lost as f64 / bursts.max(1) as f64;
+    let stats = line.stats().a_to_b;
+    eprintln!(
+        "Gilbert-Elliott p 2 % r 25 %: lost {lost} of {sent} ({share:.2} %) in {bursts} bursts, mean {mean_burst:.2}; {stats:?}"
+    );
+    // p / (p + r) = 7.4 % lost, in bursts of 1 / r = 4 datagrams.
+    assert!((5.0..=10.0).contains(&share), "{share:.2} % lost");
+    assert!(
+        (3.0..=5.2).contains(&mean_burst),
+        "mean burst {mean_burst:.2}"
+    );
+    assert_eq!(stats.lost, lost as u64, "{stats:?}");
+    assert_eq!((stats.queue_drops, stats.outage), (0, 0));
+}
+
+#[test]
+fn a_running_line_changes_its_delay_and_goes_down_and_up() {
+    let _load = testkit::exclusive();
+    let ns = Namespaces::new("chg");
+    let line = ns.line(5, 0.0);
+    let control = line.control();
+    let got = one_way(&ns, 7013, 1200, Duration::from_millis(1), || {
+        let slower = LineSpec {
+            delay: Duration::from_millis(30),
+            ..control.spec()
+        };
+        control.set(slower).unwrap();
+    });
+    let (before, after): (Vec<_>, Vec<_>) = got.iter().partition(|(seq, _)| *seq < 600);
+    let median = |v: Vec<&(u64, f64)>| {
+        let mut d: Vec<f64> = v.iter().map(|(_, d)| *d).collect();
+        d.sort_by(f64::total_cmp);
+        d[d.len() / 2]
+    };
+    let (b, a) = (median(before), median(after));
+    eprintln!("delay 5 ms, then 30 ms: medians {b:.2} and {a:.2} ms");
+    assert!(
+        (4.8..=6.5).contains(&b) && (29.8..=31.5).contains(&a),
+        "{b:.2} {a:.2}"
+    );
+    assert!(
+        control
+            .set(LineSpec {
+                jitter: Duration::from_millis(31),
+                ..control.spec()
+            })
+            .is_err()
+    );
+
+    // Down for about 300 ms of a 900 ms stream, then up again.
+    let c = control.clone();
+    let got = one_way(&ns, 7014, 600, Duration::from_micros(1500), move || {
+        // The stream goes on for another 450 ms while the link is down.
+        std::thread::spawn(move || {
+            c.set(LineSpec {
+                up: false,
+                ..c.spec()
+            })
+            .unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+            c.set(LineSpec {
+                up: true,
+                ..c.spec()
+            })
+            .unwrap();
+        });
+    });
+    let stats = line.stats().a_to_b;
+    let missing = 600 - got.len() as u64;
+    eprintln!("outage of 300 ms: {missing} of 600 missing; {stats:?}");
+    assert_eq!(
+        stats.outage, missing,
+        "every missing datagram counted as an outage drop"
+    );
+    assert!((150..=260).contains(&missing), "{missing} missing");
+    assert!(
+        got.iter().any(|(seq, _)| *seq > 560),
+        "traffic flows again after the outage"
+    );
 }

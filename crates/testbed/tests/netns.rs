@@ -305,3 +305,77 @@ fn three_hundred_clients_come_up_reach_the_cloud_from_the_extra_blocks_and_leave
     }
     crate::util::assert_gone(run);
 }
+
+/// Whether a TCP connection from host `from` to port 7100 of `to` opens
+/// within `timeout`.
+fn connects(bed: &NetnsTestbed, from: &str, to: &str, timeout: Duration) -> bool {
+    let target = SocketAddr::from((bed.plan().host(to).unwrap().address, 7100));
+    bed.in_host(from, || {
+        TcpStream::connect_timeout(&target, timeout).is_ok()
+    })
+    .unwrap()
+}
+
+#[test]
+fn a_running_link_changes_its_bandwidth_and_survives_an_outage() {
+    let _serial = testkit::require_root_alone();
+    let run = 226;
+    {
+        // Link 1 (b - sw) starts unimpaired; listed as changing, it gets a
+        // delay line (netem where the kernel has it) to take it down.
+        let changing = [1].into_iter().collect();
+        let bed = NetnsTestbed::up_changing(&pair(100.0, 1.0), run, 1, &changing).unwrap();
+        let control = bed.link_control();
+        let (a, b) = (control.link_index("sw", "a"), control.link_index("b", "sw"));
+        assert_eq!((a, b), (Some(0), Some(1)));
+        let before = crate::util::iperf(&bed, "a", "b", 5231, 2);
+        let change = testbed::netns::LinkChange {
+            bandwidth_mbit: Some(20.0),
+            ..Default::default()
+        };
+        control.apply(0, &change).unwrap();
+        let after = crate::util::iperf(&bed, "a", "b", 5232, 2);
+        eprintln!("iperf3 a -> b: {before:.1} Mbit/s, after the change to 20 Mbit/s {after:.1}");
+        assert!(
+            (90.0..=110.0).contains(&before),
+            "before: {before:.1} Mbit/s"
+        );
+        assert!((17.0..=22.0).contains(&after), "after: {after:.1} Mbit/s");
+
+        let addr = SocketAddr::from((bed.plan().host("b").unwrap().address, 7100));
+        let listener = bed
+            .in_host("b", || TcpListener::bind(addr))
+            .unwrap()
+            .unwrap();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                drop(conn);
+            }
+        });
+        let second = Duration::from_secs(1);
+        assert!(connects(&bed, "a", "b", second), "b is reachable");
+        let down = testbed::netns::LinkChange {
+            up: Some(false),
+            ..Default::default()
+        };
+        control.apply(1, &down).unwrap();
+        assert!(
+            !connects(&bed, "a", "b", second),
+            "b is cut off while its link is down"
+        );
+        control
+            .apply(
+                1,
+                &testbed::netns::LinkChange {
+                    up: Some(true),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        assert!(connects(&bed, "a", "b", second), "b is back");
+        // Link 0 was not listed as changing: it has nothing to take it down.
+        let e = control.apply(0, &down).unwrap_err().to_string();
+        assert!(e.contains("neither a delay line nor netem"), "{e}");
+    }
+    crate::util::assert_gone(run);
+}

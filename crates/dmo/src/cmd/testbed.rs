@@ -29,6 +29,9 @@ pub enum TestbedCmd {
         /// Loss on the satellite hops, percent.
         #[arg(long, default_value_t = 0.0)]
         satellite_loss_pct: f64,
+        /// Jitter of the satellite hops, ms (uniform, at most the delay).
+        #[arg(long, default_value_t = 0.0)]
+        satellite_jitter_ms: f64,
         /// Bandwidth of every link, Mbit/s.
         #[arg(long, default_value_t = 500.0)]
         bandwidth_mbit: f64,
@@ -95,6 +98,7 @@ pub fn run(cmd: TestbedCmd) -> anyhow::Result<ExitCode> {
             split,
             satellite_delay_ms,
             satellite_loss_pct,
+            satellite_jitter_ms,
             bandwidth_mbit,
             satellite_bandwidth_mbit,
             campus_bandwidth_mbit,
@@ -111,6 +115,7 @@ pub fn run(cmd: TestbedCmd) -> anyhow::Result<ExitCode> {
                 cohorts: sizes,
                 satellite_delay_ms,
                 satellite_loss_pct,
+                satellite_jitter_ms,
                 bandwidth_mbit,
                 satellite_bandwidth_mbit,
                 campus_bandwidth_mbit,

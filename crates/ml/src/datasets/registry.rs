@@ -44,19 +44,23 @@ pub enum DatasetName {
     Synthetic,
     /// Synthetic 28x28x1 images, 10 classes.
     SyntheticImages,
+    /// Synthetic 28x28x1 images of 10 overlapping classes under heavy
+    /// noise: not trivially separable.
+    SyntheticHard,
     /// Synthetic 32x32x3 images, 10 classes.
     SyntheticCifar,
 }
 
 impl DatasetName {
     /// Every known dataset, in listing order.
-    pub const ALL: [DatasetName; 7] = [
+    pub const ALL: [DatasetName; 8] = [
         DatasetName::Mnist,
         DatasetName::FashionMnist,
         DatasetName::Kmnist,
         DatasetName::Cifar10,
         DatasetName::Synthetic,
         DatasetName::SyntheticImages,
+        DatasetName::SyntheticHard,
         DatasetName::SyntheticCifar,
     ];
 
@@ -69,6 +73,7 @@ impl DatasetName {
             DatasetName::Cifar10 => "cifar10",
             DatasetName::Synthetic => "synthetic",
             DatasetName::SyntheticImages => "synthetic-images",
+            DatasetName::SyntheticHard => "synthetic-hard",
             DatasetName::SyntheticCifar => "synthetic-cifar",
         }
     }
@@ -79,7 +84,8 @@ impl DatasetName {
             DatasetName::Mnist
             | DatasetName::FashionMnist
             | DatasetName::Kmnist
-            | DatasetName::SyntheticImages => InputShape::image(1, 28, 28),
+            | DatasetName::SyntheticImages
+            | DatasetName::SyntheticHard => InputShape::image(1, 28, 28),
             DatasetName::Cifar10 | DatasetName::SyntheticCifar => InputShape::image(3, 32, 32),
             DatasetName::Synthetic => InputShape::vector(super::synthetic::LEAF_FEATURES),
         }
@@ -109,16 +115,20 @@ impl DatasetName {
                 "download the CIFAR-10 binary version (cifar-10-binary.tar.gz) and unpack it \
                  into ${DATA_DIR_ENV}/cifar10"
             ),
-            DatasetName::Synthetic | DatasetName::SyntheticImages | DatasetName::SyntheticCifar => {
-                "nothing to get: generated from a fixed seed".into()
-            }
+            DatasetName::Synthetic
+            | DatasetName::SyntheticImages
+            | DatasetName::SyntheticHard
+            | DatasetName::SyntheticCifar => "nothing to get: generated from a fixed seed".into(),
         }
     }
 
     fn is_generated(self) -> bool {
         matches!(
             self,
-            DatasetName::Synthetic | DatasetName::SyntheticImages | DatasetName::SyntheticCifar
+            DatasetName::Synthetic
+                | DatasetName::SyntheticImages
+                | DatasetName::SyntheticHard
+                | DatasetName::SyntheticCifar
         )
     }
 }
@@ -266,9 +276,11 @@ fn generate(name: DatasetName) -> Splits {
             }
         }
         _ => {
-            let generator = SyntheticImages {
-                shape: name.input_shape(),
-                classes: name.num_classes(),
+            let (shape, classes) = (name.input_shape(), name.num_classes());
+            let generator = if name == DatasetName::SyntheticHard {
+                SyntheticImages::overlapping(shape, classes)
+            } else {
+                SyntheticImages::distinct(shape, classes)
             };
             let (train, test) = SYNTHETIC_IMAGE_COUNTS;
             Splits {

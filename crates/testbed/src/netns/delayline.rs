@@ -1,11 +1,17 @@
 //! The user-space delay line: delay and loss for links where the kernel lacks `sch_netem`.
 //!
 //! A [`DelayLine`] joins two [`Tap`] devices. Each direction has a reader
-//! thread, which waits for a frame, stamps it, drops it with the line's
-//! loss probability (a seeded ChaCha stream per direction, so a run
-//! reproduces) and queues it, and a writer thread, which sleeps until the
-//! frame's stamp plus the delay and writes it to the other device. The
-//! delay is constant and the order FIFO, as netem's `delay` without jitter.
+//! thread, which waits for a frame, stamps it, drops it by the line's loss
+//! model (independent, or Gilbert-Elliott bursts; a seeded ChaCha stream
+//! per direction, so a run reproduces) and queues it, and a writer thread,
+//! which sleeps until the frame's stamp plus its delay and writes it to the
+//! other device. The delay is drawn uniformly from delay ± jitter (netem's
+//! default distribution). With [`LineSpec::reorder`] (netem's behaviour) a
+//! frame drawn a shorter delay overtakes those before it; without, it
+//! leaves no earlier than the frame before it, so the line keeps the order.
+//! A [`LineControl`] changes a running line's figures (a link schedule),
+//! and takes it down and up again (an outage: frames arriving meanwhile are
+//! dropped and counted in [`DirectionStats::outage`]).
 //! Each queue holds at most [`LineSpec::queue_limit_bytes`] (the frames in
 //! flight at 1 Gbit/s plus headroom), so a direction carries up to about
 //! 1 Gbit/s at any delay and drops arriving frames beyond it (drop-tail,
@@ -35,6 +41,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::sys::SysError;
 use super::tap::Tap;
+use crate::BurstLoss;
 
 /// The rate a queue is sized for: a direction holds up to its delay times
 /// this many bits per second.
@@ -60,41 +67,131 @@ const READ_BUFFER: usize = 65536;
 /// The most frames a thread moves per lock of its queue.
 const BATCH: usize = 64;
 
-/// What a line does to each direction: one-way delay and loss.
+/// How a line loses frames.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Loss {
+    /// Each frame independently, with this probability in percent.
+    Random(f64),
+    /// Gilbert-Elliott bursts (netem's `loss gemodel`).
+    Burst(BurstLoss),
+}
+
+/// What a line does to each direction: delay, jitter and loss.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LineSpec {
-    /// One-way delay, at most [`MAX_DELAY`].
+    /// Mean one-way delay; with the jitter at most [`MAX_DELAY`].
     pub delay: Duration,
-    /// Probability in percent (0 to 100) that a frame is dropped.
-    pub loss_pct: f64,
-    /// Seed of the loss draws; the two directions use different streams.
+    /// Each frame's delay is drawn uniformly from `delay` ± `jitter`; at
+    /// most `delay`.
+    pub jitter: Duration,
+    /// Whether a jittered frame may overtake those before it (netem's
+    /// behaviour) or keeps its place (a FIFO link).
+    pub reorder: bool,
+    /// The loss model.
+    pub loss: Loss,
+    /// False while the link is down: every frame is dropped.
+    pub up: bool,
+    /// Seed of the loss and delay draws; the two directions use different
+    /// streams.
     pub seed: u64,
 }
 
 impl LineSpec {
-    /// The bytes a direction queues at most: the delay times
+    /// A constant `delay` with independent loss of `loss_pct` percent, up.
+    pub fn new(delay: Duration, loss_pct: f64, seed: u64) -> Self {
+        Self {
+            delay,
+            jitter: Duration::ZERO,
+            reorder: true,
+            loss: Loss::Random(loss_pct),
+            up: true,
+            seed,
+        }
+    }
+
+    /// The bytes a direction queues at most: the longest delay times
     /// [`QUEUE_RATE_BITS_PER_S`] plus [`QUEUE_HEADROOM_BYTES`], at most
     /// [`MAX_QUEUE_BYTES`]. A direction thus carries up to that rate at any
     /// delay; beyond it frames are dropped.
     pub fn queue_limit_bytes(&self) -> usize {
-        let bytes = self.delay.as_nanos() * u128::from(QUEUE_RATE_BITS_PER_S) / 8 / 1_000_000_000;
+        let longest = self.delay + self.jitter;
+        let bytes = longest.as_nanos() * u128::from(QUEUE_RATE_BITS_PER_S) / 8 / 1_000_000_000;
         usize::try_from(bytes)
             .unwrap_or(usize::MAX)
             .saturating_add(QUEUE_HEADROOM_BYTES)
             .min(MAX_QUEUE_BYTES)
     }
 
-    fn check(&self) -> Result<(), String> {
-        if !(0.0..=100.0).contains(&self.loss_pct) {
-            return Err(format!("loss must be 0 to 100 %, not {}", self.loss_pct));
+    /// Why the spec cannot be used, if it cannot.
+    pub fn check(&self) -> Result<(), String> {
+        let percent = |what: &str, v: f64| {
+            if (0.0..=100.0).contains(&v) {
+                Ok(())
+            } else {
+                Err(format!("{what} must be 0 to 100 %, not {v}"))
+            }
+        };
+        match self.loss {
+            Loss::Random(pct) => percent("loss", pct)?,
+            Loss::Burst(b) => {
+                percent("burst loss p", b.p_pct)?;
+                percent("burst loss r", b.r_pct)?;
+                percent("burst loss in the bad state", b.bad_loss_pct)?;
+                percent("burst loss in the good state", b.good_loss_pct)?;
+            }
         }
-        if self.delay > MAX_DELAY {
+        if self.jitter > self.delay {
             return Err(format!(
-                "delay must be at most {MAX_DELAY:?}, not {:?}",
-                self.delay
+                "jitter ({:?}) must be at most the delay ({:?})",
+                self.jitter, self.delay
+            ));
+        }
+        if self.delay + self.jitter > MAX_DELAY {
+            return Err(format!(
+                "delay must be at most {MAX_DELAY:?} with its jitter, not {:?}",
+                self.delay + self.jitter
             ));
         }
         Ok(())
+    }
+
+    /// One frame's delay: uniform in `delay` ± `jitter`.
+    fn draw_delay(&self, rng: &mut ChaCha8Rng) -> Duration {
+        if self.jitter.is_zero() {
+            return self.delay;
+        }
+        let spread = (rng.random::<f64>() * 2.0 - 1.0) * self.jitter.as_secs_f64();
+        Duration::from_secs_f64((self.delay.as_secs_f64() + spread).max(0.0))
+    }
+}
+
+/// A direction's loss state: Gilbert-Elliott's good or bad.
+#[derive(Debug, Default)]
+struct LossState {
+    bad: bool,
+}
+
+impl LossState {
+    /// Whether the next frame is lost under `loss`: for bursts, the state
+    /// moves first, then the new state's loss applies (as netem).
+    fn lose(&mut self, loss: &Loss, rng: &mut ChaCha8Rng) -> bool {
+        match loss {
+            Loss::Random(pct) => rng.random::<f64>() * 100.0 < *pct,
+            Loss::Burst(b) => {
+                let flip = rng.random::<f64>() * 100.0;
+                if self.bad {
+                    self.bad = flip >= b.r_pct;
+                } else {
+                    self.bad = flip < b.p_pct;
+                }
+                let pct = if self.bad {
+                    b.bad_loss_pct
+                } else {
+                    b.good_loss_pct
+                };
+                rng.random::<f64>() * 100.0 < pct
+            }
+        }
     }
 }
 
@@ -109,6 +206,8 @@ pub struct DirectionStats {
     pub lost: u64,
     /// Frames dropped because the queue was full.
     pub queue_drops: u64,
+    /// Frames dropped because the link was down (a scheduled outage).
+    pub outage: u64,
     /// Frames whose write to the far device failed (e.g. the device is down).
     pub write_errors: u64,
     /// Frames that left more than [`LATE`] after they were due (the
@@ -156,6 +255,7 @@ impl DelayLine {
         let shared = Arc::new(Shared {
             name: name.clone(),
             stop: AtomicBool::new(false),
+            spec: Mutex::new(spec),
             dirs: [Direction::new(limit), Direction::new(limit)],
             ordinary: AtomicU64::new(0),
         });
@@ -171,7 +271,7 @@ impl DelayLine {
                 let (shared, src) = (line.shared.clone(), src.clone());
                 move || {
                     shared.realtime();
-                    read_loop(&shared, d, &src, spec, rng);
+                    read_loop(&shared, d, &src, rng);
                 }
             };
             let writer = {
@@ -201,6 +301,13 @@ impl DelayLine {
             a_to_b: self.shared.dirs[0].counters.read(),
             b_to_a: self.shared.dirs[1].counters.read(),
             realtime: self.shared.ordinary.load(Ordering::Relaxed) == 0,
+        }
+    }
+
+    /// A handle that changes the line's figures while it runs.
+    pub fn control(&self) -> LineControl {
+        LineControl {
+            shared: self.shared.clone(),
         }
     }
 
@@ -234,11 +341,49 @@ impl Drop for DelayLine {
     }
 }
 
+/// Changes a running line's figures: a link schedule's bandwidth-free
+/// part (delay, jitter, loss, outages). Frames already queued keep the
+/// delay they were given.
+#[derive(Debug, Clone)]
+pub struct LineControl {
+    shared: Arc<Shared>,
+}
+
+impl LineControl {
+    /// The figures in force.
+    pub fn spec(&self) -> LineSpec {
+        *self
+            .shared
+            .spec
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Puts `spec` in force for every frame read from now on (its seed is
+    /// ignored: the draws go on from where they are); refuses a spec out of
+    /// range. The queues are resized for the new delay.
+    pub fn set(&self, spec: LineSpec) -> Result<(), String> {
+        spec.check()?;
+        let limit = spec.queue_limit_bytes();
+        *self
+            .shared
+            .spec
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = spec;
+        for dir in &self.shared.dirs {
+            dir.lock().limit = limit;
+        }
+        Ok(())
+    }
+}
+
 /// State the threads of a line share.
 #[derive(Debug)]
 struct Shared {
     name: String,
     stop: AtomicBool,
+    /// The figures in force (read by the readers once per batch).
+    spec: Mutex<LineSpec>,
     dirs: [Direction; 2],
     /// Threads that did not get real-time priority.
     ordinary: AtomicU64,
@@ -283,7 +428,8 @@ impl Shared {
 #[derive(Debug)]
 struct Direction {
     queue: Mutex<Queue>,
-    /// Signalled when a frame enters an empty queue.
+    /// Signalled when a frame becomes the queue's oldest (an empty queue,
+    /// or one that overtakes the others).
     ready: Condvar,
     counters: Counters,
 }
@@ -310,6 +456,7 @@ struct Counters {
     bytes: AtomicU64,
     lost: AtomicU64,
     queue_drops: AtomicU64,
+    outage: AtomicU64,
     write_errors: AtomicU64,
     late: AtomicU64,
     max_late_us: AtomicU64,
@@ -323,6 +470,7 @@ impl Counters {
             bytes: get(&self.bytes),
             lost: get(&self.lost),
             queue_drops: get(&self.queue_drops),
+            outage: get(&self.outage),
             write_errors: get(&self.write_errors),
             late: get(&self.late),
             max_late_us: get(&self.max_late_us),
@@ -334,8 +482,8 @@ impl Counters {
     }
 }
 
-/// Frames in flight in one direction, oldest first, with the instant each
-/// is due; bounded in bytes.
+/// Frames in flight in one direction, ordered by the instant each is due
+/// (frames due together in arrival order); bounded in bytes.
 #[derive(Debug)]
 struct Queue {
     frames: VecDeque<(Instant, Vec<u8>)>,
@@ -352,19 +500,17 @@ impl Queue {
         }
     }
 
-    /// Queues `frame`, due at `due`; false (and the frame dropped) when it
-    /// does not fit in the limit.
-    fn push(&mut self, due: Instant, frame: Vec<u8>) -> bool {
+    /// Queues `frame`, due at `due`, behind every frame due no later:
+    /// `Some(true)` when it is now the first due, `None` (and the frame
+    /// dropped) when it does not fit in the limit.
+    fn push(&mut self, due: Instant, frame: Vec<u8>) -> Option<bool> {
         if self.bytes + frame.len() > self.limit {
-            return false;
+            return None;
         }
         self.bytes += frame.len();
-        self.frames.push_back((due, frame));
-        true
-    }
-
-    fn is_empty(&self) -> bool {
-        self.frames.is_empty()
+        let at = self.frames.partition_point(|(d, _)| *d <= due);
+        self.frames.insert(at, (due, frame));
+        Some(at == 0)
     }
 
     /// When the oldest frame is due.
@@ -391,13 +537,15 @@ fn vanished(e: &io::Error) -> bool {
     )
 }
 
-/// Direction `d`'s reader: frames from `src`, drawn for loss, into the
-/// queue, up to [`BATCH`] per lock.
-fn read_loop(shared: &Shared, d: usize, src: &Tap, spec: LineSpec, mut rng: ChaCha8Rng) {
+/// Direction `d`'s reader: frames from `src`, drawn for loss and delay,
+/// into the queue, up to [`BATCH`] per lock.
+fn read_loop(shared: &Shared, d: usize, src: &Tap, mut rng: ChaCha8Rng) {
     let dir = &shared.dirs[d];
-    let loss = spec.loss_pct / 100.0;
     let mut buf = vec![0u8; READ_BUFFER];
     let mut batch = Vec::with_capacity(BATCH);
+    let mut state = LossState::default();
+    // When the last frame queued is due: an ordered line sends none sooner.
+    let mut last_due = Instant::now();
     while !shared.stopped() {
         match src.wait_readable(POLL_INTERVAL) {
             Ok(true) => {}
@@ -408,6 +556,8 @@ fn read_loop(shared: &Shared, d: usize, src: &Tap, spec: LineSpec, mut rng: ChaC
                 return;
             }
         }
+        let spec = *shared.spec.lock().unwrap_or_else(PoisonError::into_inner);
+        let (mut lost, mut outage) = (0, 0);
         while batch.len() < BATCH {
             let n = match src.read_frame(&mut buf) {
                 Ok(n) => n,
@@ -425,29 +575,38 @@ fn read_loop(shared: &Shared, d: usize, src: &Tap, spec: LineSpec, mut rng: ChaC
                     return;
                 }
             };
-            let due = Instant::now() + spec.delay;
-            if rng.random::<f64>() < loss {
-                Counters::add(&dir.counters.lost, 1);
+            let now = Instant::now();
+            if !spec.up {
+                outage += 1;
+            } else if state.lose(&spec.loss, &mut rng) {
+                lost += 1;
             } else {
+                let mut due = now + spec.draw_delay(&mut rng);
+                if !spec.reorder {
+                    due = due.max(last_due);
+                    last_due = due;
+                }
                 batch.push((due, buf[..n].to_vec()));
             }
         }
+        Counters::add(&dir.counters.lost, lost);
+        Counters::add(&dir.counters.outage, outage);
         if batch.is_empty() {
             continue;
         }
         let mut queue = dir.lock();
-        let was_empty = queue.is_empty();
-        let mut full = 0;
+        let (mut full, mut first) = (0, false);
         for (due, frame) in batch.drain(..) {
-            if !queue.push(due, frame) {
-                full += 1;
+            match queue.push(due, frame) {
+                Some(head) => first |= head,
+                None => full += 1,
             }
         }
         drop(queue);
         if full > 0 {
             Counters::add(&dir.counters.queue_drops, full as u64);
         }
-        if was_empty {
+        if first {
             dir.ready.notify_one();
         }
     }
@@ -515,11 +674,12 @@ fn take_due(shared: &Shared, dir: &Direction, batch: &mut Vec<Vec<u8>>) -> bool 
             Counters::add(&dir.counters.late, late_frames);
             return true;
         }
-        // Frames only join behind this one (FIFO, constant delay), so
-        // nothing can become due sooner: sleep without the lock.
-        drop(queue);
-        std::thread::sleep((due - now).min(POLL_INTERVAL));
-        queue = dir.lock();
+        // A frame that overtakes this one (jitter) wakes the writer early.
+        queue = dir
+            .ready
+            .wait_timeout(queue, (due - now).min(POLL_INTERVAL))
+            .unwrap_or_else(PoisonError::into_inner)
+            .0;
     }
 }
 
@@ -528,37 +688,49 @@ mod tests {
     use super::*;
 
     fn spec(delay_ms: u64, loss_pct: f64) -> LineSpec {
-        LineSpec {
-            delay: Duration::from_millis(delay_ms),
-            loss_pct,
-            seed: 1,
-        }
+        LineSpec::new(Duration::from_millis(delay_ms), loss_pct, 1)
+    }
+
+    fn rng() -> ChaCha8Rng {
+        ChaCha8Rng::seed_from_u64(5)
     }
 
     #[test]
-    fn queue_is_fifo_and_drops_beyond_its_byte_limit() {
+    fn queue_is_ordered_by_due_time_and_drops_beyond_its_byte_limit() {
         let t0 = Instant::now();
+        let ms = Duration::from_millis;
         let mut q = Queue::new(3000);
-        assert!(q.push(t0, vec![1; 1500]));
-        assert!(q.push(t0 + Duration::from_millis(1), vec![2; 1500]));
-        assert!(!q.push(t0 + Duration::from_millis(2), vec![3; 1]));
+        assert_eq!(q.push(t0, vec![1; 1500]), Some(true));
+        assert_eq!(q.push(t0 + ms(1), vec![2; 1500]), Some(false));
+        assert_eq!(q.push(t0 + ms(2), vec![3; 1]), None, "full");
         assert_eq!(q.next_due(), Some(t0));
         assert_eq!(q.pop_due(t0).map(|(d, f)| (d, f[0])), Some((t0, 1)));
-        assert!(q.push(t0 + Duration::from_millis(3), vec![4; 1500]));
+        // A frame due sooner than those queued overtakes them.
+        assert_eq!(q.push(t0 + ms(3), vec![4; 700]), Some(false));
+        assert_eq!(q.push(t0, vec![5; 700]), Some(true));
+        assert_eq!(q.pop_due(t0).map(|(_, f)| f[0]), Some(5));
         assert_eq!(q.pop_due(t0), None, "not due yet");
-        let later = t0 + Duration::from_millis(3);
+        let later = t0 + ms(3);
         assert_eq!(q.pop_due(later).map(|(_, f)| f[0]), Some(2));
         assert_eq!(q.pop_due(later).map(|(_, f)| f[0]), Some(4));
         assert_eq!((q.pop_due(later), q.bytes), (None, 0));
     }
 
     #[test]
-    fn queue_limit_is_delay_times_rate_plus_headroom() {
+    fn queue_limit_is_the_longest_delay_times_rate_plus_headroom() {
         assert_eq!(spec(0, 0.0).queue_limit_bytes(), QUEUE_HEADROOM_BYTES);
         // 12 ms at 1 Gbit/s is 1.5 MB.
         assert_eq!(
             spec(12, 0.0).queue_limit_bytes(),
             1_500_000 + QUEUE_HEADROOM_BYTES
+        );
+        let jittered = LineSpec {
+            jitter: Duration::from_millis(4),
+            ..spec(12, 0.0)
+        };
+        assert_eq!(
+            jittered.queue_limit_bytes(),
+            2_000_000 + QUEUE_HEADROOM_BYTES
         );
         assert_eq!(spec(10_000, 0.0).queue_limit_bytes(), MAX_QUEUE_BYTES);
     }
@@ -573,5 +745,75 @@ mod tests {
         }
         let e = spec(10_001, 1.0).check().unwrap_err();
         assert!(e.contains("delay must be at most"), "{e}");
+        let wide = LineSpec {
+            jitter: Duration::from_millis(11),
+            ..spec(10, 0.0)
+        };
+        assert!(wide.check().unwrap_err().contains("jitter"));
+        let burst = LineSpec {
+            loss: Loss::Burst(BurstLoss {
+                p_pct: 101.0,
+                r_pct: 10.0,
+                bad_loss_pct: 100.0,
+                good_loss_pct: 0.0,
+            }),
+            ..spec(10, 0.0)
+        };
+        assert!(burst.check().unwrap_err().contains("burst loss p"));
+    }
+
+    #[test]
+    fn jittered_delays_are_uniform_in_delay_plus_or_minus_jitter() {
+        let s = LineSpec {
+            jitter: Duration::from_millis(4),
+            ..spec(10, 0.0)
+        };
+        let mut r = rng();
+        let draws: Vec<f64> = (0..20_000)
+            .map(|_| s.draw_delay(&mut r).as_secs_f64() * 1000.0)
+            .collect();
+        let (lo, hi) = draws
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(l, h), d| (l.min(*d), h.max(*d)));
+        let mean = draws.iter().sum::<f64>() / draws.len() as f64;
+        let sd =
+            (draws.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / draws.len() as f64).sqrt();
+        assert!(
+            (6.0..6.05).contains(&lo) && (13.95..=14.0).contains(&hi),
+            "{lo} {hi}"
+        );
+        assert!((mean - 10.0).abs() < 0.05, "mean {mean}");
+        // A uniform spread of ±4 ms has a standard deviation of 4/√3 ms.
+        assert!((sd - 4.0 / 3f64.sqrt()).abs() < 0.05, "sd {sd}");
+        assert_eq!(spec(10, 0.0).draw_delay(&mut r), Duration::from_millis(10));
+    }
+
+    #[test]
+    fn gilbert_elliott_loses_in_bursts_of_one_over_r() {
+        let b = BurstLoss {
+            p_pct: 2.0,
+            r_pct: 25.0,
+            bad_loss_pct: 100.0,
+            good_loss_pct: 0.0,
+        };
+        let (mut state, mut r) = (LossState::default(), rng());
+        let n = 400_000;
+        let lost: Vec<bool> = (0..n)
+            .map(|_| state.lose(&Loss::Burst(b), &mut r))
+            .collect();
+        let share = lost.iter().filter(|l| **l).count() as f64 / n as f64 * 100.0;
+        let bursts = lost.windows(2).filter(|w| !w[0] && w[1]).count();
+        let mean_burst = lost.iter().filter(|l| **l).count() as f64 / bursts as f64;
+        // p / (p + r) = 2 / 27 = 7.4 %; bursts of 1 / r = 4 frames.
+        assert!((share - b.mean_loss_pct()).abs() < 0.3, "{share} %");
+        assert!((mean_burst - 4.0).abs() < 0.15, "mean burst {mean_burst}");
+        // Independent loss at the same rate has bursts of about 1.08.
+        let (mut state, mut r) = (LossState::default(), rng());
+        let random: Vec<bool> = (0..n)
+            .map(|_| state.lose(&Loss::Random(share), &mut r))
+            .collect();
+        let bursts = random.windows(2).filter(|w| !w[0] && w[1]).count();
+        let mean = random.iter().filter(|l| **l).count() as f64 / bursts as f64;
+        assert!(mean < 1.2, "independent loss: mean burst {mean}");
     }
 }

@@ -216,6 +216,7 @@ fn take_sample(plan: &NetPlan, tcp_hosts: &[String], t0: Instant) -> Sample {
 
 /// The sampling thread; [`Sampler::stop`] ends it and hands the samples over.
 pub struct Sampler {
+    origin: Instant,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<Vec<Sample>>>,
 }
@@ -226,10 +227,11 @@ impl Sampler {
     pub fn start(plan: NetPlan, tcp_hosts: Vec<String>) -> Sampler {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
+        let origin = Instant::now();
         let thread = std::thread::Builder::new()
             .name("netns sampler".into())
             .spawn(move || {
-                let t0 = Instant::now();
+                let t0 = origin;
                 let mut samples = std::collections::VecDeque::new();
                 loop {
                     let next = Instant::now() + INTERVAL;
@@ -250,7 +252,16 @@ impl Sampler {
                 Vec::from(samples)
             })
             .ok();
-        Sampler { stop, thread }
+        Sampler {
+            origin,
+            stop,
+            thread,
+        }
+    }
+
+    /// The instant the samples' `t_s` count from.
+    pub fn origin(&self) -> Instant {
+        self.origin
     }
 
     /// Stops sampling and returns the samples, oldest first.

@@ -6,6 +6,7 @@
 //! default route or a link to the root namespace.
 
 mod cgroup;
+pub mod control;
 pub mod controller;
 pub mod delayline;
 pub mod exporter;
@@ -20,6 +21,7 @@ pub mod sys;
 pub mod tap;
 mod testbed;
 
+pub use control::{LinkChange, LinkControl};
 pub use names::{RunNames, run_of};
 pub use plan::NetPlan;
 pub use testbed::{Impairment, NetnsTestbed, down_all, down_run, leftovers, runs_present};

@@ -5,7 +5,7 @@
 
 use super::names::RunNames;
 use crate::topology::{Host, Subnet, Topology};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 /// Device name of a host's one interface.
@@ -45,8 +45,9 @@ pub struct EndPlan {
 pub enum Medium {
     /// A veth pair; delay and loss, if any, by netem on both ends.
     Veth,
-    /// Two TAP devices joined by the user-space delay line (delay or loss
-    /// wanted and the kernel lacks netem).
+    /// Two TAP devices joined by the user-space delay line: delay, jitter,
+    /// loss or a change of them wanted and the kernel lacks netem, or
+    /// jitter that keeps the frames' order (netem reorders).
     DelayLine,
 }
 
@@ -65,14 +66,42 @@ pub struct LinkPlan {
     pub delay_ms: f64,
     /// Loss, percent, each direction.
     pub loss_pct: f64,
+    /// Delay variation, ms (uniform, ±).
+    pub jitter_ms: f64,
+    /// Whether jittered frames may overtake each other.
+    pub jitter_reorder: bool,
+    /// Bursty loss instead of `loss_pct`.
+    pub loss_burst: Option<crate::BurstLoss>,
+    /// Whether its delay, loss or state changes during the run (a link
+    /// schedule), so that it carries an impairment from the start.
+    pub changing: bool,
     /// How it is made.
     pub medium: Medium,
 }
 
 impl LinkPlan {
-    /// Whether the link needs delay or loss.
+    /// Whether the link needs delay, jitter or loss.
     pub fn impaired(&self) -> bool {
-        self.delay_ms > 0.0 || self.loss_pct > 0.0
+        self.delay_ms > 0.0
+            || self.loss_pct > 0.0
+            || self.jitter_ms > 0.0
+            || self.loss_burst.is_some()
+    }
+
+    /// netem's arguments for the link's figures: `delay D J loss ...`.
+    pub fn netem_args(&self) -> String {
+        let loss = match &self.loss_burst {
+            Some(b) => format!(
+                "loss gemodel {}% {}% {}% {}%",
+                b.p_pct, b.r_pct, b.bad_loss_pct, b.good_loss_pct
+            ),
+            None => format!("loss {}%", self.loss_pct),
+        };
+        if self.jitter_ms > 0.0 {
+            format!("delay {}ms {}ms {loss}", self.delay_ms, self.jitter_ms)
+        } else {
+            format!("delay {}ms {loss}", self.delay_ms)
+        }
     }
 
     /// A name for messages and results: `a-b`.
@@ -123,6 +152,17 @@ impl NetPlan {
     /// The layout of `topology` for run `names`; `netem` says whether the
     /// kernel has `sch_netem` (else impaired links use the delay line).
     pub fn new(topology: &Topology, names: RunNames, netem: bool) -> Result<NetPlan, PlanError> {
+        Self::with_changing(topology, names, netem, &BTreeSet::new())
+    }
+
+    /// As [`NetPlan::new`], with the links (by index) whose delay, loss or
+    /// state a schedule changes during the run.
+    pub fn with_changing(
+        topology: &Topology,
+        names: RunNames,
+        netem: bool,
+        changing: &BTreeSet<usize>,
+    ) -> Result<NetPlan, PlanError> {
         let hosts = host_plans(topology, &names)?;
         let bridges: Vec<BridgePlan> = topology
             .switches
@@ -168,22 +208,24 @@ impl NetPlan {
             .iter()
             .enumerate()
             .map(|(index, l)| {
-                let delay_ms = l.delay_ms.unwrap_or(0.0);
-                let loss_pct = l.loss_pct.unwrap_or(0.0);
-                let impaired = delay_ms > 0.0 || loss_pct > 0.0;
-                LinkPlan {
+                let mut link = LinkPlan {
                     index,
                     a: end(&l.a),
                     b: end(&l.b),
                     bandwidth_mbit: l.bandwidth_mbit,
-                    delay_ms,
-                    loss_pct,
-                    medium: if impaired && !netem {
-                        Medium::DelayLine
-                    } else {
-                        Medium::Veth
-                    },
+                    delay_ms: l.delay_ms.unwrap_or(0.0),
+                    loss_pct: l.loss_pct.unwrap_or(0.0),
+                    jitter_ms: l.jitter_ms.unwrap_or(0.0),
+                    jitter_reorder: l.jitter_reorder.unwrap_or(true),
+                    loss_burst: l.loss_burst,
+                    changing: changing.contains(&index),
+                    medium: Medium::Veth,
+                };
+                let ordered_jitter = link.jitter_ms > 0.0 && !link.jitter_reorder;
+                if ((link.impaired() || link.changing) && !netem) || ordered_jitter {
+                    link.medium = Medium::DelayLine;
                 }
+                link
             })
             .collect();
         Ok(NetPlan {
@@ -246,17 +288,28 @@ impl NetPlan {
                 per_ns.entry(ns).or_default().push(line);
             }
         }
-        for h in &self.hosts {
-            let lines = per_ns.entry(h.ns.clone()).or_default();
-            lines.push("link set lo up".to_owned());
-            lines.push(format!("addr add {}/24 dev {HOST_DEV}", h.address));
-            for net in &h.on_link {
-                lines.push(format!("route add {net} dev {HOST_DEV} scope link"));
-            }
-        }
         let mut batches = vec![(Some(fabric), bridges), (None, pairs)];
         batches.extend(per_ns.into_iter().map(|(ns, lines)| (Some(ns), lines)));
         batches
+    }
+
+    /// Per host namespace, the `ip -batch` lines that bring up `lo` and
+    /// address and route `eth0`; run once every link exists (a host's
+    /// `eth0` may be a delay line's TAP device).
+    pub fn host_batches(&self) -> Vec<(String, Vec<String>)> {
+        self.hosts
+            .iter()
+            .map(|h| {
+                let mut lines = vec![
+                    "link set lo up".to_owned(),
+                    format!("addr add {}/24 dev {HOST_DEV}", h.address),
+                ];
+                for net in &h.on_link {
+                    lines.push(format!("route add {net} dev {HOST_DEV} scope link"));
+                }
+                (h.ns.clone(), lines)
+            })
+            .collect()
     }
 
     /// `(namespace, ip line)` pairs that enslave a link's existing devices
@@ -401,10 +454,12 @@ mod tests {
         )));
     }
 
-    /// Every batch line prefixed with its namespace.
+    /// Every batch line prefixed with its namespace: links, then hosts.
     fn all_lines(p: &NetPlan) -> Vec<String> {
+        let hosts = p.host_batches().into_iter().map(|(ns, l)| (Some(ns), l));
         p.link_batches()
             .into_iter()
+            .chain(hosts)
             .flat_map(|(ns, lines)| {
                 let prefix = ns.map(|n| format!("-n {n} ")).unwrap_or_default();
                 lines.into_iter().map(move |l| format!("{prefix}{l}"))
@@ -434,6 +489,44 @@ mod tests {
     }
 
     #[test]
+    fn links_that_keep_order_or_will_change_get_a_delay_line() {
+        let mut t = generate(&GenOptions {
+            cohorts: vec![2],
+            satellite_jitter_ms: 3.0,
+            ..GenOptions::default()
+        })
+        .unwrap();
+        let sat = t.links.iter().position(|l| l.a == "aggsw").unwrap();
+        let host = t.links.iter().position(|l| l.a == "fc.10").unwrap();
+        let changing = [host].into_iter().collect();
+        let with_netem = NetPlan::with_changing(&t, RunNames::new(9), true, &changing).unwrap();
+        // netem reorders jittered frames; it also makes the change.
+        assert_eq!(with_netem.links[sat].medium, Medium::Veth);
+        assert_eq!(with_netem.links[sat].netem_args(), "delay 12ms 3ms loss 0%");
+        assert_eq!(with_netem.links[host].medium, Medium::Veth);
+        assert!(with_netem.links[host].changing);
+        let without = NetPlan::with_changing(&t, RunNames::new(9), false, &changing).unwrap();
+        assert_eq!(without.links[host].medium, Medium::DelayLine);
+        t.links[sat].jitter_reorder = Some(false);
+        t.links[sat].loss_burst = Some(crate::BurstLoss {
+            p_pct: 1.0,
+            r_pct: 20.0,
+            bad_loss_pct: 100.0,
+            good_loss_pct: 0.0,
+        });
+        let ordered = NetPlan::new(&t, RunNames::new(9), true).unwrap();
+        assert_eq!(
+            ordered.links[sat].medium,
+            Medium::DelayLine,
+            "netem cannot keep the order"
+        );
+        assert_eq!(
+            ordered.links[sat].netem_args(),
+            "delay 12ms 3ms loss gemodel 1% 20% 100% 0%"
+        );
+    }
+
+    #[test]
     fn a_host_with_two_links_is_refused() {
         let mut t = generate(&GenOptions {
             cohorts: vec![1],
@@ -443,9 +536,7 @@ mod tests {
         let extra = crate::Link {
             a: "fc.10".into(),
             b: "aggsw".into(),
-            bandwidth_mbit: None,
-            delay_ms: None,
-            loss_pct: None,
+            ..crate::Link::default()
         };
         t.links.push(extra);
         let e = NetPlan::new(&t, RunNames::new(9), false).unwrap_err();

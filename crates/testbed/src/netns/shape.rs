@@ -30,36 +30,56 @@ fn rate(mbit: f64) -> String {
     format!("{}kbit", (mbit * 1000.0).round().max(8.0) as u64)
 }
 
-/// An htb class line.
-fn class(dev: &str, parent: &str, minor: u32, mbit: f64) -> String {
+/// An htb class line: `verb` is `add` or `change`.
+fn class_line(verb: &str, dev: &str, parent: &str, minor: u32, mbit: f64) -> String {
     let burst = burst_bytes(mbit);
     format!(
-        "class add dev {dev} parent {parent} classid 1:{minor} htb rate {r} ceil {r} burst {burst} cburst {burst} quantum 1514",
+        "class {verb} dev {dev} parent {parent} classid 1:{minor} htb rate {r} ceil {r} burst {burst} cburst {burst} quantum 1514",
         r = rate(mbit)
     )
 }
 
+/// An htb class added.
+fn class(dev: &str, parent: &str, minor: u32, mbit: f64) -> String {
+    class_line("add", dev, parent, minor, mbit)
+}
+
 /// `tc -batch` lines that shape device `dev`'s egress: root htb at
 /// `bandwidth_mbit` (or [`UNSHAPED_MBIT`]), the default class, and
-/// netem delay/loss below it when `netem` is given as `(delay_ms,
-/// loss_pct)`.
-pub fn end_commands(
-    dev: &str,
-    bandwidth_mbit: Option<f64>,
-    netem: Option<(f64, f64)>,
-) -> Vec<String> {
+/// netem below it when `netem` gives its arguments
+/// ([`crate::netns::plan::LinkPlan::netem_args`]).
+pub fn end_commands(dev: &str, bandwidth_mbit: Option<f64>, netem: Option<&str>) -> Vec<String> {
     let mbit = bandwidth_mbit.unwrap_or(UNSHAPED_MBIT);
     let mut lines = vec![
         format!("qdisc add dev {dev} root handle 1: htb default {DEFAULT_CLASS}"),
         class(dev, "1:", 1, mbit),
         class(dev, "1:1", DEFAULT_CLASS, mbit),
     ];
-    if let Some((delay_ms, loss_pct)) = netem {
-        lines.push(format!(
-            "qdisc add dev {dev} parent 1:{DEFAULT_CLASS} handle {DEFAULT_CLASS}: netem delay {delay_ms}ms loss {loss_pct}% limit 100000"
-        ));
+    if let Some(args) = netem {
+        lines.push(netem_line("add", dev, args));
     }
     lines
+}
+
+fn netem_line(verb: &str, dev: &str, args: &str) -> String {
+    format!(
+        "qdisc {verb} dev {dev} parent 1:{DEFAULT_CLASS} handle {DEFAULT_CLASS}: netem {args} limit 100000"
+    )
+}
+
+/// `tc -batch` lines that set a shaped end's bandwidth to `mbit` while it
+/// runs (its root and default classes; meters keep their own rates).
+pub fn bandwidth_change_commands(dev: &str, mbit: f64) -> Vec<String> {
+    vec![
+        class_line("change", dev, "1:", 1, mbit),
+        class_line("change", dev, "1:1", DEFAULT_CLASS, mbit),
+    ]
+}
+
+/// The `tc -batch` line that puts new netem arguments in force on an end
+/// shaped with netem.
+pub fn netem_change_command(dev: &str, args: &str) -> String {
+    netem_line("change", dev, args)
 }
 
 /// What a meter matches on the end's egress: everything, or traffic to a
@@ -102,7 +122,7 @@ mod tests {
 
     #[test]
     fn an_end_gets_root_default_and_netem_classes() {
-        let lines = end_commands("s1p2", Some(100.0), Some((12.0, 0.5)));
+        let lines = end_commands("s1p2", Some(100.0), Some("delay 12ms loss 0.5%"));
         assert_eq!(lines[0], "qdisc add dev s1p2 root handle 1: htb default 10");
         assert!(lines[1].contains("classid 1:1 htb rate 100000kbit ceil 100000kbit"));
         assert!(lines[2].starts_with("class add dev s1p2 parent 1:1 classid 1:10 "));
@@ -113,6 +133,22 @@ mod tests {
         let plain = end_commands("eth0", None, None);
         assert_eq!(plain.len(), 3);
         assert!(plain[1].contains("rate 10000000kbit"));
+    }
+
+    #[test]
+    fn a_running_end_changes_its_rate_and_netem_in_place() {
+        let lines = bandwidth_change_commands("s1p2", 20.0);
+        assert!(lines[0].starts_with(
+            "class change dev s1p2 parent 1: classid 1:1 htb rate 20000kbit ceil 20000kbit"
+        ));
+        assert!(
+            lines[1]
+                .starts_with("class change dev s1p2 parent 1:1 classid 1:10 htb rate 20000kbit")
+        );
+        assert_eq!(
+            netem_change_command("eth0", "delay 30ms 5ms loss 100%"),
+            "qdisc change dev eth0 parent 1:10 handle 10: netem delay 30ms 5ms loss 100% limit 100000"
+        );
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! [`down_run`]/[`down_all`] after the runner was killed).
 
 use super::cgroup::Hierarchy;
-use super::delayline::{DelayLine, LineSpec};
+use super::control::LinkControl;
+use super::delayline::{DelayLine, LineSpec, Loss};
 use super::names::{RunNames, run_of};
 use super::plan::{LinkPlan, Medium, NetPlan};
 use super::proxy::Published;
@@ -11,7 +12,7 @@ use super::shape;
 use super::sys::{self, SysError};
 use super::tap::Tap;
 use crate::topology::Topology;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
@@ -53,6 +54,18 @@ impl NetnsTestbed {
     /// their shaping, delay and loss, host addresses and routes, and CPU
     /// limits. Needs root. On failure, whatever was made is removed.
     pub fn up(topology: &Topology, run: u8, seed: u64) -> Result<NetnsTestbed, SysError> {
+        Self::up_changing(topology, run, seed, &BTreeSet::new())
+    }
+
+    /// As [`NetnsTestbed::up`], with the links (by index) whose delay, loss
+    /// or state will change while it runs ([`NetnsTestbed::link_control`]):
+    /// they get a delay line (or netem) even when they start unimpaired.
+    pub fn up_changing(
+        topology: &Topology,
+        run: u8,
+        seed: u64,
+        changing: &BTreeSet<usize>,
+    ) -> Result<NetnsTestbed, SysError> {
         let names = RunNames::new(run);
         if !sys::is_root() {
             return Err(SysError::new(
@@ -90,12 +103,15 @@ impl NetnsTestbed {
         } else {
             Impairment::DelayLine
         };
-        bed.plan = NetPlan::new(topology, names, netem)
+        bed.plan = NetPlan::with_changing(topology, names, netem, changing)
             .map_err(|e| SysError::new("netns backend", e.to_string()))?;
         for (ns, lines) in bed.plan.link_batches() {
             sys::ip_batch_in(ns.as_deref(), &lines)?;
         }
         bed.start_delay_lines(seed)?;
+        for (ns, lines) in bed.plan.host_batches() {
+            sys::ip_batch_in(Some(&ns), &lines)?;
+        }
         bed.shape_links()?;
         bed.limit_cpus()?;
         Ok(bed)
@@ -109,6 +125,20 @@ impl NetnsTestbed {
     /// How delay and loss are made.
     pub fn impairment(&self) -> Impairment {
         self.impairment
+    }
+
+    /// Control over the links while the testbed runs.
+    pub fn link_control(&self) -> LinkControl {
+        let lines = self
+            .lines
+            .iter()
+            .map(|(i, line)| (*i, line.control()))
+            .collect();
+        LinkControl::new(
+            &self.plan.links,
+            lines,
+            self.impairment == Impairment::Netem,
+        )
     }
 
     /// The running delay lines with the index of their topology link.
@@ -131,9 +161,17 @@ impl NetnsTestbed {
                 sys::ip_batch_in(Some(&ns), &[line])?;
             }
             let spec = LineSpec {
-                delay: Duration::from_secs_f64(l.delay_ms / 1000.0),
-                loss_pct: l.loss_pct,
-                seed: seed ^ (l.index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                jitter: Duration::from_secs_f64(l.jitter_ms / 1000.0),
+                reorder: l.jitter_reorder,
+                loss: match l.loss_burst {
+                    Some(b) => Loss::Burst(b),
+                    None => Loss::Random(l.loss_pct),
+                },
+                ..LineSpec::new(
+                    Duration::from_secs_f64(l.delay_ms / 1000.0),
+                    l.loss_pct,
+                    seed ^ (l.index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                )
             };
             self.lines.push((l.index, DelayLine::start(a, b, spec)?));
         }
@@ -144,12 +182,16 @@ impl NetnsTestbed {
         let mut per_ns: BTreeMap<&str, Vec<String>> = BTreeMap::new();
         for l in &self.plan.links {
             let netem =
-                (l.medium == Medium::Veth && l.impaired()).then_some((l.delay_ms, l.loss_pct));
+                (l.medium == Medium::Veth && (l.impaired() || l.changing)).then(|| l.netem_args());
             for end in [&l.a, &l.b] {
                 per_ns
                     .entry(&end.ns)
                     .or_default()
-                    .extend(shape::end_commands(&end.dev, l.bandwidth_mbit, netem));
+                    .extend(shape::end_commands(
+                        &end.dev,
+                        l.bandwidth_mbit,
+                        netem.as_deref(),
+                    ));
             }
         }
         for (ns, lines) in per_ns {

@@ -200,6 +200,50 @@ fn host_fields(i: usize, h: &Host) -> Result<(), SpecError> {
     Ok(())
 }
 
+/// Checks link `i`'s jitter and bursty loss.
+fn impairments(i: usize, l: &super::Link) -> Result<(), SpecError> {
+    if let Some(j) = l.jitter_ms {
+        let delay = l.delay_ms.unwrap_or(0.0);
+        if !non_negative(j) || j > delay {
+            return Err(SpecError::new(
+                format!("links[{i}].jitter_ms"),
+                format!(
+                    "must be >= 0 ms and at most delay_ms ({delay} ms), so that no frame's delay is below 0; got {j}"
+                ),
+            ));
+        }
+    }
+    let Some(b) = &l.loss_burst else {
+        return Ok(());
+    };
+    if l.loss_pct.is_some() {
+        return Err(SpecError::new(
+            format!("links[{i}]"),
+            "give at most one of loss_pct (independent loss) and loss_burst (Gilbert-Elliott)",
+        ));
+    }
+    for (field, v) in [
+        ("p_pct", b.p_pct),
+        ("r_pct", b.r_pct),
+        ("bad_loss_pct", b.bad_loss_pct),
+        ("good_loss_pct", b.good_loss_pct),
+    ] {
+        if !percentage(v) {
+            return Err(SpecError::new(
+                format!("links[{i}].loss_burst.{field}"),
+                format!("must be a percentage in [0, 100], got {v}"),
+            ));
+        }
+    }
+    if b.r_pct == 0.0 && b.p_pct > 0.0 {
+        return Err(SpecError::new(
+            format!("links[{i}].loss_burst.r_pct"),
+            "is 0, so the link never leaves the bad state once in it; give r_pct > 0 (a burst lasts 100 / r_pct frames)",
+        ));
+    }
+    Ok(())
+}
+
 /// Checks the links' ends and figures, and that every host has a link.
 fn links(t: &Topology, names: &BTreeSet<&str>) -> Result<(), SpecError> {
     let mut linked = BTreeSet::new();
@@ -259,6 +303,7 @@ fn links(t: &Topology, names: &BTreeSet<&str>) -> Result<(), SpecError> {
                 ));
             }
         }
+        impairments(i, l)?;
     }
     match t
         .hosts
@@ -377,6 +422,28 @@ links:
             (
                 OK.replace("loss_pct: 0", "loss_pct: 120"),
                 "links[0].loss_pct: must be a percentage in [0, 100], got 120",
+            ),
+            (
+                OK.replace("loss_pct: 0", "jitter_ms: 2"),
+                "links[0].jitter_ms: must be >= 0 ms and at most delay_ms (1 ms), so that no frame's delay is below 0; got 2",
+            ),
+            (
+                OK.replace(
+                    "loss_pct: 0",
+                    "loss_pct: 0, loss_burst: { p_pct: 1, r_pct: 20 }",
+                ),
+                "links[0]: give at most one of loss_pct (independent loss) and loss_burst (Gilbert-Elliott)",
+            ),
+            (
+                OK.replace(
+                    "loss_pct: 0",
+                    "loss_burst: { p_pct: 1, r_pct: 20, good_loss_pct: -1 }",
+                ),
+                "links[0].loss_burst.good_loss_pct: must be a percentage in [0, 100], got -1",
+            ),
+            (
+                OK.replace("loss_pct: 0", "loss_burst: { p_pct: 1, r_pct: 0 }"),
+                "links[0].loss_burst.r_pct: is 0, so the link never leaves the bad state once in it; give r_pct > 0 (a burst lasts 100 / r_pct frames)",
             ),
             (
                 OK.replace("loss_pct: 0", "loss_pct: -0.5"),

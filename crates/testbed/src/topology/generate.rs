@@ -30,6 +30,10 @@ pub struct GenOptions {
     pub satellite_bandwidth_mbit: Option<f64>,
     /// Loss on each satellite hop, percent.
     pub satellite_loss_pct: f64,
+    /// Jitter of each satellite hop, ms (at most its delay).
+    pub satellite_jitter_ms: f64,
+    /// Bursty loss on each satellite hop, instead of `satellite_loss_pct`.
+    pub satellite_loss_burst: Option<super::BurstLoss>,
     /// Bandwidth of the campus links: each campus host's link to its
     /// campus switch and the switch's uplink to `edgesw`, Mbit/s (`None`:
     /// `bandwidth_mbit`).
@@ -52,6 +56,8 @@ impl Default for GenOptions {
             satellite_delay_ms: 12.0,
             satellite_bandwidth_mbit: None,
             satellite_loss_pct: 0.0,
+            satellite_jitter_ms: 0.0,
+            satellite_loss_burst: None,
             campus_bandwidth_mbit: None,
             fl_cpus: 2.0,
             edge_aggregators: false,
@@ -161,6 +167,16 @@ fn check_figures(options: &GenOptions) -> Result<(), SpecError> {
             return Err(SpecError::new(field, format!("must be {rule}, got {v}")));
         }
     }
+    let jitter = options.satellite_jitter_ms;
+    if !(non_negative(jitter) && jitter <= options.satellite_delay_ms) {
+        return Err(SpecError::new(
+            "satellite_jitter_ms",
+            format!(
+                "must be >= 0 ms and at most satellite_delay_ms ({} ms), got {jitter}",
+                options.satellite_delay_ms
+            ),
+        ));
+    }
     Ok(())
 }
 
@@ -177,8 +193,7 @@ fn links(
         a: a.to_owned(),
         b: b.to_owned(),
         bandwidth_mbit: Some(options.bandwidth_mbit),
-        delay_ms: None,
-        loss_pct: None,
+        ..Link::default()
     };
     let campus_mbit = options
         .campus_bandwidth_mbit
@@ -204,6 +219,8 @@ fn links(
                 .unwrap_or(options.bandwidth_mbit),
         );
         l.loss_pct = (options.satellite_loss_pct > 0.0).then_some(options.satellite_loss_pct);
+        l.jitter_ms = (options.satellite_jitter_ms > 0.0).then_some(options.satellite_jitter_ms);
+        l.loss_burst = options.satellite_loss_burst;
         links.push(l);
     }
     links

@@ -103,7 +103,7 @@ pub struct Switch {
 }
 
 /// A link between two hosts or switches.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Link {
     /// One end.
@@ -119,6 +119,54 @@ pub struct Link {
     /// Loss, percent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loss_pct: Option<f64>,
+    /// Delay variation, ms: each frame's one-way delay is drawn uniformly
+    /// from `delay_ms` ± `jitter_ms` (netem's default distribution); at
+    /// most `delay_ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jitter_ms: Option<f64>,
+    /// Whether a jittered frame may overtake one sent before it (`true`,
+    /// netem's behaviour and the default) or waits for it (`false`: the
+    /// link keeps the order, as one radio or fibre does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jitter_reorder: Option<bool>,
+    /// Bursty loss (Gilbert-Elliott), instead of `loss_pct`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_burst: Option<BurstLoss>,
+}
+
+/// Gilbert-Elliott loss, as netem's `loss gemodel p r 1-h 1-k`: a good and
+/// a bad state; before each frame the link moves from good to bad with
+/// probability `p_pct` and back with `r_pct`, then loses the frame with its
+/// new state's loss. Bursts last `100 / r_pct` frames on average, and the
+/// link is bad `p / (p + r)` of the time.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BurstLoss {
+    /// Probability of moving from good to bad, percent (netem's `p`).
+    pub p_pct: f64,
+    /// Probability of moving from bad to good, percent (netem's `r`).
+    pub r_pct: f64,
+    /// Loss in the bad state, percent (netem's `1-h`; default 100).
+    #[serde(default = "all_lost")]
+    pub bad_loss_pct: f64,
+    /// Loss in the good state, percent (netem's `1-k`; default 0).
+    #[serde(default)]
+    pub good_loss_pct: f64,
+}
+
+fn all_lost() -> f64 {
+    100.0
+}
+
+impl BurstLoss {
+    /// The share of frames lost in the long run, percent.
+    pub fn mean_loss_pct(&self) -> f64 {
+        let (p, r) = (self.p_pct, self.r_pct);
+        if p + r == 0.0 {
+            return self.good_loss_pct;
+        }
+        (p * self.bad_loss_pct + r * self.good_loss_pct) / (p + r)
+    }
 }
 
 /// A whole topology. Deserializing one assigns missing addresses and
