@@ -212,6 +212,89 @@ fn a_run_on_namespaces_shows_the_satellite_delay_in_its_rounds() {
 }
 
 #[test]
+fn a_link_schedule_slows_the_satellite_and_cuts_it_for_a_second_mid_run() {
+    let _alone = testkit::require_root_alone();
+    let run = 238;
+    let _down = DownOnDrop(run);
+    let cwd = tempfile::tempdir().unwrap();
+    // The CI scenario; at once the satellite drops to 10 Mbit/s, and a
+    // second later the edge-side hop is down for 1 s (a handover).
+    let scenario = cwd.path().join("scenario.yaml");
+    let text = std::fs::read_to_string(format!("{REPO}/scenarios/ci-small.yaml")).unwrap();
+    std::fs::write(
+        &scenario,
+        format!(
+            "{text}\nnetwork_schedule:\n  - {{ at_s: 0, links: satellite, bandwidth_mbit: 10 }}\n  \
+             - {{ at_s: 1, links: [[satsw, edgesw]], outage_s: 1 }}\n"
+        ),
+    )
+    .unwrap();
+    let o = netns_run(scenario.to_str().unwrap(), run, cwd.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert_gone(run);
+    let out = cwd.path().join("results");
+    let s: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["ok"], true, "every job completed through the outage");
+    let changes = s["network"]["changes"].as_array().unwrap();
+    let what: Vec<(&str, f64, usize)> = changes
+        .iter()
+        .map(|c| {
+            assert!(c.get("error").is_none(), "{c}");
+            (
+                c["what"].as_str().unwrap(),
+                c["at_s"].as_f64().unwrap(),
+                c["links"].as_array().unwrap().len(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        what,
+        [
+            ("bandwidth 10 Mbit/s", 0.0, 2),
+            ("down", 1.0, 1),
+            ("up", 2.0, 1)
+        ]
+    );
+    let t: Vec<f64> = changes.iter().map(|c| c["t_s"].as_f64().unwrap()).collect();
+    assert!(
+        (t[2] - t[1] - 1.0).abs() < 0.2,
+        "the outage lasted 1 s: {t:?}"
+    );
+    // At 10 Mbit/s the MLP cohort's models (0.8 MB each way per client)
+    // take seconds per round; unmetered its rounds take under 1 s.
+    let cohort1 = s["jobs"][0]["rounds"].as_array().unwrap();
+    let median1 = testkit::median(
+        cohort1
+            .iter()
+            .map(|r| r["duration_s"].as_f64().unwrap())
+            .collect(),
+    );
+    assert!(
+        median1 > 1.5,
+        "cohort1 at 10 Mbit/s: median round {median1} s"
+    );
+    // Both satellite hops are delay lines; the outage dropped frames on
+    // the edge-side one only.
+    let lines = s["network"]["delay_lines"].as_array().unwrap();
+    let outage = |a: &str| {
+        let d = lines.iter().find(|d| d["a"] == a).unwrap();
+        d["outage"][0].as_u64().unwrap() + d["outage"][1].as_u64().unwrap()
+    };
+    assert!(outage("satsw") > 0, "{lines:?}");
+    assert_eq!(outage("aggsw"), 0, "{lines:?}");
+    let report = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(report.contains("<h3>Link schedule</h3>"));
+    assert!(
+        report.contains("bandwidth 10 Mbit/s\n</text>"),
+        "marked on the charts"
+    );
+}
+
+#[test]
 fn a_centralised_twin_sends_its_data_across_the_satellite() {
     let _alone = testkit::require_root_alone();
     let run = 245;

@@ -1275,6 +1275,29 @@ mod tests {
     }
 
     #[test]
+    fn a_link_schedule_is_refused_on_the_local_backend_before_anything_starts() {
+        static CANCEL: AtomicBool = AtomicBool::new(false);
+        let text = crate::scenario::DEFAULT_SCENARIO.to_owned()
+            + "\nnetwork_schedule: [ { at_s: 5, links: satellite, bandwidth_mbit: 20 } ]\n";
+        let scenario = Scenario::from_yaml("s.yaml", &text, std::path::Path::new(".")).unwrap();
+        let options = |backend| RunOptions {
+            dmo: PathBuf::from("dmo"),
+            out: PathBuf::from("results"),
+            run_byte: 9,
+            backend,
+            security: None,
+            cancel: &CANCEL,
+        };
+        let e = check_backend(&scenario, &options(BackendKind::Local)).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("network_schedule: needs --backend netns"),
+            "{e}"
+        );
+        assert!(check_backend(&scenario, &options(BackendKind::Netns)).is_ok());
+    }
+
+    #[test]
     fn a_large_run_is_refused_when_its_estimate_exceeds_the_memory_available() {
         let t = testbed::generate(&testbed::GenOptions {
             cohorts: vec![500, 250, 250],

@@ -7,8 +7,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use testbed::{GenOptions, Topology};
 
-/// The scenario `dmo run` runs with no argument.
+/// The scenario `dmo run` runs with no argument (generated data).
 pub const DEFAULT_SCENARIO: &str = include_str!("../../../scenarios/default.yaml");
+/// The same experiment on Fashion-MNIST: what `dmo run` runs with no
+/// argument where the dataset is installed.
+pub const FASHION_MNIST_SCENARIO: &str = include_str!("../../../scenarios/fashion-mnist.yaml");
 
 /// Largest scenario file read.
 pub const MAX_SCENARIO_BYTES: u64 = 4 * 1024 * 1024;
@@ -304,6 +307,15 @@ impl Scenario {
         Self::from_yaml(
             "(built-in default scenario)",
             DEFAULT_SCENARIO,
+            Path::new("."),
+        )
+    }
+
+    /// The built-in Fashion-MNIST scenario.
+    pub fn builtin_fashion_mnist() -> Result<Scenario, ScenarioError> {
+        Self::from_yaml(
+            "(built-in Fashion-MNIST scenario)",
+            FASHION_MNIST_SCENARIO,
             Path::new("."),
         )
     }

@@ -477,3 +477,60 @@ fn streaming_a_clients_rows_gives_the_same_data_as_loading_everything() {
         }
     }
 }
+
+/// Test accuracy of the nearest class mean (from the training split): a
+/// linear classifier's view of how far apart the classes are.
+fn nearest_mean_accuracy(name: DatasetName) -> f64 {
+    let splits = registry::load(name, None).expect("generated");
+    let (train, test) = (&splits.train, &splits.test);
+    let classes = train.num_classes();
+    let features = name.input_shape().features();
+    let (mut means, mut counts) = (vec![vec![0f64; features]; classes], vec![0usize; classes]);
+    let mut row = Vec::new();
+    for (i, &label) in train.labels().iter().enumerate() {
+        row.clear();
+        train.push_features(i, &mut row);
+        for (m, v) in means[label as usize].iter_mut().zip(&row) {
+            *m += f64::from(*v);
+        }
+        counts[label as usize] += 1;
+    }
+    for (m, n) in means.iter_mut().zip(&counts) {
+        m.iter_mut().for_each(|v| *v /= *n as f64);
+    }
+    let right = test
+        .labels()
+        .iter()
+        .enumerate()
+        .filter(|(i, label)| {
+            row.clear();
+            test.push_features(*i, &mut row);
+            let distance = |m: &Vec<f64>| -> f64 {
+                m.iter()
+                    .zip(&row)
+                    .map(|(a, b)| (a - f64::from(*b)).powi(2))
+                    .sum()
+            };
+            let best = (0..classes)
+                .min_by(|a, b| distance(&means[*a]).total_cmp(&distance(&means[*b])))
+                .unwrap();
+            best == **label as usize
+        })
+        .count();
+    right as f64 / test.len() as f64
+}
+
+#[test]
+fn synthetic_hard_is_not_trivially_separable_and_synthetic_images_is() {
+    let easy = nearest_mean_accuracy(DatasetName::SyntheticImages);
+    let hard = nearest_mean_accuracy(DatasetName::SyntheticHard);
+    eprintln!("nearest class mean: synthetic-images {easy:.3}, synthetic-hard {hard:.3}");
+    assert!(easy > 0.99, "synthetic-images: {easy}");
+    assert!((0.3..0.9).contains(&hard), "synthetic-hard: {hard}");
+    let hard = registry::load(DatasetName::SyntheticHard, None).unwrap();
+    assert_eq!((hard.train.len(), hard.test.len()), (6_000, 1_000));
+    assert_eq!(
+        hard.train.labels()[..12],
+        [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]
+    );
+}

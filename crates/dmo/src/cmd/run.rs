@@ -5,6 +5,8 @@ use anyhow::Context;
 use clap::Args;
 use experiment::{BackendKind, RunOptions, Scenario};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use ml::datasets::DatasetName;
+use ml::datasets::registry::DatasetInfo;
 use mlfo::IntentRecord;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,8 +15,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// Arguments of `dmo run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Scenario file (YAML, see docs/results.md); the built-in default
-    /// scenario (scenarios/default.yaml) when omitted.
+    /// Scenario file (YAML, see docs/results.md); when omitted, the
+    /// built-in default: scenarios/fashion-mnist.yaml where Fashion-MNIST
+    /// is installed, else scenarios/default.yaml (generated data).
     pub scenario: Option<PathBuf>,
     /// Directory for summary.json, rounds.csv, report.html and logs/.
     #[arg(long, default_value = "results")]
@@ -96,13 +99,41 @@ pub(super) fn run_options(
     })
 }
 
+/// The built-in scenario `dmo run` runs with no argument, and a line
+/// saying which and why: the prototype's experiment on Fashion-MNIST where
+/// `fashion` is present, else on generated data.
+fn embedded_default(fashion: &DatasetInfo) -> anyhow::Result<(Scenario, String)> {
+    if fashion.present {
+        let at = fashion
+            .location
+            .as_ref()
+            .map_or_else(String::new, |p| format!(" at {}", p.display()));
+        let note = format!(
+            "Fashion-MNIST is installed{at}: running the default experiment on it \
+             (scenarios/fashion-mnist.yaml; `dmo run scenarios/default.yaml` runs it on generated data)"
+        );
+        return Ok((Scenario::builtin_fashion_mnist()?, note));
+    }
+    let note = format!(
+        "Fashion-MNIST is not installed ({}): running the default experiment on generated data \
+         (scenarios/default.yaml: overlapping synthetic images, so accuracy rises over the rounds and stays below 1)",
+        fashion.how_to_get
+    );
+    Ok((Scenario::builtin_default()?, note))
+}
+
 /// Runs the scenario, showing a progress bar per job; exit status 0 when
 /// every job completed and every expectation held.
 // Over 80 lines: the command's steps in order: scenario, backend, progress bar, run, summary lines.
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let scenario = match &args.scenario {
         Some(path) => Scenario::load(path)?,
-        None => Scenario::builtin_default()?,
+        None => {
+            let fashion = ml::datasets::registry::describe(DatasetName::FashionMnist, None);
+            let (scenario, note) = embedded_default(&fashion)?;
+            eprintln!("{note}");
+            scenario
+        }
     };
     ctrlc::set_handler(|| CANCELLED.store(true, Ordering::Relaxed))
         .context("installing the Ctrl-C handler")?;
@@ -180,4 +211,33 @@ pub fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
     experiment::report::write(&summary, &args.dir)?;
     println!("{}", args.dir.join("report.html").display());
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_runs_on_fashion_mnist_where_installed_and_says_so() {
+        let mut fashion = ml::datasets::registry::describe(DatasetName::FashionMnist, None);
+        fashion.present = true;
+        fashion.location = Some(PathBuf::from("/usr/share/datasets/fashion-mnist"));
+        let (scenario, note) = embedded_default(&fashion).unwrap();
+        assert_eq!(scenario.name, "fashion-mnist");
+        assert!(
+            note.starts_with("Fashion-MNIST is installed at /usr/share/datasets/fashion-mnist"),
+            "{note}"
+        );
+        fashion.present = false;
+        let (scenario, note) = embedded_default(&fashion).unwrap();
+        assert_eq!(scenario.name, "default");
+        assert!(
+            note.contains("apt-get install dataset-fashion-mnist"),
+            "{note}"
+        );
+        assert!(
+            scenario.catalog_inline.unwrap().contains("synthetic-hard"),
+            "generated data that is not trivially separable"
+        );
+    }
 }

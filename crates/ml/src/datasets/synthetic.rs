@@ -148,8 +148,8 @@ impl SyntheticImages {
         Self {
             shape,
             classes,
-            overlap: 0.85,
-            noise_sd: 0.5,
+            overlap: 0.6,
+            noise_sd: 0.4,
         }
     }
 
