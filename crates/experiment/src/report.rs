@@ -85,8 +85,10 @@ pub(crate) fn marked_line_chart(
             .draw()
             .map_err(chart_error)?;
         let (lo, hi) = (y_min - pad, y_max + pad);
-        for (x, label) in markers {
+        for (k, (x, label)) in markers.iter().enumerate() {
             let grey = BLACK.mix(0.55);
+            // Labels of changes close in time go on three rows.
+            let row = (hi - lo) * 0.06 * (k % 3) as f64;
             let dashes = (0..40).map(|k| {
                 let step = (hi - lo) / 40.0;
                 let y0 = lo + step * f64::from(k);
@@ -96,7 +98,7 @@ pub(crate) fn marked_line_chart(
             chart
                 .draw_series(std::iter::once(Text::new(
                     label.clone(),
-                    (*x, hi),
+                    (*x, hi - row),
                     ("sans-serif", 12).into_font().color(&grey),
                 )))
                 .map_err(chart_error)?;

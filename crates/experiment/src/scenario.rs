@@ -554,7 +554,7 @@ mod tests {
             s.catalog_inline
                 .as_deref()
                 .unwrap()
-                .contains("synthetic-images")
+                .contains("synthetic-hard")
         );
     }
 
