@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
-use testbed::netns::measure::Measurements;
+use testbed::netns::measure::{Measurements, Sample};
 
 /// One link's throughput over time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -121,9 +121,46 @@ pub struct TrafficSummary {
     pub points: Vec<(f64, f64)>,
     /// Mean over the intervals, Mbit/s.
     pub mean_mbit: f64,
+    /// `(t_s, ms)`: the flow's TCP RTT as its sender's kernel reports it,
+    /// once a second on the network charts' clock.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rtt: Vec<(f64, f64)>,
+    /// Median RTT while the flow ran before the first intent was sent, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtt_alone_ms: Option<f64>,
+    /// Median RTT from the first intent on, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtt_with_fl_ms: Option<f64>,
 }
 
 impl TrafficSummary {
+    /// Adds the flow's RTT from `samples`: its sender's connection to
+    /// `port` (the data connection, the one with the largest congestion
+    /// window), split at `fl_start_s` into the medians alone and with FL.
+    pub fn with_rtt(mut self, samples: &[Sample], port: u16, fl_start_s: Option<f64>) -> Self {
+        let suffix = format!(":{port}");
+        self.rtt = samples
+            .iter()
+            .filter_map(|s| {
+                let conn = s
+                    .traffic
+                    .iter()
+                    .filter(|c| c.host == self.from && c.peer.ends_with(&suffix))
+                    .max_by_key(|c| c.cwnd)?;
+                Some((s.t_s, conn.rtt_ms))
+            })
+            .collect();
+        if let Some(start) = fl_start_s {
+            let (alone, with): (Vec<_>, Vec<_>) = self.rtt.iter().partition(|(t, _)| *t < start);
+            let medians = |v: Vec<&(f64, f64)>| {
+                (!v.is_empty()).then(|| median(v.iter().map(|p| p.1).collect()))
+            };
+            self.rtt_alone_ms = medians(alone);
+            self.rtt_with_fl_ms = medians(with);
+        }
+        self
+    }
+
     /// The flow `from -> to` at `rate_mbit` from iperf3's client output
     /// (`-i 1 -f m`): one point per interval line; the final summary lines
     /// (`sender`, `receiver`) are left out.
@@ -152,6 +189,9 @@ impl TrafficSummary {
             rate_mbit,
             points,
             mean_mbit,
+            rtt: Vec::new(),
+            rtt_alone_ms: None,
+            rtt_with_fl_ms: None,
         }
     }
 }
@@ -173,6 +213,9 @@ pub struct NetworkSummary {
     /// The link schedule's changes as applied.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub changes: Vec<crate::schedule::AppliedChange>,
+    /// When the first intent was sent, on the network charts' clock, s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fl_start_s: Option<f64>,
 }
 
 /// Bytes over `links` (indices; both directions, summed over the links)
@@ -307,6 +350,7 @@ impl NetworkSummary {
             delay_lines,
             background: Vec::new(),
             changes: Vec::new(),
+            fl_start_s: None,
         }
     }
 
@@ -385,6 +429,7 @@ mod tests {
                 rtt_ms: conn_rtt,
                 cwnd: 10,
             }],
+            traffic: Vec::new(),
         };
         let m = Measurements {
             impairment: "netem".into(),
@@ -420,6 +465,55 @@ mod tests {
         assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
         let none = Measurements::default();
         assert_eq!(bytes_between(&none, &[0], 0.0, 1.0), None);
+    }
+
+    #[test]
+    fn a_background_flow_keeps_its_data_connection_rtt_split_at_the_first_intent() {
+        let conn = |peer: &str, rtt_ms: f64, cwnd: u32| TcpConn {
+            host: "app.1".into(),
+            local: "10.0.1.2:40000".into(),
+            peer: peer.into(),
+            rtt_ms,
+            cwnd,
+        };
+        let sample = |t_s: f64, data_rtt: f64| Sample {
+            t_s,
+            unix_s: 0.0,
+            unix_end_s: 0.0,
+            links: Vec::new(),
+            tcp: Vec::new(),
+            traffic: vec![
+                // iperf3's control connection: small window, stale RTT.
+                conn("10.0.0.2:5202", 900.0, 10),
+                conn("10.0.0.2:5202", data_rtt, 80),
+                conn("10.0.0.2:5201", 1.0, 99),
+            ],
+        };
+        let samples: Vec<Sample> = [
+            (1.0, 50.0),
+            (2.0, 52.0),
+            (3.0, 51.0),
+            (4.0, 120.0),
+            (5.0, 140.0),
+        ]
+        .iter()
+        .map(|(t, r)| sample(*t, *r))
+        .collect();
+        let flow = TrafficSummary::from_iperf3("app.1", "srv.1", 20.0, "").with_rtt(
+            &samples,
+            5202,
+            Some(3.5),
+        );
+        assert_eq!(flow.rtt.len(), 5);
+        assert_eq!(flow.rtt[0], (1.0, 50.0));
+        assert_eq!(flow.rtt_alone_ms, Some(51.0));
+        assert_eq!(flow.rtt_with_fl_ms, Some(130.0));
+        let other = TrafficSummary::from_iperf3("mo.1", "srv.1", 20.0, "").with_rtt(
+            &samples,
+            5202,
+            Some(3.5),
+        );
+        assert!(other.rtt.is_empty() && other.rtt_alone_ms.is_none());
     }
 
     #[test]

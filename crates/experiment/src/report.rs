@@ -234,6 +234,10 @@ fn ms(seconds: Option<f64>) -> String {
     seconds.map_or_else(|| "–".to_owned(), |s| format!("{:.1}", s * 1e3))
 }
 
+fn tenths(x: Option<f64>) -> String {
+    x.map_or_else(|| "–".to_owned(), |v| format!("{v:.1}"))
+}
+
 fn fixed(x: Option<f64>) -> String {
     x.map_or_else(|| "–".to_owned(), |v| format!("{v:.4}"))
 }
@@ -814,15 +818,35 @@ fn network_section(n: &crate::network::NetworkSummary) -> Result<String, RunErro
             })
             .collect();
         html += &line_chart("Background traffic (iperf3)", "seconds", "Mbit/s", &flows)?;
-        html += "<table><tr><th>flow</th><th>asked Mbit/s</th><th>mean Mbit/s</th></tr>";
+        let rtt: Series = n
+            .background
+            .iter()
+            .filter(|f| !f.rtt.is_empty())
+            .map(|f| (format!("{} → {}", f.from, f.to), f.rtt.clone()))
+            .collect();
+        if !rtt.is_empty() {
+            let mut marks = markers.clone();
+            marks.extend(n.fl_start_s.map(|t| (t, "first intent".to_owned())));
+            html += &marked_line_chart(
+                "TCP RTT of the background flows",
+                "seconds",
+                "ms",
+                &rtt,
+                &marks,
+            )?;
+        }
+        html += "<table><tr><th>flow</th><th>asked Mbit/s</th><th>mean Mbit/s</th>\
+                 <th>RTT ms alone</th><th>RTT ms with FL</th></tr>";
         for f in &n.background {
             let _ = write!(
                 html,
-                "<tr><td class=\"l\">{} → {}</td><td>{}</td><td>{:.1}</td></tr>",
+                "<tr><td class=\"l\">{} → {}</td><td>{}</td><td>{:.1}</td><td>{}</td><td>{}</td></tr>",
                 escape(&f.from),
                 escape(&f.to),
                 f.rate_mbit,
-                f.mean_mbit
+                f.mean_mbit,
+                tenths(f.rtt_alone_ms),
+                tenths(f.rtt_with_fl_ms)
             );
         }
         html += "</table>";
@@ -998,6 +1022,7 @@ mod tests {
                 change(35.0, "bandwidth 20 Mbit/s", None),
                 change(60.0, "down", Some("no such link")),
             ],
+            fl_start_s: Some(4.0),
         };
         let html = network_section(&n).unwrap();
         assert!(

@@ -63,7 +63,7 @@ pub struct RunOutcome {
 /// Prometheus port.
 const PROMETHEUS_PORT: u16 = 9090;
 /// iperf3 port of the first background flow; flow `i` uses this + `i`.
-const TRAFFIC_PORT: u16 = 5201;
+const TRAFFIC_PORT: u16 = testbed::netns::measure::TRAFFIC_PORTS.start;
 
 /// Brings up the backend `options` asks for on `topology`, once it has
 /// checked that it can give what `scenario` asks of it.
@@ -79,11 +79,18 @@ pub fn start_backend(
         BackendKind::Netns => {
             let changing = crate::schedule::changing_links(&scenario.network_schedule, topology);
             let bed = NetnsTestbed::up_changing(topology, options.run_byte, seed, &changing)?;
-            let aggregators = topology
-                .hosts_with_role(Role::Aggregator)
-                .map(|h| h.name.clone())
-                .collect();
-            Box::new(NetnsBackend::new(bed, aggregators))
+            let watched = testbed::netns::measure::Watched {
+                fl_hosts: topology
+                    .hosts_with_role(Role::Aggregator)
+                    .map(|h| h.name.clone())
+                    .collect(),
+                traffic_senders: scenario
+                    .background_traffic
+                    .iter()
+                    .map(|f| f.from.clone())
+                    .collect(),
+            };
+            Box::new(NetnsBackend::new(bed, watched))
         }
     })
 }
@@ -410,7 +417,12 @@ fn run_on(
         crate::prometheus::wait_targets(&http, *a, *count, ready)?;
     }
     start_traffic(scenario, &layout, hosts)?;
-    let schedule = match hosts.link_control() {
+    let network = hosts.link_control();
+    traffic_alone(scenario, options)?;
+    let fl_start_s = network
+        .as_ref()
+        .map(|(_, clock)| clock.elapsed().as_secs_f64());
+    let schedule = match network {
         Some((control, clock)) if !scenario.network_schedule.is_empty() => {
             Some(crate::schedule::Running::start(
                 &scenario.network_schedule,
@@ -422,7 +434,10 @@ fn run_on(
         _ => None,
     };
     let followed = follow_intents(scenario, options, hosts, &started, started_at, progress);
-    let changes = schedule.map(|s| s.stop()).unwrap_or_default();
+    let events = NetworkEvents {
+        changes: schedule.map(|s| s.stop()).unwrap_or_default(),
+        fl_start_s,
+    };
     let followed = followed?;
     if let Some((_, a, _)) = &started.prometheus {
         save_prometheus(scenario, &layout, &http, *a)?;
@@ -432,7 +447,7 @@ fn run_on(
         &layout,
         hosts,
         &followed,
-        changes,
+        events,
         started_unix_s,
         started_at,
     )?;
@@ -883,6 +898,27 @@ fn start_traffic(
     Ok(())
 }
 
+/// What happened to the network while the intents ran.
+struct NetworkEvents {
+    /// The link schedule's changes as applied.
+    changes: Vec<crate::schedule::AppliedChange>,
+    /// When the first intent was sent, on the network charts' clock.
+    fl_start_s: Option<f64>,
+}
+
+/// Lets the background traffic run alone for the scenario's
+/// `background_lead_s` before the first intent (Ctrl-C ends the wait).
+fn traffic_alone(scenario: &Scenario, options: &RunOptions) -> Result<(), RunError> {
+    let end = Instant::now() + Duration::from_secs_f64(scenario.background_lead_s);
+    while Instant::now() < end {
+        if options.cancel.load(Ordering::Relaxed) {
+            return Err(RunError::Cancelled("cancelled; every host was stopped"));
+        }
+        std::thread::sleep((end - Instant::now()).min(Duration::from_millis(100)));
+    }
+    Ok(())
+}
+
 /// The intents as they ended.
 struct Followed {
     /// Each sent intent's final record, in the order of the posts.
@@ -1021,7 +1057,7 @@ fn collect(
     layout: &Layout,
     hosts: &mut dyn Backend,
     followed: &Followed,
-    changes: Vec<crate::schedule::AppliedChange>,
+    events: NetworkEvents,
     started_unix_s: f64,
     started_at: Instant,
 ) -> Result<Summary, RunError> {
@@ -1031,16 +1067,18 @@ fn collect(
         .as_ref()
         .map(|m| NetworkSummary::new(m, &topology.links));
     hosts.shutdown();
-    if let Some(n) = &mut network {
-        n.changes = changes;
+    if let (Some(n), Some(m)) = (&mut network, &measurements) {
+        n.changes = events.changes;
+        n.fl_start_s = events.fl_start_s;
         for (i, f) in scenario.background_traffic.iter().enumerate() {
             let output = std::fs::read_to_string(layout.traffic_log(i)).unwrap_or_default();
-            n.background.push(TrafficSummary::from_iperf3(
-                &f.from,
-                &f.to,
-                f.rate_mbit,
-                &output,
-            ));
+            n.background.push(
+                TrafficSummary::from_iperf3(&f.from, &f.to, f.rate_mbit, &output).with_rtt(
+                    &m.samples,
+                    TRAFFIC_PORT + i as u16,
+                    events.fl_start_s,
+                ),
+            );
         }
         n.write_csv(&layout.out)?;
     }

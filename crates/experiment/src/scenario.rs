@@ -272,6 +272,11 @@ pub struct Scenario {
     /// Background traffic flows (netns backend only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub background_traffic: Vec<TrafficFlow>,
+    /// Seconds the background traffic runs alone before the first intent
+    /// is sent (at most 600), so that the report shows it with and without
+    /// FL beside it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub background_lead_s: f64,
     /// Changes to links at set times of the run (netns backend only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub network_schedule: Vec<crate::schedule::ScheduledChange>,
@@ -285,6 +290,10 @@ pub struct Scenario {
 
 fn yes() -> bool {
     true
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 fn iid() -> String {
@@ -403,6 +412,17 @@ impl Scenario {
             }
         }
         crate::schedule::check(&scenario.network_schedule, &topology).map_err(fail)?;
+        let lead = scenario.background_lead_s;
+        if !(lead.is_finite() && (0.0..=600.0).contains(&lead)) {
+            return Err(fail(format!(
+                "background_lead_s: must be seconds in [0, 600], got {lead}"
+            )));
+        }
+        if lead > 0.0 && scenario.background_traffic.is_empty() {
+            return Err(fail(
+                "background_lead_s: there is no background_traffic to lead; add a flow or remove it".to_owned(),
+            ));
+        }
         for (field, v) in [
             ("ready_s", scenario.timeouts.ready_s),
             ("run_s", scenario.timeouts.run_s),

@@ -4,7 +4,7 @@
 
 use crate::local::{HostError, Supervisor, http_get_ok, loopback_addr};
 use crate::netns::controller::{CONTROLLER_PORT, Controller};
-use crate::netns::measure::{Measurements, Sampler};
+use crate::netns::measure::{Measurements, Sampler, Watched};
 use crate::netns::{LinkControl, NetnsTestbed};
 use crate::topology::Host;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -147,12 +147,12 @@ pub struct NetnsBackend {
 }
 
 impl NetnsBackend {
-    /// Runs host processes on `bed`, sampling its links and the FL
-    /// connections of hosts `tcp_hosts` (the aggregators) once a second.
-    pub fn new(bed: NetnsTestbed, tcp_hosts: Vec<String>) -> Self {
+    /// Runs host processes on `bed`, sampling its links and the
+    /// connections of the hosts `watched` names once a second.
+    pub fn new(bed: NetnsTestbed, watched: Watched) -> Self {
         Self {
             hosts: Supervisor::new(),
-            sampler: Some(Sampler::start(bed.plan().clone(), tcp_hosts)),
+            sampler: Some(Sampler::start(bed.plan().clone(), watched)),
             controller: None,
             bed,
         }

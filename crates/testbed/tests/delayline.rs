@@ -63,6 +63,29 @@ impl Namespaces {
         (a, b)
     }
 
+    /// Offloading TAPs (GSO super-frames) `ta` and `tb`, set up as [`Namespaces::taps`].
+    fn offloading_taps(&self) -> (Tap, Tap) {
+        let a = setup_tap(
+            Tap::create_offloading(&self.a, "ta"),
+            &self.a,
+            "ta",
+            ADDR_A,
+            MAC_A,
+            ADDR_B,
+            MAC_B,
+        );
+        let b = setup_tap(
+            Tap::create_offloading(&self.b, "tb"),
+            &self.b,
+            "tb",
+            ADDR_B,
+            MAC_B,
+            ADDR_A,
+            MAC_A,
+        );
+        (a, b)
+    }
+
     /// A line between fresh taps.
     fn line(&self, delay_ms: u64, loss_pct: f64) -> DelayLine {
         self.line_with(LineSpec::new(Duration::from_millis(delay_ms), loss_pct, 7))
@@ -90,7 +113,19 @@ impl Drop for Namespaces {
 }
 
 fn create_tap(ns: &str, dev: &str, addr: &str, mac: &str, peer: &str, peer_mac: &str) -> Tap {
-    let tap = Tap::create(ns, dev).unwrap_or_else(|e| {
+    setup_tap(Tap::create(ns, dev), ns, dev, addr, mac, peer, peer_mac)
+}
+
+fn setup_tap(
+    made: Result<Tap, sys::SysError>,
+    ns: &str,
+    dev: &str,
+    addr: &str,
+    mac: &str,
+    peer: &str,
+    peer_mac: &str,
+) -> Tap {
+    let tap = made.unwrap_or_else(|e| {
         panic!("the delay line tests need root and /dev/net/tun (CI runs them as root): {e}")
     });
     let cidr = format!("{addr}/24");
@@ -472,4 +507,53 @@ fn a_running_line_changes_its_delay_and_goes_down_and_up() {
         got.iter().any(|(seq, _)| *seq > 560),
         "traffic flows again after the outage"
     );
+}
+
+#[test]
+fn an_offloading_line_carries_tcp_super_frames_intact_at_its_delay() {
+    use std::io::{Read, Write};
+    let _load = testkit::exclusive();
+    let ns = Namespaces::new("gso");
+    let (a, b) = ns.offloading_taps();
+    assert_eq!((a.header_len(), b.header_len()), (10, 10));
+    let line = DelayLine::start(a, b, LineSpec::new(Duration::from_millis(5), 0.0, 1)).unwrap();
+    let listener = in_namespace(&ns.b, || TcpListener::bind(addr(ADDR_B, 7020)))
+        .unwrap()
+        .unwrap();
+    let sent: Vec<u8> = (0..20_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let expected = sent.clone();
+    let receiver = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut got = Vec::with_capacity(expected.len());
+        conn.read_to_end(&mut got).unwrap();
+        got == expected
+    });
+    let start = Instant::now();
+    let connect = Instant::now();
+    let mut conn = in_namespace(&ns.a, || {
+        TcpStream::connect_timeout(&addr(ADDR_B, 7020), Duration::from_secs(5))
+    })
+    .unwrap()
+    .unwrap();
+    let handshake = connect.elapsed();
+    conn.write_all(&sent).unwrap();
+    drop(conn);
+    assert!(receiver.join().unwrap(), "every byte arrived, in order");
+    let stats = line.stats().a_to_b;
+    eprintln!(
+        "20 MB over an offloading line: {:.2} s, handshake {handshake:?}, {} frames of {:.0} bytes on average; {stats:?}",
+        start.elapsed().as_secs_f64(),
+        stats.frames,
+        stats.bytes as f64 / stats.frames as f64
+    );
+    assert!(
+        (9.5..=12.0).contains(&(handshake.as_secs_f64() * 1000.0)),
+        "a handshake takes two one-way delays: {handshake:?}"
+    );
+    // MTU frames would be over 13,000; super-frames carry several MTUs each.
+    assert!(stats.bytes > 20_000_000, "{stats:?}");
+    assert!(stats.frames < 10_000, "{stats:?}");
+    assert_eq!((stats.lost, stats.write_errors), (0, 0), "{stats:?}");
 }

@@ -62,8 +62,9 @@ pub const MAX_DELAY: Duration = Duration::from_secs(10);
 /// How long a thread waits before looking at the stop flag again; bounds
 /// the time [`DelayLine::stop`] takes.
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
-/// A read buffer that holds any frame of a TAP device without offloads.
-const READ_BUFFER: usize = 65536;
+/// A read buffer that holds any frame of a TAP device, a GSO super-frame
+/// with its header included.
+const READ_BUFFER: usize = 256 * 1024;
 /// The most frames a thread moves per lock of its queue.
 const BATCH: usize = 64;
 
@@ -621,7 +622,8 @@ fn write_loop(shared: &Shared, d: usize, dst: &Tap) {
             match dst.write_frame(&frame) {
                 Ok(()) => {
                     Counters::add(&dir.counters.frames, 1);
-                    Counters::add(&dir.counters.bytes, frame.len() as u64);
+                    let bytes = frame.len().saturating_sub(dst.header_len());
+                    Counters::add(&dir.counters.bytes, bytes as u64);
                 }
                 Err(e) if vanished(&e) => {
                     tracing::warn!(line = %shared.name, device = dst.name(), "delay line ends, write failed: {e}");

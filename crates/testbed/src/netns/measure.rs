@@ -17,6 +17,9 @@ use std::time::{Duration, Instant};
 pub const INTERVAL: Duration = Duration::from_secs(1);
 /// FL servers listen from this port up (the node agents' FL port range).
 pub const FL_PORTS: std::ops::Range<u16> = 6000..7000;
+/// Background flows' receivers listen on these ports (flow `i` on the
+/// first + `i`).
+pub const TRAFFIC_PORTS: std::ops::Range<u16> = 5201..5265;
 /// Most samples kept (a day at one a second); older ones are dropped.
 const MAX_SAMPLES: usize = 86_400;
 
@@ -63,6 +66,9 @@ pub struct Sample {
     pub links: Vec<LinkBytes>,
     /// The FL connections on the aggregators.
     pub tcp: Vec<TcpConn>,
+    /// The background flows' connections on their senders.
+    #[serde(default)]
+    pub traffic: Vec<TcpConn>,
 }
 
 /// What a netns run measured, handed over when it ends.
@@ -190,12 +196,30 @@ pub fn parse_ss(host: &str, text: &str) -> Vec<TcpConn> {
     out
 }
 
-/// One sample of the links and of the FL connections of `tcp_hosts`.
-fn take_sample(plan: &NetPlan, tcp_hosts: &[String], t0: Instant) -> Sample {
-    let tcp = tcp_hosts
+/// The connections of background flows that host `host` (namespace `ns`)
+/// sends: to a port in [`TRAFFIC_PORTS`].
+pub fn traffic_connections(host: &str, ns: &str) -> Vec<TcpConn> {
+    let filter = format!(
+        "( dport >= :{} and dport < :{} )",
+        TRAFFIC_PORTS.start, TRAFFIC_PORTS.end
+    );
+    tcp_connections(host, ns, Some(&filter))
+}
+
+/// One sample of the links, of the FL connections of `watched.fl_hosts`
+/// and of the background flows of `watched.traffic_senders`.
+fn take_sample(plan: &NetPlan, watched: &Watched, t0: Instant) -> Sample {
+    let tcp = watched
+        .fl_hosts
         .iter()
         .filter_map(|h| plan.host(h))
         .flat_map(|h| fl_connections(&h.name, &h.ns))
+        .collect();
+    let traffic = watched
+        .traffic_senders
+        .iter()
+        .filter_map(|h| plan.host(h))
+        .flat_map(|h| traffic_connections(&h.name, &h.ns))
         .collect();
     let unix = || {
         std::time::SystemTime::now()
@@ -211,7 +235,17 @@ fn take_sample(plan: &NetPlan, tcp_hosts: &[String], t0: Instant) -> Sample {
         unix_end_s: unix(),
         links,
         tcp,
+        traffic,
     }
+}
+
+/// The hosts whose TCP connections a [`Sampler`] samples.
+#[derive(Debug, Clone, Default)]
+pub struct Watched {
+    /// Aggregators: their FL server connections.
+    pub fl_hosts: Vec<String>,
+    /// Background-traffic senders: their flows' connections.
+    pub traffic_senders: Vec<String>,
 }
 
 /// The sampling thread; [`Sampler::stop`] ends it and hands the samples over.
@@ -222,9 +256,9 @@ pub struct Sampler {
 }
 
 impl Sampler {
-    /// Starts sampling `plan`'s links and the FL connections of hosts
-    /// `tcp_hosts` (names).
-    pub fn start(plan: NetPlan, tcp_hosts: Vec<String>) -> Sampler {
+    /// Starts sampling `plan`'s links and the connections of the hosts
+    /// `watched` names.
+    pub fn start(plan: NetPlan, watched: Watched) -> Sampler {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let origin = Instant::now();
@@ -238,14 +272,14 @@ impl Sampler {
                     if samples.len() == MAX_SAMPLES {
                         samples.pop_front();
                     }
-                    samples.push_back(take_sample(&plan, &tcp_hosts, t0));
+                    samples.push_back(take_sample(&plan, &watched, t0));
                     while !flag.load(Ordering::Relaxed) && Instant::now() < next {
                         std::thread::sleep(Duration::from_millis(50));
                     }
                     if flag.load(Ordering::Relaxed) {
                         // A last sample once stopped, so that the counters
                         // cover everything up to the end of the run.
-                        samples.push_back(take_sample(&plan, &tcp_hosts, t0));
+                        samples.push_back(take_sample(&plan, &watched, t0));
                         break;
                     }
                 }

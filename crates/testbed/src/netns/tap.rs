@@ -2,9 +2,15 @@
 //!
 //! A [`Tap`] is a non-persistent Ethernet TAP device (`IFF_TAP | IFF_NO_PI`):
 //! the kernel removes it when the [`Tap`] (its file descriptor) is dropped.
-//! It is made without offloads (no `IFF_VNET_HDR`, no `TUNSETOFFLOAD`), so
-//! every frame read from it is at most the device's MTU plus the Ethernet
-//! header.
+//! Made by [`Tap::create`] it has no offloads, so every frame read from it is
+//! at most the device's MTU plus the Ethernet header. Made by
+//! [`Tap::create_offloading`] it takes TCP's segmentation offloads
+//! (`IFF_VNET_HDR`, `TUNSETOFFLOAD`): a frame may be a GSO super-frame of up
+//! to 64 KiB, preceded by a [`VNET_HEADER`]-byte virtio-net header, which a
+//! write to another offloading TAP passes back as read (as vhost-net
+//! bridges virtio-net). One frame then carries what dozens of MTU frames
+//! would, so a line moves the same bytes with far fewer reads, writes and
+//! wake-ups.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -19,6 +25,9 @@ pub const MAX_NAME_LEN: usize = libc::IFNAMSIZ - 1;
 
 /// The clone device through which TUN/TAP devices are made.
 const CLONE_DEVICE: &str = "/dev/net/tun";
+/// Bytes of the virtio-net header before each frame of an offloading TAP
+/// (`struct virtio_net_hdr`, the kernel's default size).
+pub const VNET_HEADER: usize = 10;
 
 /// `struct ifreq` as `TUNSETIFF` reads it: the name and the flags, padded
 /// to the kernel's 40 bytes.
@@ -36,6 +45,12 @@ nix::ioctl_readwrite_bad!(
     IfReq
 );
 
+nix::ioctl_write_int_bad!(
+    /// `TUNSETOFFLOAD`: the offloads the reader of the device can take.
+    tun_set_offload,
+    libc::TUNSETOFFLOAD
+);
+
 /// A TAP device in a network namespace, owned by this value: frames the
 /// kernel sends out of the device are read here, frames written here enter
 /// the kernel as if received on it.
@@ -45,6 +60,8 @@ pub struct Tap {
     file: File,
     name: String,
     namespace: String,
+    /// Bytes of header before each frame: 0, or [`VNET_HEADER`].
+    header: usize,
 }
 
 impl Tap {
@@ -53,6 +70,17 @@ impl Tap {
     /// and has no address; the caller attaches it (e.g. `ip -n NS link set
     /// NAME master BR up`).
     pub fn create(ns: &str, name: &str) -> Result<Tap, SysError> {
+        Self::make(ns, name, false)
+    }
+
+    /// As [`Tap::create`], with checksum and TCP segmentation offloads:
+    /// frames carry a [`VNET_HEADER`]-byte header and may be GSO
+    /// super-frames. Join it only to another offloading TAP.
+    pub fn create_offloading(ns: &str, name: &str) -> Result<Tap, SysError> {
+        Self::make(ns, name, true)
+    }
+
+    fn make(ns: &str, name: &str, offload: bool) -> Result<Tap, SysError> {
         let what = || format!("creating TAP device {name} in namespace {ns}");
         if name.is_empty() || name.len() > MAX_NAME_LEN {
             return Err(SysError::new(
@@ -72,9 +100,10 @@ impl Tap {
                 format!("{name:?} is not a valid interface name"),
             ));
         }
+        let vnet = if offload { libc::IFF_VNET_HDR } else { 0 };
         let mut req = IfReq {
             name: [0; libc::IFNAMSIZ],
-            flags: (libc::IFF_TAP | libc::IFF_NO_PI) as libc::c_short,
+            flags: (libc::IFF_TAP | libc::IFF_NO_PI | vnet) as libc::c_short,
             _pad: [0; 22],
         };
         req.name[..name.len()].copy_from_slice(name.as_bytes());
@@ -90,6 +119,13 @@ impl Tap {
             // the kernel reads and writes back.
             unsafe { tun_set_iff(file.as_raw_fd(), &mut req) }
                 .map_err(|e| format!("TUNSETIFF: {e}"))?;
+            if offload {
+                let features = libc::TUN_F_CSUM | libc::TUN_F_TSO4 | libc::TUN_F_TSO6;
+                // SAFETY: the fd is an open tun file attached to a device;
+                // the argument is a plain flag word.
+                unsafe { tun_set_offload(file.as_raw_fd(), features as libc::c_int) }
+                    .map_err(|e| format!("TUNSETOFFLOAD: {e}"))?;
+            }
             Ok(file)
         })?
         .map_err(|problem| SysError::new(what(), problem))?;
@@ -97,6 +133,7 @@ impl Tap {
             file,
             name: name.to_owned(),
             namespace: ns.to_owned(),
+            header: if offload { VNET_HEADER } else { 0 },
         })
     }
 
@@ -108,6 +145,12 @@ impl Tap {
     /// The namespace the device lives in.
     pub fn namespace(&self) -> &str {
         &self.namespace
+    }
+
+    /// Bytes of header before each frame read or written (0 without
+    /// offloads).
+    pub fn header_len(&self) -> usize {
+        self.header
     }
 
     /// Reads one whole frame into `buf` and returns its length. Never

@@ -155,8 +155,17 @@ impl NetnsTestbed {
             .cloned()
             .collect();
         for l in links {
-            let a = Tap::create(&l.a.ns, &l.a.dev)?;
-            let b = Tap::create(&l.b.ns, &l.b.dev)?;
+            // A lossless line carries TCP's super-frames whole; a lossy one
+            // (or one a schedule may make lossy) MTU frames, so that each
+            // segment is drawn for loss on its own.
+            let offload = l.loss_pct == 0.0 && l.loss_burst.is_none() && !l.changing;
+            let tap = if offload {
+                Tap::create_offloading
+            } else {
+                Tap::create
+            };
+            let a = tap(&l.a.ns, &l.a.dev)?;
+            let b = tap(&l.b.ns, &l.b.dev)?;
             for (ns, line) in self.plan.attach_commands(&l) {
                 sys::ip_batch_in(Some(&ns), &[line])?;
             }
