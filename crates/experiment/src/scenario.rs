@@ -44,6 +44,10 @@ pub struct GenerateSpec {
     /// Loss on each satellite hop, percent (default 0).
     #[serde(default)]
     pub satellite_loss_pct: Option<f64>,
+    /// CPU limit of every FL host (aggregators and clients), cores
+    /// (default 2, the prototype's).
+    #[serde(default)]
+    pub fl_cpus: Option<f64>,
     /// Jitter of each satellite hop, ms (default 0; at most its delay).
     #[serde(default)]
     pub satellite_jitter_ms: Option<f64>,
@@ -475,6 +479,7 @@ impl Scenario {
                     satellite_loss_pct: g.satellite_loss_pct.unwrap_or(d.satellite_loss_pct),
                     satellite_jitter_ms: g.satellite_jitter_ms.unwrap_or(d.satellite_jitter_ms),
                     satellite_loss_burst: g.satellite_loss_burst,
+                    fl_cpus: g.fl_cpus.unwrap_or(d.fl_cpus),
                     ..d
                 })
                 .map_err(|e| format!("topology.generate.{e}"))

@@ -16,7 +16,7 @@ pub const MAX_RUNS: usize = 1000;
 
 /// Shorthands for the fields researchers sweep most, and the scenario
 /// paths they stand for.
-pub const SHORTHANDS: [(&str, &str); 9] = [
+pub const SHORTHANDS: [(&str, &str); 11] = [
     (
         "satellite_bandwidth_mbit",
         "topology.generate.satellite_bandwidth_mbit",
@@ -32,6 +32,8 @@ pub const SHORTHANDS: [(&str, &str); 9] = [
     ("strategy", "intents[*].constraints.avgalgo"),
     ("aggregation", "intents[*].constraints.aggregation"),
     ("background_mbit", "background_traffic[*].rate_mbit"),
+    ("fl_cpus", "topology.generate.fl_cpus"),
+    ("meter_mbit", "intents[0].constraints.max_bandwidth_mbps"),
 ];
 
 /// A sweep file.

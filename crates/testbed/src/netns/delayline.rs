@@ -26,8 +26,10 @@
 //!
 //! Bandwidth is not shaped here: put a `tbf` or `htb` qdisc on the TAP
 //! devices.
-//! The TAP devices have no offloads, so every frame is at most the MTU plus
-//! the Ethernet header, and the line never sees GSO super-frames.
+//! Frames are whatever the TAP devices give: MTU frames from plain ones, GSO
+//! super-frames with their virtio-net header from offloading ones
+//! ([`Tap::create_offloading`]; join two of a kind). Loss and delay apply
+//! per frame, and the byte counters leave the headers out.
 
 use std::collections::VecDeque;
 use std::io;
