@@ -97,6 +97,14 @@ fn assert_gone(run: u8) {
     assert!(left.is_empty(), "left: {left:?}");
 }
 
+/// The CI scenario with `extra` (YAML) appended, written into `dir`.
+fn ci_with(dir: &std::path::Path, extra: &str) -> std::path::PathBuf {
+    let scenario = dir.join("scenario.yaml");
+    let text = std::fs::read_to_string(format!("{REPO}/scenarios/ci-small.yaml")).unwrap();
+    std::fs::write(&scenario, format!("{text}\n{extra}\n")).unwrap();
+    scenario
+}
+
 #[test]
 fn a_run_on_namespaces_shows_the_satellite_delay_in_its_rounds() {
     let _alone = testkit::require_root_alone();
@@ -105,13 +113,10 @@ fn a_run_on_namespaces_shows_the_satellite_delay_in_its_rounds() {
     let cwd = tempfile::tempdir().unwrap();
     // The CI scenario with the prototype's background flow, 20 Mbit/s
     // from the edge's traffic app to the cloud's traffic server.
-    let scenario = cwd.path().join("scenario.yaml");
-    let text = std::fs::read_to_string(format!("{REPO}/scenarios/ci-small.yaml")).unwrap();
-    std::fs::write(
-        &scenario,
-        format!("{text}\nbackground_traffic: [ {{ from: app.1, to: srv.1, rate_mbit: 20 }} ]\n"),
-    )
-    .unwrap();
+    let scenario = ci_with(
+        cwd.path(),
+        "background_traffic: [ { from: app.1, to: srv.1, rate_mbit: 20 } ]",
+    );
     let o = netns_run(scenario.to_str().unwrap(), run, cwd.path())
         .output()
         .unwrap();
@@ -219,16 +224,11 @@ fn a_link_schedule_slows_the_satellite_and_cuts_it_for_a_second_mid_run() {
     let cwd = tempfile::tempdir().unwrap();
     // The CI scenario; at once the satellite drops to 10 Mbit/s, and a
     // second later the edge-side hop is down for 1 s (a handover).
-    let scenario = cwd.path().join("scenario.yaml");
-    let text = std::fs::read_to_string(format!("{REPO}/scenarios/ci-small.yaml")).unwrap();
-    std::fs::write(
-        &scenario,
-        format!(
-            "{text}\nnetwork_schedule:\n  - {{ at_s: 0, links: satellite, bandwidth_mbit: 10 }}\n  \
-             - {{ at_s: 1, links: [[satsw, edgesw]], outage_s: 1 }}\n"
-        ),
-    )
-    .unwrap();
+    let scenario = ci_with(
+        cwd.path(),
+        "network_schedule:\n  - { at_s: 0, links: satellite, bandwidth_mbit: 10 }\n  \
+         - { at_s: 1, links: [[satsw, edgesw]], outage_s: 1 }",
+    );
     let o = netns_run(scenario.to_str().unwrap(), run, cwd.path())
         .output()
         .unwrap();

@@ -92,7 +92,14 @@ fn a_two_by_two_sweep_of_the_ci_scenario_writes_its_csv_and_page_and_resumes() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let page = std::fs::read_to_string(cwd.path().join("c.html")).unwrap();
-    assert!(page.contains("out/points/p003-r0") && page.contains("<svg"));
+    // The runs' own sweep axes, read from their point.json.
+    for axis in [
+        "Against strategy",
+        "Against topology.generate.bandwidth_mbit",
+    ] {
+        assert!(page.contains(axis), "{axis}");
+    }
+    assert!(page.contains("FedMedian") && page.contains("<svg"));
 }
 
 #[test]

@@ -379,3 +379,99 @@ fn a_running_link_changes_its_bandwidth_and_survives_an_outage() {
     }
     crate::util::assert_gone(run);
 }
+
+/// `a` and `b` on one switch; `a`'s link has `figures` (YAML fields).
+fn impaired_pair(figures: &str) -> Topology {
+    Topology::from_yaml(
+        "impaired",
+        &format!(
+            "hosts:\n  - {{ name: a, role: client }}\n  - {{ name: b, role: aggregator }}\n\
+             switches:\n  - {{ name: sw }}\n\
+             links:\n  - {{ a: a, b: sw, {figures} }}\n  - {{ a: b, b: sw }}\n"
+        ),
+    )
+    .unwrap()
+}
+
+#[test]
+fn jitter_and_bursty_loss_on_a_link_as_this_kernel_makes_them() {
+    let _serial = testkit::require_root_alone();
+    let run = 227;
+    {
+        let t = impaired_pair("delay_ms: 10, jitter_ms: 4, loss_burst: { p_pct: 2, r_pct: 25 }");
+        let bed = NetnsTestbed::up(&t, run, 3).unwrap();
+        // netem where the kernel has it, else the delay line: the same figures.
+        eprintln!("impairment: {}", bed.impairment().as_str());
+        let b_addr = SocketAddr::from((bed.plan().host("b").unwrap().address, 7200));
+        let rx = bed
+            .in_host("b", || std::net::UdpSocket::bind(b_addr))
+            .unwrap()
+            .unwrap();
+        let tx = bed
+            .in_host("a", || std::net::UdpSocket::bind("0.0.0.0:0"))
+            .unwrap()
+            .unwrap();
+        // ARP first (its frames may be lost too), so that no datagram
+        // of the measurement waits for it.
+        rx.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let mut buf = [0u8; 64];
+        let warm = (0..50).any(|_| {
+            tx.send_to(&[0; 8], b_addr).unwrap();
+            rx.recv(&mut buf).is_ok()
+        });
+        assert!(warm, "b never answered");
+        while rx.recv(&mut buf).is_ok() {}
+        rx.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let t0 = Instant::now();
+        let receiver = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            let mut buf = [0u8; 64];
+            while let Ok(16) = rx.recv(&mut buf) {
+                let seq = u64::from_be_bytes(buf[..8].try_into().unwrap());
+                let sent = f64::from_be_bytes(buf[8..16].try_into().unwrap());
+                got.push((seq, (t0.elapsed().as_secs_f64() - sent) * 1000.0));
+            }
+            got
+        });
+        let n = 6000u64;
+        for i in 0..n {
+            let mut msg = [0u8; 16];
+            msg[..8].copy_from_slice(&i.to_be_bytes());
+            msg[8..].copy_from_slice(&t0.elapsed().as_secs_f64().to_be_bytes());
+            tx.send_to(&msg, b_addr).unwrap();
+            let next = t0 + Duration::from_micros(500) * (i as u32 + 1);
+            if let Some(wait) = next.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+        }
+        let got = receiver.join().unwrap();
+        let delays: Vec<f64> = got.iter().map(|(_, d)| *d).collect();
+        let mean = delays.iter().sum::<f64>() / delays.len() as f64;
+        let sd =
+            (delays.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / delays.len() as f64).sqrt();
+        let lo = delays.iter().copied().fold(f64::MAX, f64::min);
+        let mut received = vec![false; n as usize];
+        for (seq, _) in &got {
+            received[*seq as usize] = true;
+        }
+        let lost = received.iter().filter(|r| !**r).count();
+        let bursts = received.windows(2).filter(|w| w[0] && !w[1]).count().max(1);
+        let share = lost as f64 / n as f64 * 100.0;
+        let mean_burst = lost as f64 / bursts as f64;
+        eprintln!(
+            "10 ± 4 ms, bursts p 2 % r 25 %: delay min {lo:.2} mean {mean:.2} sd {sd:.2} ms; lost {share:.2} % in bursts of {mean_burst:.2}"
+        );
+        assert!(lo >= 5.9, "min {lo:.2} ms");
+        assert!((9.5..=11.5).contains(&mean), "mean {mean:.2} ms");
+        // Uniform ±4 ms: sd 4/√3 = 2.3 ms.
+        assert!((1.9..=2.8).contains(&sd), "sd {sd:.2} ms");
+        assert!((4.5..=11.0).contains(&share), "{share:.2} % lost");
+        assert!(
+            (2.8..=5.5).contains(&mean_burst),
+            "mean burst {mean_burst:.2}"
+        );
+    }
+    crate::util::assert_gone(run);
+}

@@ -134,22 +134,67 @@ fn write_comparison(out: &Path, axes: &[String], rows: &[Row], title: &str) -> a
     Ok(())
 }
 
-/// The comparison page of any results directories, one point each.
+/// The comparison page of any results directories, one point each: its
+/// axes are the scenario (where the runs' differ) and the values of the
+/// sweep points they were (their `point.json`), or else the directory.
 pub fn compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
-    let axes = vec!["run".to_owned()];
-    let mut rows = Vec::new();
-    for (point, dir) in args.dirs.iter().enumerate() {
-        let s = Summary::read_json(dir)?;
-        rows.push(Row {
-            point,
-            repeat: 0,
-            values: vec![("run".to_owned(), dir.display().to_string().into())],
-            measures: Measures::of(&s),
-            dir: dir.clone(),
-        });
+    let mut runs = Vec::new();
+    for dir in &args.dirs {
+        let summary = Summary::read_json(dir)?;
+        runs.push((dir, point_values(dir), summary));
     }
+    let mut axes: Vec<String> = Vec::new();
+    let scenarios: std::collections::BTreeSet<&str> =
+        runs.iter().map(|(_, _, s)| s.scenario.as_str()).collect();
+    if scenarios.len() > 1 {
+        axes.push("scenario".to_owned());
+    }
+    for (_, values, _) in &runs {
+        for (name, _) in values {
+            if !axes.contains(name) {
+                axes.push(name.clone());
+            }
+        }
+    }
+    if axes.is_empty() {
+        axes.push("run".to_owned());
+    }
+    let rows = runs
+        .into_iter()
+        .enumerate()
+        .map(|(point, (dir, values, s))| {
+            let value = |axis: &String| match axis.as_str() {
+                "scenario" => s.scenario.clone().into(),
+                "run" => dir.display().to_string().into(),
+                _ => values
+                    .iter()
+                    .find(|(name, _)| name == axis)
+                    .map_or_else(|| "–".into(), |(_, v)| v.clone()),
+            };
+            Row {
+                point,
+                repeat: 0,
+                values: axes.iter().map(|a| (a.clone(), value(a))).collect(),
+                measures: Measures::of(&s),
+                dir: dir.clone(),
+            }
+        })
+        .collect::<Vec<_>>();
     let html = compare::page("dmo compare", &axes, &rows, None).map_err(anyhow::Error::msg)?;
     std::fs::write(&args.out, html).with_context(|| args.out.display().to_string())?;
     println!("{}", args.out.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// The axis values of the sweep point whose results `dir` holds (its
+/// `point.json`), in the sweep's order; none for a plain run.
+fn point_values(dir: &Path) -> Vec<(String, serde_json::Value)> {
+    let Ok(text) = std::fs::read_to_string(dir.join(POINT_FILE)) else {
+        return Vec::new();
+    };
+    let parsed: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    parsed["values"]
+        .as_object()
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default()
 }
