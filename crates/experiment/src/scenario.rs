@@ -480,7 +480,6 @@ impl Scenario {
                     satellite_jitter_ms: g.satellite_jitter_ms.unwrap_or(d.satellite_jitter_ms),
                     satellite_loss_burst: g.satellite_loss_burst,
                     fl_cpus: g.fl_cpus.unwrap_or(d.fl_cpus),
-                    ..d
                 })
                 .map_err(|e| format!("topology.generate.{e}"))
             }
