@@ -69,8 +69,26 @@ fn figure(name: &str, value: f64, source: Source) -> Figure {
     }
 }
 
+/// The least share of a link's rate a new job counts on, however busy the
+/// link looked: TCP gives a new flow a share of a saturated link, not
+/// nothing (and a prediction divided by zero would be infinite).
+pub const MIN_SHARE: f64 = 0.1;
+/// The least bandwidth a figure may hold, Mbit/s, when no rate is known.
+const MIN_MBIT: f64 = 0.01;
+
+/// A hop's bandwidth for a new job: what is available, at least
+/// [`MIN_SHARE`] of its rate and [`MIN_MBIT`].
+fn usable_mbit(h: &MeasuredHop) -> Option<f64> {
+    let floor = h
+        .rate_mbit
+        .map_or(MIN_MBIT, |r| (r * MIN_SHARE).max(MIN_MBIT));
+    h.available_mbit
+        .filter(|v| !v.is_nan())
+        .map(|v| v.max(floor))
+}
+
 /// The available bandwidth of the wide-area links and of the campus
-/// links, Mbit/s, from the campuses' paths. A link on every campus's path
+/// links, Mbit/s, from the campuses' paths ([`usable_mbit`] of each hop). A link on every campus's path
 /// (past each one's own access link) is wide-area: all clients share it.
 /// The others (access links, campus uplinks) carry one campus's traffic.
 /// With one campus, everything past its access link is wide-area.
@@ -107,13 +125,13 @@ fn split_links(paths: &[MeasuredPath]) -> (Option<f64>, Option<f64>) {
     for p in paths {
         for h in beyond(p) {
             if shared(&h.link) {
-                least(&mut wan, h.available_mbit);
+                least(&mut wan, usable_mbit(&h));
             } else {
-                least(&mut campus, h.available_mbit);
+                least(&mut campus, usable_mbit(&h));
             }
         }
         for h in access(p) {
-            least(&mut campus, h.available_mbit);
+            least(&mut campus, usable_mbit(&h));
         }
     }
     (wan, campus)
@@ -292,6 +310,7 @@ mod tests {
         MeasuredHop {
             link: link.to_owned(),
             available_mbit: Some(mbit),
+            rate_mbit: None,
         }
     }
 
@@ -324,5 +343,23 @@ mod tests {
         let (wan, campus) = split_links(&[path(1, 100.0, 10_000.0)]);
         assert_eq!((wan, campus), (Some(100.0), Some(500.0)));
         assert_eq!(split_links(&[]), (None, None));
+    }
+
+    #[test]
+    fn a_saturated_link_still_gives_a_new_job_a_share() {
+        // The satellite shaped to 10 Mbit/s and full: a tenth of it, not 0.
+        let mut p = path(1, 100.0, 0.0);
+        for h in p.forward.iter_mut().chain(p.reverse.iter_mut()) {
+            if h.link == "satsw-edgesw" {
+                h.rate_mbit = Some(10.0);
+            }
+        }
+        assert_eq!(split_links(&[p.clone(), p]).0, Some(1.0));
+        // No rate known: a small positive figure, so predictions stay finite.
+        let (wan, _) = split_links(&[path(1, 100.0, 0.0), path(2, 100.0, 0.0)]);
+        assert_eq!(wan, Some(MIN_MBIT));
+        let mut nan = path(1, 100.0, 5.0);
+        nan.forward[2].available_mbit = Some(f64::NAN);
+        assert_eq!(split_links(&[nan.clone(), nan]).0, Some(5.0));
     }
 }

@@ -45,6 +45,9 @@ pub struct MeasuredHop {
     pub link: String,
     /// Its available bandwidth in this direction, Mbit/s.
     pub available_mbit: Option<f64>,
+    /// The rate it is shaped to in this direction, Mbit/s, when known.
+    #[serde(default)]
+    pub rate_mbit: Option<f64>,
 }
 
 /// The parts of the network controller's `GET /v1/paths` reply the cost

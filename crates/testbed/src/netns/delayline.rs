@@ -213,8 +213,8 @@ pub struct DirectionStats {
     pub outage: u64,
     /// Frames whose write to the far device failed (e.g. the device is down).
     pub write_errors: u64,
-    /// Frames that left more than [`LATE`] after they were due (the
-    /// writer did not get the CPU in time).
+    /// Frames written more than [`LATE`] after they were due (the writer
+    /// did not get the CPU in time, or was still writing earlier frames).
     pub late: u64,
     /// The most any frame left after it was due, in microseconds.
     pub max_late_us: u64,
@@ -620,12 +620,13 @@ fn write_loop(shared: &Shared, d: usize, dst: &Tap) {
     let dir = &shared.dirs[d];
     let mut batch = Vec::with_capacity(BATCH);
     while take_due(shared, dir, &mut batch) {
-        for frame in batch.drain(..) {
+        for (due, frame) in batch.drain(..) {
             match dst.write_frame(&frame) {
                 Ok(()) => {
                     Counters::add(&dir.counters.frames, 1);
                     let bytes = frame.len().saturating_sub(dst.header_len());
                     Counters::add(&dir.counters.bytes, bytes as u64);
+                    note_lateness(dir, due);
                 }
                 Err(e) if vanished(&e) => {
                     tracing::warn!(line = %shared.name, device = dst.name(), "delay line ends, write failed: {e}");
@@ -643,9 +644,22 @@ fn write_loop(shared: &Shared, d: usize, dst: &Tap) {
     }
 }
 
+/// Counts a frame written now that was due at `due`: late when more than
+/// [`LATE`] after it (the write itself included, which runs the receiving
+/// side's stack).
+fn note_lateness(dir: &Direction, due: Instant) {
+    let late = Instant::now().saturating_duration_since(due);
+    let us = u64::try_from(late.as_micros()).unwrap_or(u64::MAX);
+    dir.counters.max_late_us.fetch_max(us, Ordering::Relaxed);
+    if late > LATE {
+        Counters::add(&dir.counters.late, 1);
+    }
+}
+
 /// Waits until the oldest frame of `dir` is due, then moves the frames due
-/// by then (at most [`BATCH`]) into `batch`; false once the line stops.
-fn take_due(shared: &Shared, dir: &Direction, batch: &mut Vec<Vec<u8>>) -> bool {
+/// by then (at most [`BATCH`]) into `batch`, each with when it was due;
+/// false once the line stops.
+fn take_due(shared: &Shared, dir: &Direction, batch: &mut Vec<(Instant, Vec<u8>)>) -> bool {
     let mut queue = dir.lock();
     loop {
         if shared.stopped() {
@@ -661,21 +675,12 @@ fn take_due(shared: &Shared, dir: &Direction, batch: &mut Vec<Vec<u8>>) -> bool 
         };
         let now = Instant::now();
         if due <= now {
-            // The oldest frame is the latest.
-            let late = now - due;
-            let max_late_us = u64::try_from(late.as_micros()).unwrap_or(u64::MAX);
-            dir.counters
-                .max_late_us
-                .fetch_max(max_late_us, Ordering::Relaxed);
-            let mut late_frames = 0;
             while batch.len() < BATCH {
-                let Some((due, frame)) = queue.pop_due(now) else {
+                let Some(frame) = queue.pop_due(now) else {
                     break;
                 };
-                late_frames += u64::from(now - due > LATE);
                 batch.push(frame);
             }
-            Counters::add(&dir.counters.late, late_frames);
             return true;
         }
         // A frame that overtakes this one (jitter) wakes the writer early.
