@@ -101,9 +101,11 @@ impl Tap {
             ));
         }
         let vnet = if offload { libc::IFF_VNET_HDR } else { 0 };
+        // NAPI: a write only queues the frame for the device's poll, which
+        // can run in a kernel thread of its own ([`Tap::thread_napi`]).
         let mut req = IfReq {
             name: [0; libc::IFNAMSIZ],
-            flags: (libc::IFF_TAP | libc::IFF_NO_PI | vnet) as libc::c_short,
+            flags: (libc::IFF_TAP | libc::IFF_NO_PI | libc::IFF_NAPI | vnet) as libc::c_short,
             _pad: [0; 22],
         };
         req.name[..name.len()].copy_from_slice(name.as_bytes());
@@ -145,6 +147,45 @@ impl Tap {
     /// The namespace the device lives in.
     pub fn namespace(&self) -> &str {
         &self.namespace
+    }
+
+    /// Moves the device's receive processing (its NAPI poll: the bridge,
+    /// the qdiscs and the receiving host's stack) out of the writer's
+    /// thread into a kernel thread of its own at `SCHED_FIFO` `priority`,
+    /// so that a write returns at once and frames due after it are not
+    /// held up. False when the kernel thread could not get real-time
+    /// priority (it still runs, at ordinary priority).
+    pub fn thread_napi(&self, priority: i32) -> Result<bool, SysError> {
+        let (ns, dev) = (&self.namespace, &self.name);
+        // sysfs shows a namespace's devices only where it is mounted in it.
+        sys::run(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                ns,
+                "sh",
+                "-c",
+                &format!("echo 1 > /sys/class/net/{dev}/threaded"),
+            ],
+        )?;
+        let prefix = format!("napi/{dev}-");
+        let mut all_realtime = true;
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<libc::pid_t>() else {
+                continue;
+            };
+            if comm.starts_with(&prefix) {
+                let param = libc::sched_param {
+                    sched_priority: priority,
+                };
+                // SAFETY: param outlives the call; pid names a kernel thread.
+                all_realtime &=
+                    unsafe { libc::sched_setscheduler(pid, libc::SCHED_FIFO, &param) } == 0;
+            }
+        }
+        Ok(all_realtime)
     }
 
     /// Bytes of header before each frame read or written (0 without

@@ -4,7 +4,7 @@
 
 use super::cgroup::Hierarchy;
 use super::control::LinkControl;
-use super::delayline::{DelayLine, LineSpec, Loss};
+use super::delayline::{DelayLine, LineSpec, Loss, REALTIME_PRIORITY};
 use super::names::{RunNames, run_of};
 use super::plan::{LinkPlan, Medium, NetPlan};
 use super::proxy::Published;
@@ -168,6 +168,14 @@ impl NetnsTestbed {
             let b = tap(&l.b.ns, &l.b.dev)?;
             for (ns, line) in self.plan.attach_commands(&l) {
                 sys::ip_batch_in(Some(&ns), &[line])?;
+            }
+            for tap in [&a, &b] {
+                if !tap.thread_napi(REALTIME_PRIORITY)? {
+                    tracing::warn!(
+                        device = tap.name(),
+                        "the TAP device's NAPI thread runs at ordinary priority"
+                    );
+                }
             }
             let spec = LineSpec {
                 jitter: Duration::from_secs_f64(l.jitter_ms / 1000.0),
