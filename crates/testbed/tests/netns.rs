@@ -306,6 +306,23 @@ fn three_hundred_clients_come_up_reach_the_cloud_from_the_extra_blocks_and_leave
     crate::util::assert_gone(run);
 }
 
+/// The scheduling policies of the NAPI kernel threads of devices named `dev`.
+fn napi_policies(dev: &str) -> Vec<i32> {
+    let prefix = format!("napi/{dev}-");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.starts_with(&prefix))
+        })
+        .filter_map(|e| {
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            // Field 41 (policy), counted from the state after the comm.
+            stat.rsplit_once(')')?.1.split_whitespace().nth(38)?.parse().ok()
+        })
+        .collect()
+}
+
 /// Whether a TCP connection from host `from` to port 7100 of `to` opens
 /// within `timeout`.
 fn connects(bed: &NetnsTestbed, from: &str, to: &str, timeout: Duration) -> bool {
@@ -325,6 +342,9 @@ fn a_running_link_changes_its_bandwidth_and_survives_an_outage() {
         // delay line (netem where the kernel has it) to take it down.
         let changing = [1].into_iter().collect();
         let bed = NetnsTestbed::up_changing(&pair(100.0, 1.0), run, 1, &changing).unwrap();
+        // The line's switch-side TAP is polled by a real-time kernel thread.
+        let tap = &bed.plan().links[1].b.dev;
+        assert_eq!(napi_policies(tap), [libc::SCHED_FIFO], "napi/{tap}-N");
         let control = bed.link_control();
         let (a, b) = (control.link_index("sw", "a"), control.link_index("b", "sw"));
         assert_eq!((a, b), (Some(0), Some(1)));
