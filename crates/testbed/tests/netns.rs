@@ -318,7 +318,12 @@ fn napi_policies(dev: &str) -> Vec<i32> {
         .filter_map(|e| {
             let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
             // Field 41 (policy), counted from the state after the comm.
-            stat.rsplit_once(')')?.1.split_whitespace().nth(38)?.parse().ok()
+            stat.rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(38)?
+                .parse()
+                .ok()
         })
         .collect()
 }
