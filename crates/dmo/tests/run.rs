@@ -124,7 +124,19 @@ fn the_ci_scenario_runs_reports_and_cleans_up() {
 #[test]
 fn ctrl_c_stops_the_run_and_every_host() {
     let _load = testkit::shared();
-    const R: u8 = 73;
+    stops_on_signal("-INT", 73);
+}
+
+#[test]
+fn sigterm_stops_the_run_and_every_host_as_ctrl_c_does() {
+    let _load = testkit::shared();
+    stops_on_signal("-TERM", 77);
+}
+
+/// Starts a long run on run byte `r`, sends it `signal` (a `kill` flag)
+/// once a job trains, and checks that it ends cancelled with every host
+/// stopped.
+fn stops_on_signal(signal: &str, r: u8) {
     let dir = tempfile::tempdir().unwrap();
     let long = std::fs::read_to_string(format!("{REPO}/scenarios/ci-small.yaml"))
         .unwrap()
@@ -137,7 +149,7 @@ fn ctrl_c_stops_the_run_and_every_host() {
         .arg(&scenario)
         .arg("--out")
         .arg(&out)
-        .args(["--run-byte", &R.to_string()])
+        .args(["--run-byte", &r.to_string()])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -151,11 +163,11 @@ fn ctrl_c_stops_the_run_and_every_host() {
         assert!(start.elapsed().as_secs() < 60, "no intent deployed: {log}");
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    assert!(!testbed::local::listeners_in_run(R).is_empty());
+    assert!(!testbed::local::listeners_in_run(r).is_empty());
     let pid = child.id().to_string();
     assert!(
         Command::new("kill")
-            .args(["-INT", &pid])
+            .args([signal, &pid])
             .status()
             .unwrap()
             .success()
@@ -165,11 +177,11 @@ fn ctrl_c_stops_the_run_and_every_host() {
     assert_eq!(o.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("cancelled"), "{stderr}");
     assert!(
-        testbed::local::listeners_in_run(R).is_empty(),
+        testbed::local::listeners_in_run(r).is_empty(),
         "still listening: {:?}",
-        testbed::local::listeners_in_run(R)
+        testbed::local::listeners_in_run(r)
     );
-    let left = leftover(R, &out);
+    let left = leftover(r, &out);
     assert!(left.is_empty(), "left running: {left:?}");
 }
 

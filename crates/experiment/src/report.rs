@@ -807,53 +807,64 @@ fn network_section(n: &crate::network::NetworkSummary) -> Result<String, RunErro
         html += &changes_table(&n.changes);
     }
     if !n.background.is_empty() {
-        let flows: Series = n
-            .background
-            .iter()
-            .map(|f| {
-                (
-                    format!("{} → {} ({} Mbit/s)", f.from, f.to, f.rate_mbit),
-                    f.points.clone(),
-                )
-            })
-            .collect();
-        html += &line_chart("Background traffic (iperf3)", "seconds", "Mbit/s", &flows)?;
-        let rtt: Series = n
-            .background
-            .iter()
-            .filter(|f| !f.rtt.is_empty())
-            .map(|f| (format!("{} → {}", f.from, f.to), f.rtt.clone()))
-            .collect();
-        if !rtt.is_empty() {
-            let mut marks = markers.clone();
-            marks.extend(n.fl_start_s.map(|t| (t, "first intent".to_owned())));
-            html += &marked_line_chart(
-                "TCP RTT of the background flows",
-                "seconds",
-                "ms",
-                &rtt,
-                &marks,
-            )?;
-        }
-        html += "<table><tr><th>flow</th><th>asked Mbit/s</th><th>mean Mbit/s</th>\
-                 <th>RTT ms alone</th><th>RTT ms with FL</th></tr>";
-        for f in &n.background {
-            let _ = write!(
-                html,
-                "<tr><td class=\"l\">{} → {}</td><td>{}</td><td>{:.1}</td><td>{}</td><td>{}</td></tr>",
-                escape(&f.from),
-                escape(&f.to),
-                f.rate_mbit,
-                f.mean_mbit,
-                tenths(f.rtt_alone_ms),
-                tenths(f.rtt_with_fl_ms)
-            );
-        }
-        html += "</table>";
+        html += &background_section(n, &markers)?;
     }
     if !n.delay_lines.is_empty() {
         html += &delay_lines_table(&n.delay_lines);
     }
+    Ok(html)
+}
+
+/// The background flows: their throughput and TCP RTT over time (the
+/// first intent and the link schedule's `markers` marked), and a table.
+fn background_section(
+    n: &crate::network::NetworkSummary,
+    markers: &[(f64, String)],
+) -> Result<String, RunError> {
+    let mut html = String::new();
+    let flows: Series = n
+        .background
+        .iter()
+        .map(|f| {
+            (
+                format!("{} → {} ({} Mbit/s)", f.from, f.to, f.rate_mbit),
+                f.points.clone(),
+            )
+        })
+        .collect();
+    html += &line_chart("Background traffic (iperf3)", "seconds", "Mbit/s", &flows)?;
+    let rtt: Series = n
+        .background
+        .iter()
+        .filter(|f| !f.rtt.is_empty())
+        .map(|f| (format!("{} → {}", f.from, f.to), f.rtt.clone()))
+        .collect();
+    if !rtt.is_empty() {
+        let mut marks = markers.to_vec();
+        marks.extend(n.fl_start_s.map(|t| (t, "first intent".to_owned())));
+        html += &marked_line_chart(
+            "TCP RTT of the background flows",
+            "seconds",
+            "ms",
+            &rtt,
+            &marks,
+        )?;
+    }
+    html += "<table><tr><th>flow</th><th>asked Mbit/s</th><th>mean Mbit/s</th>\
+             <th>RTT ms alone</th><th>RTT ms with FL</th></tr>";
+    for f in &n.background {
+        let _ = write!(
+            html,
+            "<tr><td class=\"l\">{} → {}</td><td>{}</td><td>{:.1}</td><td>{}</td><td>{}</td></tr>",
+            escape(&f.from),
+            escape(&f.to),
+            f.rate_mbit,
+            f.mean_mbit,
+            tenths(f.rtt_alone_ms),
+            tenths(f.rtt_with_fl_ms)
+        );
+    }
+    html += "</table>";
     Ok(html)
 }
 

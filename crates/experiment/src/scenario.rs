@@ -353,7 +353,6 @@ impl Scenario {
     }
 
     /// Parses and checks a scenario; relative paths are taken from `base`.
-    // Over 80 lines: one check per scenario field, each naming its field.
     pub fn from_yaml(file: &str, text: &str, base: &Path) -> Result<Scenario, ScenarioError> {
         let fail = |problem: String| ScenarioError {
             file: file.to_owned(),
@@ -388,45 +387,7 @@ impl Scenario {
         if let Some(attack) = &scenario.attack {
             attack.check().map_err(|e| fail(format!("attack.{e}")))?;
         }
-        if scenario.background_traffic.len() > MAX_TRAFFIC_FLOWS {
-            return Err(fail(format!(
-                "background_traffic: {} flows, more than the limit of {MAX_TRAFFIC_FLOWS}",
-                scenario.background_traffic.len()
-            )));
-        }
-        for (i, f) in scenario.background_traffic.iter().enumerate() {
-            for (field, name) in [("from", &f.from), ("to", &f.to)] {
-                if topology.host(name).map(|h| h.role) != Some(testbed::Role::Traffic) {
-                    return Err(fail(format!(
-                        "background_traffic[{i}].{field}: {name:?} is not a host with role traffic in the topology"
-                    )));
-                }
-            }
-            if f.from == f.to {
-                return Err(fail(format!(
-                    "background_traffic[{i}]: from and to are both {:?}; name two hosts",
-                    f.from
-                )));
-            }
-            if !(f.rate_mbit.is_finite() && f.rate_mbit > 0.0 && f.rate_mbit <= 100_000.0) {
-                return Err(fail(format!(
-                    "background_traffic[{i}].rate_mbit: must be in (0, 100000] Mbit/s, got {}",
-                    f.rate_mbit
-                )));
-            }
-        }
-        crate::schedule::check(&scenario.network_schedule, &topology).map_err(fail)?;
-        let lead = scenario.background_lead_s;
-        if !(lead.is_finite() && (0.0..=600.0).contains(&lead)) {
-            return Err(fail(format!(
-                "background_lead_s: must be seconds in [0, 600], got {lead}"
-            )));
-        }
-        if lead > 0.0 && scenario.background_traffic.is_empty() {
-            return Err(fail(
-                "background_lead_s: there is no background_traffic to lead; add a flow or remove it".to_owned(),
-            ));
-        }
+        scenario.check_network(&topology).map_err(fail)?;
         for (field, v) in [
             ("ready_s", scenario.timeouts.ready_s),
             ("run_s", scenario.timeouts.run_s),
@@ -457,6 +418,51 @@ impl Scenario {
             }
         }
         Ok(scenario)
+    }
+
+    /// Checks the background flows, their lead and the link schedule
+    /// against `topology`; the problem names the field.
+    fn check_network(&self, topology: &Topology) -> Result<(), String> {
+        if self.background_traffic.len() > MAX_TRAFFIC_FLOWS {
+            return Err(format!(
+                "background_traffic: {} flows, more than the limit of {MAX_TRAFFIC_FLOWS}",
+                self.background_traffic.len()
+            ));
+        }
+        for (i, f) in self.background_traffic.iter().enumerate() {
+            for (field, name) in [("from", &f.from), ("to", &f.to)] {
+                if topology.host(name).map(|h| h.role) != Some(testbed::Role::Traffic) {
+                    return Err(format!(
+                        "background_traffic[{i}].{field}: {name:?} is not a host with role traffic in the topology"
+                    ));
+                }
+            }
+            if f.from == f.to {
+                return Err(format!(
+                    "background_traffic[{i}]: from and to are both {:?}; name two hosts",
+                    f.from
+                ));
+            }
+            if !(f.rate_mbit.is_finite() && f.rate_mbit > 0.0 && f.rate_mbit <= 100_000.0) {
+                return Err(format!(
+                    "background_traffic[{i}].rate_mbit: must be in (0, 100000] Mbit/s, got {}",
+                    f.rate_mbit
+                ));
+            }
+        }
+        crate::schedule::check(&self.network_schedule, topology)?;
+        let lead = self.background_lead_s;
+        if !(lead.is_finite() && (0.0..=600.0).contains(&lead)) {
+            return Err(format!(
+                "background_lead_s: must be seconds in [0, 600], got {lead}"
+            ));
+        }
+        if lead > 0.0 && self.background_traffic.is_empty() {
+            return Err(
+            "background_lead_s: there is no background_traffic to lead; add a flow or remove it".to_owned(),
+        );
+        }
+        Ok(())
     }
 
     /// The topology the scenario names.
