@@ -97,6 +97,21 @@ fn assert_gone(run: u8) {
     assert!(left.is_empty(), "left: {left:?}");
 }
 
+/// Runs the CI scenario with `extra` appended on namespaces (run byte
+/// `run`) in `dir`, checks that it succeeded and left nothing, and returns
+/// its stderr and `results/summary.json`.
+fn run_ci_with(dir: &std::path::Path, extra: &str, run: u8) -> (String, serde_json::Value) {
+    let scenario = ci_with(dir, extra);
+    let o = netns_run(scenario.to_str().unwrap(), run, dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "{stderr}");
+    assert_gone(run);
+    let summary = std::fs::read(dir.join("results/summary.json")).unwrap();
+    (stderr, serde_json::from_slice(&summary).unwrap())
+}
+
 /// The CI scenario with `extra` (YAML) appended, written into `dir`.
 fn ci_with(dir: &std::path::Path, extra: &str) -> std::path::PathBuf {
     let scenario = dir.join("scenario.yaml");
@@ -113,20 +128,13 @@ fn a_run_on_namespaces_shows_the_satellite_delay_in_its_rounds() {
     let cwd = tempfile::tempdir().unwrap();
     // The CI scenario with the prototype's background flow, 20 Mbit/s
     // from the edge's traffic app to the cloud's traffic server.
-    let scenario = ci_with(
+    let (stderr, s) = run_ci_with(
         cwd.path(),
         "background_traffic: [ { from: app.1, to: srv.1, rate_mbit: 20 } ]",
+        run,
     );
-    let o = netns_run(scenario.to_str().unwrap(), run, cwd.path())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "{stderr}");
     assert!(stderr.contains("on the netns backend"), "{stderr}");
-    assert_gone(run);
     let out = cwd.path().join("results");
-    let s: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(s["testbed"]["backend"], "netns");
     assert_eq!(s["testbed"]["links_enforced"], true);
     assert_eq!(s["ok"], true);
@@ -224,20 +232,13 @@ fn a_link_schedule_slows_the_satellite_and_cuts_it_for_a_second_mid_run() {
     let cwd = tempfile::tempdir().unwrap();
     // The CI scenario; at once the satellite drops to 10 Mbit/s, and a
     // second later the edge-side hop is down for 1 s (a handover).
-    let scenario = ci_with(
+    let (_, s) = run_ci_with(
         cwd.path(),
         "network_schedule:\n  - { at_s: 0, links: satellite, bandwidth_mbit: 10 }\n  \
          - { at_s: 1, links: [[satsw, edgesw]], outage_s: 1 }",
+        run,
     );
-    let o = netns_run(scenario.to_str().unwrap(), run, cwd.path())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "{stderr}");
-    assert_gone(run);
     let out = cwd.path().join("results");
-    let s: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(s["ok"], true, "every job completed through the outage");
     let changes = s["network"]["changes"].as_array().unwrap();
     let what: Vec<(&str, f64, usize)> = changes
