@@ -24,6 +24,8 @@ mod error;
 pub mod evaluator;
 #[cfg(feature = "train")]
 pub mod fit_config;
+#[cfg(feature = "train")]
+pub mod kernels;
 pub mod models;
 pub mod names;
 pub mod partition;

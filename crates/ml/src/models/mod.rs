@@ -5,6 +5,8 @@
 #[cfg(feature = "train")]
 mod init;
 #[cfg(feature = "train")]
+mod layers;
+#[cfg(feature = "train")]
 mod net;
 #[cfg(feature = "train")]
 mod weights;

@@ -3,14 +3,13 @@
 
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use super::{ModelError, ModelName, init};
+use super::{ModelError, ModelName, init, layers};
 use crate::datasets::InputShape;
 
 /// A model's network on burn. Inputs are flat rows (`[batch, C*H*W]`, C
@@ -20,7 +19,6 @@ pub struct Net {
     pub(crate) convs: Vec<Conv2d>,
     pub(crate) hidden: Vec<Linear>,
     pub(crate) output: Linear,
-    pool: MaxPool2d,
     dropout: f64,
     #[module(skip)]
     name: ModelName,
@@ -87,7 +85,6 @@ impl Net {
             convs,
             hidden,
             output: LinearConfig::new(width, classes).init(device),
-            pool: MaxPool2dConfig::new([2, 2]).init(),
             dropout: arch.dropout,
             name,
             input,
@@ -121,18 +118,18 @@ impl Net {
             } = self.input;
             let mut t: Tensor<4> = h.reshape([batch, channels, height, width]);
             for conv in &self.convs {
-                t = self.pool.forward(relu(conv.forward(t)));
+                t = layers::relu_max_pool2(layers::conv2d(t, conv));
             }
             h = t.flatten(1, 3);
         }
         let mut rng = dropout_rng.filter(|_| self.dropout > 0.0);
         for layer in &self.hidden {
-            h = relu(layer.forward(h));
+            h = relu(layers::linear(h, layer));
             if let Some(rng) = rng.as_deref_mut() {
                 h = self.apply_dropout(h, rng);
             }
         }
-        self.output.forward(h)
+        layers::linear(h, &self.output)
     }
 
     /// Zeroes each unit with probability `p` and scales survivors by `1/(1-p)`.

@@ -1,0 +1,399 @@
+//! Stride-1, zero-padded 2-D convolution (PyTorch's `Conv2d` with
+//! `stride=1, dilation=1, groups=1`) on NCHW images and OIHW weights, as
+//! im2col plus one matrix multiply per image, images spread over the
+//! current rayon pool.
+
+use rayon::prelude::*;
+
+use super::matmul::{View, matmul};
+
+/// The sizes of one convolution over a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvShape {
+    /// Images in the batch.
+    pub batch: usize,
+    /// Input channels.
+    pub in_channels: usize,
+    /// Input height.
+    pub height: usize,
+    /// Input width.
+    pub width: usize,
+    /// Output channels.
+    pub out_channels: usize,
+    /// Kernel height and width.
+    pub kernel: [usize; 2],
+    /// Zero padding above and below, left and right.
+    pub padding: [usize; 2],
+}
+
+impl ConvShape {
+    /// Output height and width, or `None` when the kernel is larger than the
+    /// padded input.
+    pub fn output_size(&self) -> Option<[usize; 2]> {
+        let h = (self.height + 2 * self.padding[0]).checked_sub(self.kernel[0])? + 1;
+        let w = (self.width + 2 * self.padding[1]).checked_sub(self.kernel[1])? + 1;
+        Some([h, w])
+    }
+
+    fn out(&self) -> [usize; 2] {
+        self.output_size()
+            .expect("the kernel fits the padded input (checked by the caller)")
+    }
+
+    /// Elements of one input image (`C*H*W`).
+    fn image_len(&self) -> usize {
+        self.in_channels * self.height * self.width
+    }
+
+    /// Rows of the im2col matrix: one per weight of an output channel (`C*KH*KW`).
+    fn patch_len(&self) -> usize {
+        self.in_channels * self.kernel[0] * self.kernel[1]
+    }
+
+    /// Output pixels per channel (`OH*OW`).
+    fn pixels(&self) -> usize {
+        let [h, w] = self.out();
+        h * w
+    }
+}
+
+/// The gradients of one convolution over a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConvGrads {
+    /// With respect to the input, NCHW, when asked for.
+    pub input: Option<Vec<f32>>,
+    /// With respect to the weights, OIHW.
+    pub weight: Vec<f32>,
+    /// With respect to the bias, one per output channel.
+    pub bias: Vec<f32>,
+}
+
+/// For each output pixel `(oy, ox)` and kernel offset `(ki, kj)` of channel
+/// `c`, the input pixel it reads, or zero in the padding: the matrix
+/// `[C*KH*KW, OH*OW]` whose product with the `[O, C*KH*KW]` weights is the
+/// convolution.
+fn im2col(image: &[f32], s: &ConvShape, cols: &mut [f32]) {
+    let ([oh, ow], [kh, kw], [ph, pw]) = (s.out(), s.kernel, s.padding);
+    let mut rows = cols.chunks_exact_mut(oh * ow);
+    for plane in image.chunks_exact(s.height * s.width) {
+        for ki in 0..kh {
+            for kj in 0..kw {
+                let row = rows.next().expect("one im2col row per channel and offset");
+                let (lo, hi) = valid_columns(kj, pw, s.width, ow);
+                for (oy, out) in row.chunks_exact_mut(ow).enumerate() {
+                    let iy = oy + ki;
+                    if iy < ph || iy >= s.height + ph || lo >= hi {
+                        out.fill(0.0);
+                        continue;
+                    }
+                    let src = &plane[(iy - ph) * s.width..][..s.width];
+                    out[..lo].fill(0.0);
+                    out[hi..].fill(0.0);
+                    out[lo..hi].copy_from_slice(&src[lo + kj - pw..hi + kj - pw]);
+                }
+            }
+        }
+    }
+}
+
+/// The inverse of [`im2col`]: adds each column entry back onto the input
+/// pixel it was read from.
+fn col2im(cols: &[f32], s: &ConvShape, image: &mut [f32]) {
+    let ([oh, ow], [kh, kw], [ph, pw]) = (s.out(), s.kernel, s.padding);
+    let mut rows = cols.chunks_exact(oh * ow);
+    for plane in image.chunks_exact_mut(s.height * s.width) {
+        for ki in 0..kh {
+            for kj in 0..kw {
+                let row = rows.next().expect("one im2col row per channel and offset");
+                let (lo, hi) = valid_columns(kj, pw, s.width, ow);
+                for (oy, src) in row.chunks_exact(ow).enumerate() {
+                    let iy = oy + ki;
+                    if iy < ph || iy >= s.height + ph || lo >= hi {
+                        continue;
+                    }
+                    let dst = &mut plane[(iy - ph) * s.width..][..s.width];
+                    for (d, v) in dst[lo + kj - pw..hi + kj - pw].iter_mut().zip(&src[lo..hi]) {
+                        *d += v;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The output columns `lo..hi` whose input column `ox + kj - pw` lies inside
+/// the image.
+fn valid_columns(kj: usize, pw: usize, width: usize, ow: usize) -> (usize, usize) {
+    (
+        pw.saturating_sub(kj),
+        (width + pw).saturating_sub(kj).min(ow),
+    )
+}
+
+/// Checks the slices against `s`; panics with the mismatch otherwise.
+fn check(s: &ConvShape, x: &[f32], weight: &[f32]) {
+    assert!(
+        s.output_size().is_some(),
+        "kernel larger than the padded input: {s:?}"
+    );
+    assert_eq!(x.len(), s.batch * s.image_len(), "input is not {s:?}");
+    assert_eq!(
+        weight.len(),
+        s.out_channels * s.patch_len(),
+        "weights are not {s:?}"
+    );
+}
+
+/// The convolution of `x` (NCHW) with `weight` (OIHW) plus `bias` (one per
+/// output channel): NCHW, `[batch, out_channels, OH, OW]`.
+pub fn conv2d_forward(x: &[f32], weight: &[f32], bias: &[f32], s: &ConvShape) -> Vec<f32> {
+    check(s, x, weight);
+    assert_eq!(bias.len(), s.out_channels, "bias is not {s:?}");
+    let (k, n) = (s.patch_len(), s.pixels());
+    let mut out = vec![0.0; s.batch * s.out_channels * n];
+    if s.batch == 0 || n == 0 {
+        return out;
+    }
+    let w = View::rows(weight, s.out_channels, k);
+    out.par_chunks_exact_mut(s.out_channels * n)
+        .zip(x.par_chunks_exact(s.image_len()))
+        .for_each_init(
+            || vec![0.0; k * n],
+            |cols, (y, image)| {
+                im2col(image, s, cols);
+                for (row, &b) in y.chunks_exact_mut(n).zip(bias) {
+                    row.fill(b);
+                }
+                matmul(y, true, w, View::rows(cols, k, n), false);
+            },
+        );
+    out
+}
+
+/// Weight and bias gradients summed over some images, with the scratch
+/// im2col matrix they need.
+struct ParamSums {
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+    cols: Vec<f32>,
+}
+
+impl ParamSums {
+    fn new(s: &ConvShape) -> ParamSums {
+        ParamSums {
+            weight: vec![0.0; s.out_channels * s.patch_len()],
+            bias: vec![0.0; s.out_channels],
+            cols: vec![0.0; s.patch_len() * s.pixels()],
+        }
+    }
+
+    fn add(mut self, other: ParamSums) -> ParamSums {
+        for (a, b) in self.weight.iter_mut().zip(&other.weight) {
+            *a += b;
+        }
+        for (a, b) in self.bias.iter_mut().zip(&other.bias) {
+            *a += b;
+        }
+        self
+    }
+}
+
+/// The gradients of [`conv2d_forward`] given the output's gradient `grad`
+/// (NCHW); the input's only when `want_input` (a first layer's input needs none).
+pub fn conv2d_backward(
+    x: &[f32],
+    weight: &[f32],
+    grad: &[f32],
+    s: &ConvShape,
+    want_input: bool,
+) -> ConvGrads {
+    check(s, x, weight);
+    let (k, n, o) = (s.patch_len(), s.pixels(), s.out_channels);
+    assert_eq!(grad.len(), s.batch * o * n, "output gradient is not {s:?}");
+    let sums = x
+        .par_chunks_exact(s.image_len())
+        .zip(grad.par_chunks_exact(o * n))
+        .fold(
+            || ParamSums::new(s),
+            |mut acc, (image, g)| {
+                im2col(image, s, &mut acc.cols);
+                let cols_t = View::transposed(&acc.cols, n, k);
+                matmul(&mut acc.weight, true, View::rows(g, o, n), cols_t, false);
+                for (b, row) in acc.bias.iter_mut().zip(g.chunks_exact(n)) {
+                    *b += row.iter().sum::<f32>();
+                }
+                acc
+            },
+        )
+        .reduce_with(ParamSums::add)
+        .unwrap_or_else(|| ParamSums::new(s));
+    let input = want_input.then(|| {
+        let mut gx = vec![0.0; x.len()];
+        let w_t = View::transposed(weight, k, o);
+        gx.par_chunks_exact_mut(s.image_len())
+            .zip(grad.par_chunks_exact(o * n))
+            .for_each_init(
+                || vec![0.0; k * n],
+                |cols, (image, g)| {
+                    matmul(cols, false, w_t, View::rows(g, o, n), false);
+                    col2im(cols, s, image);
+                },
+            );
+        gx
+    });
+    ConvGrads {
+        input,
+        weight: sums.weight,
+        bias: sums.bias,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The convolution by its definition.
+    fn naive_forward(x: &[f32], w: &[f32], b: &[f32], s: &ConvShape) -> Vec<f32> {
+        let [oh, ow] = s.out();
+        let mut out = Vec::new();
+        for n in 0..s.batch {
+            for o in 0..s.out_channels {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let mut acc = b[o];
+                        for c in 0..s.in_channels {
+                            for ki in 0..s.kernel[0] {
+                                for kj in 0..s.kernel[1] {
+                                    let iy = (oy + ki) as isize - s.padding[0] as isize;
+                                    let ix = (ox + kj) as isize - s.padding[1] as isize;
+                                    if iy < 0
+                                        || ix < 0
+                                        || iy >= s.height as isize
+                                        || ix >= s.width as isize
+                                    {
+                                        continue;
+                                    }
+                                    let xi = ((n * s.in_channels + c) * s.height + iy as usize)
+                                        * s.width
+                                        + ix as usize;
+                                    let wi = ((o * s.in_channels + c) * s.kernel[0] + ki)
+                                        * s.kernel[1]
+                                        + kj;
+                                    acc += x[xi] * w[wi];
+                                }
+                            }
+                        }
+                        out.push(acc);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn values(len: usize, seed: u32) -> Vec<f32> {
+        (0..len as u32)
+            .map(|i| {
+                ((i.wrapping_mul(2_654_435_761).wrapping_add(seed) >> 16) % 200) as f32 / 100.0
+                    - 1.0
+            })
+            .collect()
+    }
+
+    fn shapes() -> Vec<ConvShape> {
+        let s = |batch, in_channels, height, width, out_channels, kernel, padding| ConvShape {
+            batch,
+            in_channels,
+            height,
+            width,
+            out_channels,
+            kernel,
+            padding,
+        };
+        vec![
+            s(3, 2, 7, 6, 4, [5, 5], [2, 2]),
+            s(2, 3, 8, 8, 5, [5, 5], [0, 0]),
+            s(1, 1, 4, 9, 3, [3, 2], [1, 0]),
+            s(2, 2, 3, 3, 2, [5, 5], [2, 2]),
+        ]
+    }
+
+    fn assert_close(got: &[f32], want: &[f32]) {
+        assert_eq!(got.len(), want.len());
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!(
+                (g - w).abs() <= 1e-3 * (1.0 + w.abs()),
+                "element {i}: {g} != {w}"
+            );
+        }
+    }
+
+    #[test]
+    fn forward_matches_the_definition() {
+        for s in shapes() {
+            let [o, c, k] = [s.out_channels, s.in_channels, s.kernel[0] * s.kernel[1]];
+            let x = values(s.batch * s.image_len(), 1);
+            let w = values(o * c * k, 2);
+            let b = values(o, 3);
+            assert_close(
+                &conv2d_forward(&x, &w, &b, &s),
+                &naive_forward(&x, &w, &b, &s),
+            );
+        }
+    }
+
+    /// The backward pass is the transpose of the forward one: for any output
+    /// gradient `g`, `<g, conv(x + e_i)> - <g, conv(x)>` is the input
+    /// gradient's entry `i`, and likewise for weights and bias (the
+    /// convolution is linear in each, so the difference is exact).
+    #[test]
+    fn backward_is_the_forward_pass_differentiated() {
+        for s in shapes() {
+            let [o, c, k] = [s.out_channels, s.in_channels, s.kernel[0] * s.kernel[1]];
+            let x = values(s.batch * s.image_len(), 4);
+            let w = values(o * c * k, 5);
+            let b = values(o, 6);
+            let y = naive_forward(&x, &w, &b, &s);
+            let g = values(y.len(), 7);
+            let dot = |y2: &[f32]| -> f32 {
+                g.iter()
+                    .zip(y2.iter().zip(&y))
+                    .map(|(g, (a, b))| g * (a - b))
+                    .sum()
+            };
+            let grads = conv2d_backward(&x, &w, &g, &s, true);
+            let bump = |v: &[f32], i: usize| {
+                let mut v = v.to_vec();
+                v[i] += 1.0;
+                v
+            };
+            let gx: Vec<f32> = (0..x.len())
+                .map(|i| dot(&naive_forward(&bump(&x, i), &w, &b, &s)))
+                .collect();
+            let gw: Vec<f32> = (0..w.len())
+                .map(|i| dot(&naive_forward(&x, &bump(&w, i), &b, &s)))
+                .collect();
+            let gb: Vec<f32> = (0..b.len())
+                .map(|i| dot(&naive_forward(&x, &w, &bump(&b, i), &s)))
+                .collect();
+            assert_close(grads.input.as_deref().expect("asked for"), &gx);
+            assert_close(&grads.weight, &gw);
+            assert_close(&grads.bias, &gb);
+            assert!(conv2d_backward(&x, &w, &g, &s, false).input.is_none());
+        }
+    }
+
+    #[test]
+    fn a_kernel_larger_than_the_padded_input_has_no_output_size() {
+        let s = ConvShape {
+            batch: 1,
+            in_channels: 1,
+            height: 2,
+            width: 2,
+            out_channels: 1,
+            kernel: [5, 5],
+            padding: [1, 1],
+        };
+        assert_eq!(s.output_size(), None);
+    }
+}

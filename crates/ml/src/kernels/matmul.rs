@@ -1,0 +1,163 @@
+//! A bounds-checked front to `gemm::gemm` for row-major `f32` matrices.
+
+use gemm::Parallelism;
+
+/// A read-only matrix view: element `(r, c)` is `data[r * row_stride + c * col_stride]`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct View<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    row_stride: usize,
+    col_stride: usize,
+}
+
+impl<'a> View<'a> {
+    /// `data` as a row-major `rows x cols` matrix.
+    pub(crate) fn rows(data: &'a [f32], rows: usize, cols: usize) -> View<'a> {
+        View::strided(data, rows, cols, cols, 1)
+    }
+
+    /// The transpose of `data` taken as a row-major `cols x rows` matrix:
+    /// a `rows x cols` view read down its columns.
+    pub(crate) fn transposed(data: &'a [f32], rows: usize, cols: usize) -> View<'a> {
+        View::strided(data, rows, cols, 1, rows)
+    }
+
+    fn strided(
+        data: &'a [f32],
+        rows: usize,
+        cols: usize,
+        row_stride: usize,
+        col_stride: usize,
+    ) -> View<'a> {
+        let last = (rows.max(1) - 1) * row_stride + (cols.max(1) - 1) * col_stride;
+        assert!(
+            rows == 0 || cols == 0 || last < data.len(),
+            "a {rows}x{cols} view needs more than {} elements",
+            data.len()
+        );
+        View {
+            data,
+            rows,
+            cols,
+            row_stride,
+            col_stride,
+        }
+    }
+}
+
+/// `dst = a * b` (or `dst += a * b` with `accumulate`), `dst` row-major
+/// `a.rows x b.cols`. Runs on the current rayon pool's threads when
+/// `parallel`, else on the calling thread.
+pub(crate) fn matmul(dst: &mut [f32], accumulate: bool, a: View, b: View, parallel: bool) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert_eq!(k, b.rows, "inner dimensions differ");
+    assert_eq!(dst.len(), m * n, "destination is not {m}x{n}");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            dst.fill(0.0);
+        }
+        return;
+    }
+    let parallelism = if parallel {
+        Parallelism::Rayon(rayon::current_num_threads())
+    } else {
+        Parallelism::None
+    };
+    // SAFETY: the views and `dst` were checked to hold every element the
+    // strides reach; `dst` is borrowed mutably and cannot alias `a` or `b`.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a.col_stride as isize,
+            a.row_stride as isize,
+            b.data.as_ptr(),
+            b.col_stride as isize,
+            b.row_stride as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
+        let mut out = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                out[i * n + j] = (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum();
+            }
+        }
+        out
+    }
+
+    fn transpose(a: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+        let mut t = vec![0.0; a.len()];
+        for r in 0..rows {
+            for c in 0..cols {
+                t[c * rows + r] = a[r * cols + c];
+            }
+        }
+        t
+    }
+
+    #[test]
+    fn plain_transposed_and_accumulated_products_match_the_definition() {
+        let (m, k, n) = (7, 5, 3);
+        let a: Vec<f32> = (0..m * k).map(|i| (i % 11) as f32 - 5.0).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| (i % 7) as f32 * 0.5).collect();
+        let want = naive(&a, &b, m, k, n);
+        let mut got = vec![0.0; m * n];
+        matmul(
+            &mut got,
+            false,
+            View::rows(&a, m, k),
+            View::rows(&b, k, n),
+            false,
+        );
+        assert_eq!(got, want);
+        let (at, bt) = (transpose(&a, m, k), transpose(&b, k, n));
+        let mut got_t = vec![1.0; m * n];
+        matmul(
+            &mut got_t,
+            false,
+            View::transposed(&at, m, k),
+            View::transposed(&bt, k, n),
+            true,
+        );
+        assert_eq!(got_t, want);
+        matmul(
+            &mut got_t,
+            true,
+            View::rows(&a, m, k),
+            View::rows(&b, k, n),
+            false,
+        );
+        let doubled: Vec<f32> = want.iter().map(|v| 2.0 * v).collect();
+        assert_eq!(got_t, doubled);
+    }
+
+    #[test]
+    #[should_panic(expected = "needs more than")]
+    fn a_view_larger_than_its_data_is_refused() {
+        View::rows(&[0.0; 5], 2, 3);
+    }
+}

@@ -1,0 +1,358 @@
+//! The convolution, ReLU-and-pooling and linear layers of [`Net`](super::Net) as burn custom
+//! operations backed by [`crate::kernels`]: a backend extension implemented
+//! for the flex backend (the forward pass) and for autodiff on flex (the
+//! forward pass plus a backward step that computes all three gradients in
+//! one go). Burn's own modules hold the parameters, in PyTorch's layout for
+//! convolutions and burn's for linear layers, so weights load and save as
+//! before. A layer outside what the kernels cover (strided, dilated or
+//! grouped convolutions, asymmetric padding, no bias, other float types)
+//! runs on burn's generic implementation.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::ops::{ActivationOps, ModuleOps};
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, Backend, DType, Dispatch, Flex, TensorMetadata, backend_extension};
+use burn::nn::conv::Conv2d;
+use burn::nn::{Linear, PaddingConfig2d};
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{Tensor, TensorData};
+
+use crate::kernels::{self, ConvShape, LinearShape, PoolChoices, PoolShape};
+
+/// Layers with a fast CPU path.
+#[backend_extension(Flex, Autodiff)]
+pub trait FastLayers: Backend {
+    /// A stride-1 convolution of NCHW `x` with OIHW `weight`, plus `bias`,
+    /// padded by `padding` (rows, columns) on both sides.
+    fn conv2d_stride1(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        padding: [usize; 2],
+    ) -> FloatTensor<Self>;
+
+    /// `x W + bias` for `x` `[batch, inputs]` and `W` `[inputs, outputs]`.
+    fn linear_layer(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+
+    /// ReLU, then 2x2 max-pooling with stride 2 (floor mode), of NCHW `x`.
+    fn relu_max_pool2(x: FloatTensor<Self>) -> FloatTensor<Self>;
+}
+
+/// `conv.forward(x)`, on the fast kernels where they apply.
+pub(crate) fn conv2d(x: Tensor<4>, conv: &Conv2d) -> Tensor<4> {
+    let padding = match conv.padding {
+        PaddingConfig2d::Valid => Some([0, 0]),
+        PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => {
+            Some([top, left])
+        }
+        _ => None,
+    };
+    let plain = conv.stride == [1, 1] && conv.dilation == [1, 1] && conv.groups == 1;
+    match (&conv.bias, padding) {
+        (Some(bias), Some(padding)) if plain => {
+            Tensor::from_dispatch(<Dispatch as FastLayers>::conv2d_stride1(
+                x.into_dispatch(),
+                conv.weight.val().into_dispatch(),
+                bias.val().into_dispatch(),
+                padding,
+            ))
+        }
+        _ => conv.forward(x),
+    }
+}
+
+/// `layer.forward(x)`, on the fast kernels where they apply.
+pub(crate) fn linear(x: Tensor<2>, layer: &Linear) -> Tensor<2> {
+    match &layer.bias {
+        Some(bias) => Tensor::from_dispatch(<Dispatch as FastLayers>::linear_layer(
+            x.into_dispatch(),
+            layer.weight.val().into_dispatch(),
+            bias.val().into_dispatch(),
+        )),
+        None => layer.forward(x),
+    }
+}
+
+/// `MaxPool2d(2)(relu(x))`.
+pub(crate) fn relu_max_pool2(x: Tensor<4>) -> Tensor<4> {
+    Tensor::from_dispatch(<Dispatch as FastLayers>::relu_max_pool2(x.into_dispatch()))
+}
+
+fn is_f32(tensors: &[&FlexTensor]) -> bool {
+    tensors.iter().all(|t| t.dtype() == DType::F32)
+}
+
+/// The elements of an `f32` tensor in row-major order.
+fn values(t: &FlexTensor) -> Cow<'_, [f32]> {
+    match t.as_slice::<f32>() {
+        Some(slice) => Cow::Borrowed(slice),
+        None => Cow::Owned(
+            t.to_contiguous()
+                .into_data()
+                .try_into_vec::<f32>()
+                .expect("the fast layers take f32 tensors only"),
+        ),
+    }
+}
+
+fn tensor<const D: usize>(values: Vec<f32>, dims: [usize; D]) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, dims))
+}
+
+fn conv_shape(x: &FlexTensor, weight: &FlexTensor, padding: [usize; 2]) -> ConvShape {
+    let [batch, in_channels, height, width] = x.shape().dims();
+    let [out_channels, _, kh, kw] = weight.shape().dims();
+    ConvShape {
+        batch,
+        in_channels,
+        height,
+        width,
+        out_channels,
+        kernel: [kh, kw],
+        padding,
+    }
+}
+
+fn pool_shape(x: &FlexTensor) -> PoolShape {
+    let [batch, channels, height, width] = x.shape().dims();
+    PoolShape {
+        planes: batch * channels,
+        height,
+        width,
+    }
+}
+
+fn pooled_dims(x: &FlexTensor) -> [usize; 4] {
+    let [batch, channels, height, width] = x.shape().dims();
+    [batch, channels, height / 2, width / 2]
+}
+
+fn linear_shape(x: &FlexTensor, weight: &FlexTensor) -> LinearShape {
+    let [batch, inputs] = x.shape().dims();
+    let [_, outputs] = weight.shape().dims();
+    LinearShape {
+        batch,
+        inputs,
+        outputs,
+    }
+}
+
+impl FastLayers for Flex {
+    fn conv2d_stride1(
+        x: FlexTensor,
+        weight: FlexTensor,
+        bias: FlexTensor,
+        padding: [usize; 2],
+    ) -> FlexTensor {
+        if !is_f32(&[&x, &weight, &bias]) {
+            let options = ConvOptions::new([1, 1], padding, [1, 1], 1);
+            return Flex::conv2d(x, weight, Some(bias), options);
+        }
+        let s = conv_shape(&x, &weight, padding);
+        let [oh, ow] = s
+            .output_size()
+            .expect("burn's shape checks refuse a kernel larger than the padded input");
+        let y = kernels::conv2d_forward(&values(&x), &values(&weight), &values(&bias), &s);
+        tensor(y, [s.batch, s.out_channels, oh, ow])
+    }
+
+    fn linear_layer(x: FlexTensor, weight: FlexTensor, bias: FlexTensor) -> FlexTensor {
+        if !is_f32(&[&x, &weight, &bias]) {
+            return Flex::linear(x, weight, Some(bias));
+        }
+        let s = linear_shape(&x, &weight);
+        let y = kernels::linear_forward(&values(&x), &values(&weight), Some(&values(&bias)), &s);
+        tensor(y, [s.batch, s.outputs])
+    }
+
+    fn relu_max_pool2(x: FlexTensor) -> FlexTensor {
+        if !is_f32(&[&x]) {
+            return Flex::max_pool2d(Flex::relu(x), [2, 2], [2, 2], [0, 0], [1, 1], false);
+        }
+        let (y, _) = kernels::relu_max_pool2_forward(&values(&x), &pool_shape(&x));
+        tensor(y, pooled_dims(&x))
+    }
+}
+
+/// The backward step of [`FastLayers::conv2d_stride1`]; its state is the
+/// input, the weights and the padding.
+#[derive(Debug)]
+struct ConvBackward;
+
+impl Backward<Flex, 3> for ConvBackward {
+    type State = (FlexTensor, FlexTensor, [usize; 2]);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_weight, node_bias] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node);
+        let (x, weight, padding) = ops.state;
+        let s = conv_shape(&x, &weight, padding);
+        let g = kernels::conv2d_backward(
+            &values(&x),
+            &values(&weight),
+            &values(&grad),
+            &s,
+            node_x.is_some(),
+        );
+        if let (Some(node), Some(gx)) = (node_x, g.input) {
+            grads.register::<Flex>(node.id, tensor(gx, x.shape().dims::<4>()));
+        }
+        if let Some(node) = node_weight {
+            grads.register::<Flex>(node.id, tensor(g.weight, weight.shape().dims::<4>()));
+        }
+        if let Some(node) = node_bias {
+            grads.register::<Flex>(node.id, tensor(g.bias, [s.out_channels]));
+        }
+    }
+}
+
+/// The backward step of [`FastLayers::linear_layer`]; its state is the input and
+/// the weights.
+#[derive(Debug)]
+struct LinearBackward;
+
+impl Backward<Flex, 3> for LinearBackward {
+    type State = (FlexTensor, FlexTensor);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_weight, node_bias] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node);
+        let (x, weight) = ops.state;
+        let s = linear_shape(&x, &weight);
+        let g = kernels::linear_backward(
+            &values(&x),
+            &values(&weight),
+            &values(&grad),
+            &s,
+            node_x.is_some(),
+            node_bias.is_some(),
+        );
+        if let (Some(node), Some(gx)) = (node_x, g.input) {
+            grads.register::<Flex>(node.id, tensor(gx, [s.batch, s.inputs]));
+        }
+        if let Some(node) = node_weight {
+            grads.register::<Flex>(node.id, tensor(g.weight, [s.inputs, s.outputs]));
+        }
+        if let (Some(node), Some(gb)) = (node_bias, g.bias) {
+            grads.register::<Flex>(node.id, tensor(gb, [s.outputs]));
+        }
+    }
+}
+
+/// The backward step of [`FastLayers::relu_max_pool2`]; its state is which
+/// input each output took, and the input's dimensions.
+#[derive(Debug)]
+struct PoolBackward;
+
+impl Backward<Flex, 1> for PoolBackward {
+    type State = (Arc<PoolChoices>, [usize; 4]);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node);
+        let (choices, dims) = ops.state;
+        if let Some(node) = node_x {
+            let gx = kernels::relu_max_pool2_backward(&values(&grad), &choices);
+            grads.register::<Flex>(node.id, tensor(gx, dims));
+        }
+    }
+}
+
+impl<C: CheckpointStrategy> FastLayers for Autodiff<Flex, C> {
+    fn conv2d_stride1(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        padding: [usize; 2],
+    ) -> FloatTensor<Self> {
+        if !is_f32(&[x.primitive(), weight.primitive(), bias.primitive()]) {
+            let options = ConvOptions::new([1, 1], padding, [1, 1], 1);
+            return <Self as ModuleOps<Self>>::conv2d(x, weight, Some(bias), options);
+        }
+        let prep = ConvBackward
+            .prepare::<C>([x.node(), weight.node(), bias.node()])
+            .compute_bound()
+            .stateful();
+        match prep {
+            OpsKind::Tracked(prep) => {
+                let state = (x.primitive().clone(), weight.primitive().clone(), padding);
+                let y = Flex::conv2d_stride1(
+                    x.into_primitive(),
+                    weight.into_primitive(),
+                    bias.into_primitive(),
+                    padding,
+                );
+                prep.finish(state, y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(Flex::conv2d_stride1(
+                x.into_primitive(),
+                weight.into_primitive(),
+                bias.into_primitive(),
+                padding,
+            )),
+        }
+    }
+
+    fn linear_layer(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        if !is_f32(&[x.primitive(), weight.primitive(), bias.primitive()]) {
+            return <Self as ModuleOps<Self>>::linear(x, weight, Some(bias));
+        }
+        let prep = LinearBackward
+            .prepare::<C>([x.node(), weight.node(), bias.node()])
+            .compute_bound()
+            .stateful();
+        match prep {
+            OpsKind::Tracked(prep) => {
+                let state = (x.primitive().clone(), weight.primitive().clone());
+                let y = Flex::linear_layer(
+                    x.into_primitive(),
+                    weight.into_primitive(),
+                    bias.into_primitive(),
+                );
+                prep.finish(state, y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(Flex::linear_layer(
+                x.into_primitive(),
+                weight.into_primitive(),
+                bias.into_primitive(),
+            )),
+        }
+    }
+
+    fn relu_max_pool2(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        if !is_f32(&[x.primitive()]) {
+            let x = <Self as ActivationOps<Self>>::relu(x);
+            return <Self as ModuleOps<Self>>::max_pool2d(x, [2, 2], [2, 2], [0, 0], [1, 1], false);
+        }
+        match PoolBackward
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let input = x.primitive();
+                let (y, choices) =
+                    kernels::relu_max_pool2_forward(&values(input), &pool_shape(input));
+                let dims = pooled_dims(input);
+                let state = (Arc::new(choices), input.shape().dims());
+                prep.finish(state, tensor(y, dims))
+            }
+            OpsKind::UnTracked(prep) => prep.finish(Flex::relu_max_pool2(x.into_primitive())),
+        }
+    }
+}
