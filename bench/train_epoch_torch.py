@@ -1,6 +1,6 @@
 """One local epoch per model in PyTorch, the peer of `train_epoch` (ours).
 
-Usage: python bench/train_epoch_torch.py THREADS EXAMPLES REPEATS
+Usage: python bench/train_epoch_torch.py THREADS EXAMPLES REPEATS [MODEL...]
 Prints `model batch seconds` lines (fastest of REPEATS epochs). The layers,
 initialisation family, loss, optimiser (plain SGD, lr 0.01) and data
 (the first EXAMPLES Fashion-MNIST training images, scaled to 0..1;
@@ -90,11 +90,14 @@ def epoch(net, x, y, batch):
 
 def main():
     threads, examples, repeats = (int(a) for a in sys.argv[1:4])
+    only = sys.argv[4:]
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     grey = grey_data(examples)
     rgb = rgb_data(min(examples, 6000))
     for name in ("logreg", "mlp", "keras-mlp", "cnn", "cnn-cifar"):
+        if only and name not in only:
+            continue
         x, y = rgb if name == "cnn-cifar" else grey
         for batch in (10, 50):
             net = model(name)

@@ -1,8 +1,9 @@
 //! Times one local epoch per model at batch 10 and 50 and prints a table.
 //!
-//! `cargo run -p ml --example train_epoch -- [THREADS] [EXAMPLES] [REPEATS]`
-//! (defaults: 2 threads, 8,000 examples, 1 repeat; with repeats the fastest
-//! epoch is shown, which filters out other load on a shared machine). 28x28 models train on
+//! `cargo run -p ml --example train_epoch -- [THREADS] [EXAMPLES] [REPEATS] [MODEL...]`
+//! (defaults: 2 threads, 8,000 examples, 1 repeat, every model; with repeats
+//! the fastest epoch is shown, which filters out other load on a shared
+//! machine). 28x28 models train on
 //! Fashion-MNIST when installed, else on `synthetic-images`; `cnn-cifar`
 //! trains on `synthetic-cifar`.
 
@@ -26,6 +27,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .transpose()?
         .unwrap_or(1)
         .max(1);
+    let only: Vec<ModelName> = args.map(|a| a.parse()).collect::<Result<_, _>>()?;
     let grey = registry::load(DatasetName::FashionMnist, None)
         .map(|s| (DatasetName::FashionMnist, s))
         .or_else(|_| {
@@ -41,6 +43,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "model", "dataset", "examples", "batch 10", "batch 50"
     );
     for model in ModelName::ALL {
+        if !only.is_empty() && !only.contains(&model) {
+            continue;
+        }
         let (name, splits) = match model {
             ModelName::CnnCifar => (DatasetName::SyntheticCifar, &rgb),
             _ => (grey.0, &grey.1),

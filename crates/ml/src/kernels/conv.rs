@@ -68,66 +68,93 @@ pub struct ConvGrads {
     pub bias: Vec<f32>,
 }
 
-/// For each output pixel `(oy, ox)` and kernel offset `(ki, kj)` of channel
-/// `c`, the input pixel it reads, or zero in the padding: the matrix
-/// `[C*KH*KW, OH*OW]` whose product with the `[O, C*KH*KW]` weights is the
-/// convolution.
-fn im2col(image: &[f32], s: &ConvShape, cols: &mut [f32]) {
-    let ([oh, ow], [kh, kw], [ph, pw]) = (s.out(), s.kernel, s.padding);
-    let mut rows = cols.chunks_exact_mut(oh * ow);
-    for plane in image.chunks_exact(s.height * s.width) {
-        for ki in 0..kh {
-            for kj in 0..kw {
-                let row = rows.next().expect("one im2col row per channel and offset");
-                let (lo, hi) = valid_columns(kj, pw, s.width, ow);
-                for (oy, out) in row.chunks_exact_mut(ow).enumerate() {
-                    let iy = oy + ki;
-                    if iy < ph || iy >= s.height + ph || lo >= hi {
-                        out.fill(0.0);
-                        continue;
+/// A scratch copy of one image with its zero padding around each plane,
+/// `[C, H + 2*PH, W + 2*PW]`, so that every window row is a plain slice.
+struct Padded {
+    data: Vec<f32>,
+    height: usize,
+    width: usize,
+}
+
+impl Padded {
+    fn new(s: &ConvShape) -> Padded {
+        let (height, width) = (s.height + 2 * s.padding[0], s.width + 2 * s.padding[1]);
+        Padded {
+            data: vec![0.0; s.in_channels * height * width],
+            height,
+            width,
+        }
+    }
+
+    /// The rows of each plane that hold the image, not the padding.
+    fn interior_rows<'a>(&'a mut self, s: &ConvShape) -> impl Iterator<Item = &'a mut [f32]> {
+        let ([ph, pw], (h, w)) = (s.padding, (s.height, s.width));
+        self.data
+            .chunks_exact_mut(self.height * self.width)
+            .flat_map(move |plane| plane.chunks_exact_mut(w + 2 * pw).skip(ph).take(h))
+            .map(move |row| &mut row[pw..pw + w])
+    }
+
+    /// Copies `image` inside the (untouched, zero) borders.
+    fn fill(&mut self, image: &[f32], s: &ConvShape) {
+        for (row, src) in self.interior_rows(s).zip(image.chunks_exact(s.width)) {
+            row.copy_from_slice(src);
+        }
+    }
+
+    /// Copies the inside back out to `image`, dropping the borders.
+    fn crop_into(&mut self, image: &mut [f32], s: &ConvShape) {
+        for (row, dst) in self.interior_rows(s).zip(image.chunks_exact_mut(s.width)) {
+            dst.copy_from_slice(row);
+        }
+    }
+
+    /// For each output pixel `(oy, ox)` and kernel offset `(ki, kj)` of
+    /// channel `c`, the input pixel it reads: the matrix `[C*KH*KW, OH*OW]`
+    /// whose product with the `[O, C*KH*KW]` weights is the convolution.
+    fn im2col(&self, s: &ConvShape, cols: &mut [f32]) {
+        let ([oh, ow], [kh, kw]) = (s.out(), s.kernel);
+        let mut rows = cols.chunks_exact_mut(oh * ow);
+        for plane in self.data.chunks_exact(self.height * self.width) {
+            for ki in 0..kh {
+                for kj in 0..kw {
+                    let row = rows.next().expect("one im2col row per channel and offset");
+                    for (oy, out) in row.chunks_exact_mut(ow).enumerate() {
+                        out.copy_from_slice(&plane[(oy + ki) * self.width + kj..][..ow]);
                     }
-                    let src = &plane[(iy - ph) * s.width..][..s.width];
-                    out[..lo].fill(0.0);
-                    out[hi..].fill(0.0);
-                    out[lo..hi].copy_from_slice(&src[lo + kj - pw..hi + kj - pw]);
+                }
+            }
+        }
+    }
+
+    /// The inverse of [`Padded::im2col`]: zeroes the scratch, then adds each
+    /// column entry onto the pixel it was read from.
+    fn col2im(&mut self, s: &ConvShape, cols: &[f32]) {
+        let ([oh, ow], [kh, kw]) = (s.out(), s.kernel);
+        self.data.fill(0.0);
+        let width = self.width;
+        let mut rows = cols.chunks_exact(oh * ow);
+        for plane in self.data.chunks_exact_mut(self.height * width) {
+            for ki in 0..kh {
+                for kj in 0..kw {
+                    let row = rows.next().expect("one im2col row per channel and offset");
+                    for (oy, src) in row.chunks_exact(ow).enumerate() {
+                        let dst = &mut plane[(oy + ki) * width + kj..][..ow];
+                        for (d, v) in dst.iter_mut().zip(src) {
+                            *d += v;
+                        }
+                    }
                 }
             }
         }
     }
 }
 
-/// The inverse of [`im2col`]: adds each column entry back onto the input
-/// pixel it was read from.
-fn col2im(cols: &[f32], s: &ConvShape, image: &mut [f32]) {
-    let ([oh, ow], [kh, kw], [ph, pw]) = (s.out(), s.kernel, s.padding);
-    let mut rows = cols.chunks_exact(oh * ow);
-    for plane in image.chunks_exact_mut(s.height * s.width) {
-        for ki in 0..kh {
-            for kj in 0..kw {
-                let row = rows.next().expect("one im2col row per channel and offset");
-                let (lo, hi) = valid_columns(kj, pw, s.width, ow);
-                for (oy, src) in row.chunks_exact(ow).enumerate() {
-                    let iy = oy + ki;
-                    if iy < ph || iy >= s.height + ph || lo >= hi {
-                        continue;
-                    }
-                    let dst = &mut plane[(iy - ph) * s.width..][..s.width];
-                    for (d, v) in dst[lo + kj - pw..hi + kj - pw].iter_mut().zip(&src[lo..hi]) {
-                        *d += v;
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// The output columns `lo..hi` whose input column `ox + kj - pw` lies inside
-/// the image.
-fn valid_columns(kj: usize, pw: usize, width: usize, ow: usize) -> (usize, usize) {
-    (
-        pw.saturating_sub(kj),
-        (width + pw).saturating_sub(kj).min(ow),
-    )
+/// How many images each rayon task of the backward pass takes at least: a
+/// few tasks per thread, enough to balance the load, few enough that setting
+/// up each task's scratch space (about a megabyte) stays cheap.
+fn images_per_task(batch: usize) -> usize {
+    batch.div_ceil(4 * rayon::current_num_threads()).max(1)
 }
 
 /// Checks the slices against `s`; panics with the mismatch otherwise.
@@ -158,9 +185,10 @@ pub fn conv2d_forward(x: &[f32], weight: &[f32], bias: &[f32], s: &ConvShape) ->
     out.par_chunks_exact_mut(s.out_channels * n)
         .zip(x.par_chunks_exact(s.image_len()))
         .for_each_init(
-            || vec![0.0; k * n],
-            |cols, (y, image)| {
-                im2col(image, s, cols);
+            || (Padded::new(s), vec![0.0; k * n]),
+            |(padded, cols), (y, image)| {
+                padded.fill(image, s);
+                padded.im2col(s, cols);
                 for (row, &b) in y.chunks_exact_mut(n).zip(bias) {
                     row.fill(b);
                 }
@@ -171,10 +199,13 @@ pub fn conv2d_forward(x: &[f32], weight: &[f32], bias: &[f32], s: &ConvShape) ->
 }
 
 /// Weight and bias gradients summed over some images, with the scratch
-/// im2col matrix they need.
+/// space each image needs: its padded copy and im2col matrix, and the
+/// padded input gradient.
 struct ParamSums {
     weight: Vec<f32>,
     bias: Vec<f32>,
+    padded: Padded,
+    padded_grad: Padded,
     cols: Vec<f32>,
 }
 
@@ -183,6 +214,8 @@ impl ParamSums {
         ParamSums {
             weight: vec![0.0; s.out_channels * s.patch_len()],
             bias: vec![0.0; s.out_channels],
+            padded: Padded::new(s),
+            padded_grad: Padded::new(s),
             cols: vec![0.0; s.patch_len() * s.pixels()],
         }
     }
@@ -210,39 +243,35 @@ pub fn conv2d_backward(
     check(s, x, weight);
     let (k, n, o) = (s.patch_len(), s.pixels(), s.out_channels);
     assert_eq!(grad.len(), s.batch * o * n, "output gradient is not {s:?}");
-    let sums = x
-        .par_chunks_exact(s.image_len())
+    let w_t = View::transposed(weight, k, o);
+    let mut gx = vec![0.0; x.len()];
+    let sums = gx
+        .par_chunks_exact_mut(s.image_len())
+        .zip(x.par_chunks_exact(s.image_len()))
         .zip(grad.par_chunks_exact(o * n))
+        .with_min_len(images_per_task(s.batch))
         .fold(
             || ParamSums::new(s),
-            |mut acc, (image, g)| {
-                im2col(image, s, &mut acc.cols);
+            |mut acc, ((gx, image), g)| {
+                acc.padded.fill(image, s);
+                acc.padded.im2col(s, &mut acc.cols);
                 let cols_t = View::transposed(&acc.cols, n, k);
                 matmul(&mut acc.weight, true, View::rows(g, o, n), cols_t, false);
                 for (b, row) in acc.bias.iter_mut().zip(g.chunks_exact(n)) {
                     *b += row.iter().sum::<f32>();
+                }
+                if want_input {
+                    matmul(&mut acc.cols, false, w_t, View::rows(g, o, n), false);
+                    acc.padded_grad.col2im(s, &acc.cols);
+                    acc.padded_grad.crop_into(gx, s);
                 }
                 acc
             },
         )
         .reduce_with(ParamSums::add)
         .unwrap_or_else(|| ParamSums::new(s));
-    let input = want_input.then(|| {
-        let mut gx = vec![0.0; x.len()];
-        let w_t = View::transposed(weight, k, o);
-        gx.par_chunks_exact_mut(s.image_len())
-            .zip(grad.par_chunks_exact(o * n))
-            .for_each_init(
-                || vec![0.0; k * n],
-                |cols, (image, g)| {
-                    matmul(cols, false, w_t, View::rows(g, o, n), false);
-                    col2im(cols, s, image);
-                },
-            );
-        gx
-    });
     ConvGrads {
-        input,
+        input: want_input.then_some(gx),
         weight: sums.weight,
         bias: sums.bias,
     }

@@ -90,7 +90,6 @@ pub fn relu_max_pool2_backward(grad: &[f32], choices: &PoolChoices) -> Vec<f32> 
     let s = choices.shape;
     let n = s.out_len();
     assert_eq!(grad.len(), s.planes * n, "output gradient is not {s:?}");
-    let [oh, ow] = s.output_size();
     let mut gx = vec![0.0; s.planes * s.height * s.width];
     if n == 0 {
         return gx;
@@ -98,18 +97,30 @@ pub fn relu_max_pool2_backward(grad: &[f32], choices: &PoolChoices) -> Vec<f32> 
     gx.par_chunks_exact_mut(s.height * s.width)
         .zip(grad.par_chunks_exact(n))
         .zip(choices.chosen.par_chunks_exact(n))
-        .for_each(|((plane, g), chosen)| {
-            for oy in 0..oh {
-                for ox in 0..ow {
-                    let at = chosen[oy * ow + ox];
-                    if at != INACTIVE {
-                        let (dy, dx) = (usize::from(at / 2), usize::from(at % 2));
-                        plane[(2 * oy + dy) * s.width + 2 * ox + dx] = g[oy * ow + ox];
-                    }
-                }
-            }
-        });
+        .for_each(|((plane, g), chosen)| unpool_plane(g, chosen, &s, plane));
     gx
+}
+
+/// Writes every input pixel of one plane once: the gradient of the output
+/// that took it, else zero.
+fn unpool_plane(g: &[f32], chosen: &[u8], s: &PoolShape, plane: &mut [f32]) {
+    let [oh, ow] = s.output_size();
+    for (y, row) in plane.chunks_exact_mut(s.width).enumerate() {
+        let oy = y / 2;
+        if oy >= oh {
+            row.fill(0.0);
+            continue;
+        }
+        let (g, chosen) = (&g[oy * ow..][..ow], &chosen[oy * ow..][..ow]);
+        let half = (y % 2 * 2) as u8;
+        for (pair, (&g, &at)) in row.chunks_exact_mut(2).zip(g.iter().zip(chosen)) {
+            pair[0] = if at == half { g } else { 0.0 };
+            pair[1] = if at == half + 1 { g } else { 0.0 };
+        }
+        if s.width % 2 == 1 {
+            row[s.width - 1] = 0.0;
+        }
+    }
 }
 
 #[cfg(test)]
