@@ -66,7 +66,7 @@ fn batch(data: &Dataset, indices: &[usize], device: &Device) -> (Tensor<2>, Tens
 }
 
 /// Mean cross-entropy of logits `[b, classes]` against labels `[b]`.
-fn cross_entropy(logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<1> {
+pub(crate) fn cross_entropy(logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<1> {
     let [b, _] = logits.dims();
     log_softmax(logits, 1)
         .gather(1, labels.reshape([b, 1]))

@@ -33,6 +33,8 @@ pub mod partition;
 mod runtime;
 #[cfg(feature = "train")]
 pub mod simulation;
+#[cfg(all(test, feature = "train"))]
+mod torch_agreement;
 #[cfg(feature = "train")]
 pub mod trainer;
 

@@ -138,7 +138,7 @@ mod tests {
                 assert_eq!(gx[r * 4 + i], want);
             }
         }
-        assert_eq!(grads.bias, Some(vec![1.0, 5.5]));
+        assert_eq!(grads.bias, Some(vec![0.0, 5.5]));
         let bare = linear_backward(&x, &w, &g, &s, false, false);
         assert_eq!((bare.input, bare.bias), (None, None));
         assert_eq!(linear_forward(&x, &w, None, &s)[0], y[0] - 1.0);
