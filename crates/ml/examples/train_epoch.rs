@@ -1,9 +1,10 @@
 //! Times one local epoch per model at batch 10 and 50 and prints a table.
 //!
-//! `cargo run -p ml --example train_epoch -- [THREADS] [EXAMPLES] [REPEATS] [MODEL...]`
+//! `cargo run -p ml --example train_epoch -- [--lines] [THREADS] [EXAMPLES] [REPEATS] [MODEL...]`
 //! (defaults: 2 threads, 8,000 examples, 1 repeat, every model; with repeats
 //! the fastest epoch is shown, which filters out other load on a shared
-//! machine). 28x28 models train on
+//! machine). `--lines` prints `model batch seconds` lines instead of the
+//! table, as `bench/train_epoch_torch.py` does, for `bench/train_epoch.sh`. 28x28 models train on
 //! Fashion-MNIST when installed, else on `synthetic-images`; `cnn-cifar`
 //! trains on `synthetic-cifar`.
 
@@ -18,7 +19,8 @@ fn first(data: &Dataset, n: usize) -> Dataset {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut args = std::env::args().skip(1);
+    let mut args = std::env::args().skip(1).peekable();
+    let lines = args.next_if(|a| a == "--lines").is_some();
     let threads: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(2);
     let examples: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(8_000);
     let repeats: usize = args
@@ -35,13 +37,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .map(|s| (DatasetName::SyntheticImages, s))
         })?;
     let rgb = registry::load(DatasetName::SyntheticCifar, None)?;
-    println!(
-        "one local epoch, {threads} thread(s), best of {repeats}, burn flex (dev profile: deps at opt-level 3)"
-    );
-    println!(
-        "{:<10} {:<16} {:>8} {:>10} {:>10}",
-        "model", "dataset", "examples", "batch 10", "batch 50"
-    );
+    if !lines {
+        println!("one local epoch, {threads} thread(s), best of {repeats}");
+        println!(
+            "{:<10} {:<16} {:>8} {:>10} {:>10}",
+            "model", "dataset", "examples", "batch 10", "batch 50"
+        );
+    }
     for model in ModelName::ALL {
         if !only.is_empty() && !only.contains(&model) {
             continue;
@@ -77,9 +79,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     return Err(format!("{model}: loss diverged").into());
                 }
             }
+            if lines {
+                println!("{model} {batch_size} {best:.4}");
+            }
             row += &format!(" {best:>9.3}s");
         }
-        println!("{row}");
+        if !lines {
+            println!("{row}");
+        }
     }
     Ok(())
 }

@@ -2,19 +2,19 @@
 //! dedicated rayon pool per trainer (or one per process, shared by its
 //! pooled trainers).
 //!
-//! What burn-flex 0.22.1 does with threads (read from its source): every
-//! parallel kernel goes through rayon (`par_iter`, `rayon::join`, and gemm's
-//! `Parallelism::Rayon(0)`, which means `rayon::current_num_threads()`), and
-//! nothing spawns threads of its own. rayon runs such work on the pool of the
+//! What the kernels do with threads: burn-flex 0.22.1 (read from its source)
+//! and this crate's own [`crate::kernels`] (convolutions, linear layers,
+//! ReLU with max-pooling) run every parallel kernel through rayon
+//! (`par_iter`, `rayon::join`, and gemm's `Parallelism::Rayon`), and nothing
+//! spawns threads of its own. rayon runs such work on the pool of the
 //! calling thread: the global pool (one thread per core) by default, or the
 //! pool whose [`rayon::ThreadPool::install`] the call is inside. So running a
 //! client's fit and evaluate inside `install` on a pool of `threads` threads
 //! caps that client at `threads` cores, and many clients can share two cores
-//! without oversubscribing them. Small kernels (gemm below 192^3
-//! multiply-adds) run on the calling thread anyway: at batch 10 every
-//! matmul of the MLPs is below that, and `bench/train_epoch.sh` measured the
-//! same epoch time with 1 and 2 threads, so when clients outnumber cores one
-//! thread per client is the efficient setting.
+//! without oversubscribing them. Small matrix products (below gemm's
+//! threading threshold of 48*48*256 multiply-adds) run on the calling thread
+//! anyway: at batch 10 every product of the MLPs is below that, so when
+//! clients outnumber cores one thread per client is the efficient setting.
 
 use burn::tensor::Device;
 use std::sync::{Arc, Mutex, PoisonError};

@@ -5,7 +5,7 @@
 
 use rayon::prelude::*;
 
-use super::matmul::{View, matmul};
+use super::matmul::{View, matmul, matmul_col_major, transpose};
 
 /// The sizes of one convolution over a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -202,7 +202,9 @@ pub fn conv2d_forward(x: &[f32], weight: &[f32], bias: &[f32], s: &ConvShape) ->
 /// space each image needs: its padded copy and im2col matrix, and the
 /// padded input gradient.
 struct ParamSums {
-    weight: Vec<f32>,
+    /// The weight gradient transposed, `[C*KH*KW, O]`: gemm accumulates into
+    /// it without packing the im2col matrix.
+    weight_t: Vec<f32>,
     bias: Vec<f32>,
     padded: Padded,
     padded_grad: Padded,
@@ -212,7 +214,7 @@ struct ParamSums {
 impl ParamSums {
     fn new(s: &ConvShape) -> ParamSums {
         ParamSums {
-            weight: vec![0.0; s.out_channels * s.patch_len()],
+            weight_t: vec![0.0; s.out_channels * s.patch_len()],
             bias: vec![0.0; s.out_channels],
             padded: Padded::new(s),
             padded_grad: Padded::new(s),
@@ -221,7 +223,7 @@ impl ParamSums {
     }
 
     fn add(mut self, other: ParamSums) -> ParamSums {
-        for (a, b) in self.weight.iter_mut().zip(&other.weight) {
+        for (a, b) in self.weight_t.iter_mut().zip(&other.weight_t) {
             *a += b;
         }
         for (a, b) in self.bias.iter_mut().zip(&other.bias) {
@@ -256,7 +258,7 @@ pub fn conv2d_backward(
                 acc.padded.fill(image, s);
                 acc.padded.im2col(s, &mut acc.cols);
                 let cols_t = View::transposed(&acc.cols, n, k);
-                matmul(&mut acc.weight, true, View::rows(g, o, n), cols_t, false);
+                matmul_col_major(&mut acc.weight_t, true, View::rows(g, o, n), cols_t, false);
                 for (b, row) in acc.bias.iter_mut().zip(g.chunks_exact(n)) {
                     *b += row.iter().sum::<f32>();
                 }
@@ -272,7 +274,7 @@ pub fn conv2d_backward(
         .unwrap_or_else(|| ParamSums::new(s));
     ConvGrads {
         input: want_input.then_some(gx),
-        weight: sums.weight,
+        weight: transpose(&sums.weight_t, k, o),
         bias: sums.bias,
     }
 }

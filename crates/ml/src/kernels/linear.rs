@@ -1,7 +1,7 @@
 //! A linear layer `y = x W + b` in burn's layout (`W` is `[inputs, outputs]`),
 //! forward and backward, each product one multiply over the whole batch.
 
-use super::matmul::{View, matmul};
+use super::matmul::{View, matmul, matmul_col_major, transpose};
 
 /// The sizes of one linear layer over a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,10 +81,10 @@ pub fn linear_backward(
         true,
     );
     let input = want_input.then(|| {
-        let mut gx = vec![0.0; x.len()];
+        let mut gx_t = vec![0.0; x.len()];
         let w_t = View::transposed(weight, s.outputs, s.inputs);
-        matmul(&mut gx, false, g, w_t, true);
-        gx
+        matmul_col_major(&mut gx_t, false, g, w_t, true);
+        transpose(&gx_t, s.inputs, s.batch)
     });
     let bias = with_bias.then(|| {
         let mut gb = vec![0.0; s.outputs];

@@ -51,6 +51,26 @@ impl<'a> View<'a> {
 /// `a.rows x b.cols`. Runs on the current rayon pool's threads when
 /// `parallel`, else on the calling thread.
 pub(crate) fn matmul(dst: &mut [f32], accumulate: bool, a: View, b: View, parallel: bool) {
+    product(dst, false, accumulate, a, b, parallel);
+}
+
+/// [`matmul`] into a column-major `dst` (`dst[r + c * rows]`, the
+/// transpose's row-major layout). gemm multiplies into a row-major
+/// destination by transposing the problem, which makes it pack (copy) `b`
+/// when `b` is column-major; into a column-major one it reads such a `b` in
+/// place, which saves copying a large weight matrix or im2col matrix.
+pub(crate) fn matmul_col_major(
+    dst: &mut [f32],
+    accumulate: bool,
+    a: View,
+    b: View,
+    parallel: bool,
+) {
+    product(dst, true, accumulate, a, b, parallel);
+}
+
+/// `dst (+)= a * b`, `dst` row-major or column-major.
+fn product(dst: &mut [f32], col_major: bool, accumulate: bool, a: View, b: View, parallel: bool) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(k, b.rows, "inner dimensions differ");
     assert_eq!(dst.len(), m * n, "destination is not {m}x{n}");
@@ -76,8 +96,8 @@ pub(crate) fn matmul(dst: &mut [f32], accumulate: bool, a: View, b: View, parall
             n,
             k,
             dst.as_mut_ptr(),
-            1,
-            n as isize,
+            if col_major { m as isize } else { 1 },
+            if col_major { 1 } else { n as isize },
             accumulate,
             a.data.as_ptr(),
             a.col_stride as isize,
@@ -95,6 +115,17 @@ pub(crate) fn matmul(dst: &mut [f32], accumulate: bool, a: View, b: View, parall
     }
 }
 
+/// `a` (`rows x cols`, row-major) transposed.
+pub(crate) fn transpose(a: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut t = vec![0.0; a.len()];
+    for (r, row) in a.chunks_exact(cols.max(1)).enumerate().take(rows) {
+        for (c, &v) in row.iter().enumerate() {
+            t[c * rows + r] = v;
+        }
+    }
+    t
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,16 +138,6 @@ mod tests {
             }
         }
         out
-    }
-
-    fn transpose(a: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-        let mut t = vec![0.0; a.len()];
-        for r in 0..rows {
-            for c in 0..cols {
-                t[c * rows + r] = a[r * cols + c];
-            }
-        }
-        t
     }
 
     #[test]
@@ -153,6 +174,15 @@ mod tests {
         );
         let doubled: Vec<f32> = want.iter().map(|v| 2.0 * v).collect();
         assert_eq!(got_t, doubled);
+        let mut col_major = vec![0.0; m * n];
+        matmul_col_major(
+            &mut col_major,
+            false,
+            View::rows(&a, m, k),
+            View::rows(&b, k, n),
+            false,
+        );
+        assert_eq!(transpose(&col_major, n, m), want);
     }
 
     #[test]
