@@ -69,6 +69,11 @@ pub(crate) fn matmul_col_major(
     product(dst, true, accumulate, a, b, parallel);
 }
 
+/// Products with fewer multiply-adds run on one thread even when asked to
+/// run in parallel: waking a second thread costs more than it saves below
+/// this size (measured with `bench/train_epoch.sh` on the MLPs).
+const PARALLEL_MACS: usize = 1 << 22;
+
 /// `dst (+)= a * b`, `dst` row-major or column-major.
 fn product(dst: &mut [f32], col_major: bool, accumulate: bool, a: View, b: View, parallel: bool) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
@@ -83,7 +88,7 @@ fn product(dst: &mut [f32], col_major: bool, accumulate: bool, a: View, b: View,
         }
         return;
     }
-    let parallelism = if parallel {
+    let parallelism = if parallel && m * n * k >= PARALLEL_MACS {
         Parallelism::Rayon(rayon::current_num_threads())
     } else {
         Parallelism::None
