@@ -3,14 +3,13 @@
 
 use burn::module::Module;
 use burn::optim::GradientsParams;
-use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use crate::datasets::Dataset;
 use crate::fit_config::FitConfig;
-use crate::models::Net;
+use crate::models::{Net, layers};
 
 /// Examples per batch when evaluating.
 pub const EVAL_BATCH_SIZE: usize = 256;
@@ -50,8 +49,13 @@ impl Tally {
     }
 }
 
-/// The examples at `indices` as an input batch `[b, features]` and labels `[b]`.
-fn batch(data: &Dataset, indices: &[usize], device: &Device) -> (Tensor<2>, Tensor<1, Int>) {
+/// The examples at `indices` as an input batch `[b, features]`, and their
+/// labels `[b]` as a tensor and as values.
+fn batch(
+    data: &Dataset,
+    indices: &[usize],
+    device: &Device,
+) -> (Tensor<2>, Tensor<1, Int>, Vec<i64>) {
     let features = data.shape().features();
     let mut x = Vec::with_capacity(indices.len() * features);
     let mut y = Vec::with_capacity(indices.len());
@@ -61,29 +65,35 @@ fn batch(data: &Dataset, indices: &[usize], device: &Device) -> (Tensor<2>, Tens
     }
     (
         Tensor::from_data(TensorData::new(x, [indices.len(), features]), device),
-        Tensor::from_data(TensorData::new(y, [indices.len()]), device),
+        Tensor::from_data(TensorData::new(y.clone(), [indices.len()]), device),
+        y,
     )
 }
 
 /// Mean cross-entropy of logits `[b, classes]` against labels `[b]`.
 pub(crate) fn cross_entropy(logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<1> {
-    let [b, _] = logits.dims();
-    log_softmax(logits, 1)
-        .gather(1, labels.reshape([b, 1]))
-        .mean()
-        .neg()
+    layers::cross_entropy(logits, labels)
 }
 
-/// How many rows' highest logit is their label.
-fn correct(logits: Tensor<2>, labels: Tensor<1, Int>) -> usize {
-    let [b, _] = logits.dims();
-    let hits: i64 = logits
-        .argmax(1)
-        .equal(labels.reshape([b, 1]))
-        .int()
-        .sum()
-        .into_scalar();
-    hits as usize
+/// How many rows' highest logit (the first, on a tie) is their label.
+fn correct(logits: Tensor<2>, labels: &[i64]) -> usize {
+    let [_, classes] = logits.dims();
+    let values = logits
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .unwrap_or_default();
+    values
+        .chunks_exact(classes.max(1))
+        .zip(labels)
+        .filter(|(row, label)| {
+            let best = row
+                .iter()
+                .enumerate()
+                .fold((0, f32::NEG_INFINITY), |best, (i, &v)| if v > best.1 { (i, v) } else { best });
+            i64::try_from(best.0).is_ok_and(|b| b == **label)
+        })
+        .count()
 }
 
 /// Trains `model` on `data` as `cfg` says, shuffling each epoch with `rng`
@@ -106,12 +116,12 @@ pub(crate) fn train(
         order.shuffle(rng);
         let mut tally = Tally::default();
         for chunk in order.chunks(cfg.batch_size) {
-            let (x, y) = batch(data, chunk, device);
+            let (x, y, labels) = batch(data, chunk, device);
             let logits = model.forward(x, Some(rng));
-            let ce = cross_entropy(logits.clone(), y.clone());
+            let ce = cross_entropy(logits.clone(), y);
             tally.add(
                 ce.clone().into_scalar(),
-                correct(logits.detach(), y),
+                correct(logits.detach(), &labels),
                 chunk.len(),
             );
             let loss = match &global {
@@ -131,10 +141,10 @@ pub(crate) fn evaluate(model: &Net, data: &Dataset, device: &Device) -> Evaluati
     let mut tally = Tally::default();
     let all: Vec<usize> = (0..data.len()).collect();
     for chunk in all.chunks(EVAL_BATCH_SIZE) {
-        let (x, y) = batch(data, chunk, device);
+        let (x, y, labels) = batch(data, chunk, device);
         let logits = model.forward(x, None);
-        let ce = cross_entropy(logits.clone(), y.clone());
-        tally.add(ce.into_scalar(), correct(logits, y), chunk.len());
+        let ce = cross_entropy(logits.clone(), y);
+        tally.add(ce.into_scalar(), correct(logits, &labels), chunk.len());
     }
     tally.finish()
 }

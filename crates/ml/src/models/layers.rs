@@ -1,4 +1,5 @@
-//! The convolution, ReLU-and-pooling and linear layers of [`Net`](super::Net) as burn custom
+//! The convolution, ReLU-and-pooling and linear layers of [`Net`](super::Net),
+//! and the cross-entropy loss, as burn custom
 //! operations backed by [`crate::kernels`]: a backend extension implemented
 //! for the flex backend (the forward pass) and for autodiff on flex (the
 //! forward pass plus a backward step that computes all three gradients in
@@ -17,12 +18,13 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::ops::{ActivationOps, ModuleOps};
-use burn::backend::tensor::FloatTensor;
+use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{Autodiff, Backend, DType, Dispatch, Flex, TensorMetadata, backend_extension};
 use burn::nn::conv::Conv2d;
 use burn::nn::{Linear, PaddingConfig2d};
 use burn::tensor::ops::ConvOptions;
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Int, Tensor, TensorData};
 
 use crate::kernels::{self, ConvShape, LinearShape, PoolChoices, PoolShape};
 
@@ -47,6 +49,10 @@ pub trait FastLayers: Backend {
 
     /// ReLU, then 2x2 max-pooling with stride 2 (floor mode), of NCHW `x`.
     fn relu_max_pool2(x: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// The mean softmax cross-entropy (`[1]`) of `logits` `[rows, classes]`
+    /// against `labels` `[rows]`.
+    fn softmax_cross_entropy(logits: FloatTensor<Self>, labels: IntTensor<Self>) -> FloatTensor<Self>;
 }
 
 /// `conv.forward(x)`, on the fast kernels where they apply.
@@ -89,6 +95,21 @@ pub(crate) fn relu_max_pool2(x: Tensor<4>) -> Tensor<4> {
     Tensor::from_dispatch(<Dispatch as FastLayers>::relu_max_pool2(x.into_dispatch()))
 }
 
+/// The mean cross-entropy of `logits` `[b, classes]` against `labels` `[b]`.
+pub(crate) fn cross_entropy(logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<1> {
+    if logits.dtype() != DType::F32 {
+        let [b, _] = logits.dims();
+        return log_softmax(logits, 1)
+            .gather(1, labels.reshape([b, 1]))
+            .mean()
+            .neg();
+    }
+    Tensor::from_dispatch(<Dispatch as FastLayers>::softmax_cross_entropy(
+        logits.into_dispatch(),
+        labels.into_dispatch(),
+    ))
+}
+
 fn is_f32(tensors: &[&FlexTensor]) -> bool {
     tensors.iter().all(|t| t.dtype() == DType::F32)
 }
@@ -103,6 +124,19 @@ fn values(t: &FlexTensor) -> Cow<'_, [f32]> {
                 .try_into_vec::<f32>()
                 .expect("the fast layers take f32 tensors only"),
         ),
+    }
+}
+
+/// The elements of an integer tensor as `i64`.
+fn labels(t: &FlexTensor) -> Vec<i64> {
+    match t.as_slice::<i64>() {
+        Some(slice) => slice.to_vec(),
+        None => t
+            .to_contiguous()
+            .into_data()
+            .convert::<i64>()
+            .try_into_vec::<i64>()
+            .expect("converted to i64"),
     }
 }
 
@@ -182,6 +216,12 @@ impl FastLayers for Flex {
         }
         let (y, _) = kernels::relu_max_pool2_forward(&values(&x), &pool_shape(&x));
         tensor(y, pooled_dims(&x))
+    }
+
+    fn softmax_cross_entropy(logits: FlexTensor, labels: FlexTensor) -> FlexTensor {
+        let [_, classes] = logits.shape().dims();
+        let (mean, _) = kernels::softmax_cross_entropy(&values(&logits), &self::labels(&labels), classes);
+        tensor(vec![mean], [1])
     }
 }
 
@@ -265,6 +305,26 @@ impl Backward<Flex, 1> for PoolBackward {
         if let Some(node) = node_x {
             let gx = kernels::relu_max_pool2_backward(&values(&grad), &choices);
             grads.register::<Flex>(node.id, tensor(gx, dims));
+        }
+    }
+}
+
+/// The backward step of [`FastLayers::softmax_cross_entropy`]; its state
+/// is the softmax probabilities, the labels and the logits' dimensions.
+#[derive(Debug)]
+struct CrossEntropyBackward;
+
+impl Backward<Flex, 1> for CrossEntropyBackward {
+    type State = (Arc<Vec<f32>>, Arc<Vec<i64>>, [usize; 2]);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_logits] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node);
+        let (probs, labels, dims) = ops.state;
+        if let Some(node) = node_logits {
+            let g = values(&grad).first().copied().unwrap_or(0.0);
+            let gl = kernels::softmax_cross_entropy_backward(&probs, &labels, dims[1], g);
+            grads.register::<Flex>(node.id, tensor(gl, dims));
         }
     }
 }
@@ -353,6 +413,27 @@ impl<C: CheckpointStrategy> FastLayers for Autodiff<Flex, C> {
                 prep.finish(state, tensor(y, dims))
             }
             OpsKind::UnTracked(prep) => prep.finish(Flex::relu_max_pool2(x.into_primitive())),
+        }
+    }
+
+    fn softmax_cross_entropy(logits: FloatTensor<Self>, labels: FlexTensor) -> FloatTensor<Self> {
+        let prep = CrossEntropyBackward
+            .prepare::<C>([logits.node()])
+            .compute_bound()
+            .stateful();
+        match prep {
+            OpsKind::Tracked(prep) => {
+                let input = logits.primitive();
+                let dims: [usize; 2] = input.shape().dims();
+                let labels = self::labels(&labels);
+                let (mean, probs) = kernels::softmax_cross_entropy(&values(input), &labels, dims[1]);
+                let state = (Arc::new(probs), Arc::new(labels), dims);
+                prep.finish(state, tensor(vec![mean], [1]))
+            }
+            OpsKind::UnTracked(prep) => prep.finish(Flex::softmax_cross_entropy(
+                logits.into_primitive(),
+                labels,
+            )),
         }
     }
 }

@@ -5,7 +5,7 @@
 #[cfg(feature = "train")]
 mod init;
 #[cfg(feature = "train")]
-mod layers;
+pub(crate) mod layers;
 #[cfg(feature = "train")]
 mod net;
 #[cfg(feature = "train")]
