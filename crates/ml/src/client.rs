@@ -20,7 +20,8 @@ pub struct ClientSpec {
     pub data_dir: Option<PathBuf>,
     /// This client's part of the cohort.
     pub partition: Partition,
-    /// Worker threads for this client (0: one per core).
+    /// Worker threads for this client (0: one per core); for a pooled
+    /// client, the threads of the process's pool that all its clients share.
     pub threads: usize,
     /// Seed of the initial weights, shuffling and dropout.
     pub seed: u64,

@@ -17,14 +17,37 @@ pub struct Group {
     /// clients train (or evaluate) at once; the others wait their turn
     /// holding no model.
     pub training_slots: Arc<Semaphore>,
+    slots: usize,
 }
 
 impl Group {
     /// A group whose clients train `slots` at a time (at least one).
     pub fn new(slots: usize) -> Self {
+        let slots = slots.max(1);
         Self {
-            training_slots: Arc::new(Semaphore::new(slots.max(1))),
+            training_slots: Arc::new(Semaphore::new(slots)),
+            slots,
         }
+    }
+
+    /// Threads of the process's shared training pool when each client
+    /// trains on `per_client` threads (0: one per core, kept): one set per
+    /// slot, so that clients training at once do not queue for one
+    /// client's threads.
+    pub fn pool_threads(&self, per_client: usize) -> usize {
+        per_client.saturating_mul(self.slots)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shared_pool_has_threads_for_every_slot() {
+        assert_eq!(Group::new(2).pool_threads(1), 2);
+        assert_eq!(Group::new(0).pool_threads(3), 3);
+        assert_eq!(Group::new(4).pool_threads(0), 0);
     }
 }
 

@@ -391,6 +391,7 @@ impl Agent {
 
     /// What the ML side needs to build the trainer of client job `spec`.
     pub(crate) fn ml_spec(&self, spec: &ClientJobSpec) -> ml::ClientSpec {
+        let per_client = spec.threads.unwrap_or(self.config.threads);
         ml::ClientSpec {
             dataset: spec.dataset,
             model: spec.model,
@@ -400,7 +401,7 @@ impl Agent {
                 .seed
                 .wrapping_add(spec.partition.index as u64),
             partition: spec.partition,
-            threads: spec.threads.unwrap_or(self.config.threads),
+            threads: self.config.group.as_ref().map_or(per_client, |g| g.pool_threads(per_client)),
             attack: spec.attack,
             local_dp: spec.local_dp.clone(),
             pooled: self.config.group.is_some(),
