@@ -90,7 +90,9 @@ fn correct(logits: Tensor<2>, labels: &[i64]) -> usize {
             let best = row
                 .iter()
                 .enumerate()
-                .fold((0, f32::NEG_INFINITY), |best, (i, &v)| if v > best.1 { (i, v) } else { best });
+                .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
+                    if v > best.1 { (i, v) } else { best }
+                });
             i64::try_from(best.0).is_ok_and(|b| b == **label)
         })
         .count()
@@ -109,7 +111,8 @@ pub(crate) fn train(
 ) -> (Net, Evaluation) {
     // FedProx: the received weights, held fixed (no gradient) during the fit.
     let global = (cfg.proximal_mu > 0.0).then(|| model.clone().no_grad());
-    let mut optim = cfg.optimizer();
+    // Plain SGD steps in one fused pass; anything else is burn's optimiser.
+    let mut optim = (!cfg.is_plain_sgd()).then(|| cfg.optimizer());
     let mut order: Vec<usize> = (0..data.len()).collect();
     let mut last = Tally::default();
     for _ in 0..cfg.local_epochs {
@@ -129,7 +132,13 @@ pub(crate) fn train(
                 None => ce,
             };
             let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(cfg.learning_rate, model, grads);
+            model = match optim.as_mut() {
+                Some(optim) => optim.step(cfg.learning_rate, model, grads),
+                None => model.map(&mut layers::PlainSgd {
+                    grads,
+                    lr: cfg.learning_rate,
+                }),
+            };
         }
         last = tally;
     }

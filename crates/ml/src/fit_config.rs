@@ -178,6 +178,11 @@ impl FitConfig {
         c
     }
 
+    /// SGD without momentum or weight decay: `param -= lr * grad`.
+    pub fn is_plain_sgd(&self) -> bool {
+        self.optimizer == OptimizerKind::Sgd && self.momentum == 0.0 && self.weight_decay == 0.0
+    }
+
     /// A fresh optimiser as configured (its state lives for one fit, as in a
     /// Flower client that builds its optimiser in `fit`).
     pub fn optimizer(&self) -> ModuleOptimizer {

@@ -4,6 +4,7 @@
 //! `bench/torch_loss_curve.py`, which states the formulas for the data and
 //! weights), within [`TOLERANCE`].
 
+use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::Deserialize;
@@ -11,6 +12,7 @@ use serde::Deserialize;
 use crate::FitConfig;
 use crate::datasets::InputShape;
 use crate::engine::cross_entropy;
+use crate::models::layers::PlainSgd;
 use crate::models::{ModelName, Net};
 use crate::runtime::Runtime;
 
@@ -104,14 +106,17 @@ fn our_losses(curve: &Curve, f: &Fixture) -> Vec<f64> {
         learning_rate: f.learning_rate,
         ..FitConfig::default()
     };
-    let mut optim = cfg.optimizer();
+    assert!(cfg.is_plain_sgd(), "training steps with the fused update");
     let mut losses = Vec::new();
     for start in (0..f.examples).step_by(f.batch_size) {
         let (x, y) = batch(start, f.batch_size, features, &device);
         let loss = cross_entropy(net.forward(x, None), y);
         losses.push(f64::from(loss.clone().into_scalar::<f32>()));
         let grads = GradientsParams::from_grads(loss.backward(), &net);
-        net = optim.step(cfg.learning_rate, net, grads);
+        net = net.map(&mut PlainSgd {
+            grads,
+            lr: cfg.learning_rate,
+        });
     }
     losses
 }

@@ -401,7 +401,11 @@ impl Agent {
                 .seed
                 .wrapping_add(spec.partition.index as u64),
             partition: spec.partition,
-            threads: self.config.group.as_ref().map_or(per_client, |g| g.pool_threads(per_client)),
+            threads: self
+                .config
+                .group
+                .as_ref()
+                .map_or(per_client, |g| g.pool_threads(per_client)),
             attack: spec.attack,
             local_dp: spec.local_dp.clone(),
             pooled: self.config.group.is_some(),

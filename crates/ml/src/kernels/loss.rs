@@ -5,7 +5,12 @@
 /// against `labels`, and each row's softmax probabilities, which the
 /// backward pass needs. Panics on a label outside `0..classes`.
 pub fn softmax_cross_entropy(logits: &[f32], labels: &[i64], classes: usize) -> (f32, Vec<f32>) {
-    assert_eq!(logits.len(), labels.len() * classes, "logits are not [{}, {classes}]", labels.len());
+    assert_eq!(
+        logits.len(),
+        labels.len() * classes,
+        "logits are not [{}, {classes}]",
+        labels.len()
+    );
     let mut probs = Vec::with_capacity(logits.len());
     let mut total = 0.0f64;
     for (row, &label) in logits.chunks_exact(classes.max(1)).zip(labels) {
@@ -19,13 +24,22 @@ pub fn softmax_cross_entropy(logits: &[f32], labels: &[i64], classes: usize) -> 
         total += f64::from(log_sum - row[label]);
         probs.extend(row.iter().map(|&v| (v - log_sum).exp()));
     }
-    let mean = if labels.is_empty() { 0.0 } else { total / labels.len() as f64 };
+    let mean = if labels.is_empty() {
+        0.0
+    } else {
+        total / labels.len() as f64
+    };
     (mean as f32, probs)
 }
 
 /// The logits' gradient given the mean loss's gradient `grad`:
 /// `grad * (softmax - one_hot(label)) / rows`.
-pub fn softmax_cross_entropy_backward(probs: &[f32], labels: &[i64], classes: usize, grad: f32) -> Vec<f32> {
+pub fn softmax_cross_entropy_backward(
+    probs: &[f32],
+    labels: &[i64],
+    classes: usize,
+    grad: f32,
+) -> Vec<f32> {
     let scale = grad / labels.len().max(1) as f32;
     let mut out = Vec::with_capacity(probs.len());
     for (row, &label) in probs.chunks_exact(classes.max(1)).zip(labels) {
@@ -63,7 +77,11 @@ mod tests {
             up[i] += 1e-2;
             down[i] -= 1e-2;
             let numeric = 2.0 * (loss(&up, &labels) - loss(&down, &labels)) / 2e-2;
-            assert!((f64::from(grad[i]) - numeric).abs() < 1e-3, "{i}: {} vs {numeric}", grad[i]);
+            assert!(
+                (f64::from(grad[i]) - numeric).abs() < 1e-3,
+                "{i}: {} vs {numeric}",
+                grad[i]
+            );
         }
     }
 

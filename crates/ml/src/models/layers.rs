@@ -17,13 +17,15 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
-use burn::backend::ops::{ActivationOps, ModuleOps};
+use burn::backend::ops::{ActivationOps, FloatTensorOps, ModuleOps};
 use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{Autodiff, Backend, DType, Dispatch, Flex, TensorMetadata, backend_extension};
+use burn::module::{ModuleMapper, Param};
 use burn::nn::conv::Conv2d;
 use burn::nn::{Linear, PaddingConfig2d};
-use burn::tensor::ops::ConvOptions;
+use burn::optim::GradientsParams;
 use burn::tensor::activation::log_softmax;
+use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Int, Tensor, TensorData};
 
 use crate::kernels::{self, ConvShape, LinearShape, PoolChoices, PoolShape};
@@ -52,7 +54,10 @@ pub trait FastLayers: Backend {
 
     /// The mean softmax cross-entropy (`[1]`) of `logits` `[rows, classes]`
     /// against `labels` `[rows]`.
-    fn softmax_cross_entropy(logits: FloatTensor<Self>, labels: IntTensor<Self>) -> FloatTensor<Self>;
+    fn softmax_cross_entropy(
+        logits: FloatTensor<Self>,
+        labels: IntTensor<Self>,
+    ) -> FloatTensor<Self>;
 }
 
 /// `conv.forward(x)`, on the fast kernels where they apply.
@@ -220,7 +225,8 @@ impl FastLayers for Flex {
 
     fn softmax_cross_entropy(logits: FlexTensor, labels: FlexTensor) -> FlexTensor {
         let [_, classes] = logits.shape().dims();
-        let (mean, _) = kernels::softmax_cross_entropy(&values(&logits), &self::labels(&labels), classes);
+        let (mean, _) =
+            kernels::softmax_cross_entropy(&values(&logits), &self::labels(&labels), classes);
         tensor(vec![mean], [1])
     }
 }
@@ -426,14 +432,66 @@ impl<C: CheckpointStrategy> FastLayers for Autodiff<Flex, C> {
                 let input = logits.primitive();
                 let dims: [usize; 2] = input.shape().dims();
                 let labels = self::labels(&labels);
-                let (mean, probs) = kernels::softmax_cross_entropy(&values(input), &labels, dims[1]);
+                let (mean, probs) =
+                    kernels::softmax_cross_entropy(&values(input), &labels, dims[1]);
                 let state = (Arc::new(probs), Arc::new(labels), dims);
                 prep.finish(state, tensor(vec![mean], [1]))
             }
-            OpsKind::UnTracked(prep) => prep.finish(Flex::softmax_cross_entropy(
-                logits.into_primitive(),
-                labels,
-            )),
+            OpsKind::UnTracked(prep) => {
+                prep.finish(Flex::softmax_cross_entropy(logits.into_primitive(), labels))
+            }
         }
+    }
+}
+
+/// Plain SGD's update on flex tensors.
+#[backend_extension(Flex)]
+pub trait FastSgd: Backend {
+    /// `param - lr * grad`, in place when nothing else holds `param`.
+    fn sgd_step(param: FloatTensor<Self>, grad: FloatTensor<Self>, lr: f64) -> FloatTensor<Self>;
+}
+
+impl FastSgd for Flex {
+    fn sgd_step(mut param: FlexTensor, grad: FlexTensor, lr: f64) -> FlexTensor {
+        let whole = param.is_contiguous()
+            && param.layout().start_offset() == 0
+            && param.bytes().len() == param.shape().num_elements() * size_of::<f32>();
+        if !is_f32(&[&param, &grad]) || !whole {
+            let delta = Flex::float_mul_scalar(grad, lr.into());
+            return Flex::float_sub(param, delta);
+        }
+        let grad = values(&grad);
+        kernels::sgd_step(param.storage_mut::<f32>(), &grad, lr as f32);
+        param
+    }
+}
+
+/// Plain SGD (no momentum, no weight decay) as a module mapper: each
+/// parameter with a gradient steps in one fused pass, in place where it
+/// can, instead of burn's optimizer's two (scale, then subtract).
+pub(crate) struct PlainSgd {
+    /// The gradients of the parameters, by id.
+    pub grads: GradientsParams,
+    /// The learning rate.
+    pub lr: f64,
+}
+
+impl ModuleMapper for PlainSgd {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let (id, tensor, mapper) = param.consume();
+        let Some(grad) = self.grads.remove::<D>(id) else {
+            return Param::from_mapped_value(id, tensor, mapper);
+        };
+        let require_grad = tensor.is_require_grad();
+        let stepped: Tensor<D> = Tensor::from_dispatch(<Dispatch as FastSgd>::sgd_step(
+            tensor.inner().into_dispatch(),
+            grad.into_dispatch(),
+            self.lr,
+        ));
+        let mut updated = Tensor::from_inner(stepped);
+        if require_grad {
+            updated = updated.require_grad();
+        }
+        Param::from_mapped_value(id, updated, mapper)
     }
 }
