@@ -39,18 +39,6 @@ impl Group {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_shared_pool_has_threads_for_every_slot() {
-        assert_eq!(Group::new(2).pool_threads(1), 2);
-        assert_eq!(Group::new(0).pool_threads(3), 3);
-        assert_eq!(Group::new(4).pool_threads(0), 0);
-    }
-}
-
 /// One host of a group: its agent, the listener of its REST API and who
 /// that listener admits.
 pub struct GroupHost {
@@ -96,4 +84,16 @@ pub async fn serve(
         }
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shared_pool_has_threads_for_every_slot() {
+        assert_eq!(Group::new(2).pool_threads(1), 2);
+        assert_eq!(Group::new(0).pool_threads(3), 3);
+        assert_eq!(Group::new(4).pool_threads(0), 0);
+    }
 }

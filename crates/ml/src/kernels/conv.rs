@@ -288,10 +288,10 @@ mod tests {
         let [oh, ow] = s.out();
         let mut out = Vec::new();
         for n in 0..s.batch {
-            for o in 0..s.out_channels {
+            for (o, &bias) in b.iter().enumerate() {
                 for oy in 0..oh {
                     for ox in 0..ow {
-                        let mut acc = b[o];
+                        let mut acc = bias;
                         for c in 0..s.in_channels {
                             for ki in 0..s.kernel[0] {
                                 for kj in 0..s.kernel[1] {

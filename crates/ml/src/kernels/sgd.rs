@@ -33,9 +33,6 @@ mod tests {
         let mut p: Vec<f32> = (0..200_000).map(|i| i as f32).collect();
         let g: Vec<f32> = (0..200_000).map(|i| (i % 7) as f32).collect();
         sgd_step(&mut p, &g, 0.5);
-        assert_eq!(
-            (p[0], p[1], p[6], p[199_999]),
-            (0.0, 0.5, 3.0, 199_998.0)
-        );
+        assert_eq!((p[0], p[1], p[6], p[199_999]), (0.0, 0.5, 3.0, 199_998.0));
     }
 }
