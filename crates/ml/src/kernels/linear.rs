@@ -102,6 +102,23 @@ pub fn linear_backward(
     }
 }
 
+/// ReLU in place: `max(0, y)`.
+pub fn relu_in_place(y: &mut [f32]) {
+    for v in y {
+        *v = v.max(0.0);
+    }
+}
+
+/// The gradient through a ReLU whose output was `y`: `grad` where `y > 0`,
+/// else zero.
+pub fn relu_backward(grad: &[f32], y: &[f32]) -> Vec<f32> {
+    assert_eq!(grad.len(), y.len(), "gradient and output sizes differ");
+    grad.iter()
+        .zip(y)
+        .map(|(&g, &y)| if y > 0.0 { g } else { 0.0 })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,5 +159,13 @@ mod tests {
         let bare = linear_backward(&x, &w, &g, &s, false, false);
         assert_eq!((bare.input, bare.bias), (None, None));
         assert_eq!(linear_forward(&x, &w, None, &s)[0], y[0] - 1.0);
+    }
+
+    #[test]
+    fn relu_keeps_positives_and_passes_their_gradients() {
+        let mut y = vec![-1.0, 0.0, 2.0];
+        relu_in_place(&mut y);
+        assert_eq!(y, vec![0.0, 0.0, 2.0]);
+        assert_eq!(relu_backward(&[5.0, 6.0, 7.0], &y), vec![0.0, 0.0, 7.0]);
     }
 }

@@ -15,7 +15,9 @@ mod pool;
 mod sgd;
 
 pub use conv::{ConvGrads, ConvShape, conv2d_backward, conv2d_forward};
-pub use linear::{LinearGrads, LinearShape, linear_backward, linear_forward};
+pub use linear::{
+    LinearGrads, LinearShape, linear_backward, linear_forward, relu_backward, relu_in_place,
+};
 pub use loss::{softmax_cross_entropy, softmax_cross_entropy_backward};
 pub use pool::{PoolChoices, PoolShape, relu_max_pool2_backward, relu_max_pool2_forward};
 pub use sgd::sgd_step;

@@ -24,7 +24,7 @@ use burn::module::{ModuleMapper, Param};
 use burn::nn::conv::Conv2d;
 use burn::nn::{Linear, PaddingConfig2d};
 use burn::optim::GradientsParams;
-use burn::tensor::activation::log_softmax;
+use burn::tensor::activation::{self, log_softmax};
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Int, Tensor, TensorData};
 
@@ -42,11 +42,13 @@ pub trait FastLayers: Backend {
         padding: [usize; 2],
     ) -> FloatTensor<Self>;
 
-    /// `x W + bias` for `x` `[batch, inputs]` and `W` `[inputs, outputs]`.
+    /// `x W + bias` for `x` `[batch, inputs]` and `W` `[inputs, outputs]`,
+    /// then ReLU when `relu`.
     fn linear_layer(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
+        relu: bool,
     ) -> FloatTensor<Self>;
 
     /// ReLU, then 2x2 max-pooling with stride 2 (floor mode), of NCHW `x`.
@@ -83,14 +85,17 @@ pub(crate) fn conv2d(x: Tensor<4>, conv: &Conv2d) -> Tensor<4> {
     }
 }
 
-/// `layer.forward(x)`, on the fast kernels where they apply.
-pub(crate) fn linear(x: Tensor<2>, layer: &Linear) -> Tensor<2> {
+/// `layer.forward(x)`, then ReLU when `relu`, on the fast kernels where
+/// they apply.
+pub(crate) fn linear(x: Tensor<2>, layer: &Linear, relu: bool) -> Tensor<2> {
     match &layer.bias {
         Some(bias) => Tensor::from_dispatch(<Dispatch as FastLayers>::linear_layer(
             x.into_dispatch(),
             layer.weight.val().into_dispatch(),
             bias.val().into_dispatch(),
+            relu,
         )),
+        None if relu => activation::relu(layer.forward(x)),
         None => layer.forward(x),
     }
 }
@@ -206,12 +211,17 @@ impl FastLayers for Flex {
         tensor(y, [s.batch, s.out_channels, oh, ow])
     }
 
-    fn linear_layer(x: FlexTensor, weight: FlexTensor, bias: FlexTensor) -> FlexTensor {
+    fn linear_layer(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, relu: bool) -> FlexTensor {
         if !is_f32(&[&x, &weight, &bias]) {
-            return Flex::linear(x, weight, Some(bias));
+            let y = Flex::linear(x, weight, Some(bias));
+            return if relu { Flex::relu(y) } else { y };
         }
         let s = linear_shape(&x, &weight);
-        let y = kernels::linear_forward(&values(&x), &values(&weight), Some(&values(&bias)), &s);
+        let mut y =
+            kernels::linear_forward(&values(&x), &values(&weight), Some(&values(&bias)), &s);
+        if relu {
+            kernels::relu_in_place(&mut y);
+        }
         tensor(y, [s.batch, s.outputs])
     }
 
@@ -263,23 +273,27 @@ impl Backward<Flex, 3> for ConvBackward {
     }
 }
 
-/// The backward step of [`FastLayers::linear_layer`]; its state is the input and
-/// the weights.
+/// The backward step of [`FastLayers::linear_layer`]; its state is the
+/// input, the weights, and the output when a ReLU followed.
 #[derive(Debug)]
 struct LinearBackward;
 
 impl Backward<Flex, 3> for LinearBackward {
-    type State = (FlexTensor, FlexTensor);
+    type State = (FlexTensor, FlexTensor, Option<FlexTensor>);
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [node_x, node_weight, node_bias] = ops.parents;
         let grad = grads.consume::<Flex>(&ops.node);
-        let (x, weight) = ops.state;
+        let (x, weight, relu_output) = ops.state;
         let s = linear_shape(&x, &weight);
+        let grad = match &relu_output {
+            Some(y) => Cow::Owned(kernels::relu_backward(&values(&grad), &values(y))),
+            None => values(&grad),
+        };
         let g = kernels::linear_backward(
             &values(&x),
             &values(&weight),
-            &values(&grad),
+            &grad,
             &s,
             node_x.is_some(),
             node_bias.is_some(),
@@ -374,9 +388,15 @@ impl<C: CheckpointStrategy> FastLayers for Autodiff<Flex, C> {
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
+        relu: bool,
     ) -> FloatTensor<Self> {
         if !is_f32(&[x.primitive(), weight.primitive(), bias.primitive()]) {
-            return <Self as ModuleOps<Self>>::linear(x, weight, Some(bias));
+            let y = <Self as ModuleOps<Self>>::linear(x, weight, Some(bias));
+            return if relu {
+                <Self as ActivationOps<Self>>::relu(y)
+            } else {
+                y
+            };
         }
         let prep = LinearBackward
             .prepare::<C>([x.node(), weight.node(), bias.node()])
@@ -384,18 +404,20 @@ impl<C: CheckpointStrategy> FastLayers for Autodiff<Flex, C> {
             .stateful();
         match prep {
             OpsKind::Tracked(prep) => {
-                let state = (x.primitive().clone(), weight.primitive().clone());
+                let (input, w) = (x.primitive().clone(), weight.primitive().clone());
                 let y = Flex::linear_layer(
                     x.into_primitive(),
                     weight.into_primitive(),
                     bias.into_primitive(),
+                    relu,
                 );
-                prep.finish(state, y)
+                prep.finish((input, w, relu.then(|| y.clone())), y)
             }
             OpsKind::UnTracked(prep) => prep.finish(Flex::linear_layer(
                 x.into_primitive(),
                 weight.into_primitive(),
                 bias.into_primitive(),
+                relu,
             )),
         }
     }

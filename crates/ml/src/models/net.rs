@@ -4,7 +4,6 @@
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -124,12 +123,12 @@ impl Net {
         }
         let mut rng = dropout_rng.filter(|_| self.dropout > 0.0);
         for layer in &self.hidden {
-            h = relu(layers::linear(h, layer));
+            h = layers::linear(h, layer, true);
             if let Some(rng) = rng.as_deref_mut() {
                 h = self.apply_dropout(h, rng);
             }
         }
-        layers::linear(h, &self.output)
+        layers::linear(h, &self.output, false)
     }
 
     /// Zeroes each unit with probability `p` and scales survivors by `1/(1-p)`.
