@@ -150,12 +150,18 @@ impl Padded {
     }
 }
 
-/// How many images each rayon task of the backward pass takes at least: a
-/// few tasks per thread, enough to balance the load, few enough that setting
-/// up each task's scratch space (about a megabyte) stays cheap.
+/// How many images each rayon task takes at least:
+/// setting up a task's scratch space (about a megabyte, zeroed) pays off
+/// from about [`TASK_IMAGES`] images on, so a small batch is split once per
+/// thread and a large one into tasks of that size, which balance the load.
 fn images_per_task(batch: usize) -> usize {
-    batch.div_ceil(4 * rayon::current_num_threads()).max(1)
+    batch
+        .div_ceil(rayon::current_num_threads())
+        .clamp(1, TASK_IMAGES)
 }
+
+/// See [`images_per_task`].
+const TASK_IMAGES: usize = 8;
 
 /// Checks the slices against `s`; panics with the mismatch otherwise.
 fn check(s: &ConvShape, x: &[f32], weight: &[f32]) {
@@ -184,6 +190,7 @@ pub fn conv2d_forward(x: &[f32], weight: &[f32], bias: &[f32], s: &ConvShape) ->
     let w = View::rows(weight, s.out_channels, k);
     out.par_chunks_exact_mut(s.out_channels * n)
         .zip(x.par_chunks_exact(s.image_len()))
+        .with_min_len(images_per_task(s.batch))
         .for_each_init(
             || (Padded::new(s), vec![0.0; k * n]),
             |(padded, cols), (y, image)| {
