@@ -9,7 +9,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::datasets::Dataset;
 use crate::fit_config::FitConfig;
-use crate::models::{Net, layers};
+use crate::models::{Net, layers, sgd};
 
 /// Examples per batch when evaluating.
 pub const EVAL_BATCH_SIZE: usize = 256;
@@ -134,7 +134,7 @@ pub(crate) fn train(
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = match optim.as_mut() {
                 Some(optim) => optim.step(cfg.learning_rate, model, grads),
-                None => model.map(&mut layers::PlainSgd {
+                None => model.map(&mut sgd::PlainSgd {
                     grads,
                     lr: cfg.learning_rate,
                 }),

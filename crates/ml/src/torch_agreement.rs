@@ -12,7 +12,7 @@ use serde::Deserialize;
 use crate::FitConfig;
 use crate::datasets::InputShape;
 use crate::engine::cross_entropy;
-use crate::models::layers::PlainSgd;
+use crate::models::sgd::PlainSgd;
 use crate::models::{ModelName, Net};
 use crate::runtime::Runtime;
 

@@ -352,6 +352,9 @@ async fn server(args: ServerArgs) -> anyhow::Result<ExitCode> {
         Some(dp) => dp.wrap(strategy.build(), args.seed),
         None => strategy.build(),
     };
+    // Handlers first: a SIGTERM sent once the port answers must still
+    // write the history.
+    let stop = super::armed_shutdown_signal();
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("--listen: cannot listen on {}", args.listen))?;
@@ -401,7 +404,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<ExitCode> {
                 None => server.run(listener, build(), None, evaluate_fn).await,
             }
         } => Some(result),
-        () = super::shutdown_signal() => None,
+        () = stop => None,
     };
     printer.abort();
     // The history is written however the run ended, with the rounds done.

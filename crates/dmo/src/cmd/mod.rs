@@ -89,6 +89,28 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// [`shutdown_signal`] with its handlers installed now rather than when it
+/// is first polled: made before a listener opens, it catches a signal sent
+/// as soon as the port answers. Needs a tokio runtime.
+pub fn armed_shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let streams = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    );
+    async move {
+        match streams {
+            (Ok(mut term), Ok(mut interrupt)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = interrupt.recv() => {}
+                }
+            }
+            _ => shutdown_signal().await,
+        }
+    }
+}
+
 /// Runs the chosen subcommand and returns the process exit status.
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {

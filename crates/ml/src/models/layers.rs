@@ -1,13 +1,13 @@
-//! The convolution, ReLU-and-pooling and linear layers of [`Net`](super::Net),
-//! and the cross-entropy loss, as burn custom
-//! operations backed by [`crate::kernels`]: a backend extension implemented
-//! for the flex backend (the forward pass) and for autodiff on flex (the
-//! forward pass plus a backward step that computes all three gradients in
-//! one go). Burn's own modules hold the parameters, in PyTorch's layout for
-//! convolutions and burn's for linear layers, so weights load and save as
-//! before. A layer outside what the kernels cover (strided, dilated or
-//! grouped convolutions, asymmetric padding, no bias, other float types)
-//! runs on burn's generic implementation.
+//! The layers of [`Net`](super::Net) (convolutions, linear layers with or
+//! without their ReLU, ReLU with 2x2 max-pooling) and the cross-entropy loss
+//! as burn custom operations backed by [`crate::kernels`]: a backend
+//! extension implemented for the flex backend (the forward pass) and for
+//! autodiff on flex (the forward pass plus a backward step that computes
+//! every gradient in one go). Burn's own modules hold the parameters, in
+//! PyTorch's layout for convolutions and burn's for linear layers, so
+//! weights load and save as before. A layer outside what the kernels cover
+//! (strided, dilated or grouped convolutions, asymmetric padding, no bias,
+//! other float types) runs on burn's generic implementation.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -17,13 +17,11 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
-use burn::backend::ops::{ActivationOps, FloatTensorOps, ModuleOps};
+use burn::backend::ops::{ActivationOps, ModuleOps};
 use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{Autodiff, Backend, DType, Dispatch, Flex, TensorMetadata, backend_extension};
-use burn::module::{ModuleMapper, Param};
 use burn::nn::conv::Conv2d;
 use burn::nn::{Linear, PaddingConfig2d};
-use burn::optim::GradientsParams;
 use burn::tensor::activation::{self, log_softmax};
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Int, Tensor, TensorData};
@@ -120,12 +118,12 @@ pub(crate) fn cross_entropy(logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor
     ))
 }
 
-fn is_f32(tensors: &[&FlexTensor]) -> bool {
+pub(super) fn is_f32(tensors: &[&FlexTensor]) -> bool {
     tensors.iter().all(|t| t.dtype() == DType::F32)
 }
 
 /// The elements of an `f32` tensor in row-major order.
-fn values(t: &FlexTensor) -> Cow<'_, [f32]> {
+pub(super) fn values(t: &FlexTensor) -> Cow<'_, [f32]> {
     match t.as_slice::<f32>() {
         Some(slice) => Cow::Borrowed(slice),
         None => Cow::Owned(
@@ -463,57 +461,5 @@ impl<C: CheckpointStrategy> FastLayers for Autodiff<Flex, C> {
                 prep.finish(Flex::softmax_cross_entropy(logits.into_primitive(), labels))
             }
         }
-    }
-}
-
-/// Plain SGD's update on flex tensors.
-#[backend_extension(Flex)]
-pub trait FastSgd: Backend {
-    /// `param - lr * grad`, in place when nothing else holds `param`.
-    fn sgd_step(param: FloatTensor<Self>, grad: FloatTensor<Self>, lr: f64) -> FloatTensor<Self>;
-}
-
-impl FastSgd for Flex {
-    fn sgd_step(mut param: FlexTensor, grad: FlexTensor, lr: f64) -> FlexTensor {
-        let whole = param.is_contiguous()
-            && param.layout().start_offset() == 0
-            && param.bytes().len() == param.shape().num_elements() * size_of::<f32>();
-        if !is_f32(&[&param, &grad]) || !whole {
-            let delta = Flex::float_mul_scalar(grad, lr.into());
-            return Flex::float_sub(param, delta);
-        }
-        let grad = values(&grad);
-        kernels::sgd_step(param.storage_mut::<f32>(), &grad, lr as f32);
-        param
-    }
-}
-
-/// Plain SGD (no momentum, no weight decay) as a module mapper: each
-/// parameter with a gradient steps in one fused pass, in place where it
-/// can, instead of burn's optimizer's two (scale, then subtract).
-pub(crate) struct PlainSgd {
-    /// The gradients of the parameters, by id.
-    pub grads: GradientsParams,
-    /// The learning rate.
-    pub lr: f64,
-}
-
-impl ModuleMapper for PlainSgd {
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let (id, tensor, mapper) = param.consume();
-        let Some(grad) = self.grads.remove::<D>(id) else {
-            return Param::from_mapped_value(id, tensor, mapper);
-        };
-        let require_grad = tensor.is_require_grad();
-        let stepped: Tensor<D> = Tensor::from_dispatch(<Dispatch as FastSgd>::sgd_step(
-            tensor.inner().into_dispatch(),
-            grad.into_dispatch(),
-            self.lr,
-        ));
-        let mut updated = Tensor::from_inner(stepped);
-        if require_grad {
-            updated = updated.require_grad();
-        }
-        Param::from_mapped_value(id, updated, mapper)
     }
 }

@@ -9,6 +9,8 @@ pub(crate) mod layers;
 #[cfg(feature = "train")]
 mod net;
 #[cfg(feature = "train")]
+pub(crate) mod sgd;
+#[cfg(feature = "train")]
 mod weights;
 
 #[cfg(feature = "train")]
