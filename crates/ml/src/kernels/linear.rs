@@ -38,25 +38,20 @@ pub fn linear_forward(
     s: &LinearShape,
 ) -> Vec<f32> {
     check(s, x, weight);
-    // Into a column-major product, which gemm computes without copying
-    // (packing) the weights, then transposed.
-    let mut y_t = vec![0.0; s.batch * s.outputs];
-    matmul_col_major(
-        &mut y_t,
-        false,
+    let mut y = vec![0.0; s.batch * s.outputs];
+    if let Some(bias) = bias {
+        assert_eq!(bias.len(), s.outputs, "bias is not {s:?}");
+        for row in y.chunks_exact_mut(s.outputs.max(1)) {
+            row.copy_from_slice(bias);
+        }
+    }
+    matmul(
+        &mut y,
+        bias.is_some(),
         View::rows(x, s.batch, s.inputs),
         View::rows(weight, s.inputs, s.outputs),
         true,
     );
-    let mut y = transpose(&y_t, s.outputs, s.batch);
-    if let Some(bias) = bias {
-        assert_eq!(bias.len(), s.outputs, "bias is not {s:?}");
-        for row in y.chunks_exact_mut(s.outputs.max(1)) {
-            for (v, b) in row.iter_mut().zip(bias) {
-                *v += b;
-            }
-        }
-    }
     y
 }
 
