@@ -5,6 +5,7 @@
 
 use rayon::prelude::*;
 
+use super::buffer::par_vec;
 use super::matmul::{View, matmul, matmul_col_major, transpose};
 
 /// The sizes of one convolution over a batch.
@@ -201,7 +202,7 @@ pub fn conv2d_forward(x: &[f32], weight: &[f32], bias: &[f32], s: &ConvShape) ->
     check(s, x, weight);
     assert_eq!(bias.len(), s.out_channels, "bias is not {s:?}");
     let (k, n) = (s.patch_len(), s.pixels());
-    let mut out = vec![0.0; s.batch * s.out_channels * n];
+    let mut out = par_vec(s.batch * s.out_channels * n, 0.0);
     if s.batch == 0 || n == 0 {
         return out;
     }
@@ -288,7 +289,7 @@ pub fn conv2d_backward(
     let w_t = View::transposed(weight, k, o);
     // Without an input gradient, one placeholder element per image.
     let gx_len = if want_input { s.image_len() } else { 1 };
-    let mut gx = vec![0.0; s.batch * gx_len];
+    let mut gx = par_vec(s.batch * gx_len, 0.0);
     let sums = x
         .par_chunks_exact(s.image_len())
         .zip(grad.par_chunks_exact(o * n))

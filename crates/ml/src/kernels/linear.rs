@@ -1,6 +1,7 @@
 //! A linear layer `y = x W + b` in burn's layout (`W` is `[inputs, outputs]`),
 //! forward and backward, each product one multiply over the whole batch.
 
+use super::buffer::par_vec;
 use super::matmul::{View, matmul, matmul_col_major, transpose};
 
 /// The sizes of one linear layer over a batch.
@@ -72,7 +73,7 @@ pub fn linear_backward(
         "output gradient is not {s:?}"
     );
     let g = View::rows(grad, s.batch, s.outputs);
-    let mut gw = vec![0.0; weight.len()];
+    let mut gw = par_vec(weight.len(), 0.0);
     matmul(
         &mut gw,
         false,

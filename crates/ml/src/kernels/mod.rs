@@ -7,6 +7,7 @@
 //! transposed operands are read through strides, never copied.
 //! [`crate::models`] wires them into burn's autodiff as custom operations.
 
+mod buffer;
 mod conv;
 mod linear;
 mod loss;

@@ -6,6 +6,8 @@
 
 use rayon::prelude::*;
 
+use super::buffer::par_vec;
+
 /// Marks an output whose four inputs were all at most zero: the ReLU
 /// passes no gradient back.
 const INACTIVE: u8 = 4;
@@ -46,8 +48,8 @@ pub struct PoolChoices {
 pub fn relu_max_pool2_forward(x: &[f32], s: &PoolShape) -> (Vec<f32>, PoolChoices) {
     assert_eq!(x.len(), s.planes * s.height * s.width, "input is not {s:?}");
     let n = s.out_len();
-    let mut y = vec![0.0; s.planes * n];
-    let mut chosen = vec![INACTIVE; s.planes * n];
+    let mut y = par_vec(s.planes * n, 0.0);
+    let mut chosen = par_vec(s.planes * n, INACTIVE);
     if n > 0 {
         y.par_chunks_exact_mut(n)
             .zip(chosen.par_chunks_exact_mut(n))
@@ -90,7 +92,7 @@ pub fn relu_max_pool2_backward(grad: &[f32], choices: &PoolChoices) -> Vec<f32> 
     let s = choices.shape;
     let n = s.out_len();
     assert_eq!(grad.len(), s.planes * n, "output gradient is not {s:?}");
-    let mut gx = vec![0.0; s.planes * s.height * s.width];
+    let mut gx = par_vec(s.planes * s.height * s.width, 0.0);
     if n == 0 {
         return gx;
     }
