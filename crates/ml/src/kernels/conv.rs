@@ -7,6 +7,7 @@ use rayon::prelude::*;
 
 use super::buffer::par_vec;
 use super::matmul::{View, matmul, matmul_col_major, transpose};
+use super::pool::{INACTIVE, PoolChoices, PoolShape, pool_plane, unpool_plane};
 
 /// The sizes of one convolution over a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,32 +197,64 @@ fn check(s: &ConvShape, x: &[f32], weight: &[f32]) {
     );
 }
 
-/// The convolution of `x` (NCHW) with `weight` (OIHW) plus `bias` (one per
-/// output channel): NCHW, `[batch, out_channels, OH, OW]`.
-pub fn conv2d_forward(x: &[f32], weight: &[f32], bias: &[f32], s: &ConvShape) -> Vec<f32> {
+/// The pooling after the convolution `s`: one plane per image and output
+/// channel.
+fn pool_shape(s: &ConvShape) -> PoolShape {
+    let [height, width] = s.out();
+    PoolShape {
+        planes: s.batch * s.out_channels,
+        height,
+        width,
+    }
+}
+
+/// `MaxPool2d(2)(relu(conv(x)))`: the convolution of `x` (NCHW) with
+/// `weight` (OIHW) plus `bias` (one per output channel), then ReLU and 2x2
+/// max-pooling, one image at a time, so that the convolution's output
+/// never leaves the cache. Returns the pooled output, NCHW
+/// `[batch, out_channels, OH/2, OW/2]`, and which input each output took.
+pub fn conv2d_relu_pool_forward(
+    x: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    s: &ConvShape,
+) -> (Vec<f32>, PoolChoices) {
     check(s, x, weight);
     assert_eq!(bias.len(), s.out_channels, "bias is not {s:?}");
-    let (k, n) = (s.patch_len(), s.pixels());
-    let mut out = par_vec(s.batch * s.out_channels * n, 0.0);
-    if s.batch == 0 || n == 0 {
-        return out;
+    let (k, n, o) = (s.patch_len(), s.pixels(), s.out_channels);
+    let pool = pool_shape(s);
+    let pooled = o * pool.out_len();
+    let mut out = par_vec(s.batch * pooled, 0.0);
+    let mut chosen = par_vec(s.batch * pooled, INACTIVE);
+    if pooled > 0 {
+        let w = View::rows(weight, o, k);
+        out.par_chunks_exact_mut(pooled)
+            .zip(chosen.par_chunks_exact_mut(pooled))
+            .zip(x.par_chunks_exact(s.image_len()))
+            .with_min_len(images_per_task(s.batch))
+            .for_each_init(
+                || (Padded::input(s), vec![0.0; k * n], vec![0.0; o * n]),
+                |(padded, cols, y), ((out, chosen), image)| {
+                    padded.fill(image);
+                    padded.im2col(s.kernel, s.out(), [0, 0], cols);
+                    for (row, &b) in y.chunks_exact_mut(n).zip(bias) {
+                        row.fill(b);
+                    }
+                    matmul(y, true, w, View::rows(cols, k, n), false);
+                    let planes = y.chunks_exact(n).zip(out.chunks_exact_mut(pooled / o));
+                    for ((plane, out), chosen) in planes.zip(chosen.chunks_exact_mut(pooled / o)) {
+                        pool_plane(plane, &pool, out, chosen);
+                    }
+                },
+            );
     }
-    let w = View::rows(weight, s.out_channels, k);
-    out.par_chunks_exact_mut(s.out_channels * n)
-        .zip(x.par_chunks_exact(s.image_len()))
-        .with_min_len(images_per_task(s.batch))
-        .for_each_init(
-            || (Padded::input(s), vec![0.0; k * n]),
-            |(padded, cols), (y, image)| {
-                padded.fill(image);
-                padded.im2col(s.kernel, s.out(), [0, 0], cols);
-                for (row, &b) in y.chunks_exact_mut(n).zip(bias) {
-                    row.fill(b);
-                }
-                matmul(y, true, w, View::rows(cols, k, n), false);
-            },
-        );
-    out
+    (
+        out,
+        PoolChoices {
+            shape: pool,
+            chosen,
+        },
+    )
 }
 
 /// Weight and bias gradients summed over some images, with the scratch
@@ -234,6 +267,8 @@ struct ParamSums {
     bias: Vec<f32>,
     padded: Padded,
     cols: Vec<f32>,
+    /// One image's gradient with respect to the convolution's output.
+    grad: Vec<f32>,
     /// The padded input gradient, when wanted.
     padded_grad: Option<Padded>,
 }
@@ -245,6 +280,7 @@ impl ParamSums {
             bias: vec![0.0; s.out_channels],
             padded: Padded::input(s),
             cols: vec![0.0; s.patch_len() * s.pixels()],
+            grad: vec![0.0; s.out_channels * s.pixels()],
             padded_grad: want_input.then(|| Padded::input(s)),
         }
     }
@@ -274,30 +310,48 @@ fn lane_sum(v: &[f32]) -> f32 {
     lanes.iter().sum::<f32>() + tail
 }
 
-/// The gradients of [`conv2d_forward`] given the output's gradient `grad`
-/// (NCHW); the input's only when `want_input` (a first layer's input needs none).
-pub fn conv2d_backward(
+/// The gradients of [`conv2d_relu_pool_forward`] given the pooled output's
+/// gradient `grad` (NCHW) and the forward pass's `choices`; the input's only
+/// when `want_input` (a first layer's input needs none).
+pub fn conv2d_relu_pool_backward(
     x: &[f32],
     weight: &[f32],
     grad: &[f32],
+    choices: &PoolChoices,
     s: &ConvShape,
     want_input: bool,
 ) -> ConvGrads {
     check(s, x, weight);
     let (k, n, o) = (s.patch_len(), s.pixels(), s.out_channels);
-    assert_eq!(grad.len(), s.batch * o * n, "output gradient is not {s:?}");
+    let pool = pool_shape(s);
+    assert_eq!(choices.shape, pool, "pooling choices are not {s:?}");
+    let pooled = pool.out_len();
+    assert_eq!(
+        grad.len(),
+        s.batch * o * pooled,
+        "output gradient is not {s:?}"
+    );
     let w_t = View::transposed(weight, k, o);
     // Without an input gradient, one placeholder element per image.
     let gx_len = if want_input { s.image_len() } else { 1 };
     let mut gx = par_vec(s.batch * gx_len, 0.0);
     let sums = x
         .par_chunks_exact(s.image_len())
-        .zip(grad.par_chunks_exact(o * n))
+        .zip(grad.par_chunks_exact(o * pooled.max(1)))
+        .zip(choices.chosen.par_chunks_exact(o * pooled.max(1)))
         .zip(gx.par_chunks_exact_mut(gx_len))
         .with_min_len(images_per_task(s.batch))
         .fold(
             || ParamSums::new(s, want_input),
-            |mut acc, ((image, g), gx)| {
+            |mut acc, (((image, g_pooled), chosen), gx)| {
+                let planes = acc.grad.chunks_exact_mut(n);
+                let pooled_planes = g_pooled
+                    .chunks(pooled.max(1))
+                    .zip(chosen.chunks(pooled.max(1)));
+                for (plane, (g, chosen)) in planes.zip(pooled_planes) {
+                    unpool_plane(g, chosen, &pool, plane);
+                }
+                let g = &acc.grad;
                 acc.padded.fill(image);
                 acc.padded.im2col(s.kernel, s.out(), [0, 0], &mut acc.cols);
                 let cols_t = View::transposed(&acc.cols, n, k);
@@ -402,24 +456,45 @@ mod tests {
         }
     }
 
+    /// ReLU and 2x2 max-pooling of NCHW `y` by their definition, and for
+    /// each input whether it takes its output's gradient (the first
+    /// largest of its block, when positive).
+    fn naive_relu_pool(y: &[f32], s: &ConvShape) -> (Vec<f32>, Vec<bool>) {
+        let [oh, ow] = s.out();
+        let mut pooled = Vec::new();
+        let mut takes = vec![false; y.len()];
+        for plane in 0..s.batch * s.out_channels {
+            for py in 0..oh / 2 {
+                for px in 0..ow / 2 {
+                    let at = |dy, dx| plane * oh * ow + (2 * py + dy) * ow + 2 * px + dx;
+                    let block = [at(0, 0), at(0, 1), at(1, 0), at(1, 1)];
+                    let best = block.into_iter().fold(0.0f32, |m, i| m.max(y[i]));
+                    pooled.push(best);
+                    if let Some(&i) = block.iter().find(|&&i| y[i] == best && best > 0.0) {
+                        takes[i] = true;
+                    }
+                }
+            }
+        }
+        (pooled, takes)
+    }
+
     #[test]
-    fn forward_matches_the_definition() {
+    fn forward_is_convolution_relu_and_pooling_by_their_definitions() {
         for s in shapes() {
             let [o, c, k] = [s.out_channels, s.in_channels, s.kernel[0] * s.kernel[1]];
             let x = values(s.batch * s.image_len(), 1);
             let w = values(o * c * k, 2);
             let b = values(o, 3);
-            assert_close(
-                &conv2d_forward(&x, &w, &b, &s),
-                &naive_forward(&x, &w, &b, &s),
-            );
+            let (want, _) = naive_relu_pool(&naive_forward(&x, &w, &b, &s), &s);
+            assert_close(&conv2d_relu_pool_forward(&x, &w, &b, &s).0, &want);
         }
     }
 
-    /// The backward pass is the transpose of the forward one: for any output
-    /// gradient `g`, `<g, conv(x + e_i)> - <g, conv(x)>` is the input
-    /// gradient's entry `i`, and likewise for weights and bias (the
-    /// convolution is linear in each, so the difference is exact).
+    /// The convolution is linear in its input, weights and bias, so with
+    /// the convolution output's gradient `g` (the pooled gradient routed to
+    /// the inputs that took it), `<g, conv(x + e_i)> - <g, conv(x)>` is the
+    /// input gradient's entry `i`, and likewise for weights and bias.
     #[test]
     fn backward_is_the_forward_pass_differentiated() {
         for s in shapes() {
@@ -428,14 +503,29 @@ mod tests {
             let w = values(o * c * k, 5);
             let b = values(o, 6);
             let y = naive_forward(&x, &w, &b, &s);
-            let g = values(y.len(), 7);
+            let (pooled, takes) = naive_relu_pool(&y, &s);
+            let g_pooled = values(pooled.len(), 7);
+            let [oh, ow] = s.out();
+            let g: Vec<f32> = (0..y.len())
+                .map(|i| {
+                    let (plane, at) = (i / (oh * ow), i % (oh * ow));
+                    let (py, px) = (at / ow / 2, at % ow / 2);
+                    let inside = py < oh / 2 && px < ow / 2;
+                    if takes[i] && inside {
+                        g_pooled[(plane * (oh / 2) + py) * (ow / 2) + px]
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
             let dot = |y2: &[f32]| -> f32 {
                 g.iter()
                     .zip(y2.iter().zip(&y))
                     .map(|(g, (a, b))| g * (a - b))
                     .sum()
             };
-            let grads = conv2d_backward(&x, &w, &g, &s, true);
+            let (_, choices) = conv2d_relu_pool_forward(&x, &w, &b, &s);
+            let grads = conv2d_relu_pool_backward(&x, &w, &g_pooled, &choices, &s, true);
             let bump = |v: &[f32], i: usize| {
                 let mut v = v.to_vec();
                 v[i] += 1.0;
@@ -450,10 +540,14 @@ mod tests {
             let gb: Vec<f32> = (0..b.len())
                 .map(|i| dot(&naive_forward(&x, &w, &bump(&b, i), &s)))
                 .collect();
+            assert!(
+                g.iter().any(|&v| v != 0.0),
+                "some gradient reaches the convolution"
+            );
             assert_close(grads.input.as_deref().expect("asked for"), &gx);
             assert_close(&grads.weight, &gw);
             assert_close(&grads.bias, &gb);
-            let params_only = conv2d_backward(&x, &w, &g, &s, false);
+            let params_only = conv2d_relu_pool_backward(&x, &w, &g_pooled, &choices, &s, false);
             assert!(params_only.input.is_none());
             assert_close(&params_only.weight, &gw);
             assert_close(&params_only.bias, &gb);

@@ -1,5 +1,5 @@
-//! The layers of [`Net`](super::Net) (convolutions, linear layers with or
-//! without their ReLU, ReLU with 2x2 max-pooling) and the cross-entropy loss
+//! The layers of [`Net`](super::Net) (convolutions with their ReLU and 2x2
+//! max-pooling, linear layers with or without their ReLU) and the cross-entropy loss
 //! as burn custom operations backed by [`crate::kernels`]: a backend
 //! extension implemented for the flex backend (the forward pass) and for
 //! autodiff on flex (the forward pass plus a backward step that computes
@@ -23,17 +23,19 @@ use burn::backend::{Autodiff, Backend, DType, Dispatch, Flex, TensorMetadata, ba
 use burn::nn::conv::Conv2d;
 use burn::nn::{Linear, PaddingConfig2d};
 use burn::tensor::activation::{self, log_softmax};
-use burn::tensor::ops::ConvOptions;
+use burn::tensor::module::max_pool2d;
+use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
 use burn::tensor::{Int, Tensor, TensorData};
 
-use crate::kernels::{self, ConvShape, LinearShape, PoolChoices, PoolShape};
+use crate::kernels::{self, ConvShape, LinearShape, PoolChoices};
 
 /// Layers with a fast CPU path.
 #[backend_extension(Flex, Autodiff)]
 pub trait FastLayers: Backend {
     /// A stride-1 convolution of NCHW `x` with OIHW `weight`, plus `bias`,
-    /// padded by `padding` (rows, columns) on both sides.
-    fn conv2d_stride1(
+    /// padded by `padding` (rows, columns) on both sides, then ReLU and 2x2
+    /// max-pooling with stride 2 (floor mode).
+    fn conv2d_relu_pool(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
@@ -49,9 +51,6 @@ pub trait FastLayers: Backend {
         relu: bool,
     ) -> FloatTensor<Self>;
 
-    /// ReLU, then 2x2 max-pooling with stride 2 (floor mode), of NCHW `x`.
-    fn relu_max_pool2(x: FloatTensor<Self>) -> FloatTensor<Self>;
-
     /// The mean softmax cross-entropy (`[1]`) of `logits` `[rows, classes]`
     /// against `labels` `[rows]`.
     fn softmax_cross_entropy(
@@ -60,8 +59,9 @@ pub trait FastLayers: Backend {
     ) -> FloatTensor<Self>;
 }
 
-/// `conv.forward(x)`, on the fast kernels where they apply.
-pub(crate) fn conv2d(x: Tensor<4>, conv: &Conv2d) -> Tensor<4> {
+/// `MaxPool2d(2)(relu(conv.forward(x)))`, on the fast kernels where they
+/// apply.
+pub(crate) fn conv_relu_pool(x: Tensor<4>, conv: &Conv2d) -> Tensor<4> {
     let padding = match conv.padding {
         PaddingConfig2d::Valid => Some([0, 0]),
         PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => {
@@ -72,14 +72,17 @@ pub(crate) fn conv2d(x: Tensor<4>, conv: &Conv2d) -> Tensor<4> {
     let plain = conv.stride == [1, 1] && conv.dilation == [1, 1] && conv.groups == 1;
     match (&conv.bias, padding) {
         (Some(bias), Some(padding)) if plain => {
-            Tensor::from_dispatch(<Dispatch as FastLayers>::conv2d_stride1(
+            Tensor::from_dispatch(<Dispatch as FastLayers>::conv2d_relu_pool(
                 x.into_dispatch(),
                 conv.weight.val().into_dispatch(),
                 bias.val().into_dispatch(),
                 padding,
             ))
         }
-        _ => conv.forward(x),
+        _ => max_pool2d(
+            activation::relu(conv.forward(x)),
+            MaxPoolOptions::new([2, 2]),
+        ),
     }
 }
 
@@ -96,11 +99,6 @@ pub(crate) fn linear(x: Tensor<2>, layer: &Linear, relu: bool) -> Tensor<2> {
         None if relu => activation::relu(layer.forward(x)),
         None => layer.forward(x),
     }
-}
-
-/// `MaxPool2d(2)(relu(x))`.
-pub(crate) fn relu_max_pool2(x: Tensor<4>) -> Tensor<4> {
-    Tensor::from_dispatch(<Dispatch as FastLayers>::relu_max_pool2(x.into_dispatch()))
 }
 
 /// The mean cross-entropy of `logits` `[b, classes]` against `labels` `[b]`.
@@ -166,18 +164,12 @@ fn conv_shape(x: &FlexTensor, weight: &FlexTensor, padding: [usize; 2]) -> ConvS
     }
 }
 
-fn pool_shape(x: &FlexTensor) -> PoolShape {
-    let [batch, channels, height, width] = x.shape().dims();
-    PoolShape {
-        planes: batch * channels,
-        height,
-        width,
-    }
-}
-
-fn pooled_dims(x: &FlexTensor) -> [usize; 4] {
-    let [batch, channels, height, width] = x.shape().dims();
-    [batch, channels, height / 2, width / 2]
+/// The dimensions of [`FastLayers::conv2d_relu_pool`]'s output.
+fn pooled_dims(s: &ConvShape) -> [usize; 4] {
+    let [h, w] = s
+        .output_size()
+        .expect("burn's shape checks refuse a kernel larger than the padded input");
+    [s.batch, s.out_channels, h / 2, w / 2]
 }
 
 fn linear_shape(x: &FlexTensor, weight: &FlexTensor) -> LinearShape {
@@ -191,7 +183,7 @@ fn linear_shape(x: &FlexTensor, weight: &FlexTensor) -> LinearShape {
 }
 
 impl FastLayers for Flex {
-    fn conv2d_stride1(
+    fn conv2d_relu_pool(
         x: FlexTensor,
         weight: FlexTensor,
         bias: FlexTensor,
@@ -199,14 +191,13 @@ impl FastLayers for Flex {
     ) -> FlexTensor {
         if !is_f32(&[&x, &weight, &bias]) {
             let options = ConvOptions::new([1, 1], padding, [1, 1], 1);
-            return Flex::conv2d(x, weight, Some(bias), options);
+            let y = Flex::relu(Flex::conv2d(x, weight, Some(bias), options));
+            return Flex::max_pool2d(y, [2, 2], [2, 2], [0, 0], [1, 1], false);
         }
         let s = conv_shape(&x, &weight, padding);
-        let [oh, ow] = s
-            .output_size()
-            .expect("burn's shape checks refuse a kernel larger than the padded input");
-        let y = kernels::conv2d_forward(&values(&x), &values(&weight), &values(&bias), &s);
-        tensor(y, [s.batch, s.out_channels, oh, ow])
+        let (y, _) =
+            kernels::conv2d_relu_pool_forward(&values(&x), &values(&weight), &values(&bias), &s);
+        tensor(y, pooled_dims(&s))
     }
 
     fn linear_layer(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, relu: bool) -> FlexTensor {
@@ -223,14 +214,6 @@ impl FastLayers for Flex {
         tensor(y, [s.batch, s.outputs])
     }
 
-    fn relu_max_pool2(x: FlexTensor) -> FlexTensor {
-        if !is_f32(&[&x]) {
-            return Flex::max_pool2d(Flex::relu(x), [2, 2], [2, 2], [0, 0], [1, 1], false);
-        }
-        let (y, _) = kernels::relu_max_pool2_forward(&values(&x), &pool_shape(&x));
-        tensor(y, pooled_dims(&x))
-    }
-
     fn softmax_cross_entropy(logits: FlexTensor, labels: FlexTensor) -> FlexTensor {
         let [_, classes] = logits.shape().dims();
         let (mean, _) =
@@ -239,23 +222,24 @@ impl FastLayers for Flex {
     }
 }
 
-/// The backward step of [`FastLayers::conv2d_stride1`]; its state is the
-/// input, the weights and the padding.
+/// The backward step of [`FastLayers::conv2d_relu_pool`]; its state is the
+/// input, the weights, the padding and which input each pooled output took.
 #[derive(Debug)]
-struct ConvBackward;
+struct ConvPoolBackward;
 
-impl Backward<Flex, 3> for ConvBackward {
-    type State = (FlexTensor, FlexTensor, [usize; 2]);
+impl Backward<Flex, 3> for ConvPoolBackward {
+    type State = (FlexTensor, FlexTensor, [usize; 2], Arc<PoolChoices>);
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [node_x, node_weight, node_bias] = ops.parents;
         let grad = grads.consume::<Flex>(&ops.node);
-        let (x, weight, padding) = ops.state;
+        let (x, weight, padding, choices) = ops.state;
         let s = conv_shape(&x, &weight, padding);
-        let g = kernels::conv2d_backward(
+        let g = kernels::conv2d_relu_pool_backward(
             &values(&x),
             &values(&weight),
             &values(&grad),
+            &choices,
             &s,
             node_x.is_some(),
         );
@@ -308,25 +292,6 @@ impl Backward<Flex, 3> for LinearBackward {
     }
 }
 
-/// The backward step of [`FastLayers::relu_max_pool2`]; its state is which
-/// input each output took, and the input's dimensions.
-#[derive(Debug)]
-struct PoolBackward;
-
-impl Backward<Flex, 1> for PoolBackward {
-    type State = (Arc<PoolChoices>, [usize; 4]);
-
-    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [node_x] = ops.parents;
-        let grad = grads.consume::<Flex>(&ops.node);
-        let (choices, dims) = ops.state;
-        if let Some(node) = node_x {
-            let gx = kernels::relu_max_pool2_backward(&values(&grad), &choices);
-            grads.register::<Flex>(node.id, tensor(gx, dims));
-        }
-    }
-}
-
 /// The backward step of [`FastLayers::softmax_cross_entropy`]; its state
 /// is the softmax probabilities, the labels and the logits' dimensions.
 #[derive(Debug)]
@@ -348,7 +313,7 @@ impl Backward<Flex, 1> for CrossEntropyBackward {
 }
 
 impl<C: CheckpointStrategy> FastLayers for Autodiff<Flex, C> {
-    fn conv2d_stride1(
+    fn conv2d_relu_pool(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
@@ -356,24 +321,28 @@ impl<C: CheckpointStrategy> FastLayers for Autodiff<Flex, C> {
     ) -> FloatTensor<Self> {
         if !is_f32(&[x.primitive(), weight.primitive(), bias.primitive()]) {
             let options = ConvOptions::new([1, 1], padding, [1, 1], 1);
-            return <Self as ModuleOps<Self>>::conv2d(x, weight, Some(bias), options);
+            let y = <Self as ModuleOps<Self>>::conv2d(x, weight, Some(bias), options);
+            let y = <Self as ActivationOps<Self>>::relu(y);
+            return <Self as ModuleOps<Self>>::max_pool2d(y, [2, 2], [2, 2], [0, 0], [1, 1], false);
         }
-        let prep = ConvBackward
+        let prep = ConvPoolBackward
             .prepare::<C>([x.node(), weight.node(), bias.node()])
             .compute_bound()
             .stateful();
         match prep {
             OpsKind::Tracked(prep) => {
-                let state = (x.primitive().clone(), weight.primitive().clone(), padding);
-                let y = Flex::conv2d_stride1(
-                    x.into_primitive(),
-                    weight.into_primitive(),
-                    bias.into_primitive(),
-                    padding,
+                let (input, w) = (x.primitive(), weight.primitive());
+                let s = conv_shape(input, w, padding);
+                let (y, choices) = kernels::conv2d_relu_pool_forward(
+                    &values(input),
+                    &values(w),
+                    &values(bias.primitive()),
+                    &s,
                 );
-                prep.finish(state, y)
+                let state = (input.clone(), w.clone(), padding, Arc::new(choices));
+                prep.finish(state, tensor(y, pooled_dims(&s)))
             }
-            OpsKind::UnTracked(prep) => prep.finish(Flex::conv2d_stride1(
+            OpsKind::UnTracked(prep) => prep.finish(Flex::conv2d_relu_pool(
                 x.into_primitive(),
                 weight.into_primitive(),
                 bias.into_primitive(),
@@ -417,28 +386,6 @@ impl<C: CheckpointStrategy> FastLayers for Autodiff<Flex, C> {
                 bias.into_primitive(),
                 relu,
             )),
-        }
-    }
-
-    fn relu_max_pool2(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        if !is_f32(&[x.primitive()]) {
-            let x = <Self as ActivationOps<Self>>::relu(x);
-            return <Self as ModuleOps<Self>>::max_pool2d(x, [2, 2], [2, 2], [0, 0], [1, 1], false);
-        }
-        match PoolBackward
-            .prepare::<C>([x.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let input = x.primitive();
-                let (y, choices) =
-                    kernels::relu_max_pool2_forward(&values(input), &pool_shape(input));
-                let dims = pooled_dims(input);
-                let state = (Arc::new(choices), input.shape().dims());
-                prep.finish(state, tensor(y, dims))
-            }
-            OpsKind::UnTracked(prep) => prep.finish(Flex::relu_max_pool2(x.into_primitive())),
         }
     }
 

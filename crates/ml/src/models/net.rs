@@ -117,7 +117,7 @@ impl Net {
             } = self.input;
             let mut t: Tensor<4> = h.reshape([batch, channels, height, width]);
             for conv in &self.convs {
-                t = layers::relu_max_pool2(layers::conv2d(t, conv));
+                t = layers::conv_relu_pool(t, conv);
             }
             h = t.flatten(1, 3);
         }
