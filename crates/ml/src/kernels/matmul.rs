@@ -85,7 +85,13 @@ pub(crate) fn matmul_col_major(
 /// Products with fewer multiply-adds run on one thread even when asked to
 /// run in parallel: waking a second thread costs more than it saves below
 /// this size.
-const SPLIT_MACS: usize = 1 << 22;
+const SPLIT_MACS: usize = 1 << 20;
+
+/// Rows (row-major) or columns (column-major) of the destination a
+/// thread's block holds at least, and terms each element sums at least, for
+/// a product to be split: thinner blocks waste gemm's 16-wide vectors, and
+/// a product with fewer terms is bound by writing its destination.
+const MIN_BLOCK: usize = 16;
 
 /// From this size on a parallel product runs gemm's own parallel loop.
 /// Below it, each thread multiplies one block of the destination with a
@@ -111,7 +117,10 @@ fn product(dst: &mut [f32], col_major: bool, accumulate: bool, a: View, b: View,
     }
     let threads = rayon::current_num_threads();
     let macs = m * n * k;
-    if !parallel || threads == 1 || macs < SPLIT_MACS {
+    // The dimension a block takes a share of.
+    let split = if col_major { n } else { m };
+    let thin = split < MIN_BLOCK * threads || k < MIN_BLOCK;
+    if !parallel || threads == 1 || macs < SPLIT_MACS || thin {
         gemm_into(dst, col_major, accumulate, a, b, Parallelism::None);
     } else if macs >= GEMM_PARALLEL_MACS {
         gemm_into(
