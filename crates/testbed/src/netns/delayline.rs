@@ -19,9 +19,9 @@
 //! about 0.1 ms after it is due; on a busy one, later by the scheduler's
 //! latency.
 //!
-//! Its threads ask for real-time scheduling (`SCHED_FIFO` at
-//! [`REALTIME_PRIORITY`], which root has), so that FL clients training on
-//! the same cores do not delay frames; [`LineStats::realtime`] says
+//! Its threads ask for real-time scheduling (`SCHED_FIFO`, which root has:
+//! readers at [`REALTIME_PRIORITY`], writers at [`WRITER_PRIORITY`]), so
+//! that FL clients training on the same cores do not delay frames; [`LineStats::realtime`] says
 //! whether every thread got it.
 //!
 //! Bandwidth is not shaped here: put a `tbf` or `htb` qdisc on the TAP
@@ -55,9 +55,15 @@ pub const QUEUE_HEADROOM_BYTES: usize = 256 * 1024;
 pub const MAX_QUEUE_BYTES: usize = 64 * 1024 * 1024;
 /// How late a frame may leave before it counts in [`DirectionStats::late`].
 pub const LATE: Duration = Duration::from_millis(1);
-/// The `SCHED_FIFO` priority of a line's threads: above every ordinary
-/// process, below the kernel's own real-time threads (99).
+/// The `SCHED_FIFO` priority of a line's readers and of the TAP devices'
+/// receive threads: above every ordinary process, below the kernel's own
+/// real-time threads (99).
 pub const REALTIME_PRIORITY: i32 = 50;
+/// The `SCHED_FIFO` priority of a line's writers, above
+/// [`REALTIME_PRIORITY`]: a receive thread runs the bridge, the qdiscs and
+/// a host's stack for a whole batch of frames, and at equal priority a
+/// writer whose frame falls due meanwhile waits until it yields.
+pub const WRITER_PRIORITY: i32 = REALTIME_PRIORITY + 10;
 /// The longest delay a line accepts.
 pub const MAX_DELAY: Duration = Duration::from_secs(10);
 
@@ -273,14 +279,14 @@ impl DelayLine {
             let reader = {
                 let (shared, src) = (line.shared.clone(), src.clone());
                 move || {
-                    shared.realtime();
+                    shared.realtime(REALTIME_PRIORITY);
                     read_loop(&shared, d, &src, rng);
                 }
             };
             let writer = {
                 let (shared, dst) = (line.shared.clone(), dst.clone());
                 move || {
-                    shared.realtime();
+                    shared.realtime(WRITER_PRIORITY);
                     write_loop(&shared, d, &dst);
                 }
             };
@@ -393,11 +399,11 @@ struct Shared {
 }
 
 impl Shared {
-    /// Puts the calling thread at [`REALTIME_PRIORITY`] under `SCHED_FIFO`;
-    /// counts it in `ordinary` when the kernel refuses (no CAP_SYS_NICE).
-    fn realtime(&self) {
+    /// Puts the calling thread at `priority` under `SCHED_FIFO`; counts it
+    /// in `ordinary` when the kernel refuses (no CAP_SYS_NICE).
+    fn realtime(&self, priority: i32) {
         let param = libc::sched_param {
-            sched_priority: REALTIME_PRIORITY,
+            sched_priority: priority,
         };
         // SAFETY: pthread_self names the calling thread; param outlives the call.
         let e =
