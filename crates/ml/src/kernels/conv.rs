@@ -103,27 +103,28 @@ impl Padded {
         ]
     }
 
+    /// The rows of each plane that hold the image, not the padding.
+    fn interior_rows(&mut self) -> impl Iterator<Item = &mut [f32]> {
+        let ([ph, pw], [h, w], [ah, aw]) = (self.padding, self.inner, self.outer());
+        self.data
+            .chunks_exact_mut(ah * aw)
+            .flat_map(move |plane| plane.chunks_exact_mut(aw).skip(ph).take(h))
+            .map(move |row| &mut row[pw..pw + w])
+    }
+
     /// Copies `image` (`[C, H, W]`) inside the (untouched, zero) borders.
     fn fill(&mut self, image: &[f32]) {
-        let ([ph, pw], [h, w], [ah, aw]) = (self.padding, self.inner, self.outer());
-        let rows = self
-            .data
-            .chunks_exact_mut(ah * aw)
-            .flat_map(|plane| plane.chunks_exact_mut(aw).skip(ph).take(h));
-        for (row, src) in rows.zip(image.chunks_exact(w)) {
-            row[pw..pw + w].copy_from_slice(src);
+        let w = self.inner[1];
+        for (row, src) in self.interior_rows().zip(image.chunks_exact(w)) {
+            row.copy_from_slice(src);
         }
     }
 
     /// Copies the inside back out to `image`, dropping the borders.
-    fn crop_into(&self, image: &mut [f32]) {
-        let ([ph, pw], [h, w], [ah, aw]) = (self.padding, self.inner, self.outer());
-        let rows = self
-            .data
-            .chunks_exact(ah * aw)
-            .flat_map(|plane| plane.chunks_exact(aw).skip(ph).take(h));
-        for (row, dst) in rows.zip(image.chunks_exact_mut(w)) {
-            dst.copy_from_slice(&row[pw..pw + w]);
+    fn crop_into(&mut self, image: &mut [f32]) {
+        let w = self.inner[1];
+        for (row, dst) in self.interior_rows().zip(image.chunks_exact_mut(w)) {
+            dst.copy_from_slice(row);
         }
     }
 
