@@ -153,7 +153,6 @@ fn product(dst: &mut [f32], col_major: bool, accumulate: bool, a: View, b: View,
 }
 
 /// One gemm call: `dst (+)= a * b` with `parallelism`.
-#[inline(always)]
 fn gemm_into(
     dst: &mut [f32],
     col_major: bool,
@@ -261,8 +260,9 @@ mod tests {
         assert_eq!(transpose(&col_major, n, m), want);
     }
 
-    /// Products large enough to be split over threads, row-major and
-    /// column-major, plain and accumulated, agree with one thread's.
+    /// Products large enough to be split over threads, into row-major and
+    /// column-major destinations (accumulating onto them), agree with one
+    /// thread's.
     #[test]
     fn split_products_match_one_threads_product() {
         let pool = rayon::ThreadPoolBuilder::new()
