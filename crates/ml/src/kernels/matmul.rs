@@ -131,23 +131,21 @@ fn product(dst: &mut [f32], col_major: bool, accumulate: bool, a: View, b: View,
             b,
             Parallelism::Rayon(threads),
         );
-    } else if col_major {
-        // Blocks of whole columns, contiguous in a column-major `dst`.
-        let cols = n.div_ceil(threads);
-        dst.par_chunks_mut(cols * m)
-            .enumerate()
-            .for_each(|(i, block)| {
-                let b = b.columns(i * cols, block.len() / m);
-                gemm_into(block, true, accumulate, a, b, Parallelism::None);
-            });
     } else {
-        // Blocks of whole rows, contiguous in a row-major `dst`.
-        let rows = m.div_ceil(threads);
-        dst.par_chunks_mut(rows * n)
+        // Blocks of whole columns of a column-major `dst`, or of whole rows
+        // of a row-major one: contiguous either way.
+        let (lines, line_len) = if col_major { (n, m) } else { (m, n) };
+        let per_block = lines.div_ceil(threads);
+        dst.par_chunks_mut(per_block * line_len)
             .enumerate()
             .for_each(|(i, block)| {
-                let a = a.row_block(i * rows, block.len() / n);
-                gemm_into(block, false, accumulate, a, b, Parallelism::None);
+                let (first, count) = (i * per_block, block.len() / line_len);
+                let (a, b) = if col_major {
+                    (a, b.columns(first, count))
+                } else {
+                    (a.row_block(first, count), b)
+                };
+                gemm_into(block, col_major, accumulate, a, b, Parallelism::None);
             });
     }
 }
