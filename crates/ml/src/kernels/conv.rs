@@ -7,7 +7,9 @@ use rayon::prelude::*;
 
 use super::buffer::par_vec;
 use super::matmul::{View, matmul, matmul_col_major, transpose};
+use super::padded::Padded;
 use super::pool::{INACTIVE, PoolChoices, PoolShape, pool_plane, unpool_plane};
+use super::region::{Region, regions};
 
 /// The sizes of one convolution over a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,107 +72,6 @@ pub struct ConvGrads {
     pub bias: Vec<f32>,
 }
 
-/// A scratch copy of one image with zero padding around each plane,
-/// `[C, H + 2*PH, W + 2*PW]`, so that every window row is a plain slice.
-struct Padded {
-    data: Vec<f32>,
-    /// Height and width of the image inside.
-    inner: [usize; 2],
-    /// Rows above and below, columns left and right.
-    padding: [usize; 2],
-}
-
-impl Padded {
-    fn new(channels: usize, inner: [usize; 2], padding: [usize; 2]) -> Padded {
-        let plane = (inner[0] + 2 * padding[0]) * (inner[1] + 2 * padding[1]);
-        Padded {
-            data: vec![0.0; channels * plane],
-            inner,
-            padding,
-        }
-    }
-
-    /// A scratch for the input images of `s`, padded as `s` pads them.
-    fn input(s: &ConvShape) -> Padded {
-        Padded::new(s.in_channels, [s.height, s.width], s.padding)
-    }
-
-    /// Padded height and width.
-    fn outer(&self) -> [usize; 2] {
-        [
-            self.inner[0] + 2 * self.padding[0],
-            self.inner[1] + 2 * self.padding[1],
-        ]
-    }
-
-    /// The rows of each plane that hold the image, not the padding.
-    fn interior_rows(&mut self) -> impl Iterator<Item = &mut [f32]> {
-        let ([ph, pw], [h, w], [ah, aw]) = (self.padding, self.inner, self.outer());
-        self.data
-            .chunks_exact_mut(ah * aw)
-            .flat_map(move |plane| plane.chunks_exact_mut(aw).skip(ph).take(h))
-            .map(move |row| &mut row[pw..pw + w])
-    }
-
-    /// Copies `image` (`[C, H, W]`) inside the (untouched, zero) borders.
-    fn fill(&mut self, image: &[f32]) {
-        let w = self.inner[1];
-        for (row, src) in self.interior_rows().zip(image.chunks_exact(w)) {
-            row.copy_from_slice(src);
-        }
-    }
-
-    /// Copies the inside back out to `image`, dropping the borders.
-    fn crop_into(&mut self, image: &mut [f32]) {
-        let w = self.inner[1];
-        for (row, dst) in self.interior_rows().zip(image.chunks_exact_mut(w)) {
-            dst.copy_from_slice(row);
-        }
-    }
-
-    /// The adjoint of [`Padded::im2col`] at `start` zero: zeroes the
-    /// scratch, then adds each entry of `cols` onto the pixel it was read from.
-    fn col2im(&mut self, kernel: [usize; 2], out: [usize; 2], cols: &[f32]) {
-        let ([oh, ow], [kh, kw], [ah, aw]) = (out, kernel, self.outer());
-        self.data.fill(0.0);
-        let mut rows = cols.chunks_exact(oh * ow);
-        for plane in self.data.chunks_exact_mut(ah * aw) {
-            for ki in 0..kh {
-                for kj in 0..kw {
-                    let row = rows.next().expect("one im2col row per channel and offset");
-                    for (y, src) in row.chunks_exact(ow).enumerate() {
-                        let dst = &mut plane[(y + ki) * aw + kj..][..ow];
-                        for (d, v) in dst.iter_mut().zip(src) {
-                            *d += v;
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// The `kernel`-sized windows of each plane whose top left corners are
-    /// `start + (y, x)` for the `out` output pixels `(y, x)`: row
-    /// `(c, ki, kj)` of the `[C*KH*KW, OH*OW]` matrix `cols` holds, for each
-    /// output pixel, the padded pixel `(start + y + ki, start + x + kj)` of
-    /// channel `c`. Its product with `[O, C*KH*KW]` weights is a convolution.
-    fn im2col(&self, kernel: [usize; 2], out: [usize; 2], start: [usize; 2], cols: &mut [f32]) {
-        let ([oh, ow], [kh, kw], [_, aw]) = (out, kernel, self.outer());
-        let mut rows = cols.chunks_exact_mut(oh * ow);
-        for plane in self.data.chunks_exact(self.outer().iter().product()) {
-            for ki in 0..kh {
-                for kj in 0..kw {
-                    let row = rows.next().expect("one im2col row per channel and offset");
-                    for (y, dst) in row.chunks_exact_mut(ow).enumerate() {
-                        let from = (start[0] + y + ki) * aw + start[1] + kj;
-                        dst.copy_from_slice(&plane[from..from + ow]);
-                    }
-                }
-            }
-        }
-    }
-}
-
 /// How many images each rayon task takes at least:
 /// setting up a task's scratch space (about a megabyte, zeroed) pays off
 /// from about [`TASK_IMAGES`] images on, so a small batch is split once per
@@ -209,11 +110,126 @@ fn pool_shape(s: &ConvShape) -> PoolShape {
     }
 }
 
+/// The regions of `s`'s output (see [`super::region`]) with the weights
+/// each multiplies, as a left operand gemm reads without packing:
+/// column-major `[O, taps]` for the forward pass, row-major (so that its
+/// transpose is column-major) for the input gradient.
+struct Regions {
+    /// Each region, with its own copy of the weights when they are not a
+    /// slice of `weight`.
+    blocks: Vec<(Region, Option<Vec<f32>>)>,
+    /// The layer's weights, filters channel-last: `[KH*KW*C, O]` for the
+    /// forward pass, `[O, KH*KW*C]` for the input gradient.
+    weight: Vec<f32>,
+    forward: bool,
+    /// Pixels of the largest block.
+    max_pixels: usize,
+}
+
+impl Regions {
+    fn new(weight: &[f32], s: &ConvShape, forward: bool) -> Regions {
+        let (o, k) = (s.out_channels, s.patch_len());
+        let mut weight = channels_last(weight, s);
+        if forward {
+            weight = transpose(&weight, o, k);
+        }
+        let blocks: Vec<_> = regions(s)
+            .into_iter()
+            .map(|r| {
+                let copy = r.tap_range(s).is_none().then(|| {
+                    let mut copy = Vec::with_capacity(o * r.patch_len(s.in_channels));
+                    if forward {
+                        for run in r.tap_runs(s) {
+                            copy.extend_from_slice(&weight[run.start * o..run.end * o]);
+                        }
+                    } else {
+                        for filter in weight.chunks_exact(k) {
+                            for run in r.tap_runs(s) {
+                                copy.extend_from_slice(&filter[run]);
+                            }
+                        }
+                    }
+                    copy
+                });
+                (r, copy)
+            })
+            .collect();
+        let max_pixels = blocks.iter().map(|(r, _)| r.len()).max().unwrap_or(0);
+        Regions {
+            blocks,
+            weight,
+            forward,
+            max_pixels,
+        }
+    }
+
+    /// Region `r`'s weights, `[O, taps]`, with `copy` its own copy if any.
+    fn view<'a>(&'a self, r: &Region, copy: &'a Option<Vec<f32>>, s: &ConvShape) -> View<'a> {
+        let (o, k, k_r) = (s.out_channels, s.patch_len(), r.patch_len(s.in_channels));
+        match (copy, self.forward) {
+            (Some(w), true) => View::transposed(w, o, k_r),
+            (Some(w), false) => View::rows(w, o, k_r),
+            (None, forward) => {
+                let taps = r
+                    .tap_range(s)
+                    .expect("a region without a copy takes whole rows");
+                let all = if forward {
+                    View::transposed(&self.weight, o, k)
+                } else {
+                    View::rows(&self.weight, o, k)
+                };
+                all.columns(taps.start, k_r)
+            }
+        }
+    }
+}
+
+/// OIHW `weight` as `[O, KH, KW, C]`.
+fn channels_last(weight: &[f32], s: &ConvShape) -> Vec<f32> {
+    let (c, taps) = (s.in_channels, s.kernel[0] * s.kernel[1]);
+    let mut out = vec![0.0; weight.len()];
+    for (src, dst) in weight
+        .chunks_exact(c * taps)
+        .zip(out.chunks_exact_mut(c * taps))
+    {
+        for (ch, plane) in src.chunks_exact(taps).enumerate() {
+            for (t, &v) in plane.iter().enumerate() {
+                dst[t * c + ch] = v;
+            }
+        }
+    }
+    out
+}
+
+/// `[O, KH, KW, C]` weights back in OIHW order.
+fn channels_first(weight: &[f32], s: &ConvShape) -> Vec<f32> {
+    let (c, taps) = (s.in_channels, s.kernel[0] * s.kernel[1]);
+    let mut out = vec![0.0; weight.len()];
+    for (src, dst) in weight
+        .chunks_exact(c * taps)
+        .zip(out.chunks_exact_mut(c * taps))
+    {
+        for (ch, plane) in dst.chunks_exact_mut(taps).enumerate() {
+            for (t, v) in plane.iter_mut().enumerate() {
+                *v = src[t * c + ch];
+            }
+        }
+    }
+    out
+}
+
+/// A padded scratch for one input image of `s`.
+fn padded_input(s: &ConvShape) -> Padded {
+    Padded::new(s.in_channels, [s.height, s.width], s.padding)
+}
+
 /// `MaxPool2d(2)(relu(conv(x)))`: the convolution of `x` (NCHW) with
 /// `weight` (OIHW) plus `bias` (one per output channel), then ReLU and 2x2
 /// max-pooling, one image at a time, so that the convolution's output
 /// never leaves the cache. Returns the pooled output, NCHW
 /// `[batch, out_channels, OH/2, OW/2]`, and which input each output took.
+/// Each region of the output multiplies only the taps that read inside
+/// the image.
 pub fn conv2d_relu_pool_forward(
     x: &[f32],
     weight: &[f32],
@@ -228,20 +244,31 @@ pub fn conv2d_relu_pool_forward(
     let mut out = par_vec(s.batch * pooled, 0.0);
     let mut chosen = par_vec(s.batch * pooled, INACTIVE);
     if pooled > 0 {
-        let w = View::rows(weight, o, k);
+        let regions = Regions::new(weight, s, true);
+        let cols = k * regions.max_pixels;
         out.par_chunks_exact_mut(pooled)
             .zip(chosen.par_chunks_exact_mut(pooled))
             .zip(x.par_chunks_exact(s.image_len()))
             .with_min_len(images_per_task(s.batch))
             .for_each_init(
-                || (Padded::input(s), vec![0.0; k * n], vec![0.0; o * n]),
-                |(padded, cols, y), ((out, chosen), image)| {
+                || {
+                    let scratch = (vec![0.0; cols], vec![0.0; o * regions.max_pixels]);
+                    (padded_input(s), scratch, vec![0.0; o * n])
+                },
+                |(padded, (cols, block), y), ((out, chosen), image)| {
                     padded.fill(image);
-                    padded.im2col(s.kernel, s.out(), [0, 0], cols);
-                    for (row, &b) in y.chunks_exact_mut(n).zip(bias) {
-                        row.fill(b);
+                    for (r, copy) in &regions.blocks {
+                        let (k, len) = (r.patch_len(s.in_channels), r.len());
+                        let (cols, block) = (&mut cols[..k * len], &mut block[..o * len]);
+                        padded.im2col(r, cols);
+                        for pixel in block.chunks_exact_mut(o) {
+                            pixel.copy_from_slice(bias);
+                        }
+                        let w = regions.view(r, copy, s);
+                        let cols = View::transposed(cols, k, len);
+                        matmul_col_major(block, true, w, cols, false);
+                        r.scatter_pixels(block, s.out(), y);
                     }
-                    matmul(y, true, w, View::rows(cols, k, n), false);
                     let planes = y.chunks_exact(n).zip(out.chunks_exact_mut(pooled / o));
                     for ((plane, out), chosen) in planes.zip(chosen.chunks_exact_mut(pooled / o)) {
                         pool_plane(plane, &pool, out, chosen);
@@ -259,41 +286,83 @@ pub fn conv2d_relu_pool_forward(
 }
 
 /// Weight and bias gradients summed over some images, with the scratch
-/// space each image needs: its padded copy and im2col matrix, and for the
-/// input gradient the output gradient's.
+/// space each image needs: its padded copy and im2col matrix, its output
+/// gradient and a region's part of it, and for the input gradient its
+/// padded copy.
 struct ParamSums {
-    /// The weight gradient transposed, `[C*KH*KW, O]`: gemm accumulates into
-    /// it without packing the im2col matrix.
-    weight_t: Vec<f32>,
+    /// The weight gradient, `[O, KH*KW*C]` (channel-last filters).
+    weight: Vec<f32>,
     bias: Vec<f32>,
     padded: Padded,
+    /// The whole image's im2col matrix, then a region's gradient of it.
     cols: Vec<f32>,
     /// One image's gradient with respect to the convolution's output.
     grad: Vec<f32>,
+    /// A region's part of `grad`.
+    grad_block: Vec<f32>,
     /// The padded input gradient, when wanted.
     padded_grad: Option<Padded>,
 }
 
 impl ParamSums {
-    fn new(s: &ConvShape, want_input: bool) -> ParamSums {
+    fn new(s: &ConvShape, regions: &Regions, want_input: bool) -> ParamSums {
+        let o = s.out_channels;
         ParamSums {
-            weight_t: vec![0.0; s.out_channels * s.patch_len()],
-            bias: vec![0.0; s.out_channels],
-            padded: Padded::input(s),
+            weight: vec![0.0; o * s.patch_len()],
+            bias: vec![0.0; o],
+            padded: padded_input(s),
             cols: vec![0.0; s.patch_len() * s.pixels()],
-            grad: vec![0.0; s.out_channels * s.pixels()],
-            padded_grad: want_input.then(|| Padded::input(s)),
+            grad: vec![0.0; o * s.pixels()],
+            grad_block: vec![0.0; o * regions.max_pixels],
+            padded_grad: want_input.then(|| padded_input(s)),
         }
     }
 
     fn add(mut self, other: ParamSums) -> ParamSums {
-        for (a, b) in self.weight_t.iter_mut().zip(&other.weight_t) {
+        for (a, b) in self.weight.iter_mut().zip(&other.weight) {
             *a += b;
         }
         for (a, b) in self.bias.iter_mut().zip(&other.bias) {
             *a += b;
         }
         self
+    }
+
+    /// Adds one image's gradients, given its input `image` and the
+    /// gradient of the convolution's output in `self.grad`; writes its
+    /// input gradient to `gx` when one is wanted. The weight gradient
+    /// takes the whole image's im2col matrix (a product over every
+    /// pixel); the input gradient multiplies region by region, only the
+    /// taps inside the image.
+    fn add_image(&mut self, s: &ConvShape, regions: &Regions, image: &[f32], gx: &mut [f32]) {
+        let (k, n, o) = (s.patch_len(), s.pixels(), s.out_channels);
+        for (b, row) in self.bias.iter_mut().zip(self.grad.chunks_exact(n)) {
+            *b += lane_sum(row);
+        }
+        self.padded.fill(image);
+        self.padded.im2col(&Region::whole(s), &mut self.cols);
+        let g = View::rows(&self.grad, o, n);
+        matmul(
+            &mut self.weight,
+            true,
+            g,
+            View::rows(&self.cols, n, k),
+            false,
+        );
+        let Some(padded_grad) = &mut self.padded_grad else {
+            return;
+        };
+        padded_grad.clear();
+        for (r, copy) in &regions.blocks {
+            let (k, len) = (r.patch_len(s.in_channels), r.len());
+            let cols = &mut self.cols[..k * len];
+            let g = &mut self.grad_block[..o * len];
+            r.gather(&self.grad, s.out(), g);
+            let w_t = regions.view(r, copy, s).t();
+            matmul_col_major(cols, false, w_t, View::rows(g, o, len), false);
+            padded_grad.col2im_add(r, cols);
+        }
+        padded_grad.crop_into(gx);
     }
 }
 
@@ -323,7 +392,7 @@ pub fn conv2d_relu_pool_backward(
     want_input: bool,
 ) -> ConvGrads {
     check(s, x, weight);
-    let (k, n, o) = (s.patch_len(), s.pixels(), s.out_channels);
+    let (n, o) = (s.pixels(), s.out_channels);
     let pool = pool_shape(s);
     assert_eq!(choices.shape, pool, "pooling choices are not {s:?}");
     let pooled = pool.out_len();
@@ -332,7 +401,7 @@ pub fn conv2d_relu_pool_backward(
         s.batch * o * pooled,
         "output gradient is not {s:?}"
     );
-    let w_t = View::transposed(weight, k, o);
+    let regions = Regions::new(weight, s, false);
     // Without an input gradient, one placeholder element per image.
     let gx_len = if want_input { s.image_len() } else { 1 };
     let mut gx = par_vec(s.batch * gx_len, 0.0);
@@ -343,7 +412,7 @@ pub fn conv2d_relu_pool_backward(
         .zip(gx.par_chunks_exact_mut(gx_len))
         .with_min_len(images_per_task(s.batch))
         .fold(
-            || ParamSums::new(s, want_input),
+            || ParamSums::new(s, &regions, want_input),
             |mut acc, (((image, g_pooled), chosen), gx)| {
                 let planes = acc.grad.chunks_exact_mut(n);
                 let pooled_planes = g_pooled
@@ -352,27 +421,15 @@ pub fn conv2d_relu_pool_backward(
                 for (plane, (g, chosen)) in planes.zip(pooled_planes) {
                     unpool_plane(g, chosen, &pool, plane);
                 }
-                let g = &acc.grad;
-                acc.padded.fill(image);
-                acc.padded.im2col(s.kernel, s.out(), [0, 0], &mut acc.cols);
-                let cols_t = View::transposed(&acc.cols, n, k);
-                matmul_col_major(&mut acc.weight_t, true, View::rows(g, o, n), cols_t, false);
-                for (b, row) in acc.bias.iter_mut().zip(g.chunks_exact(n)) {
-                    *b += lane_sum(row);
-                }
-                if let Some(padded_grad) = &mut acc.padded_grad {
-                    matmul(&mut acc.cols, false, w_t, View::rows(g, o, n), false);
-                    padded_grad.col2im(s.kernel, s.out(), &acc.cols);
-                    padded_grad.crop_into(gx);
-                }
+                acc.add_image(s, &regions, image, gx);
                 acc
             },
         )
         .reduce_with(ParamSums::add)
-        .unwrap_or_else(|| ParamSums::new(s, false));
+        .unwrap_or_else(|| ParamSums::new(s, &regions, false));
     ConvGrads {
         input: want_input.then_some(gx),
-        weight: transpose(&sums.weight_t, k, o),
+        weight: channels_first(&sums.weight, s),
         bias: sums.bias,
     }
 }

@@ -31,8 +31,19 @@ impl<'a> View<'a> {
         View::strided(data, rows, self.cols, self.row_stride, self.col_stride)
     }
 
+    /// This view's transpose.
+    pub(crate) fn t(self) -> View<'a> {
+        View::strided(
+            self.data,
+            self.cols,
+            self.rows,
+            self.col_stride,
+            self.row_stride,
+        )
+    }
+
     /// Columns `first..first + cols` of this view.
-    fn columns(self, first: usize, cols: usize) -> View<'a> {
+    pub(crate) fn columns(self, first: usize, cols: usize) -> View<'a> {
         let data = &self.data[first * self.col_stride..];
         View::strided(data, self.rows, cols, self.row_stride, self.col_stride)
     }

@@ -12,7 +12,9 @@ mod conv;
 mod linear;
 mod loss;
 mod matmul;
+mod padded;
 mod pool;
+mod region;
 mod sgd;
 
 pub use conv::{ConvGrads, ConvShape, conv2d_relu_pool_backward, conv2d_relu_pool_forward};
