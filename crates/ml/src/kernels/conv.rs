@@ -1,7 +1,10 @@
 //! Stride-1, zero-padded 2-D convolution (PyTorch's `Conv2d` with
 //! `stride=1, dilation=1, groups=1`) on NCHW images and OIHW weights, as
-//! im2col plus one matrix multiply per image, images spread over the
-//! current rayon pool.
+//! im2col plus matrix multiplies, image by image, images spread over the
+//! current rayon pool. Each image is copied channel-last and padded
+//! ([`Padded`]); the forward pass and the input gradient multiply region by
+//! region ([`super::region`]), only the taps that read inside the image;
+//! the weight gradient multiplies the whole image's im2col matrix at once.
 
 use rayon::prelude::*;
 

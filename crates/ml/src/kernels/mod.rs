@@ -1,10 +1,10 @@
 //! CPU kernels for the layers that dominate local training, on plain `f32`
-//! slices, forward and backward: stride-1 convolutions as im2col plus a tuned
-//! matrix multiply, each fused with its ReLU and 2x2 max-pooling image by
-//! image, linear layers as one matrix multiply each, softmax cross-entropy
-//! in one pass, and plain SGD's update in place. The matrix
-//! multiply is the `gemm` crate's (the one burn's flex backend uses);
-//! transposed operands are read through strides, never copied.
+//! slices, forward and backward: stride-1 convolutions as im2col plus a
+//! tuned matrix multiply (skipping the products with zero padding), each
+//! fused with its ReLU and 2x2 max-pooling image by image, linear layers as
+//! one matrix multiply each, softmax cross-entropy in one pass, and plain
+//! SGD's update in place. The matrix multiply is the `gemm` crate's (the one
+//! burn's flex backend uses); transposed operands are read through strides.
 //! [`crate::models`] wires them into burn's autodiff as custom operations.
 
 mod buffer;
