@@ -104,6 +104,17 @@ const SPLIT_MACS: usize = 1 << 20;
 /// a product with fewer terms is bound by writing its destination.
 const MIN_BLOCK: usize = 16;
 
+/// Destinations of at least this many elements are split over threads
+/// however few terms each element sums (a dense layer's weight gradient at
+/// batch 10).
+const WIDE_DST: usize = 1 << 20;
+
+/// Products into a destination with too few lines for blocks of lines
+/// are split into strips across them from this size on: a strip costs an
+/// allocation and two copies (at batch 10, the CNN's 10x3136x512 dense
+/// layer gains from it, the MLP's 10x784x200 does not).
+const STRIP_MACS: usize = 1 << 23;
+
 /// From this size on a parallel product runs gemm's own parallel loop.
 /// Below it, each thread multiplies one block of the destination with a
 /// single-threaded gemm: gemm's loop synchronises its threads several times
@@ -128,10 +139,15 @@ fn product(dst: &mut [f32], col_major: bool, accumulate: bool, a: View, b: View,
     }
     let threads = rayon::current_num_threads();
     let macs = m * n * k;
-    // The dimension a block takes a share of.
-    let split = if col_major { n } else { m };
-    let thin = split < MIN_BLOCK * threads || k < MIN_BLOCK;
-    if !parallel || threads == 1 || macs < SPLIT_MACS || thin {
+    // Contiguous lines of `dst` (columns when column-major, else rows),
+    // and their length.
+    let (lines, line_len) = if col_major { (n, m) } else { (m, n) };
+    let thin = lines < MIN_BLOCK * threads;
+    // Few terms per element but many elements: writing them is the work,
+    // and two threads write faster than one.
+    let short = k < MIN_BLOCK && m * n < WIDE_DST;
+    let single = !parallel || threads == 1 || macs < SPLIT_MACS || short;
+    if single || (thin && (line_len < MIN_BLOCK * threads || macs < STRIP_MACS)) {
         gemm_into(dst, col_major, accumulate, a, b, Parallelism::None);
     } else if macs >= GEMM_PARALLEL_MACS {
         gemm_into(
@@ -142,10 +158,10 @@ fn product(dst: &mut [f32], col_major: bool, accumulate: bool, a: View, b: View,
             b,
             Parallelism::Rayon(threads),
         );
+    } else if thin {
+        product_in_strips(dst, col_major, accumulate, a, b, threads);
     } else {
-        // Blocks of whole columns of a column-major `dst`, or of whole rows
-        // of a row-major one: contiguous either way.
-        let (lines, line_len) = if col_major { (n, m) } else { (m, n) };
+        // Blocks of whole lines: contiguous.
         let per_block = lines.div_ceil(threads);
         dst.par_chunks_mut(per_block * line_len)
             .enumerate()
@@ -158,6 +174,48 @@ fn product(dst: &mut [f32], col_major: bool, accumulate: bool, a: View, b: View,
                 };
                 gemm_into(block, col_major, accumulate, a, b, Parallelism::None);
             });
+    }
+}
+
+/// [`product`] for a destination with too few lines to split (a dense
+/// layer's output or input gradient at batch 10): each thread multiplies
+/// one strip across the lines (a block of columns of a row-major `dst`, of
+/// rows of a column-major one) into a buffer of its own, which is then
+/// copied into place.
+fn product_in_strips(
+    dst: &mut [f32],
+    col_major: bool,
+    accumulate: bool,
+    a: View,
+    b: View,
+    threads: usize,
+) {
+    let (m, n) = (a.rows, b.cols);
+    let line_len = if col_major { m } else { n };
+    let per_strip = line_len.div_ceil(threads);
+    let strips: Vec<(usize, Vec<f32>)> = (0..line_len.div_ceil(per_strip))
+        .into_par_iter()
+        .map(|i| {
+            let first = i * per_strip;
+            let len = per_strip.min(line_len - first);
+            let mut strip = Vec::with_capacity(dst.len() / line_len * len);
+            for line in dst.chunks_exact(line_len) {
+                strip.extend_from_slice(&line[first..first + len]);
+            }
+            let (a, b) = if col_major {
+                (a.row_block(first, len), b)
+            } else {
+                (a, b.columns(first, len))
+            };
+            gemm_into(&mut strip, col_major, accumulate, a, b, Parallelism::None);
+            (first, strip)
+        })
+        .collect();
+    for (first, strip) in strips {
+        let len = strip.len() / (dst.len() / line_len);
+        for (line, part) in dst.chunks_exact_mut(line_len).zip(strip.chunks_exact(len)) {
+            line[first..first + len].copy_from_slice(part);
+        }
     }
 }
 
@@ -271,25 +329,37 @@ mod tests {
 
     /// Products large enough to be split over threads, into row-major and
     /// column-major destinations (accumulating onto them), agree with one
-    /// thread's.
+    /// thread's: split into blocks of lines, and into strips across lines
+    /// too few to split.
     #[test]
     fn split_products_match_one_threads_product() {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(3)
             .build()
             .expect("a thread pool");
-        let (m, k, n) = (53, 301, 299);
-        assert!((SPLIT_MACS..GEMM_PARALLEL_MACS).contains(&(m * k * n)));
-        let a: Vec<f32> = (0..m * k).map(|i| (i % 13) as f32 / 13.0 - 0.5).collect();
-        let b: Vec<f32> = (0..k * n).map(|i| (i % 17) as f32 / 17.0 - 0.5).collect();
-        for col_major in [false, true] {
-            let mut one = vec![1.0; m * n];
-            let (va, vb) = (View::rows(&a, m, k), View::rows(&b, k, n));
-            product(&mut one, col_major, true, va, vb, false);
-            let mut split = vec![1.0; m * n];
-            pool.install(|| product(&mut split, col_major, true, va, vb, true));
-            for (i, (s, o)) in split.iter().zip(&one).enumerate() {
-                assert!((s - o).abs() <= 1e-4 * (1.0 + o.abs()), "{i}: {s} != {o}");
+        for (m, k, n) in [(53, 301, 299), (10, 1801, 599), (599, 1801, 10)] {
+            assert!((SPLIT_MACS..GEMM_PARALLEL_MACS).contains(&(m * k * n)));
+            assert!(m.min(n) > 16 * 3 || m * k * n >= STRIP_MACS);
+            let a: Vec<f32> = (0..m * k).map(|i| (i % 13) as f32 / 13.0 - 0.5).collect();
+            let b: Vec<f32> = (0..k * n).map(|i| (i % 17) as f32 / 17.0 - 0.5).collect();
+            for col_major in [false, true] {
+                let start: Vec<f32> = (0..m * n).map(|i| (i % 5) as f32).collect();
+                let mut one = start.clone();
+                let (va, vb) = (View::rows(&a, m, k), View::rows(&b, k, n));
+                product(&mut one, col_major, true, va, vb, false);
+                let mut split = start.clone();
+                pool.install(|| product(&mut split, col_major, true, va, vb, true));
+                for (i, (s, o)) in split.iter().zip(&one).enumerate() {
+                    assert!((s - o).abs() <= 1e-4 * (1.0 + o.abs()), "{i}: {s} != {o}");
+                }
+                let mut plain = vec![f32::NAN; m * n];
+                pool.install(|| product(&mut plain, col_major, false, va, vb, true));
+                for (i, ((p, o), s)) in plain.iter().zip(&one).zip(&start).enumerate() {
+                    assert!(
+                        (p + s - o).abs() <= 1e-4 * (1.0 + o.abs()),
+                        "{i}: {p} != {o} - {s}"
+                    );
+                }
             }
         }
     }
