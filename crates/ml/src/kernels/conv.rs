@@ -1,18 +1,17 @@
 //! Stride-1, zero-padded 2-D convolution (PyTorch's `Conv2d` with
 //! `stride=1, dilation=1, groups=1`) on NCHW images and OIHW weights, as
 //! im2col plus matrix multiplies, image by image, images spread over the
-//! current rayon pool. Each image is copied channel-last and padded
-//! ([`Padded`]); the forward pass and the input gradient multiply region by
-//! region ([`super::region`]), only the taps that read inside the image;
-//! the weight gradient multiplies the whole image's im2col matrix at once.
+//! current rayon pool: on planar copies for inputs with few channels
+//! ([`Planar`]), else region by region on channel-last copies, skipping
+//! the products with the zero padding ([`Regional`]).
 
 use rayon::prelude::*;
 
 use super::buffer::par_vec;
-use super::matmul::{View, matmul, matmul_col_major, transpose};
-use super::padded::Padded;
+use super::matmul::transpose;
+use super::planar::Planar;
 use super::pool::{INACTIVE, PoolChoices, PoolShape, pool_plane, unpool_plane};
-use super::region::{Region, regions};
+use super::regional::{Regional, Regions, channels_first};
 
 /// The sizes of one convolution over a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,23 +41,23 @@ impl ConvShape {
         Some([h, w])
     }
 
-    fn out(&self) -> [usize; 2] {
+    pub(super) fn out(&self) -> [usize; 2] {
         self.output_size()
             .expect("the kernel fits the padded input (checked by the caller)")
     }
 
     /// Elements of one input image (`C*H*W`).
-    fn image_len(&self) -> usize {
+    pub(super) fn image_len(&self) -> usize {
         self.in_channels * self.height * self.width
     }
 
     /// Rows of the im2col matrix: one per weight of an output channel (`C*KH*KW`).
-    fn patch_len(&self) -> usize {
+    pub(super) fn patch_len(&self) -> usize {
         self.in_channels * self.kernel[0] * self.kernel[1]
     }
 
     /// Output pixels per channel (`OH*OW`).
-    fn pixels(&self) -> usize {
+    pub(super) fn pixels(&self) -> usize {
         let [h, w] = self.out();
         h * w
     }
@@ -113,117 +112,89 @@ fn pool_shape(s: &ConvShape) -> PoolShape {
     }
 }
 
-/// The regions of `s`'s output (see [`super::region`]) with the weights
-/// each multiplies, as a left operand gemm reads without packing:
-/// column-major `[O, taps]` for the forward pass, row-major (so that its
-/// transpose is column-major) for the input gradient.
-struct Regions {
-    /// Each region, with its own copy of the weights when they are not a
-    /// slice of `weight`.
-    blocks: Vec<(Region, Option<Vec<f32>>)>,
-    /// The layer's weights, filters channel-last: `[KH*KW*C, O]` for the
-    /// forward pass, `[O, KH*KW*C]` for the input gradient.
-    weight: Vec<f32>,
-    forward: bool,
-    /// Pixels of the largest block.
-    max_pixels: usize,
+/// How a layer's images are convolved.
+enum Method {
+    /// On planar copies ([`Planar`]): inputs whose kernel rows span fewer
+    /// than [`PLANAR_ROW`] values over all channels (a first layer).
+    Planar,
+    /// Region by region on channel-last copies ([`Regional`]).
+    Regional(Regions),
 }
 
-impl Regions {
-    fn new(weight: &[f32], s: &ConvShape, forward: bool) -> Regions {
-        let (o, k) = (s.out_channels, s.patch_len());
-        let mut weight = channels_last(weight, s);
-        if forward {
-            weight = transpose(&weight, o, k);
-        }
-        let blocks: Vec<_> = regions(s)
-            .into_iter()
-            .map(|r| {
-                let copy = r.tap_range(s).is_none().then(|| {
-                    let mut copy = Vec::with_capacity(o * r.patch_len(s.in_channels));
-                    if forward {
-                        for run in r.tap_runs(s) {
-                            copy.extend_from_slice(&weight[run.start * o..run.end * o]);
-                        }
-                    } else {
-                        for filter in weight.chunks_exact(k) {
-                            for run in r.tap_runs(s) {
-                                copy.extend_from_slice(&filter[run]);
-                            }
-                        }
-                    }
-                    copy
-                });
-                (r, copy)
-            })
-            .collect();
-        let max_pixels = blocks.iter().map(|(r, _)| r.len()).max().unwrap_or(0);
-        Regions {
-            blocks,
-            weight,
-            forward,
-            max_pixels,
+/// See [`Method::Planar`]: with a 5x5 kernel, inputs of up to 3 channels.
+const PLANAR_ROW: usize = 16;
+
+impl Method {
+    /// The method for `s`, with the weights it multiplies in the forward
+    /// pass or, when not `forward`, for the input gradient.
+    fn new(weight: &[f32], s: &ConvShape, forward: bool) -> Method {
+        if s.in_channels * s.kernel[1] < PLANAR_ROW {
+            Method::Planar
+        } else {
+            Method::Regional(Regions::new(weight, s, forward))
         }
     }
 
-    /// Region `r`'s weights, `[O, taps]`, with `copy` its own copy if any.
-    fn view<'a>(&'a self, r: &Region, copy: &'a Option<Vec<f32>>, s: &ConvShape) -> View<'a> {
-        let (o, k, k_r) = (s.out_channels, s.patch_len(), r.patch_len(s.in_channels));
-        match (copy, self.forward) {
-            (Some(w), true) => View::transposed(w, o, k_r),
-            (Some(w), false) => View::rows(w, o, k_r),
-            (None, forward) => {
-                let taps = r
-                    .tap_range(s)
-                    .expect("a region without a copy takes whole rows");
-                let all = if forward {
-                    View::transposed(&self.weight, o, k)
-                } else {
-                    View::rows(&self.weight, o, k)
-                };
-                all.columns(taps.start, k_r)
+    /// One thread's scratch space.
+    fn scratch(&self, s: &ConvShape, want_input: bool) -> Scratch {
+        match self {
+            Method::Planar => Scratch::Planar(Planar::new(s, want_input)),
+            Method::Regional(regions) => Scratch::Regional(Regional::new(s, regions, want_input)),
+        }
+    }
+
+    /// The weight gradient this method accumulates, in OIHW order.
+    fn weight_grad(&self, sum: &[f32], s: &ConvShape) -> Vec<f32> {
+        match self {
+            Method::Planar => transpose(sum, s.patch_len(), s.out_channels),
+            Method::Regional(_) => channels_first(sum, s),
+        }
+    }
+}
+
+/// A [`Method`]'s scratch space.
+enum Scratch {
+    Planar(Planar),
+    Regional(Regional),
+}
+
+impl Scratch {
+    /// `y` (`[O, OH*OW]`) = the convolution of `image` plus `bias`.
+    fn forward(
+        &mut self,
+        method: &Method,
+        s: &ConvShape,
+        (image, weight, bias): (&[f32], &[f32], &[f32]),
+        y: &mut [f32],
+    ) {
+        match (self, method) {
+            (Scratch::Planar(p), _) => p.forward(s, image, weight, bias, y),
+            (Scratch::Regional(r), Method::Regional(regions)) => {
+                r.forward(s, regions, image, bias, y)
             }
+            (Scratch::Regional(_), Method::Planar) => unreachable!("scratch made by its method"),
         }
     }
-}
 
-/// OIHW `weight` as `[O, KH, KW, C]`.
-fn channels_last(weight: &[f32], s: &ConvShape) -> Vec<f32> {
-    let (c, taps) = (s.in_channels, s.kernel[0] * s.kernel[1]);
-    let mut out = vec![0.0; weight.len()];
-    for (src, dst) in weight
-        .chunks_exact(c * taps)
-        .zip(out.chunks_exact_mut(c * taps))
-    {
-        for (ch, plane) in src.chunks_exact(taps).enumerate() {
-            for (t, &v) in plane.iter().enumerate() {
-                dst[t * c + ch] = v;
+    /// Adds the weight gradient given the output's gradient `grad` to
+    /// `weight_sum` (in the method's order), and writes the input gradient
+    /// to `gx` when the scratch was made for one.
+    fn backward(
+        &mut self,
+        method: &Method,
+        s: &ConvShape,
+        (image, weight, grad): (&[f32], &[f32], &[f32]),
+        weight_sum: &mut [f32],
+        gx: &mut [f32],
+    ) {
+        match (self, method) {
+            (Scratch::Planar(p), _) => p.backward(s, image, weight, grad, weight_sum, gx),
+            (Scratch::Regional(r), Method::Regional(regions)) => {
+                r.backward(s, regions, image, grad, weight_sum, gx)
             }
+            (Scratch::Regional(_), Method::Planar) => unreachable!("scratch made by its method"),
         }
     }
-    out
-}
-
-/// `[O, KH, KW, C]` weights back in OIHW order.
-fn channels_first(weight: &[f32], s: &ConvShape) -> Vec<f32> {
-    let (c, taps) = (s.in_channels, s.kernel[0] * s.kernel[1]);
-    let mut out = vec![0.0; weight.len()];
-    for (src, dst) in weight
-        .chunks_exact(c * taps)
-        .zip(out.chunks_exact_mut(c * taps))
-    {
-        for (ch, plane) in dst.chunks_exact_mut(taps).enumerate() {
-            for (t, v) in plane.iter_mut().enumerate() {
-                *v = src[t * c + ch];
-            }
-        }
-    }
-    out
-}
-
-/// A padded scratch for one input image of `s`.
-fn padded_input(s: &ConvShape) -> Padded {
-    Padded::new(s.in_channels, [s.height, s.width], s.padding)
 }
 
 /// `MaxPool2d(2)(relu(conv(x)))`: the convolution of `x` (NCHW) with
@@ -231,8 +202,6 @@ fn padded_input(s: &ConvShape) -> Padded {
 /// max-pooling, one image at a time, so that the convolution's output
 /// never leaves the cache. Returns the pooled output, NCHW
 /// `[batch, out_channels, OH/2, OW/2]`, and which input each output took.
-/// Each region of the output multiplies only the taps that read inside
-/// the image.
 pub fn conv2d_relu_pool_forward(
     x: &[f32],
     weight: &[f32],
@@ -241,37 +210,21 @@ pub fn conv2d_relu_pool_forward(
 ) -> (Vec<f32>, PoolChoices) {
     check(s, x, weight);
     assert_eq!(bias.len(), s.out_channels, "bias is not {s:?}");
-    let (k, n, o) = (s.patch_len(), s.pixels(), s.out_channels);
+    let (n, o) = (s.pixels(), s.out_channels);
     let pool = pool_shape(s);
     let pooled = o * pool.out_len();
     let mut out = par_vec(s.batch * pooled, 0.0);
     let mut chosen = par_vec(s.batch * pooled, INACTIVE);
     if pooled > 0 {
-        let regions = Regions::new(weight, s, true);
-        let cols = k * regions.max_pixels;
+        let method = Method::new(weight, s, true);
         out.par_chunks_exact_mut(pooled)
             .zip(chosen.par_chunks_exact_mut(pooled))
             .zip(x.par_chunks_exact(s.image_len()))
             .with_min_len(images_per_task(s.batch))
             .for_each_init(
-                || {
-                    let scratch = (vec![0.0; cols], vec![0.0; o * regions.max_pixels]);
-                    (padded_input(s), scratch, vec![0.0; o * n])
-                },
-                |(padded, (cols, block), y), ((out, chosen), image)| {
-                    padded.fill(image);
-                    for (r, copy) in &regions.blocks {
-                        let (k, len) = (r.patch_len(s.in_channels), r.len());
-                        let (cols, block) = (&mut cols[..k * len], &mut block[..o * len]);
-                        padded.im2col(r, cols);
-                        for pixel in block.chunks_exact_mut(o) {
-                            pixel.copy_from_slice(bias);
-                        }
-                        let w = regions.view(r, copy, s);
-                        let cols = View::transposed(cols, k, len);
-                        matmul_col_major(block, true, w, cols, false);
-                        r.scatter_pixels(block, s.out(), y);
-                    }
+                || (method.scratch(s, false), vec![0.0; o * n]),
+                |(scratch, y), ((out, chosen), image)| {
+                    scratch.forward(&method, s, (image, weight, bias), y);
                     let planes = y.chunks_exact(n).zip(out.chunks_exact_mut(pooled / o));
                     for ((plane, out), chosen) in planes.zip(chosen.chunks_exact_mut(pooled / o)) {
                         pool_plane(plane, &pool, out, chosen);
@@ -289,35 +242,24 @@ pub fn conv2d_relu_pool_forward(
 }
 
 /// Weight and bias gradients summed over some images, with the scratch
-/// space each image needs: its padded copy and im2col matrix, its output
-/// gradient and a region's part of it, and for the input gradient its
-/// padded copy.
+/// space each image needs.
 struct ParamSums {
-    /// The weight gradient, `[O, KH*KW*C]` (channel-last filters).
+    /// The weight gradient, in its [`Method`]'s order.
     weight: Vec<f32>,
     bias: Vec<f32>,
-    padded: Padded,
-    /// The whole image's im2col matrix, then a region's gradient of it.
-    cols: Vec<f32>,
     /// One image's gradient with respect to the convolution's output.
     grad: Vec<f32>,
-    /// A region's part of `grad`.
-    grad_block: Vec<f32>,
-    /// The padded input gradient, when wanted.
-    padded_grad: Option<Padded>,
+    scratch: Scratch,
 }
 
 impl ParamSums {
-    fn new(s: &ConvShape, regions: &Regions, want_input: bool) -> ParamSums {
+    fn new(s: &ConvShape, method: &Method, want_input: bool) -> ParamSums {
         let o = s.out_channels;
         ParamSums {
             weight: vec![0.0; o * s.patch_len()],
             bias: vec![0.0; o],
-            padded: padded_input(s),
-            cols: vec![0.0; s.patch_len() * s.pixels()],
             grad: vec![0.0; o * s.pixels()],
-            grad_block: vec![0.0; o * regions.max_pixels],
-            padded_grad: want_input.then(|| padded_input(s)),
+            scratch: method.scratch(s, want_input),
         }
     }
 
@@ -329,43 +271,6 @@ impl ParamSums {
             *a += b;
         }
         self
-    }
-
-    /// Adds one image's gradients, given its input `image` and the
-    /// gradient of the convolution's output in `self.grad`; writes its
-    /// input gradient to `gx` when one is wanted. The weight gradient
-    /// takes the whole image's im2col matrix (a product over every
-    /// pixel); the input gradient multiplies region by region, only the
-    /// taps inside the image.
-    fn add_image(&mut self, s: &ConvShape, regions: &Regions, image: &[f32], gx: &mut [f32]) {
-        let (k, n, o) = (s.patch_len(), s.pixels(), s.out_channels);
-        for (b, row) in self.bias.iter_mut().zip(self.grad.chunks_exact(n)) {
-            *b += lane_sum(row);
-        }
-        self.padded.fill(image);
-        self.padded.im2col(&Region::whole(s), &mut self.cols);
-        let g = View::rows(&self.grad, o, n);
-        matmul(
-            &mut self.weight,
-            true,
-            g,
-            View::rows(&self.cols, n, k),
-            false,
-        );
-        let Some(padded_grad) = &mut self.padded_grad else {
-            return;
-        };
-        padded_grad.clear();
-        for (r, copy) in &regions.blocks {
-            let (k, len) = (r.patch_len(s.in_channels), r.len());
-            let cols = &mut self.cols[..k * len];
-            let g = &mut self.grad_block[..o * len];
-            r.gather(&self.grad, s.out(), g);
-            let w_t = regions.view(r, copy, s).t();
-            matmul_col_major(cols, false, w_t, View::rows(g, o, len), false);
-            padded_grad.col2im_add(r, cols);
-        }
-        padded_grad.crop_into(gx);
     }
 }
 
@@ -404,7 +309,7 @@ pub fn conv2d_relu_pool_backward(
         s.batch * o * pooled,
         "output gradient is not {s:?}"
     );
-    let regions = Regions::new(weight, s, false);
+    let method = Method::new(weight, s, false);
     // Without an input gradient, one placeholder element per image.
     let gx_len = if want_input { s.image_len() } else { 1 };
     let mut gx = par_vec(s.batch * gx_len, 0.0);
@@ -415,7 +320,7 @@ pub fn conv2d_relu_pool_backward(
         .zip(gx.par_chunks_exact_mut(gx_len))
         .with_min_len(images_per_task(s.batch))
         .fold(
-            || ParamSums::new(s, &regions, want_input),
+            || ParamSums::new(s, &method, want_input),
             |mut acc, (((image, g_pooled), chosen), gx)| {
                 let planes = acc.grad.chunks_exact_mut(n);
                 let pooled_planes = g_pooled
@@ -424,15 +329,20 @@ pub fn conv2d_relu_pool_backward(
                 for (plane, (g, chosen)) in planes.zip(pooled_planes) {
                     unpool_plane(g, chosen, &pool, plane);
                 }
-                acc.add_image(s, &regions, image, gx);
+                for (b, row) in acc.bias.iter_mut().zip(acc.grad.chunks_exact(n)) {
+                    *b += lane_sum(row);
+                }
+                let inputs = (image, weight, acc.grad.as_slice());
+                acc.scratch
+                    .backward(&method, s, inputs, &mut acc.weight, gx);
                 acc
             },
         )
         .reduce_with(ParamSums::add)
-        .unwrap_or_else(|| ParamSums::new(s, &regions, false));
+        .unwrap_or_else(|| ParamSums::new(s, &method, false));
     ConvGrads {
         input: want_input.then_some(gx),
-        weight: channels_first(&sums.weight, s),
+        weight: method.weight_grad(&sums.weight, s),
         bias: sums.bias,
     }
 }
@@ -489,6 +399,7 @@ mod tests {
             .collect()
     }
 
+    /// Shapes that take each [`Method`].
     fn shapes() -> Vec<ConvShape> {
         let s = |batch, in_channels, height, width, out_channels, kernel, padding| ConvShape {
             batch,
@@ -499,12 +410,18 @@ mod tests {
             kernel,
             padding,
         };
+        // Planar (few input channels), then regional.
         vec![
             s(3, 2, 7, 6, 4, [5, 5], [2, 2]),
             s(2, 3, 8, 8, 5, [5, 5], [0, 0]),
             s(1, 1, 4, 9, 3, [3, 2], [1, 0]),
             s(2, 2, 3, 3, 2, [5, 5], [2, 2]),
             s(6, 2, 5, 5, 3, [3, 3], [1, 1]),
+            s(3, 4, 7, 6, 4, [5, 5], [2, 2]),
+            s(2, 4, 8, 8, 3, [5, 5], [0, 0]),
+            s(1, 8, 4, 9, 3, [3, 2], [1, 0]),
+            s(2, 4, 3, 3, 2, [5, 5], [2, 2]),
+            s(6, 6, 5, 5, 3, [3, 3], [1, 1]),
         ]
     }
 
@@ -539,6 +456,18 @@ mod tests {
             }
         }
         (pooled, takes)
+    }
+
+    #[test]
+    fn the_shapes_tested_take_both_methods() {
+        let planar: Vec<bool> = shapes()
+            .iter()
+            .map(|s| {
+                let w = vec![0.0; s.out_channels * s.patch_len()];
+                matches!(Method::new(&w, s, true), Method::Planar)
+            })
+            .collect();
+        assert_eq!(planar, [[true; 5], [false; 5]].concat());
     }
 
     #[test]

@@ -13,8 +13,10 @@ mod linear;
 mod loss;
 mod matmul;
 mod padded;
+mod planar;
 mod pool;
 mod region;
+mod regional;
 mod sgd;
 
 pub use conv::{ConvGrads, ConvShape, conv2d_relu_pool_backward, conv2d_relu_pool_forward};
