@@ -358,20 +358,43 @@ fn fl_server_and_clients_run_as_processes() {
 
 #[test]
 fn an_fl_server_stopped_by_sigterm_still_writes_its_history() {
+    use std::io::BufRead;
     let _load = testkit::shared();
-    let addr = testkit::free_loopback_addr();
     let dir = tempfile::tempdir().unwrap();
     let history = dir.path().join("history.json");
+    // Port 0: no other test's server can answer in its place.
     let mut server = Command::new(env!("CARGO_BIN_EXE_dmo"))
-        .args(["fl", "server", "--listen", &addr, "--min-available", "2"])
+        .args([
+            "fl",
+            "server",
+            "--listen",
+            "127.0.0.1:0",
+            "--min-available",
+            "2",
+        ])
         .args(["--history", history.to_str().unwrap()])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let start = std::time::Instant::now();
-    while std::net::TcpStream::connect(&addr).is_err() {
-        assert!(start.elapsed().as_secs() < 30, "the server never listened");
-        std::thread::sleep(std::time::Duration::from_millis(50));
+    let stderr = server.stderr.take().unwrap();
+    let (lines, seen) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = lines.send(line);
+        }
+    });
+    let mut log = Vec::new();
+    while !log
+        .iter()
+        .any(|l: &String| l.contains("FL server listening on"))
+    {
+        let line = seen
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .unwrap_or_else(|e| panic!("the server never listened ({e}): {log:?}"));
+        log.push(line);
     }
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(server.id() as i32),
@@ -379,7 +402,8 @@ fn an_fl_server_stopped_by_sigterm_still_writes_its_history() {
     )
     .unwrap();
     let status = server.wait().unwrap();
-    assert_eq!(status.code(), Some(143));
+    log.extend(seen.try_iter());
+    assert_eq!(status.code(), Some(143), "{log:?}");
     let h: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&history).expect("history written")).unwrap();
     assert_eq!(h["error"], "stopped by a signal (SIGTERM or Ctrl-C)");

@@ -422,6 +422,8 @@ mod tests {
             s(1, 8, 4, 9, 3, [3, 2], [1, 0]),
             s(2, 4, 3, 3, 2, [5, 5], [2, 2]),
             s(6, 6, 5, 5, 3, [3, 3], [1, 1]),
+            // Padding wider than the kernel: border outputs read no tap.
+            s(1, 8, 3, 3, 2, [2, 2], [3, 3]),
         ]
     }
 
@@ -467,7 +469,7 @@ mod tests {
                 matches!(Method::new(&w, s, true), Method::Planar)
             })
             .collect();
-        assert_eq!(planar, [[true; 5], [false; 5]].concat());
+        assert_eq!(planar, [vec![true; 5], vec![false; 6]].concat());
     }
 
     #[test]

@@ -176,6 +176,18 @@ mod tests {
             ]
         );
         assert_eq!(runs(4, 0, 5, 8), vec![(0..4, 0..5)]);
+        // Padding wider than the kernel: the first two and last two
+        // outputs read only padding.
+        assert_eq!(
+            runs(8, 3, 2, 3),
+            vec![
+                (0..2, 2..2),
+                (2..3, 1..2),
+                (3..5, 0..2),
+                (5..6, 0..1),
+                (6..8, 0..0)
+            ]
+        );
         // A kernel larger than the image: no output reads every tap.
         assert_eq!(
             runs(3, 2, 5, 3),
@@ -190,6 +202,7 @@ mod tests {
             shape(28, 28, [5, 5], [2, 2]),
             shape(7, 6, [5, 5], [2, 2]),
             shape(3, 3, [5, 5], [2, 2]),
+            shape(3, 3, [2, 2], [3, 3]),
             shape(4, 9, [3, 2], [1, 0]),
             shape(8, 8, [5, 5], [0, 0]),
         ] {
