@@ -136,10 +136,12 @@ impl Method {
     }
 
     /// One thread's scratch space.
-    fn scratch(&self, s: &ConvShape, want_input: bool) -> Scratch {
+    fn scratch(&self, s: &ConvShape, want_input: bool) -> Scratch<'_> {
         match self {
             Method::Planar => Scratch::Planar(Planar::new(s, want_input)),
-            Method::Regional(regions) => Scratch::Regional(Regional::new(s, regions, want_input)),
+            Method::Regional(regions) => {
+                Scratch::Regional(regions, Regional::new(s, regions, want_input))
+            }
         }
     }
 
@@ -152,27 +154,23 @@ impl Method {
     }
 }
 
-/// A [`Method`]'s scratch space.
-enum Scratch {
+/// A [`Method`]'s scratch space, with the regions it multiplies.
+enum Scratch<'a> {
     Planar(Planar),
-    Regional(Regional),
+    Regional(&'a Regions, Regional),
 }
 
-impl Scratch {
+impl Scratch<'_> {
     /// `y` (`[O, OH*OW]`) = the convolution of `image` plus `bias`.
     fn forward(
         &mut self,
-        method: &Method,
         s: &ConvShape,
         (image, weight, bias): (&[f32], &[f32], &[f32]),
         y: &mut [f32],
     ) {
-        match (self, method) {
-            (Scratch::Planar(p), _) => p.forward(s, image, weight, bias, y),
-            (Scratch::Regional(r), Method::Regional(regions)) => {
-                r.forward(s, regions, image, bias, y)
-            }
-            (Scratch::Regional(_), Method::Planar) => unreachable!("scratch made by its method"),
+        match self {
+            Scratch::Planar(p) => p.forward(s, image, weight, bias, y),
+            Scratch::Regional(regions, r) => r.forward(s, regions, image, bias, y),
         }
     }
 
@@ -181,18 +179,14 @@ impl Scratch {
     /// to `gx` when the scratch was made for one.
     fn backward(
         &mut self,
-        method: &Method,
         s: &ConvShape,
         (image, weight, grad): (&[f32], &[f32], &[f32]),
         weight_sum: &mut [f32],
         gx: &mut [f32],
     ) {
-        match (self, method) {
-            (Scratch::Planar(p), _) => p.backward(s, image, weight, grad, weight_sum, gx),
-            (Scratch::Regional(r), Method::Regional(regions)) => {
-                r.backward(s, regions, image, grad, weight_sum, gx)
-            }
-            (Scratch::Regional(_), Method::Planar) => unreachable!("scratch made by its method"),
+        match self {
+            Scratch::Planar(p) => p.backward(s, image, weight, grad, weight_sum, gx),
+            Scratch::Regional(regions, r) => r.backward(s, regions, image, grad, weight_sum, gx),
         }
     }
 }
@@ -224,7 +218,7 @@ pub fn conv2d_relu_pool_forward(
             .for_each_init(
                 || (method.scratch(s, false), vec![0.0; o * n]),
                 |(scratch, y), ((out, chosen), image)| {
-                    scratch.forward(&method, s, (image, weight, bias), y);
+                    scratch.forward(s, (image, weight, bias), y);
                     let planes = y.chunks_exact(n).zip(out.chunks_exact_mut(pooled / o));
                     for ((plane, out), chosen) in planes.zip(chosen.chunks_exact_mut(pooled / o)) {
                         pool_plane(plane, &pool, out, chosen);
@@ -243,17 +237,17 @@ pub fn conv2d_relu_pool_forward(
 
 /// Weight and bias gradients summed over some images, with the scratch
 /// space each image needs.
-struct ParamSums {
+struct ParamSums<'a> {
     /// The weight gradient, in its [`Method`]'s order.
     weight: Vec<f32>,
     bias: Vec<f32>,
     /// One image's gradient with respect to the convolution's output.
     grad: Vec<f32>,
-    scratch: Scratch,
+    scratch: Scratch<'a>,
 }
 
-impl ParamSums {
-    fn new(s: &ConvShape, method: &Method, want_input: bool) -> ParamSums {
+impl<'a> ParamSums<'a> {
+    fn new(s: &ConvShape, method: &'a Method, want_input: bool) -> ParamSums<'a> {
         let o = s.out_channels;
         ParamSums {
             weight: vec![0.0; o * s.patch_len()],
@@ -263,7 +257,7 @@ impl ParamSums {
         }
     }
 
-    fn add(mut self, other: ParamSums) -> ParamSums {
+    fn add(mut self, other: ParamSums<'a>) -> ParamSums<'a> {
         for (a, b) in self.weight.iter_mut().zip(&other.weight) {
             *a += b;
         }
@@ -333,8 +327,7 @@ pub fn conv2d_relu_pool_backward(
                     *b += lane_sum(row);
                 }
                 let inputs = (image, weight, acc.grad.as_slice());
-                acc.scratch
-                    .backward(&method, s, inputs, &mut acc.weight, gx);
+                acc.scratch.backward(s, inputs, &mut acc.weight, gx);
                 acc
             },
         )
