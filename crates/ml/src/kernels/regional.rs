@@ -83,38 +83,22 @@ impl Regions {
     }
 }
 
-/// OIHW `weight` as `[O, KH, KW, C]`.
+/// OIHW `weight` as `[O, KH, KW, C]`: each filter transposed.
 fn channels_last(weight: &[f32], s: &ConvShape) -> Vec<f32> {
-    let (c, taps) = (s.in_channels, s.kernel[0] * s.kernel[1]);
-    let mut out = vec![0.0; weight.len()];
-    for (src, dst) in weight
-        .chunks_exact(c * taps)
-        .zip(out.chunks_exact_mut(c * taps))
-    {
-        for (ch, plane) in src.chunks_exact(taps).enumerate() {
-            for (t, &v) in plane.iter().enumerate() {
-                dst[t * c + ch] = v;
-            }
-        }
-    }
-    out
+    transpose_filters(weight, s.in_channels, s.kernel[0] * s.kernel[1])
 }
 
 /// `[O, KH, KW, C]` weights back in OIHW order.
 pub(super) fn channels_first(weight: &[f32], s: &ConvShape) -> Vec<f32> {
-    let (c, taps) = (s.in_channels, s.kernel[0] * s.kernel[1]);
-    let mut out = vec![0.0; weight.len()];
-    for (src, dst) in weight
-        .chunks_exact(c * taps)
-        .zip(out.chunks_exact_mut(c * taps))
-    {
-        for (ch, plane) in dst.chunks_exact_mut(taps).enumerate() {
-            for (t, v) in plane.iter_mut().enumerate() {
-                *v = src[t * c + ch];
-            }
-        }
-    }
-    out
+    transpose_filters(weight, s.kernel[0] * s.kernel[1], s.in_channels)
+}
+
+/// Each `rows x cols` block of `weight` (one filter) transposed.
+fn transpose_filters(weight: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    weight
+        .chunks_exact((rows * cols).max(1))
+        .flat_map(|filter| transpose(filter, rows, cols))
+        .collect()
 }
 
 /// One thread's scratch for regional convolutions of `s`'s images.
