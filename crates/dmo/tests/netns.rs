@@ -186,7 +186,15 @@ fn a_run_on_namespaces_shows_the_satellite_delay_in_its_rounds() {
     for c in tcp {
         let rtt = c["median_rtt_ms"].as_f64().unwrap();
         assert!((45.0..=70.0).contains(&rtt), "{c}");
+        assert_eq!(c["configured_rtt_ms"], 48.0, "two 12 ms hops, both ways");
     }
+    // The latency probe ran beside the delay lines, one wakeup a
+    // millisecond at real-time priority (root).
+    let probe = &s["network"]["scheduling"];
+    let wakeups = probe["wakeups"].as_u64().unwrap();
+    assert!(wakeups > 2_000, "{probe}");
+    assert!(probe["late"].as_u64().unwrap() <= wakeups, "{probe}");
+    assert_eq!(probe["realtime"], true, "{probe}");
     let links = s["network"]["links"].as_array().unwrap();
     let sat = links
         .iter()
@@ -220,6 +228,8 @@ fn a_run_on_namespaces_shows_the_satellite_delay_in_its_rounds() {
     assert!(report.contains("Background traffic (iperf3)"));
     assert!(report.contains("Throughput of the busiest links"));
     assert!(report.contains("TCP RTT of the FL connections"));
+    assert!(report.contains("configured RTT of 48.0 ms"));
+    assert!(report.contains("Kernel scheduling latency: a real-time probe thread"));
     let csv = std::fs::read_to_string(out.join("tcp.csv")).unwrap();
     assert!(csv.lines().count() > 1, "{csv}");
 }

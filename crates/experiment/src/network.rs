@@ -40,6 +40,58 @@ pub struct TcpSeries {
     pub points: Vec<(f64, f64, u32)>,
     /// Median RTT, ms.
     pub median_rtt_ms: f64,
+    /// Twice the configured one-way delays on the path, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub configured_rtt_ms: Option<f64>,
+}
+
+/// The FL connections' RTT against their paths' configured RTT, over
+/// every sample of every connection whose path has a delay.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RttFidelity {
+    /// The least and the greatest configured path RTT, ms.
+    pub configured_ms: (f64, f64),
+    /// The least RTT sampled, ms.
+    pub min_ms: f64,
+    /// The median RTT, ms.
+    pub median_ms: f64,
+    /// The 99th percentile, ms.
+    pub p99_ms: f64,
+    /// The median of each sample's RTT over its path's configured RTT.
+    pub median_ratio: f64,
+    /// The 99th percentile of those ratios.
+    pub p99_ratio: f64,
+    /// Samples.
+    pub samples: usize,
+}
+
+impl RttFidelity {
+    /// Most the median may exceed the configured RTT, as a ratio.
+    pub const MEDIAN_GOAL: f64 = 1.10;
+    /// Most the 99th percentile may exceed it.
+    pub const P99_GOAL: f64 = 1.25;
+
+    /// Whether the median and the 99th percentile are within
+    /// [`Self::MEDIAN_GOAL`] and [`Self::P99_GOAL`] of the configured RTT.
+    pub fn met(&self) -> bool {
+        self.median_ratio <= Self::MEDIAN_GOAL && self.p99_ratio <= Self::P99_GOAL
+    }
+}
+
+/// How promptly the kernel ran a real-time thread during the run: the
+/// latency probe beside the delay lines.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SchedulingSummary {
+    /// Timer wakeups of the probe (one a millisecond).
+    pub wakeups: u64,
+    /// Wakeups more than 1 ms late.
+    pub late: u64,
+    /// The latest wakeup, ms after its timer.
+    pub max_late_ms: f64,
+    /// Whether the probe ran at real-time priority.
+    pub realtime: bool,
+    /// The kernel's preemption model (`none`, `voluntary`, `full`, ...).
+    pub preemption: Option<String>,
 }
 
 /// A delay line's counters at the end of the run.
@@ -216,6 +268,9 @@ pub struct NetworkSummary {
     /// When the first intent was sent, on the network charts' clock, s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fl_start_s: Option<f64>,
+    /// The kernel's scheduling latency (runs with delay lines).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduling: Option<SchedulingSummary>,
 }
 
 /// Bytes over `links` (indices; both directions, summed over the links)
@@ -264,6 +319,16 @@ fn median(mut v: Vec<f64>) -> f64 {
     } else {
         v[mid]
     }
+}
+
+/// The `q` quantile of `v` (nearest rank); 0 for none.
+fn percentile(mut v: Vec<f64>, q: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    let rank = (q * v.len() as f64).ceil() as usize;
+    v[rank.clamp(1, v.len()) - 1]
 }
 
 impl NetworkSummary {
@@ -329,10 +394,18 @@ impl NetworkSummary {
                     .push((s.t_s, c.rtt_ms, c.cwnd));
             }
         }
+        let configured = |host: &str, peer: &str| {
+            let address = testbed::netns::measure::peer_address(peer);
+            m.paths
+                .iter()
+                .find(|p| p.host == host && p.peer == address)
+                .map(|p| p.rtt_ms)
+        };
         let tcp = tcp
             .into_iter()
             .map(|((host, peer), points)| TcpSeries {
                 median_rtt_ms: median(points.iter().map(|p| p.1).collect()),
+                configured_rtt_ms: configured(&host, &peer),
                 host,
                 peer,
                 points,
@@ -351,7 +424,45 @@ impl NetworkSummary {
             background: Vec::new(),
             changes: Vec::new(),
             fl_start_s: None,
+            scheduling: m.probe.map(|p| SchedulingSummary {
+                wakeups: p.wakeups,
+                late: p.late,
+                max_late_ms: p.max_late_us as f64 / 1000.0,
+                realtime: p.realtime,
+                preemption: m.preemption.clone(),
+            }),
         }
+    }
+
+    /// The FL connections' RTT against their paths' configured RTT; `None`
+    /// without samples on a path with a configured delay.
+    pub fn rtt_fidelity(&self) -> Option<RttFidelity> {
+        let mut rtts = Vec::new();
+        let mut ratios = Vec::new();
+        let mut configured = (f64::INFINITY, 0.0_f64);
+        for c in &self.tcp {
+            let Some(path) = c.configured_rtt_ms.filter(|r| *r > 0.0) else {
+                continue;
+            };
+            configured = (configured.0.min(path), configured.1.max(path));
+            for p in &c.points {
+                rtts.push(p.1);
+                ratios.push(p.1 / path);
+            }
+        }
+        if rtts.is_empty() {
+            return None;
+        }
+        let samples = rtts.len();
+        Some(RttFidelity {
+            configured_ms: configured,
+            min_ms: rtts.iter().copied().fold(f64::INFINITY, f64::min),
+            median_ms: median(rtts.clone()),
+            p99_ms: percentile(rtts, 0.99),
+            median_ratio: median(ratios.clone()),
+            p99_ratio: percentile(ratios, 0.99),
+            samples,
+        })
     }
 
     /// The median RTT of every FL connection of aggregator `host`, ms.
@@ -439,8 +550,33 @@ mod tests {
                 sample(2.0, 2_500_000, 49.0),
             ],
             delay_lines: Vec::new(),
+            probe: Some(testbed::netns::latency::ProbeStats {
+                wakeups: 3000,
+                late: 2,
+                max_late_us: 3900,
+                realtime: true,
+            }),
+            preemption: Some("none".into()),
+            paths: vec![testbed::netns::measure::PathRtt {
+                host: "fed.1".into(),
+                peer: "10.0.1.10".into(),
+                rtt_ms: 40.0,
+            }],
         };
         let n = NetworkSummary::new(&m, &[link("fc.10", "campus1"), link("x", "y")]);
+        assert_eq!(
+            n.tcp[0].configured_rtt_ms,
+            Some(40.0),
+            "by the peer's address"
+        );
+        let s = n.scheduling.as_ref().unwrap();
+        assert_eq!((s.wakeups, s.late, s.max_late_ms), (3000, 2, 3.9));
+        assert_eq!(s.preemption.as_deref(), Some("none"));
+        let f = n.rtt_fidelity().unwrap();
+        assert_eq!((f.min_ms, f.median_ms, f.p99_ms), (48.0, 49.0, 50.0));
+        assert_eq!((f.median_ratio, f.p99_ratio), (49.0 / 40.0, 50.0 / 40.0));
+        assert_eq!((f.configured_ms, f.samples), ((40.0, 40.0), 3));
+        assert!(!f.met(), "22 % over the configured RTT at the median");
         assert_eq!(n.links.len(), 1, "the idle link is left out");
         let l = &n.links[0];
         assert_eq!((l.a.as_str(), l.b.as_str()), ("fc.10", "campus1"));
@@ -463,6 +599,13 @@ mod tests {
         assert_eq!(bytes_between(&m, &[0], 1001.2, 1002.0), Some(1_875_000));
         assert_eq!(median(vec![74.8, 48.6]), 61.7);
         assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        let hundred: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(hundred.clone(), 0.99), 99.0);
+        assert_eq!(percentile(hundred, 0.5), 50.0);
+        assert_eq!(percentile(vec![7.0], 0.99), 7.0);
+        let mut unconfigured = n.clone();
+        unconfigured.tcp[0].configured_rtt_ms = None;
+        assert_eq!(unconfigured.rtt_fidelity(), None);
         let none = Measurements::default();
         assert_eq!(bytes_between(&none, &[0], 0.0, 1.0), None);
     }

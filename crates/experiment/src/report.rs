@@ -809,9 +809,7 @@ fn network_section(n: &crate::network::NetworkSummary) -> Result<String, RunErro
     if !n.background.is_empty() {
         html += &background_section(n, &markers)?;
     }
-    if !n.delay_lines.is_empty() {
-        html += &delay_lines_table(&n.delay_lines);
-    }
+    html += &crate::fidelity::section(n);
     Ok(html)
 }
 
@@ -891,49 +889,6 @@ fn changes_table(changes: &[crate::schedule::AppliedChange]) -> String {
     html + "</table>"
 }
 
-/// The delay lines' counters with the fidelity line: drops by cause (the
-/// loss draw, the modelled buffer, scheduling) and a warning when frames
-/// left late because a line did not get the CPU.
-fn delay_lines_table(lines: &[crate::network::DelayLineSummary]) -> String {
-    let mut html = String::from(
-        "<table><tr><th>delay line a - b</th><th>delay ms</th><th>frames a→b</th><th>frames b→a</th>\
-         <th>lost (loss draw)</th><th>queue drops (buffer)</th><th>outage drops (schedule)</th>\
-         <th>late &gt; 1 ms (scheduling)</th><th>latest ms</th><th>real-time</th></tr>",
-    );
-    for d in lines {
-        let _ = write!(
-            html,
-            "<tr><td class=\"l\">{} - {}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{}</td></tr>",
-            escape(&d.a),
-            escape(&d.b),
-            d.delay_ms,
-            d.frames.0,
-            d.frames.1,
-            d.lost.0 + d.lost.1,
-            d.queue_drops.0 + d.queue_drops.1,
-            d.outage.0 + d.outage.1,
-            d.late.0 + d.late.1,
-            d.max_late_ms,
-            if d.realtime { "yes" } else { "no" }
-        );
-    }
-    html += "</table>";
-    let late: u64 = lines.iter().map(|d| d.late.0 + d.late.1).sum();
-    let frames: u64 = lines.iter().map(|d| d.frames.0 + d.frames.1).sum();
-    let _ = if lines.iter().any(crate::network::DelayLineSummary::missed) {
-        write!(
-            html,
-            "<p class=\"bad\">Emulation fidelity missed: {late} of {frames} frames left a delay line more than 1 ms late (the line did not get the CPU in time); the delays in this run were longer than configured.</p>"
-        )
-    } else {
-        write!(
-            html,
-            "<p>Emulation fidelity: every one of {frames} frames left its delay line within 1 ms of its configured delay; drops are the loss draw's and the modelled buffer's only.</p>"
-        )
-    };
-    html
-}
-
 /// Writes `report.html` into `dir`.
 pub fn write(summary: &Summary, dir: &Path) -> Result<(), ResultsError> {
     let path = dir.join("report.html");
@@ -948,37 +903,6 @@ pub fn write(summary: &Summary, dir: &Path) -> Result<(), ResultsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_fidelity_line_warns_when_frames_left_a_delay_line_late() {
-        let line = |late: u64| crate::network::DelayLineSummary {
-            link: 0,
-            a: "aggsw".into(),
-            b: "satsw".into(),
-            frames: (1000, 900),
-            lost: (1, 0),
-            queue_drops: (2, 0),
-            delay_ms: 12.0,
-            late: (late, 0),
-            max_late_ms: if late > 0 { 3.5 } else { 0.2 },
-            realtime: late == 0,
-            outage: (0, 0),
-        };
-        let good = delay_lines_table(&[line(0)]);
-        assert!(
-            good.contains("every one of 1900 frames left its delay line within 1 ms"),
-            "{good}"
-        );
-        assert!(
-            good.contains("<td>12</td>") && good.contains("<td>yes</td>"),
-            "{good}"
-        );
-        let bad = delay_lines_table(&[line(0), line(7)]);
-        assert!(
-            bad.contains("<p class=\"bad\">Emulation fidelity missed: 7 of 3800 frames"),
-            "{bad}"
-        );
-    }
 
     #[test]
     fn links_of_one_kind_and_figures_share_a_row() {
@@ -1034,6 +958,7 @@ mod tests {
                 change(60.0, "down", Some("no such link")),
             ],
             fl_start_s: Some(4.0),
+            scheduling: None,
         };
         let html = network_section(&n).unwrap();
         assert!(

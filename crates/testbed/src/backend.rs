@@ -4,7 +4,8 @@
 
 use crate::local::{HostError, Supervisor, http_get_ok, loopback_addr};
 use crate::netns::controller::{CONTROLLER_PORT, Controller};
-use crate::netns::measure::{Measurements, Sampler, Watched};
+use crate::netns::latency::preemption_model;
+use crate::netns::measure::{Measurements, Sampler, Watched, configured_rtts};
 use crate::netns::{LinkControl, NetnsTestbed};
 use crate::topology::Host;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -232,15 +233,20 @@ impl Backend for NetnsBackend {
     }
 
     fn take_measurements(&mut self) -> Option<Measurements> {
+        let samples = self.sampler.take()?.stop();
+        let probe = self.bed.latency_probe();
         Some(Measurements {
             impairment: self.bed.impairment().as_str().to_owned(),
-            samples: self.sampler.take()?.stop(),
+            paths: configured_rtts(self.bed.plan(), &samples),
+            samples,
             delay_lines: self
                 .bed
                 .delay_lines()
                 .iter()
                 .map(|(i, line)| (*i, line.stats()))
                 .collect(),
+            preemption: probe.and_then(|_| preemption_model()),
+            probe,
         })
     }
 

@@ -80,6 +80,49 @@ pub struct Measurements {
     pub samples: Vec<Sample>,
     /// Each delay line's counters at the end, with its link's index.
     pub delay_lines: Vec<(usize, super::delayline::LineStats)>,
+    /// The latency probe's figures at the end (runs with delay lines).
+    pub probe: Option<super::latency::ProbeStats>,
+    /// The kernel's preemption model ([`super::latency::preemption_model`]).
+    pub preemption: Option<String>,
+    /// The configured RTT of each FL connection's path.
+    pub paths: Vec<PathRtt>,
+}
+
+/// The configured round-trip time between an aggregator and a peer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PathRtt {
+    /// The aggregator (the socket's host).
+    pub host: String,
+    /// The peer's address, without the port.
+    pub peer: String,
+    /// Twice the configured one-way delays on the path, ms.
+    pub rtt_ms: f64,
+}
+
+/// The configured RTT of the path of every FL connection in `samples`,
+/// once per aggregator and peer address.
+pub fn configured_rtts(plan: &NetPlan, samples: &[Sample]) -> Vec<PathRtt> {
+    let pairs: std::collections::BTreeSet<(&str, &str)> = samples
+        .iter()
+        .flat_map(|s| &s.tcp)
+        .map(|c| (c.host.as_str(), peer_address(&c.peer)))
+        .collect();
+    pairs
+        .into_iter()
+        .filter_map(|(host, peer)| {
+            let rtt_ms = super::paths::configured_rtt_ms(plan, host, peer)?;
+            Some(PathRtt {
+                host: host.to_owned(),
+                peer: peer.to_owned(),
+                rtt_ms,
+            })
+        })
+        .collect()
+}
+
+/// The address part of `address:port` (IPv4, as `ss` prints it).
+pub fn peer_address(peer: &str) -> &str {
+    peer.rsplit_once(':').map_or(peer, |(address, _)| address)
 }
 
 /// The link byte counters of `plan`, read from the switch-side ends (in

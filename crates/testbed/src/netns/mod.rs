@@ -10,6 +10,7 @@ pub mod control;
 pub mod controller;
 pub mod delayline;
 pub mod exporter;
+pub mod latency;
 pub mod measure;
 pub mod meters;
 mod names;

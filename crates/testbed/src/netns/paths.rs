@@ -212,6 +212,21 @@ fn least(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
     values.flatten().min_by(f64::total_cmp)
 }
 
+/// Twice the configured one-way delays of the links between hosts `from`
+/// and `to` (names or addresses), ms; `None` when either is unknown or
+/// nothing joins them.
+pub fn configured_rtt_ms(plan: &NetPlan, from: &str, to: &str) -> Option<f64> {
+    let from = find_host(plan, "from", from).ok()?;
+    let to = find_host(plan, "to", to).ok()?;
+    let links = route(plan, from, to)?;
+    Some(
+        2.0 * links
+            .iter()
+            .map(|&(i, _)| plan.links[i].delay_ms)
+            .sum::<f64>(),
+    )
+}
+
 /// Measures the path from host `from` to host `to` (names or addresses):
 /// reads the counters twice [`LOAD_WINDOW_S`] apart, reads back the
 /// shaping, and probes the RTT. Blocks for about half a second.
@@ -304,6 +319,21 @@ mod tests {
         let satellite = names.iter().filter(|n| n.contains("satsw")).count();
         assert_eq!(satellite, 2, "{names:?}");
         assert_eq!(route(&plan, "fla.1", "fla.1"), Some(vec![]));
+    }
+
+    #[test]
+    fn the_configured_rtt_is_twice_the_delays_on_the_route() {
+        let plan = plan();
+        let one_way: f64 = route(&plan, "fla.1", "mlfo.cloud")
+            .unwrap()
+            .iter()
+            .map(|&(i, _)| plan.links[i].delay_ms)
+            .sum();
+        assert_eq!(one_way, 24.0, "two satellite hops of 12 ms");
+        assert_eq!(configured_rtt_ms(&plan, "fla.1", "10.0.0.1"), Some(48.0));
+        assert_eq!(configured_rtt_ms(&plan, "mlfo.cloud", "fla.1"), Some(48.0));
+        assert_eq!(configured_rtt_ms(&plan, "fla.1", "fla.1"), Some(0.0));
+        assert_eq!(configured_rtt_ms(&plan, "fla.1", "nosuch"), None);
     }
 
     #[test]

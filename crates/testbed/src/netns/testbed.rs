@@ -5,6 +5,7 @@
 use super::cgroup::Hierarchy;
 use super::control::LinkControl;
 use super::delayline::{DelayLine, LineSpec, Loss, REALTIME_PRIORITY};
+use super::latency::{LatencyProbe, ProbeStats};
 use super::names::{RunNames, run_of};
 use super::plan::{LinkPlan, Medium, NetPlan};
 use super::proxy::Published;
@@ -45,6 +46,8 @@ pub struct NetnsTestbed {
     cgroups: BTreeMap<String, PathBuf>,
     hierarchy: Option<Hierarchy>,
     lines: Vec<(usize, DelayLine)>,
+    /// Measures the kernel's scheduling latency while delay lines run.
+    probe: Option<LatencyProbe>,
     published: Vec<Published>,
     torn_down: bool,
 }
@@ -90,6 +93,7 @@ impl NetnsTestbed {
             cgroups: BTreeMap::new(),
             hierarchy: None,
             lines: Vec::new(),
+            probe: None,
             published: Vec::new(),
             torn_down: false,
         };
@@ -146,6 +150,12 @@ impl NetnsTestbed {
         &self.lines
     }
 
+    /// What the latency probe, which runs beside the delay lines, has
+    /// seen so far (`None` without delay lines).
+    pub fn latency_probe(&self) -> Option<ProbeStats> {
+        self.probe.as_ref().map(LatencyProbe::stats)
+    }
+
     fn start_delay_lines(&mut self, seed: u64) -> Result<(), SysError> {
         let links: Vec<LinkPlan> = self
             .plan
@@ -191,6 +201,15 @@ impl NetnsTestbed {
                 )
             };
             self.lines.push((l.index, DelayLine::start(a, b, spec)?));
+        }
+        if !self.lines.is_empty() {
+            let probe = LatencyProbe::start().map_err(|e| {
+                SysError::new(
+                    "starting the latency probe",
+                    format!("cannot start a thread: {e}"),
+                )
+            })?;
+            self.probe = Some(probe);
         }
         Ok(())
     }
@@ -309,6 +328,7 @@ impl NetnsTestbed {
         for (_, line) in self.lines.drain(..) {
             line.stop();
         }
+        self.probe = None;
         down_run(self.plan.names.run)
     }
 }
