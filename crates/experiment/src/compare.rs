@@ -244,6 +244,9 @@ mod tests {
                 round_s: Some(round_s),
                 round_mb: Some(1.5),
                 satellite_mb: None,
+                rtt_median_ms: Some(50.0 + delay),
+                rtt_p99_ms: None,
+                late_frames: None,
                 ok: true,
             },
             dir: PathBuf::from(format!("points/p{point:03}-r{repeat}")),
@@ -264,16 +267,19 @@ mod tests {
         assert_eq!(lines.len(), 5);
         assert_eq!(
             lines[0],
-            "point,repeat,satellite_delay_ms,strategy,wall_s,final_accuracy,round_s,round_mb,satellite_mb,ok,dir"
+            "point,repeat,satellite_delay_ms,strategy,wall_s,final_accuracy,round_s,round_mb,satellite_mb,rtt_median_ms,rtt_p99_ms,late_frames,ok,dir"
         );
         assert!(
-            lines[1].starts_with("0,0,6.0,FedAvg,3.000000,0.800000,0.100000,1.500000,,true,"),
+            lines[1].starts_with(
+                "0,0,6.0,FedAvg,3.000000,0.800000,0.100000,1.500000,,56.000000,,,true,"
+            ),
             "{}",
             lines[1]
         );
         let html = page("sweep", &axes, &rows, Some("sweep.csv")).unwrap();
-        // Four measures with figures (no satellite bytes) against each of two axes.
-        assert_eq!(html.matches("<svg").count(), 8);
+        // Five measures with figures (no satellite bytes, p99 RTT or late
+        // frames) against each of two axes.
+        assert_eq!(html.matches("<svg").count(), 10);
         assert!(html.contains("0.2000 ± 0.1414 (2)"), "point 0's round_s");
         assert!(html.contains("1 = FedAvg"));
         assert_eq!(spread(&[]), None);

@@ -337,17 +337,27 @@ pub struct Measures {
     pub round_mb: Option<f64>,
     /// Bytes over the satellite hops, MB, summed over the jobs (netns).
     pub satellite_mb: Option<f64>,
+    /// The FL connections' median RTT, ms (netns).
+    pub rtt_median_ms: Option<f64>,
+    /// Their 99th-percentile RTT, ms (netns).
+    pub rtt_p99_ms: Option<f64>,
+    /// Frames the delay lines sent more than 1 ms late (runs with delay
+    /// lines).
+    pub late_frames: Option<f64>,
     /// Whether every job completed and every expectation held.
     pub ok: bool,
 }
 
 /// The names of [`Measures`]' columns, in order.
-pub const MEASURES: [&str; 5] = [
+pub const MEASURES: [&str; 8] = [
     "wall_s",
     "final_accuracy",
     "round_s",
     "round_mb",
     "satellite_mb",
+    "rtt_median_ms",
+    "rtt_p99_ms",
+    "late_frames",
 ];
 
 fn mean(v: &[f64]) -> Option<f64> {
@@ -377,6 +387,17 @@ impl Measures {
             })
             .collect();
         let satellite: Vec<u64> = s.jobs.iter().filter_map(|j| j.satellite_bytes).collect();
+        let rtt = s.network.as_ref().and_then(|n| n.rtt_fidelity());
+        let late = s
+            .network
+            .as_ref()
+            .filter(|n| !n.delay_lines.is_empty())
+            .map(|n| {
+                n.delay_lines
+                    .iter()
+                    .map(|d| d.late.0 + d.late.1)
+                    .sum::<u64>() as f64
+            });
         Measures {
             wall_s: s.wall_s,
             final_accuracy: mean(&accuracies),
@@ -384,18 +405,24 @@ impl Measures {
             round_mb: mean(&round_mb),
             satellite_mb: (!satellite.is_empty())
                 .then(|| satellite.iter().sum::<u64>() as f64 / 1e6),
+            rtt_median_ms: rtt.map(|r| r.median_ms),
+            rtt_p99_ms: rtt.map(|r| r.p99_ms),
+            late_frames: late,
             ok: s.ok,
         }
     }
 
     /// The values in [`MEASURES`] order.
-    pub fn values(&self) -> [Option<f64>; 5] {
+    pub fn values(&self) -> [Option<f64>; 8] {
         [
             Some(self.wall_s),
             self.final_accuracy,
             self.round_s,
             self.round_mb,
             self.satellite_mb,
+            self.rtt_median_ms,
+            self.rtt_p99_ms,
+            self.late_frames,
         ]
     }
 }
