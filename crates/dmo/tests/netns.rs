@@ -195,6 +195,9 @@ fn a_run_on_namespaces_shows_the_satellite_delay_in_its_rounds() {
     assert!(wakeups > 2_000, "{probe}");
     assert!(probe["late"].as_u64().unwrap() <= wakeups, "{probe}");
     assert_eq!(probe["realtime"], true, "{probe}");
+    // A missed check is also said on the console.
+    let warned = stderr.contains("warning: Kernel scheduling latency: a real-time probe thread");
+    assert_eq!(warned, probe["late"].as_u64() > Some(0), "{stderr}");
     let links = s["network"]["links"].as_array().unwrap();
     let sat = links
         .iter()

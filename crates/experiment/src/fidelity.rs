@@ -1,32 +1,51 @@
-//! The emulation's fidelity, as the report shows it: the delay lines'
-//! counters (drops by cause, frames sent late), the FL connections' RTT
-//! against their paths' configured RTT, and how promptly the kernel ran a
-//! real-time probe thread; each with a visible warning when it misses.
+//! The emulation's fidelity: the delay lines' counters (drops by cause,
+//! frames sent late), the FL connections' RTT against their paths'
+//! configured RTT, and how promptly the kernel ran a real-time probe
+//! thread. Each is a [`Verdict`]: the report shows them (red when missed)
+//! and `dmo run` prints the missed ones.
 
 use std::fmt::Write as _;
 
 use crate::network::{DelayLineSummary, NetworkSummary, RttFidelity, SchedulingSummary};
 use crate::report::escape;
 
-/// The fidelity part of the report's network section (empty when the run
-/// measured none of it).
+/// One fidelity check of a run: whether it held, and a sentence that says
+/// what was measured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// Whether the run met it.
+    pub met: bool,
+    /// What was measured, against what, and what a miss means.
+    pub text: String,
+}
+
+/// Every fidelity check the run's measurements allow, in the report's
+/// order: the delay lines, the FL connections' RTT, the kernel's
+/// scheduling latency.
+pub fn verdicts(n: &NetworkSummary) -> Vec<Verdict> {
+    let lines = (!n.delay_lines.is_empty()).then(|| delay_lines_verdict(&n.delay_lines));
+    let rtt = n.rtt_fidelity().map(|f| rtt_verdict(&f));
+    let scheduling = n.scheduling.as_ref().map(scheduling_verdict);
+    [lines, rtt, scheduling].into_iter().flatten().collect()
+}
+
+/// The fidelity part of the report's network section: the delay lines'
+/// table, then each verdict as a paragraph (empty when the run measured
+/// none of it).
 pub(crate) fn section(n: &NetworkSummary) -> String {
     let mut html = String::new();
     if !n.delay_lines.is_empty() {
         html += &delay_lines_table(&n.delay_lines);
     }
-    if let Some(f) = n.rtt_fidelity() {
-        html += &rtt_line(&f);
-    }
-    if let Some(s) = &n.scheduling {
-        html += &scheduling_line(s);
+    for v in verdicts(n) {
+        let class = if v.met { "" } else { " class=\"bad\"" };
+        let _ = write!(html, "<p{class}>{}</p>", escape(&v.text));
     }
     html
 }
 
-/// The delay lines' counters with the fidelity line: drops by cause (the
-/// loss draw, the modelled buffer, scheduling) and a warning when frames
-/// left late because a line did not get the CPU.
+/// The delay lines' counters: drops by cause (the loss draw, the modelled
+/// buffer, a scheduled outage), frames sent late and real-time priority.
 fn delay_lines_table(lines: &[DelayLineSummary]) -> String {
     let mut html = String::from(
         "<table><tr><th>delay line a - b</th><th>delay ms</th><th>frames a→b</th><th>frames b→a</th>\
@@ -50,27 +69,35 @@ fn delay_lines_table(lines: &[DelayLineSummary]) -> String {
             if d.realtime { "yes" } else { "no" }
         );
     }
-    html += "</table>";
+    html + "</table>"
+}
+
+/// Whether every frame left its delay line within 1 ms of its delay.
+fn delay_lines_verdict(lines: &[DelayLineSummary]) -> Verdict {
     let late: u64 = lines.iter().map(|d| d.late.0 + d.late.1).sum();
     let frames: u64 = lines.iter().map(|d| d.frames.0 + d.frames.1).sum();
-    let _ = if lines.iter().any(DelayLineSummary::missed) {
-        write!(
-            html,
-            "<p class=\"bad\">Emulation fidelity missed: {late} of {frames} frames left a delay line more than 1 ms late (the line did not get the CPU in time); the delays in this run were longer than configured.</p>"
-        )
+    let latest = lines.iter().map(|d| d.max_late_ms).fold(0.0, f64::max);
+    if lines.iter().any(DelayLineSummary::missed) {
+        Verdict {
+            met: false,
+            text: format!(
+                "Emulation fidelity missed: {late} of {frames} frames left a delay line more than 1 ms late, the latest {latest:.1} ms (the line did not get the CPU in time); the delays in this run were longer than configured."
+            ),
+        }
     } else {
-        write!(
-            html,
-            "<p>Emulation fidelity: every one of {frames} frames left its delay line within 1 ms of its configured delay; drops are the loss draw's and the modelled buffer's only.</p>"
-        )
-    };
-    html
+        Verdict {
+            met: true,
+            text: format!(
+                "Emulation fidelity: every one of {frames} frames left its delay line within 1 ms of its configured delay; drops are the loss draw's and the modelled buffer's only."
+            ),
+        }
+    }
 }
 
 /// The FL connections' RTT against the configured path RTT, and whether it
 /// is within [`RttFidelity::MEDIAN_GOAL`] at the median and
 /// [`RttFidelity::P99_GOAL`] at the 99th percentile.
-fn rtt_line(f: &RttFidelity) -> String {
+fn rtt_verdict(f: &RttFidelity) -> Verdict {
     let configured = if f.configured_ms.0 == f.configured_ms.1 {
         format!("{:.1} ms", f.configured_ms.0)
     } else {
@@ -91,53 +118,78 @@ fn rtt_line(f: &RttFidelity) -> String {
         (RttFidelity::MEDIAN_GOAL - 1.0) * 100.0,
         (RttFidelity::P99_GOAL - 1.0) * 100.0
     );
-    if f.met() {
-        format!("<p>{figures}: {goal}.</p>")
+    let met = f.met();
+    let text = if met {
+        format!("{figures}: {goal}.")
     } else {
         format!(
-            "<p class=\"bad\">{figures}: not {goal}. The RTT includes queueing in the shaped links' buffers (a bottleneck the run fills) and the hosts' time to answer, which the configured delays do not model; frames a delay line sent late are counted above.</p>"
+            "{figures}: not {goal}. The RTT includes queueing in the shaped links' buffers (a bottleneck the run fills) and the hosts' time to answer, which the configured delays do not model; frames a delay line sent late count too."
         )
-    }
+    };
+    Verdict { met, text }
 }
 
 /// The latency probe's figures: how late an idle real-time thread woke,
 /// and what that means for any user-space delay.
-fn scheduling_line(s: &SchedulingSummary) -> String {
-    let model = s.preemption.as_deref().map_or_else(String::new, |m| {
-        format!("; kernel preemption model: {}", escape(m))
-    });
+fn scheduling_verdict(s: &SchedulingSummary) -> Verdict {
+    let model = s
+        .preemption
+        .as_deref()
+        .map_or_else(String::new, |m| format!("; kernel preemption model: {m}"));
     let figures = format!(
         "Kernel scheduling latency: a real-time probe thread (SCHED_FIFO, above the delay lines) that only sleeps to a 1 ms timer woke more than 1 ms late {} of {} times, at most {:.2} ms late{model}",
         s.late, s.wakeups, s.max_late_ms
     );
-    if !s.realtime {
-        return format!(
-            "<p class=\"bad\">{figures}. The probe did not get real-time priority (no CAP_SYS_NICE), so these are the ordinary scheduler's figures.</p>"
-        );
-    }
-    if s.late == 0 {
-        return format!("<p>{figures}: this machine ran real-time threads on time.</p>");
-    }
-    let cure = match s.preemption.as_deref() {
-        Some("none" | "voluntary") => {
-            "This kernel does not preempt its own code: boot it with preempt=full (or run a PREEMPT_RT kernel)"
-        }
-        _ => {
-            "Interrupts or the hypervisor held the CPUs: run on a quieter machine or with CPUs isolated for the testbed"
-        }
+    let (met, text) = if !s.realtime {
+        (
+            false,
+            format!(
+                "{figures}. The probe did not get real-time priority (no CAP_SYS_NICE), so these are the ordinary scheduler's figures."
+            ),
+        )
+    } else if s.late == 0 {
+        (
+            true,
+            format!("{figures}: this machine ran real-time threads on time."),
+        )
+    } else {
+        let cure = match s.preemption.as_deref() {
+            Some("none" | "voluntary") => {
+                "This kernel does not preempt its own code: boot it with preempt=full (or run a PREEMPT_RT kernel)"
+            }
+            _ => {
+                "Interrupts or the hypervisor held the CPUs: run on a quieter machine or with CPUs isolated for the testbed"
+            }
+        };
+        (
+            false,
+            format!(
+                "{figures}. No user-space thread, the delay lines' included, keeps to the millisecond on this machine under this load. {cure}."
+            ),
+        )
     };
-    format!(
-        "<p class=\"bad\">{figures}. No user-space thread, the delay lines' included, keeps to the millisecond on this machine under this load. {cure}.</p>"
-    )
+    Verdict { met, text }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_fidelity_line_warns_when_frames_left_a_delay_line_late() {
-        let line = |late: u64| DelayLineSummary {
+    fn network(delay_lines: Vec<DelayLineSummary>) -> NetworkSummary {
+        NetworkSummary {
+            impairment: "user-space delay line".into(),
+            links: Vec::new(),
+            tcp: Vec::new(),
+            delay_lines,
+            background: Vec::new(),
+            changes: Vec::new(),
+            fl_start_s: None,
+            scheduling: None,
+        }
+    }
+
+    fn line(late: u64) -> DelayLineSummary {
+        DelayLineSummary {
             link: 0,
             a: "aggsw".into(),
             b: "satsw".into(),
@@ -149,20 +201,61 @@ mod tests {
             max_late_ms: if late > 0 { 3.5 } else { 0.2 },
             realtime: late == 0,
             outage: (0, 0),
-        };
-        let good = delay_lines_table(&[line(0)]);
+        }
+    }
+
+    fn probe(late: u64, model: &str) -> SchedulingSummary {
+        SchedulingSummary {
+            wakeups: 38_411,
+            late,
+            max_late_ms: if late > 0 { 3.94 } else { 0.55 },
+            realtime: true,
+            preemption: Some(model.into()),
+        }
+    }
+
+    #[test]
+    fn the_fidelity_line_warns_when_frames_left_a_delay_line_late() {
+        let good = section(&network(vec![line(0)]));
         assert!(
-            good.contains("every one of 1900 frames left its delay line within 1 ms"),
+            good.contains(
+                "<p>Emulation fidelity: every one of 1900 frames left its delay line within 1 ms"
+            ),
             "{good}"
         );
         assert!(
             good.contains("<td>12</td>") && good.contains("<td>yes</td>"),
             "{good}"
         );
-        let bad = delay_lines_table(&[line(0), line(7)]);
+        let bad = section(&network(vec![line(0), line(7)]));
         assert!(
-            bad.contains("<p class=\"bad\">Emulation fidelity missed: 7 of 3800 frames"),
+            bad.contains("<p class=\"bad\">Emulation fidelity missed: 7 of 3800 frames left a delay line more than 1 ms late, the latest 3.5 ms"),
             "{bad}"
+        );
+    }
+
+    #[test]
+    fn the_verdicts_come_in_the_report_s_order_and_only_for_what_was_measured() {
+        assert!(verdicts(&network(Vec::new())).is_empty());
+        let mut n = network(vec![line(3)]);
+        n.scheduling = Some(probe(2, "none"));
+        n.tcp = vec![crate::network::TcpSeries {
+            host: "fed.1".into(),
+            peer: "10.0.1.10:5555".into(),
+            points: vec![(1.0, 49.0, 10), (2.0, 50.0, 10)],
+            median_rtt_ms: 49.5,
+            configured_rtt_ms: Some(48.0),
+        }];
+        let v = verdicts(&n);
+        let met: Vec<bool> = v.iter().map(|v| v.met).collect();
+        assert_eq!(met, [false, true, false]);
+        assert!(v[0].text.starts_with("Emulation fidelity missed"));
+        assert!(v[1].text.starts_with("FL connections' RTT (2 samples)"));
+        assert!(v[2].text.starts_with("Kernel scheduling latency"));
+        let html = section(&n);
+        assert!(
+            html.contains("<p>FL connections' RTT (2 samples)"),
+            "{html}"
         );
     }
 
@@ -177,55 +270,67 @@ mod tests {
             p99_ratio: p99 / 48.0,
             samples: 870,
         };
-        let good = rtt_line(&f(49.4, 56.8));
+        let good = rtt_verdict(&f(49.4, 56.8));
+        assert!(good.met);
         assert!(
-            good.starts_with("<p>FL connections' RTT (870 samples) against their paths' configured RTT of 48.0 ms: least 48.2 ms, median 49.4 ms (+3 %), 99th percentile 56.8 ms (+18 %): within 10 %"),
-            "{good}"
+            good.text.starts_with("FL connections' RTT (870 samples) against their paths' configured RTT of 48.0 ms: least 48.2 ms, median 49.4 ms (+3 %), 99th percentile 56.8 ms (+18 %): within 10 %"),
+            "{}",
+            good.text
         );
-        let bad = rtt_line(&f(55.0, 73.3));
-        assert!(bad.starts_with("<p class=\"bad\">"), "{bad}");
+        let bad = rtt_verdict(&f(55.0, 73.3));
+        assert!(!bad.met);
         assert!(
-            bad.contains("(+15 %)") && bad.contains(": not within 10 %"),
-            "{bad}"
+            bad.text.contains("(+15 %)") && bad.text.contains(": not within 10 %"),
+            "{}",
+            bad.text
         );
-        let spread = rtt_line(&RttFidelity {
+        let spread = rtt_verdict(&RttFidelity {
             configured_ms: (24.0, 48.0),
             ..f(30.0, 50.0)
         });
         assert!(
-            spread.contains("configured RTT of 24.0 to 48.0 ms"),
-            "{spread}"
+            spread.text.contains("configured RTT of 24.0 to 48.0 ms"),
+            "{}",
+            spread.text
         );
     }
 
     #[test]
     fn the_scheduling_line_says_whether_real_time_threads_ran_on_time() {
-        let s = |late: u64, model: &str| SchedulingSummary {
-            wakeups: 38_411,
-            late,
-            max_late_ms: if late > 0 { 3.94 } else { 0.55 },
-            realtime: true,
-            preemption: Some(model.into()),
-        };
-        let on_time = scheduling_line(&s(0, "full"));
+        let on_time = scheduling_verdict(&probe(0, "full"));
+        assert!(on_time.met);
         assert!(
-            on_time.starts_with("<p>Kernel scheduling latency:")
-                && on_time.contains("late 0 of 38411 times, at most 0.55 ms late; kernel preemption model: full: this machine ran"),
-            "{on_time}"
+            on_time.text.contains("late 0 of 38411 times, at most 0.55 ms late; kernel preemption model: full: this machine ran"),
+            "{}",
+            on_time.text
         );
-        let none = scheduling_line(&s(8, "none"));
-        assert!(none.starts_with("<p class=\"bad\">"), "{none}");
-        assert!(none.contains("8 of 38411 times, at most 3.94 ms"), "{none}");
-        assert!(none.contains("boot it with preempt=full"), "{none}");
-        let full = scheduling_line(&s(8, "full"));
-        assert!(full.contains("Interrupts or the hypervisor"), "{full}");
-        let ordinary = scheduling_line(&SchedulingSummary {
-            realtime: false,
-            ..s(0, "none")
-        });
+        let none = scheduling_verdict(&probe(8, "none"));
+        assert!(!none.met);
         assert!(
-            ordinary.contains("did not get real-time priority"),
-            "{ordinary}"
+            none.text.contains("8 of 38411 times, at most 3.94 ms"),
+            "{}",
+            none.text
+        );
+        assert!(
+            none.text.contains("boot it with preempt=full"),
+            "{}",
+            none.text
+        );
+        let full = scheduling_verdict(&probe(8, "full"));
+        assert!(
+            full.text.contains("Interrupts or the hypervisor"),
+            "{}",
+            full.text
+        );
+        let ordinary = scheduling_verdict(&SchedulingSummary {
+            realtime: false,
+            ..probe(0, "none")
+        });
+        assert!(!ordinary.met);
+        assert!(
+            ordinary.text.contains("did not get real-time priority"),
+            "{}",
+            ordinary.text
         );
     }
 }

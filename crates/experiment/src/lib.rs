@@ -5,7 +5,7 @@
 
 pub mod compare;
 mod error;
-mod fidelity;
+pub mod fidelity;
 pub mod network;
 pub mod prometheus;
 pub mod report;

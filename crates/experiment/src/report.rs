@@ -781,7 +781,7 @@ fn network_section(n: &crate::network::NetworkSummary) -> Result<String, RunErro
                 .push(*rtt);
         }
     }
-    let rtt: Series = per_host
+    let mut rtt: Series = per_host
         .into_iter()
         .map(|(host, by_t)| {
             let points = by_t
@@ -794,6 +794,7 @@ fn network_section(n: &crate::network::NetworkSummary) -> Result<String, RunErro
             (host.to_owned(), points)
         })
         .collect();
+    rtt.extend(configured_rtt_lines(n));
     if !rtt.is_empty() {
         html += &marked_line_chart(
             "TCP RTT of the FL connections (median per aggregator)",
@@ -811,6 +812,28 @@ fn network_section(n: &crate::network::NetworkSummary) -> Result<String, RunErro
     }
     html += &crate::fidelity::section(n);
     Ok(html)
+}
+
+/// A flat line over the sampled time for each configured path RTT of the
+/// FL connections, to read the measured RTT against.
+fn configured_rtt_lines(n: &crate::network::NetworkSummary) -> Series {
+    let times = n.tcp.iter().flat_map(|c| c.points.iter().map(|p| p.0));
+    let (first, last) = times.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), t| {
+        (lo.min(t), hi.max(t))
+    });
+    let mut configured: Vec<f64> = n.tcp.iter().filter_map(|c| c.configured_rtt_ms).collect();
+    configured.sort_by(f64::total_cmp);
+    configured.dedup();
+    configured
+        .into_iter()
+        .filter(|_| first <= last)
+        .map(|ms| {
+            (
+                format!("configured path RTT {ms:.1} ms"),
+                vec![(first, ms), (last, ms)],
+            )
+        })
+        .collect()
 }
 
 /// The background flows: their throughput and TCP RTT over time (the
@@ -903,6 +926,42 @@ pub fn write(summary: &Summary, dir: &Path) -> Result<(), ResultsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_rtt_chart_carries_the_configured_path_rtt() {
+        let series =
+            |configured: Option<f64>, points: Vec<(f64, f64, u32)>| crate::network::TcpSeries {
+                host: "fed.1".into(),
+                peer: "10.0.1.10:5555".into(),
+                median_rtt_ms: 50.0,
+                points,
+                configured_rtt_ms: configured,
+            };
+        let mut n = crate::network::NetworkSummary {
+            impairment: "netem".into(),
+            links: Vec::new(),
+            tcp: vec![
+                series(Some(48.0), vec![(2.0, 50.0, 10), (9.0, 49.0, 10)]),
+                series(Some(48.0), vec![(1.0, 55.0, 10)]),
+            ],
+            delay_lines: Vec::new(),
+            background: Vec::new(),
+            changes: Vec::new(),
+            fl_start_s: None,
+            scheduling: None,
+        };
+        assert_eq!(
+            configured_rtt_lines(&n),
+            vec![(
+                "configured path RTT 48.0 ms".to_owned(),
+                vec![(1.0, 48.0), (9.0, 48.0)]
+            )]
+        );
+        n.tcp[1].configured_rtt_ms = Some(24.0);
+        assert_eq!(configured_rtt_lines(&n).len(), 2);
+        n.tcp.clear();
+        assert!(configured_rtt_lines(&n).is_empty());
+    }
 
     #[test]
     fn links_of_one_kind_and_figures_share_a_row() {

@@ -192,6 +192,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     for e in s.expectations.iter().filter(|e| !e.ok) {
         eprintln!("expectation not met: {} (got {:?})", e.check, e.actual);
     }
+    let fidelity = s.network.as_ref().map(experiment::fidelity::verdicts);
+    for v in fidelity.iter().flatten().filter(|v| !v.met) {
+        eprintln!("warning: {}", v.text);
+    }
     eprintln!(
         "wall time {:.1} s, peak memory of all hosts (PSS) {:.0} MiB; results in {} (open report.html)",
         s.wall_s,
