@@ -321,6 +321,16 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
+/// The configured RTT of the path between aggregator `host` and `peer`
+/// (`address:port`), when the measurements have it.
+fn configured_rtt_ms(m: &Measurements, host: &str, peer: &str) -> Option<f64> {
+    let address = testbed::netns::measure::peer_address(peer);
+    m.paths
+        .iter()
+        .find(|p| p.host == host && p.peer == address)
+        .map(|p| p.rtt_ms)
+}
+
 /// The `q` quantile of `v` (nearest rank); 0 for none.
 fn percentile(mut v: Vec<f64>, q: f64) -> f64 {
     if v.is_empty() {
@@ -394,18 +404,11 @@ impl NetworkSummary {
                     .push((s.t_s, c.rtt_ms, c.cwnd));
             }
         }
-        let configured = |host: &str, peer: &str| {
-            let address = testbed::netns::measure::peer_address(peer);
-            m.paths
-                .iter()
-                .find(|p| p.host == host && p.peer == address)
-                .map(|p| p.rtt_ms)
-        };
         let tcp = tcp
             .into_iter()
             .map(|((host, peer), points)| TcpSeries {
                 median_rtt_ms: median(points.iter().map(|p| p.1).collect()),
-                configured_rtt_ms: configured(&host, &peer),
+                configured_rtt_ms: configured_rtt_ms(m, &host, &peer),
                 host,
                 peer,
                 points,
