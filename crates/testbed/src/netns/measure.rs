@@ -376,6 +376,49 @@ mod tests {
     }
 
     #[test]
+    fn each_aggregator_and_peer_gets_its_path_s_configured_rtt_once() {
+        let topology = crate::generate(&crate::GenOptions {
+            cohorts: vec![2],
+            ..crate::GenOptions::default()
+        })
+        .unwrap();
+        let plan = NetPlan::new(&topology, super::super::RunNames::new(9), false).unwrap();
+        let fed = plan.hosts.iter().find(|h| h.name == "fed.1").unwrap();
+        let client = plan.hosts.iter().find(|h| h.name == "fc.10").unwrap();
+        let conn = |peer: String| TcpConn {
+            host: "fed.1".into(),
+            local: format!("{}:6000", fed.address),
+            peer,
+            rtt_ms: 50.0,
+            cwnd: 10,
+        };
+        let sample = Sample {
+            t_s: 1.0,
+            unix_s: 0.0,
+            unix_end_s: 0.0,
+            links: Vec::new(),
+            tcp: vec![
+                conn(format!("{}:41000", client.address)),
+                conn(format!("{}:41001", client.address)),
+                conn("192.0.2.1:5555".into()),
+            ],
+            traffic: Vec::new(),
+        };
+        let paths = configured_rtts(&plan, &[sample.clone(), sample]);
+        assert_eq!(
+            paths,
+            [PathRtt {
+                host: "fed.1".into(),
+                peer: client.address.to_string(),
+                rtt_ms: 48.0,
+            }],
+            "one path, both satellite hops both ways; the unknown peer left out"
+        );
+        assert_eq!(peer_address("10.0.1.10:41136"), "10.0.1.10");
+        assert_eq!(peer_address("10.0.1.10"), "10.0.1.10");
+    }
+
+    #[test]
     fn reads_ss_rtt_and_cwnd() {
         let text = "0      0      10.0.0.11:6000 10.0.1.10:40000\n\t cubic wscale:7,7 rto:252 rtt:48.6/0.3 ato:40 mss:1448 cwnd:23 bytes_received:100\n\
                     0 0 10.0.0.11:6000 10.0.1.11:40001\n\t cubic rto:200 mss:1448\n\
