@@ -81,7 +81,7 @@ fn delay_lines_verdict(lines: &[DelayLineSummary]) -> Verdict {
         Verdict {
             met: false,
             text: format!(
-                "Emulation fidelity missed: {late} of {frames} frames left a delay line more than 1 ms late, the latest {latest:.1} ms (the line did not get the CPU in time); the delays in this run were longer than configured."
+                "Emulation fidelity missed: {late} of {frames} frames left a delay line more than 1 ms late, the latest {latest:.1} ms (its writer did not get the CPU in time, or the kernel held it inside a write); the delays in this run were longer than configured."
             ),
         }
     } else {
