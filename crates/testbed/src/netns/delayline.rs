@@ -402,17 +402,11 @@ impl Shared {
     /// Puts the calling thread at `priority` under `SCHED_FIFO`; counts it
     /// in `ordinary` when the kernel refuses (no CAP_SYS_NICE).
     fn realtime(&self, priority: i32) {
-        let param = libc::sched_param {
-            sched_priority: priority,
-        };
-        // SAFETY: pthread_self names the calling thread; param outlives the call.
-        let e =
-            unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) };
-        if e != 0 {
+        if let Err(e) = super::sys::realtime_thread(priority) {
             self.ordinary.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
                 line = %self.name,
-                error = %io::Error::from_raw_os_error(e),
+                error = %e,
                 "delay line thread at ordinary priority: frames may leave late when the cores are busy"
             );
         }

@@ -108,13 +108,10 @@ impl Drop for LatencyProbe {
 /// The probe's loop: sleep to the next period on an absolute timer, note
 /// how late the wakeup came.
 fn run(shared: &Shared) {
-    let param = libc::sched_param {
-        sched_priority: PROBE_PRIORITY,
-    };
-    // SAFETY: pthread_self names the calling thread; param outlives the call.
-    let e = unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) };
-    shared.realtime.store(e == 0, Ordering::Relaxed);
+    let realtime = super::sys::realtime_thread(PROBE_PRIORITY).is_ok();
+    shared.realtime.store(realtime, Ordering::Relaxed);
     let period = i64::try_from(PERIOD.as_nanos()).unwrap_or(i64::MAX);
+    let late = i64::try_from(LATE.as_nanos()).unwrap_or(i64::MAX);
     let mut due = now_ns() + period;
     while !shared.stop.load(Ordering::Relaxed) {
         sleep_until(due);
@@ -122,7 +119,7 @@ fn run(shared: &Shared) {
         let late_us = u64::try_from(late_ns / 1000).unwrap_or(0);
         shared.wakeups.fetch_add(1, Ordering::Relaxed);
         shared.max_late_us.fetch_max(late_us, Ordering::Relaxed);
-        if late_ns > i64::try_from(LATE.as_nanos()).unwrap_or(i64::MAX) {
+        if late_ns > late {
             shared.late.fetch_add(1, Ordering::Relaxed);
         }
         // After a long stall, the next timer is the next period from now:

@@ -182,3 +182,16 @@ pub fn has_qdisc(ns: &str, kind: &str) -> bool {
     }
     ok
 }
+
+/// Puts the calling thread under `SCHED_FIFO` at `priority`; fails when
+/// the kernel refuses (no CAP_SYS_NICE).
+pub fn realtime_thread(priority: i32) -> std::io::Result<()> {
+    let param = libc::sched_param {
+        sched_priority: priority,
+    };
+    // SAFETY: pthread_self names the calling thread; param outlives the call.
+    match unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) } {
+        0 => Ok(()),
+        e => Err(std::io::Error::from_raw_os_error(e)),
+    }
+}
